@@ -1,0 +1,269 @@
+"""The Redis keyspace: the contract between the sync daemon and the DNS backend.
+
+This module is the only place that spells a Redis key. Keys are meant to be read by a
+person with redis-cli (names lowercased, no trailing dot):
+
+  {prefix}zones              SET    zone names                      smembers mountdns:zones
+  {prefix}zone:<zone>        HASH   nameservers, hostmaster, ttl, refresh, retry,
+                                    expire, minimum, serial
+  {prefix}parent:<fqdn>      STRING node name                       get mountdns:parent:container_a_0.domain.foo.bar
+  {prefix}child:<fqdn>       STRING parent fqdn                     get mountdns:child:container_d_0.domain.foo.bar
+  {prefix}node:<node>        STRING addresses, space separated      get mountdns:node:node_1
+
+A node moving to a new address is one SET of its node key: parents point at the node
+by name and children at their parent by name, so neither changes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Iterator
+
+import redis
+
+from mountdns.state import OUTSIDE, Changes, Resolution, State, Zone, initial_serial
+
+DEFAULT_PREFIX = "mountdns:"
+ZONE_FIELDS = ("nameservers", "hostmaster", "ttl", "refresh", "retry", "expire", "minimum", "serial")
+_SCAN_BATCH = 2000
+
+
+class StoreError(RuntimeError):
+    """The store (Redis) could not be read or written."""
+
+
+class Keys:
+    """Builds every key name from one prefix."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX):
+        if not prefix or re.search(r"[*?\[\]\s]", prefix):
+            raise ValueError(f"key prefix {prefix!r} must be non-empty without glob characters or spaces")
+        self.prefix = prefix
+        self.zones = prefix + "zones"
+
+    def zone(self, name: str) -> str:
+        return f"{self.prefix}zone:{name}"
+
+    def parent(self, fqdn: str) -> str:
+        return f"{self.prefix}parent:{fqdn}"
+
+    def child(self, fqdn: str) -> str:
+        return f"{self.prefix}child:{fqdn}"
+
+    def node(self, name: str) -> str:
+        return f"{self.prefix}node:{name}"
+
+    def pattern(self, kind: str, suffix: str = "") -> str:
+        """SCAN pattern for all keys of `kind` ("parent", "child", "node"), optionally
+        only names ending in `suffix`."""
+        return f"{self.prefix}{kind}:*{_glob_escape(suffix)}"
+
+    def strip(self, kind: str, key: bytes | str) -> str:
+        key = key.decode() if isinstance(key, bytes) else key
+        return key[len(self.prefix) + len(kind) + 1:]
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def encode_addresses(addresses: Iterable[str]) -> str:
+    return " ".join(addresses)
+
+
+def decode_addresses(raw: bytes | str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    raw = raw.decode() if isinstance(raw, bytes) else raw
+    return tuple(raw.split())
+
+
+def zone_from_hash(name: str, fields: dict) -> Zone:
+    """A Zone from its Redis hash (bytes or str keys and values)."""
+    f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+         for k, v in fields.items()}
+    return Zone(
+        name=name,
+        nameservers=tuple(f.get("nameservers", "").split()),
+        hostmaster=f.get("hostmaster", ""),
+        ttl=int(f.get("ttl", 30)),
+        refresh=int(f.get("refresh", 3600)),
+        retry=int(f.get("retry", 600)),
+        expire=int(f.get("expire", 604800)),
+        minimum=int(f.get("minimum", 30)),
+        serial=int(f.get("serial", 0)),
+    )
+
+
+def zone_to_hash(zone: Zone) -> dict[str, str]:
+    """The hash fields an operator configures (serial is left to the store)."""
+    return {
+        "nameservers": " ".join(zone.nameservers),
+        "hostmaster": zone.hostmaster,
+        "ttl": str(zone.ttl),
+        "refresh": str(zone.refresh),
+        "retry": str(zone.retry),
+        "expire": str(zone.expire),
+        "minimum": str(zone.minimum),
+    }
+
+
+# One round trip per lookup, whatever the name turns out to be: find the zone by
+# walking up the name, then the child, parent and node keys. The keys are computed
+# inside the script from the name, which standalone Redis allows (not Redis Cluster).
+RESOLVE_SCRIPT = """
+local prefix, qname = ARGV[1], ARGV[2]
+local zone = qname
+while redis.call('SISMEMBER', prefix .. 'zones', zone) == 0 do
+  local dot = string.find(zone, '.', 1, true)
+  if not dot then return {'outside'} end
+  zone = string.sub(zone, dot + 1)
+end
+local z = redis.call('HMGET', prefix .. 'zone:' .. zone,
+  'nameservers', 'hostmaster', 'ttl', 'refresh', 'retry', 'expire', 'minimum', 'serial')
+for i = 1, 8 do if not z[i] then z[i] = '' end end
+local kind, value = 'none', ''
+if qname == zone then
+  kind = 'apex'
+else
+  local target = redis.call('GET', prefix .. 'child:' .. qname)
+  if target then
+    kind, value = 'child', target
+  else
+    local node = redis.call('GET', prefix .. 'parent:' .. qname)
+    if node then
+      kind = 'parent'
+      value = redis.call('GET', prefix .. 'node:' .. node) or ''
+    end
+  end
+end
+return {kind, value, zone, z[1], z[2], z[3], z[4], z[5], z[6], z[7], z[8]}
+"""
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def resolution_from_reply(reply: list) -> Resolution:
+    kind = _text(reply[0])
+    if kind == "outside":
+        return OUTSIDE
+    value, zone_name = _text(reply[1]), _text(reply[2])
+    zone = zone_from_hash(zone_name, {
+        f: reply[3 + i] for i, f in enumerate(ZONE_FIELDS) if _text(reply[3 + i]) != ""
+    })
+    if kind == "parent":
+        return Resolution("parent", zone, addresses=decode_addresses(value))
+    if kind == "child":
+        return Resolution("child", zone, target=value)
+    return Resolution(kind, zone)
+
+
+class RedisStore:
+    """Published records in Redis. The connection is passed in, never global."""
+
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX):
+        self.redis = client
+        self.keys = Keys(prefix)
+        self._resolve = client.register_script(RESOLVE_SCRIPT)
+
+    # -- reading -----------------------------------------------------------------
+    def resolve(self, qname: str) -> Resolution:
+        """Everything about normalized `qname` in one round trip (EVALSHA)."""
+        try:
+            reply = self._resolve(args=[self.keys.prefix, qname])
+        except redis.RedisError as exc:
+            raise StoreError(f"redis lookup of {qname!r} failed: {exc}") from exc
+        return resolution_from_reply(reply)
+
+    def zones(self) -> list[Zone]:
+        try:
+            names = sorted(_text(n) for n in self.redis.smembers(self.keys.zones))
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(self.keys.zone(name))
+            hashes = pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreError(f"redis read of zones failed: {exc}") from exc
+        return [zone_from_hash(n, h) for n, h in zip(names, hashes) if h]
+
+    def zone(self, name: str) -> Zone | None:
+        return next((z for z in self.zones() if z.name == name), None)
+
+    def _scan_values(self, kind: str, suffix: str = "") -> Iterator[tuple[str, str]]:
+        keys = list(self.redis.scan_iter(match=self.keys.pattern(kind, suffix), count=_SCAN_BATCH))
+        for start in range(0, len(keys), _SCAN_BATCH):
+            chunk = keys[start:start + _SCAN_BATCH]
+            for key, value in zip(chunk, self.redis.mget(chunk)):
+                if value is not None:  # deleted between SCAN and MGET
+                    yield self.keys.strip(kind, key), _text(value)
+
+    def read_state(self) -> State:
+        """The whole published state (SCAN + MGET), for diffing against a desired one."""
+        try:
+            return State(
+                zones={z.name: z for z in self.zones()},
+                nodes={n: decode_addresses(v) for n, v in self._scan_values("node")},
+                parents=dict(self._scan_values("parent")),
+                children=dict(self._scan_values("child")),
+            )
+        except redis.RedisError as exc:
+            raise StoreError(f"redis read of the published state failed: {exc}") from exc
+
+    def zone_state(self, zone: str) -> State:
+        """The records of one zone (for AXFR): its names and the nodes they use."""
+        try:
+            suffix = "." + zone
+            parents = {k: v for k, v in self._scan_values("parent", suffix)}
+            children = {k: v for k, v in self._scan_values("child", suffix)}
+            node_names = sorted(set(parents.values()))
+            values = self.redis.mget([self.keys.node(n) for n in node_names]) if node_names else []
+        except redis.RedisError as exc:
+            raise StoreError(f"redis read of zone {zone!r} failed: {exc}") from exc
+        nodes = {n: decode_addresses(v) for n, v in zip(node_names, values) if v is not None}
+        return State(parents=parents, children=children, nodes=nodes)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    # -- writing -----------------------------------------------------------------
+    def apply(self, changes: Changes, pipeline: redis.client.Pipeline | None = None) -> None:
+        """Write a batch in one MULTI/EXEC: a reader never sees half of it.
+
+        Given a `pipeline`, the commands are queued on it and the caller executes it.
+        """
+        if changes.empty and not changes.bump_serials:
+            return
+        pipe = pipeline if pipeline is not None else self.redis.pipeline(transaction=True)
+        k = self.keys
+        for name, zone in changes.zones_put.items():
+            pipe.sadd(k.zones, name)
+            pipe.hset(k.zone(name), mapping=zone_to_hash(zone))
+            pipe.hsetnx(k.zone(name), "serial", initial_serial())
+        for name in changes.zones_delete:
+            pipe.srem(k.zones, name)
+            pipe.delete(k.zone(name))
+        for name, addresses in changes.nodes_put.items():
+            pipe.set(k.node(name), encode_addresses(addresses))
+        for name, node in changes.parents_put.items():
+            pipe.set(k.parent(name), node)
+        for name, target in changes.children_put.items():
+            pipe.set(k.child(name), target)
+        deletes = (
+            [k.node(n) for n in changes.nodes_delete]
+            + [k.parent(n) for n in changes.parents_delete]
+            + [k.child(n) for n in changes.children_delete]
+        )
+        for start in range(0, len(deletes), 1000):
+            pipe.delete(*deletes[start:start + 1000])
+        for name in sorted(changes.bump_serials):
+            pipe.hincrby(k.zone(name), "serial", 1)
+        if pipeline is None:
+            try:
+                pipe.execute()
+            except redis.RedisError as exc:
+                raise StoreError(f"redis write of {changes.summary()} failed: {exc}") from exc

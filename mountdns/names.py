@@ -1,0 +1,57 @@
+"""DNS name handling in exactly one place.
+
+Every name that enters mountdns (from a Kubernetes object, a PowerDNS request or a
+command-line flag) passes through `normalize`, so the Redis keyspace, the lookup and
+the sync all agree on one spelling: lowercase, no trailing dot. DNS compares names
+case-insensitively (RFC 4343), and `Container_D_0.domain.foo.bar` must find the record
+written for `container_d_0.domain.foo.bar`.
+"""
+
+from __future__ import annotations
+
+MAX_NAME_OCTETS = 253  # presentation form without the trailing dot (RFC 1035: 255 on the wire)
+MAX_LABEL_OCTETS = 63
+
+
+class InvalidName(ValueError):
+    """A DNS name is empty, too long, or has an empty or too long label."""
+
+
+def normalize(name: str) -> str:
+    """Return `name` lowercased without its trailing dot, or raise InvalidName.
+
+    Underscores and other octets are allowed: the seed's names (`Container_A_0`) are
+    not hostnames, and PowerDNS serves any octets in a label.
+    """
+    if not isinstance(name, str):
+        raise InvalidName(f"name must be a string, got {type(name).__name__}")
+    bare = name[:-1] if name.endswith(".") else name
+    if not bare:
+        raise InvalidName("empty name")
+    if len(bare.encode("utf-8", "surrogateescape")) > MAX_NAME_OCTETS:
+        raise InvalidName(f"name longer than {MAX_NAME_OCTETS} octets: {bare[:40]}...")
+    for label in bare.split("."):
+        if not label:
+            raise InvalidName(f"empty label in {name!r}")
+        if len(label.encode("utf-8", "surrogateescape")) > MAX_LABEL_OCTETS:
+            raise InvalidName(f"label longer than {MAX_LABEL_OCTETS} octets in {name!r}")
+    return bare.lower()
+
+
+def absolute(name: str) -> str:
+    """The normalized name with its trailing dot, as PowerDNS and zone files want it."""
+    return name + "."
+
+
+def is_within(name: str, zone: str) -> bool:
+    """True when normalized `name` is `zone` or lies below it."""
+    return name == zone or name.endswith("." + zone)
+
+
+def containing_zone(name: str, zones) -> str | None:
+    """The longest zone of `zones` that `name` lies in, or None."""
+    best = None
+    for zone in zones:
+        if is_within(name, zone) and (best is None or len(zone) > len(best)):
+            best = zone
+    return best

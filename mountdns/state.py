@@ -1,0 +1,178 @@
+"""The records mountdns publishes, as plain values, and the pure diff between two states.
+
+Both processes speak in these types: the sync computes a desired `State` from Kubernetes
+objects, reads the current one from a store, and applies `diff(current, desired)`; the
+backend resolves names against the same mappings. Nothing here touches Redis or
+Kubernetes, so the planning step can be tested scenario by scenario with exact changes.
+
+The mappings are the seed's three relations, kept apart on purpose:
+  parents:  container fqdn -> node name      (answered with A/AAAA)
+  children: container fqdn -> parent fqdn    (answered with CNAME)
+  nodes:    node name      -> addresses      (one write when a node moves)
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from mountdns.names import containing_zone
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A zone's SOA/NS definition. Serial is maintained by the store, not compared."""
+
+    name: str
+    nameservers: tuple[str, ...]
+    hostmaster: str
+    ttl: int = 30
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 604800
+    minimum: int = 30  # negative-answer TTL (RFC 2308)
+    serial: int = 0
+
+    @property
+    def id(self) -> int:
+        """A stable positive id derived from the name: PowerDNS keys its caches by it,
+        and deriving it means no counter to lose when Redis is wiped."""
+        return (zlib.crc32(self.name.encode()) & 0x7FFFFFFF) or 1
+
+    def definition(self) -> "Zone":
+        """The zone without its serial, for comparing what the operator configured."""
+        return replace(self, serial=0)
+
+    def soa_content(self) -> str:
+        return (
+            f"{self.nameservers[0]}. {self.hostmaster}. {self.serial} "
+            f"{self.refresh} {self.retry} {self.expire} {self.minimum}"
+        )
+
+
+def initial_serial() -> int:
+    """Serial for a zone written for the first time: the clock, so a zone recreated
+    after Redis lost its data still moves forward for secondaries."""
+    return int(time.time())
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything published, as it is (in a store) or should be (planned)."""
+
+    zones: Mapping[str, Zone] = field(default_factory=dict)
+    nodes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    parents: Mapping[str, str] = field(default_factory=dict)
+    children: Mapping[str, str] = field(default_factory=dict)
+
+    def name_count(self) -> int:
+        return len(self.parents) + len(self.children)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What to write and delete so that a store holding one state holds another.
+
+    `*_put` maps a key's name to its new value; `*_delete` names keys to remove;
+    `bump_serials` are the zones whose SOA serial must move with this batch.
+    """
+
+    zones_put: Mapping[str, Zone] = field(default_factory=dict)
+    zones_delete: frozenset[str] = frozenset()
+    nodes_put: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    nodes_delete: frozenset[str] = frozenset()
+    parents_put: Mapping[str, str] = field(default_factory=dict)
+    parents_delete: frozenset[str] = frozenset()
+    children_put: Mapping[str, str] = field(default_factory=dict)
+    children_delete: frozenset[str] = frozenset()
+    bump_serials: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.zones_put or self.zones_delete or self.nodes_put or self.nodes_delete
+            or self.parents_put or self.parents_delete or self.children_put
+            or self.children_delete
+        )
+
+    def key_writes(self) -> int:
+        """How many record keys the batch writes or deletes (zone bookkeeping aside)."""
+        return (
+            len(self.nodes_put) + len(self.nodes_delete) + len(self.parents_put)
+            + len(self.parents_delete) + len(self.children_put) + len(self.children_delete)
+        )
+
+    def summary(self) -> str:
+        parts = []
+        for label, put, delete in (
+            ("zones", self.zones_put, self.zones_delete),
+            ("nodes", self.nodes_put, self.nodes_delete),
+            ("parents", self.parents_put, self.parents_delete),
+            ("children", self.children_put, self.children_delete),
+        ):
+            if put or delete:
+                parts.append(f"{label} +{len(put)}/-{len(delete)}")
+        return ", ".join(parts) or "no changes"
+
+
+def _map_diff(current: Mapping, desired: Mapping) -> tuple[dict, frozenset]:
+    put = {k: v for k, v in desired.items() if current.get(k) != v}
+    delete = frozenset(k for k in current if k not in desired)
+    return put, delete
+
+
+def diff(current: State, desired: State, *, collect_garbage: bool = True) -> Changes:
+    """The changes that turn `current` into `desired`.
+
+    With `collect_garbage=False` nothing is deleted: the caller does not trust that
+    `desired` is complete (a list that failed or was cut short must never remove records).
+    """
+    zones_put = {
+        name: zone for name, zone in desired.zones.items()
+        if name not in current.zones or current.zones[name].definition() != zone.definition()
+    }
+    zones_delete = frozenset(z for z in current.zones if z not in desired.zones)
+    nodes_put, nodes_delete = _map_diff(current.nodes, desired.nodes)
+    parents_put, parents_delete = _map_diff(current.parents, desired.parents)
+    children_put, children_delete = _map_diff(current.children, desired.children)
+    if not collect_garbage:
+        zones_delete = nodes_delete = parents_delete = children_delete = frozenset()
+
+    zones = set(desired.zones) | set(current.zones)
+    bump = set(zones_put)
+    for name in (*parents_put, *parents_delete, *children_put, *children_delete):
+        zone = containing_zone(name, zones)
+        if zone:
+            bump.add(zone)
+    if nodes_put or nodes_delete:
+        # A node's address is part of the answer for every parent on it, in any zone.
+        bump.update(desired.zones)
+    bump -= zones_delete
+
+    return Changes(
+        zones_put=zones_put, zones_delete=zones_delete,
+        nodes_put=nodes_put, nodes_delete=nodes_delete,
+        parents_put=parents_put, parents_delete=parents_delete,
+        children_put=children_put, children_delete=children_delete,
+        bump_serials=frozenset(bump),
+    )
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a store knows about one name, fetched in one round trip.
+
+    kind: "outside" (in no zone), "apex", "parent", "child" or "none" (in a zone,
+    but owns no record). `addresses` are the parent's node addresses (possibly empty
+    when the node is unknown), `target` the child's parent fqdn.
+    """
+
+    kind: str
+    zone: Zone | None = None
+    addresses: tuple[str, ...] = ()
+    target: str = ""
+
+
+OUTSIDE = Resolution("outside")

@@ -1,0 +1,1 @@
+"""PowerDNS remote backend (HTTP connector) answering from the mountdns Redis keyspace."""

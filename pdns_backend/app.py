@@ -1,0 +1,117 @@
+"""Flask application factory for the remote backend.
+
+The handlers are thin: decode PowerDNS's request (pdns_backend.protocol), call the pure
+method (pdns_backend.methods / lookup), encode JSON in one body with Content-Length.
+Failures are never answered with an empty result: an empty lookup would become a wrong
+NXDOMAIN and an empty getAllDomains makes PowerDNS refuse every query, so a Redis
+failure is an HTTP 500, which PowerDNS turns into SERVFAIL while keeping its zone list.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+import orjson
+import redis
+from flask import Flask, Response, request
+
+from mountdns.keyspace import DEFAULT_PREFIX, RedisStore, StoreError
+from pdns_backend import methods
+from pdns_backend.protocol import BadRequest, Call, post_form_call, post_json_call, rest_call
+
+log = logging.getLogger("mountdns.backend")
+
+DEFAULTS = {
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "KEY_PREFIX": DEFAULT_PREFIX,
+    "URL_PREFIX": "/dnsapi",
+    # Shorter than PowerDNS's default 2 s connector timeout, so a hung Redis becomes our
+    # own 500 (SERVFAIL, logged) rather than a dropped connection on the PowerDNS side.
+    "REDIS_TIMEOUT": 0.5,
+}
+
+STORE = "mountdns.store"
+
+
+def json_response(result, status: int = 200, log_lines: list[str] | None = None) -> Response:
+    body = {"result": result}
+    if log_lines:
+        body["log"] = log_lines
+    return Response(orjson.dumps(body), status=status, content_type="application/json")
+
+
+def make_store(config) -> RedisStore:
+    client = redis.Redis.from_url(
+        config["REDIS_URL"],
+        socket_timeout=float(config["REDIS_TIMEOUT"]),
+        socket_connect_timeout=float(config["REDIS_TIMEOUT"]),
+        health_check_interval=30,
+    )
+    return RedisStore(client, prefix=config["KEY_PREFIX"])
+
+
+def raw_path() -> str:
+    """The request path still percent-encoded: PowerDNS encodes names byte by byte and we
+    must see broken encodings to reject them, which PATH_INFO has already decoded away."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw is None:
+        raw = quote(request.environ.get("PATH_INFO", ""), safe="/")
+    return raw.split("?", 1)[0]
+
+
+def decode_call(url_prefix: str) -> Call:
+    path = raw_path()
+    rest = path[len(url_prefix):] if path.startswith(url_prefix) else path
+    if request.method == "GET":
+        return rest_call(rest, request.query_string.decode("latin-1"))
+    body = request.get_data(cache=False)
+    method_segment = rest.strip("/")
+    if method_segment:
+        return post_form_call(method_segment.split("/")[0], body)
+    return post_json_call(body)
+
+
+def create_app(config: dict | None = None, store=None) -> Flask:
+    """Build the backend. `store` overrides the Redis store (tests use MemoryStore)."""
+    app = Flask(__name__)
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env("MOUNTDNS")
+    if config:
+        app.config.update(config)
+    app.extensions[STORE] = store if store is not None else make_store(app.config)
+    url_prefix = app.config["URL_PREFIX"].rstrip("/")
+
+    def dispatch(**_):
+        try:
+            call = decode_call(url_prefix)
+            return json_response(methods.call(app.extensions[STORE], call.method, call.parameters))
+        except BadRequest as exc:
+            log.warning("bad request %s %s: %s", request.method, request.path[:200], exc)
+            return json_response(False, 400, [f"mountdns: {exc}"])
+        except StoreError as exc:
+            log.error("store unavailable: %s", exc)
+            return json_response(False, 500, [f"mountdns: {exc}"])
+
+    app.add_url_rule(url_prefix, "dnsapi", dispatch, methods=["GET", "POST"])
+    app.add_url_rule(f"{url_prefix}/<path:rest>", "dnsapi_path", dispatch, methods=["GET", "POST"])
+
+    @app.get("/healthz")
+    def healthz():
+        return json_response(True)
+
+    @app.get("/readyz")
+    def readyz():
+        if app.extensions[STORE].ping():
+            return json_response(True)
+        return json_response(False, 503, ["mountdns: redis does not answer"])
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        # Never a stack trace on the wire: PowerDNS logs the body; the trace goes to our log.
+        if hasattr(exc, "code") and isinstance(getattr(exc, "code"), int) and exc.code < 500:
+            return json_response(False, exc.code, [f"mountdns: {exc}"])
+        log.exception("unexpected error on %s %s", request.method, request.path[:200])
+        return json_response(False, 500, [f"mountdns: internal error: {type(exc).__name__}"])
+
+    return app

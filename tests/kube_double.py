@@ -1,0 +1,715 @@
+"""An in-process Kubernetes API server test double spoken to over real HTTP.
+
+There is no Kubernetes API server on the build machines, yet the sync daemon
+must be tested against the wire protocol the official ``kubernetes`` client
+really uses: list pagination with ``continue`` tokens, chunked watch streams,
+bookmarks, resourceVersion semantics, 410 "Expired" after compaction, and the
+failures a real control plane produces (dropped streams, 503s, refused
+connections).  Mocking the client in-process would test none of that, so this
+module serves the two resources mountdns cares about from a
+``ThreadingHTTPServer`` on 127.0.0.1 and lets tests mutate the "cluster" and
+inject faults through plain Python methods.
+
+It is a library (used by tests and by the scale benchmark), so it must stay
+importable without pytest::
+
+    with KubeAPIDouble() as api:
+        api.write_kubeconfig(path)
+        api.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+"""
+
+import base64
+import collections
+import datetime
+import http.server
+import itertools
+import socket
+import threading
+import time
+import urllib.parse
+import uuid
+
+import orjson
+import yaml
+
+GROUP = "mountdns.io"
+VERSION = "v1alpha1"
+PLURAL = "containers"
+
+
+class _Resource:
+    """Static description of one served resource type."""
+
+    def __init__(self, kind, api_version, plural, namespaced):
+        self.kind = kind
+        self.api_version = api_version
+        self.plural = plural
+        self.namespaced = namespaced
+        self.list_prefix = b'{"apiVersion":"%s","kind":"%sList","metadata":' % (
+            api_version.encode(), kind.encode())
+
+
+RESOURCES = {
+    "Node": _Resource("Node", "v1", "nodes", namespaced=False),
+    "Container": _Resource("Container", f"{GROUP}/{VERSION}", PLURAL, namespaced=True),
+}
+
+# Real API server wording, so log assertions in daemon tests read naturally.
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list "
+    "result. You can start a new list without the continue parameter.")
+
+# Consistent-snapshot pagination keeps a few list snapshots alive; older ones
+# expire like etcd's compacted revisions do, which yields 410 on continue.
+_MAX_SNAPSHOTS = 32
+
+
+def status_body(code, reason, message):
+    """A Kubernetes ``Status`` object, the shape of every API error body."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+class _Route:
+    """What a request path addresses: a resource, a namespace filter, a name."""
+
+    def __init__(self, resource, namespace=None, name=None):
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+
+
+def _parse_route(path):
+    """Map a URL path onto a served resource, or None when it is not one."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"] and parts[2:3] == ["nodes"] and len(parts) <= 4:
+        return _Route(RESOURCES["Node"], name=parts[3] if len(parts) == 4 else None)
+    if parts[:3] != ["apis", GROUP, VERSION]:
+        return None
+    rest = parts[3:]
+    if rest == [PLURAL]:
+        return _Route(RESOURCES["Container"])
+    if len(rest) in (3, 4) and rest[0] == "namespaces" and rest[2] == PLURAL:
+        return _Route(RESOURCES["Container"], namespace=rest[1],
+                      name=rest[3] if len(rest) == 4 else None)
+    return None
+
+
+def _merge_patch(target, patch):
+    """RFC 7386 JSON merge patch, what ``kubectl patch --type=merge`` sends."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+def _truthy(value):
+    return value is not None and value.lower() in ("true", "1")
+
+
+class _Watcher:
+    """One open watch stream; events are pushed to it under the store lock.
+
+    Pushing (rather than having each stream re-read history) means compaction
+    never affects a watch that is already open, as with the real watch cache.
+    """
+
+    def __init__(self, resource, namespace, sock):
+        self.resource = resource
+        self.namespace = namespace
+        self.sock = sock
+        self.events = collections.deque()
+        self.bookmark_requested = False
+        self.dropped = False
+
+    def wants(self, kind, namespace):
+        return kind == self.resource.kind and self.namespace in (None, namespace)
+
+    def drop(self):
+        """Kill the connection mid-stream, without the terminating chunk."""
+        self.dropped = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class KubeAPIDouble:
+    """A fake kube-apiserver for Nodes and mountdns.io Containers.
+
+    Every mutation bumps one global resourceVersion counter (as etcd does),
+    is appended to the watch history and is pushed to matching open watches.
+    """
+
+    def __init__(self, bookmark_interval=1.0, port=0):
+        # Seconds between periodic BOOKMARK events on watches that asked for
+        # them; None sends bookmarks only on send_bookmarks().
+        self.bookmark_interval = bookmark_interval
+        self.port = port
+        self._cond = threading.Condition()
+        self._objects = {kind: {} for kind in RESOURCES}  # kind -> key -> (obj, bytes)
+        self._rv = 0
+        self._history = []  # (rv, kind, namespace, event-line bytes)
+        self._compacted_rv = 0
+        self._snapshots = collections.OrderedDict()  # id -> (rv, [bytes])
+        self._snapshot_ids = itertools.count(1)
+        self._watchers = set()
+        self._connections = set()
+        self._available = True
+        self._list_failures = []  # [remaining, status, kind-or-None]
+        self._expire_next_continue = False
+        self._server = None
+        self._thread = None
+        self.requests = []
+        self.list_calls = collections.Counter()
+        self.watch_calls = collections.Counter()
+
+    # ----------------------------------------------------------- lifecycle
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        """Listen (again) on the same port, so clients reconnect transparently."""
+        handler = type("Handler", (_Handler,), {"api": self})
+        self._server = _Server(("127.0.0.1", self.port), handler)
+        self._server.api = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"kube-double-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        """Close the listening socket and every open connection right away.
+
+        Afterwards connections are refused: this is "API server unreachable".
+        Cluster state is kept, so start() resumes the same cluster.
+        """
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._server = None
+        with self._cond:
+            for watcher in self._watchers:
+                watcher.dropped = True
+            connections = list(self._connections)
+            self._cond.notify_all()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def write_kubeconfig(self, path):
+        """Write a kubeconfig for this server (plain HTTP, token user); returns the path as str."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "double", "cluster": {"server": self.url}}],
+            "users": [{"name": "double", "user": {"token": "double-token"}}],
+            "contexts": [{"name": "double",
+                          "context": {"cluster": "double", "user": "double"}}],
+            "current-context": "double",
+        }
+        with open(path, "w") as f:
+            yaml.safe_dump(config, f)
+        return str(path)
+
+    # ------------------------------------------------------- cluster state
+
+    @property
+    def resource_version(self):
+        return self._rv
+
+    def apply(self, obj):
+        """Create or replace an object; returns the stored copy."""
+        obj = self._prepare(obj)
+        with self._cond:
+            data = self._store(obj)
+            self._cond.notify_all()
+        return orjson.loads(data)
+
+    def apply_many(self, objs):
+        """Create or replace many objects under one lock (bulk loading)."""
+        prepared = [self._prepare(obj) for obj in objs]
+        with self._cond:
+            for obj in prepared:
+                self._store(obj)
+            self._cond.notify_all()
+
+    def delete(self, kind, name, namespace=None):
+        """Delete an object and emit DELETED; returns it, or None if absent."""
+        with self._cond:
+            deleted = self._remove(kind, name, namespace)
+            self._cond.notify_all()
+        return deleted
+
+    def get(self, kind, name, namespace=None):
+        with self._cond:
+            entry = self._objects[kind].get(self._key(kind, name, namespace))
+        return orjson.loads(entry[1]) if entry else None
+
+    def objects(self, kind):
+        with self._cond:
+            stored = list(self._objects[kind].values())
+        return [orjson.loads(data) for _, data in stored]
+
+    @staticmethod
+    def _key(kind, name, namespace):
+        return (namespace or "default", name) if RESOURCES[kind].namespaced else ("", name)
+
+    @staticmethod
+    def _prepare(obj):
+        """Deep-copy via JSON and fill defaults; done outside the lock."""
+        obj = orjson.loads(orjson.dumps(obj))
+        resource = RESOURCES[obj["kind"]]
+        obj["apiVersion"] = resource.api_version
+        meta = obj.setdefault("metadata", {})
+        if resource.namespaced:
+            meta.setdefault("namespace", "default")
+        else:
+            meta.pop("namespace", None)
+        return obj
+
+    def _store(self, obj):
+        """Store a prepared object and return its JSON.
+
+        The caller holds the lock and notifies waiting watch streams.
+        """
+        kind = obj["kind"]
+        meta = obj["metadata"]
+        key = self._key(kind, meta["name"], meta.get("namespace"))
+        previous = self._objects[kind].get(key)
+        if previous:
+            old_meta = previous[0]["metadata"]
+            meta["uid"] = old_meta["uid"]
+            meta.setdefault("creationTimestamp", old_meta["creationTimestamp"])
+        else:
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", _now())
+        self._rv += 1
+        meta["resourceVersion"] = str(self._rv)
+        data = orjson.dumps(obj)
+        self._objects[kind][key] = (obj, data)
+        self._emit("MODIFIED" if previous else "ADDED", kind, meta.get("namespace"), data)
+        return data
+
+    def _remove(self, kind, name, namespace):
+        entry = self._objects[kind].pop(self._key(kind, name, namespace), None)
+        if entry is None:
+            return None
+        obj = orjson.loads(entry[1])
+        # The DELETED event carries the object at the deletion's revision.
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        self._emit("DELETED", kind, obj["metadata"].get("namespace"), orjson.dumps(obj))
+        return obj
+
+    def _emit(self, event_type, kind, namespace, obj_bytes):
+        line = b'{"type":"%s","object":%s}\n' % (event_type.encode(), obj_bytes)
+        self._history.append((self._rv, kind, namespace, line))
+        for watcher in self._watchers:
+            if watcher.wants(kind, namespace):
+                watcher.events.append(line)
+
+    # ----------------------------------------------------- fault injection
+
+    def compact(self):
+        """Forget history up to now: older resourceVersions now get 410."""
+        with self._cond:
+            self._history.clear()
+            self._compacted_rv = self._rv
+            self._snapshots.clear()
+
+    def drop_watches(self):
+        """Abruptly end every open watch stream (no terminating chunk)."""
+        with self._cond:
+            for watcher in self._watchers:
+                watcher.drop()
+            self._cond.notify_all()
+
+    def send_bookmarks(self):
+        """Make every bookmark-enabled watch send a BOOKMARK now."""
+        with self._cond:
+            for watcher in self._watchers:
+                watcher.bookmark_requested = True
+            self._cond.notify_all()
+
+    def set_available(self, available):
+        """While unavailable every request gets 503 and open watches drop."""
+        with self._cond:
+            self._available = available
+        if not available:
+            self.drop_watches()
+
+    def fail_lists(self, n, status=500, kind=None):
+        """Fail the next n list (non-watch) requests, optionally of one kind."""
+        with self._cond:
+            self._list_failures.append([n, status, kind])
+
+    def truncate_next_list(self):
+        """Make the next continue request of a paginated list get 410 Expired."""
+        with self._cond:
+            self._expire_next_continue = True
+
+    @property
+    def open_watches(self):
+        with self._cond:
+            return len(self._watchers)
+
+    def wait_for_open_watches(self, n, timeout=5.0):
+        """Block until at least n watches are open; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._watchers) >= n, timeout)
+
+    # ------------------------------------------------- request processing
+    # These run on handler threads and return (status, body-bytes).
+
+    def _admit(self, method, path, query):
+        """Record the request; return an error response if it must fail."""
+        with self._cond:
+            self.requests.append((method, path, query))
+            if not self._available:
+                return 503, status_body(503, "ServiceUnavailable",
+                                        "the server is currently unable to handle the request")
+        return None
+
+    def _take_list_failure(self, kind):
+        with self._cond:
+            for failure in self._list_failures:
+                if failure[2] in (None, kind):
+                    failure[0] -= 1
+                    if failure[0] <= 0:
+                        self._list_failures.remove(failure)
+                    return failure[1]
+        return None
+
+    def _list(self, route, query):
+        kind = route.resource.kind
+        with self._cond:
+            self.list_calls[kind] += 1
+        failure = self._take_list_failure(kind)
+        if failure:
+            return failure, status_body(failure, "InternalError" if failure == 500 else "Failure",
+                                        f"injected list failure ({failure})")
+        if (query.get("resourceVersionMatch") == "Exact"
+                and int(query.get("resourceVersion") or 0) < self._compacted_rv):
+            return 410, status_body(410, "Expired", "too old resource version")
+        limit = int(query.get("limit") or 0)
+        token = query.get("continue")
+        with self._cond:
+            if token:
+                snapshot = self._resume_snapshot(token)
+                if snapshot is None:
+                    return 410, status_body(410, "Expired", _CONTINUE_EXPIRED)
+                snap_id, rv, items, offset = snapshot
+            else:
+                rv, items, offset = self._rv, self._sorted_items(route), 0
+                snap_id = None
+            end = offset + limit if limit else len(items)
+            meta = {"resourceVersion": str(rv)}
+            if end < len(items):
+                if snap_id is None:
+                    snap_id = self._keep_snapshot(rv, items)
+                meta["continue"] = _encode_token(snap_id, end)
+                meta["remainingItemCount"] = len(items) - end
+            page = items[offset:end]
+        body = b"".join([route.resource.list_prefix, orjson.dumps(meta),
+                         b',"items":[', b",".join(page), b"]}"])
+        return 200, body
+
+    def _sorted_items(self, route):
+        """Serialized objects in etcd key order, filtered by namespace."""
+        entries = self._objects[route.resource.kind]
+        keys = sorted(k for k in entries if route.namespace in (None, k[0]))
+        return [entries[k][1] for k in keys]
+
+    def _keep_snapshot(self, rv, items):
+        snap_id = next(self._snapshot_ids)
+        self._snapshots[snap_id] = (rv, items)
+        while len(self._snapshots) > _MAX_SNAPSHOTS:
+            self._snapshots.popitem(last=False)
+        return snap_id
+
+    def _resume_snapshot(self, token):
+        if self._expire_next_continue:
+            self._expire_next_continue = False
+            return None
+        try:
+            snap_id, offset = _decode_token(token)
+        except ValueError:
+            return None
+        if snap_id not in self._snapshots:
+            return None
+        rv, items = self._snapshots[snap_id]
+        return snap_id, rv, items, offset
+
+    def _get(self, route):
+        with self._cond:
+            entry = self._objects[route.resource.kind].get(
+                self._key(route.resource.kind, route.name, route.namespace))
+        if entry is None:
+            return 404, _not_found(route)
+        return 200, entry[1]
+
+    def _write(self, method, route, body):
+        """POST/PUT/PATCH/DELETE against a single object or a collection."""
+        kind = route.resource.kind
+        if method == "DELETE":
+            deleted = self.delete(kind, route.name, route.namespace)
+            return (200, deleted) if deleted else (404, _not_found(route))
+        if method == "POST":
+            name = body.get("metadata", {}).get("name")
+            route = _Route(route.resource, route.namespace, name)
+        current = self.get(kind, route.name, route.namespace)
+        if method == "POST" and current:
+            return 409, status_body(409, "AlreadyExists",
+                                    f'{route.resource.plural} "{route.name}" already exists')
+        if method in ("PUT", "PATCH") and not current:
+            return 404, _not_found(route)
+        if method == "PATCH":
+            body = _merge_patch(current, body)
+        body["kind"] = kind
+        meta = body.setdefault("metadata", {})
+        if route.namespace:
+            meta["namespace"] = route.namespace
+        wanted_rv = meta.get("resourceVersion")
+        if method == "PUT" and wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+            return 409, status_body(409, "Conflict", "the object has been modified")
+        return (201 if method == "POST" else 200), self.apply(body)
+
+    def _open_watch(self, route, query, sock):
+        """Register a watcher; returns (watcher, replay lines) or an error line.
+
+        Registration and replay happen under one lock so no event falls in
+        the gap between history replay and live delivery.
+        """
+        kind = route.resource.kind
+        rv = int(query.get("resourceVersion") or 0)
+        with self._cond:
+            self.watch_calls[kind] += 1
+            if rv and rv < self._compacted_rv:
+                error = status_body(
+                    410, "Expired", f"too old resource version: {rv} ({self._compacted_rv})")
+                del error["metadata"]
+                return None, [orjson.dumps({"type": "ERROR", "object": error}) + b"\n"]
+            watcher = _Watcher(route.resource, route.namespace, sock)
+            if rv:
+                replay = [line for ev_rv, ev_kind, ns, line in self._history
+                          if ev_rv > rv and watcher.wants(ev_kind, ns)]
+            else:
+                replay = [b'{"type":"ADDED","object":%s}\n' % data
+                          for data in self._sorted_items(route)]
+            self._watchers.add(watcher)
+            self._cond.notify_all()
+        return watcher, replay
+
+    def _close_watch(self, watcher):
+        with self._cond:
+            self._watchers.discard(watcher)
+            self._cond.notify_all()
+
+    def _next_watch_lines(self, watcher, deadline, bookmarks):
+        """Wait for events, a bookmark, the deadline or a drop.
+
+        Returns a list of lines to send (possibly empty), or None when the
+        stream must be killed abruptly.
+        """
+        next_bookmark = (time.monotonic() + self.bookmark_interval
+                         if bookmarks and self.bookmark_interval else None)
+        with self._cond:
+            while True:
+                if watcher.dropped:
+                    return None
+                if watcher.events:
+                    lines = list(watcher.events)
+                    watcher.events.clear()
+                    return lines
+                now = time.monotonic()
+                due_bookmark = watcher.bookmark_requested or (
+                    next_bookmark is not None and now >= next_bookmark)
+                if bookmarks and due_bookmark:
+                    watcher.bookmark_requested = False
+                    # No queued events, so this watch has seen every revision.
+                    return [_bookmark_line(watcher.resource, self._rv)]
+                if deadline is not None and now >= deadline:
+                    return []
+                waits = [t - now for t in (deadline, next_bookmark) if t is not None]
+                self._cond.wait(min(waits) if waits else None)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def process_request(self, request, client_address):
+        # Tracked so stop() can kill idle keep-alive and streaming connections.
+        with self.api._cond:
+            self.api._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.api._cond:
+            self.api._connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        # Connections killed by drop_watches()/stop() are expected; stay quiet.
+        pass
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    api = None  # set per server by KubeAPIDouble.start()
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method):
+        parsed = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(parsed.query))
+        body = self._read_body()
+        refused = self.api._admit(method, parsed.path, query)
+        if refused:
+            return self._send(*refused)
+        if method == "GET" and parsed.path in _DISCOVERY:
+            return self._send(200, _DISCOVERY[parsed.path])
+        route = _parse_route(parsed.path)
+        if route is None:
+            return self._send(404, status_body(404, "NotFound", "the server could not find the requested resource"))
+        if method == "GET" and route.name:
+            return self._send(*self.api._get(route))
+        if method == "GET" and _truthy(query.get("watch")):
+            return self._watch(route, query)
+        if method == "GET":
+            return self._send(*self.api._list(route, query))
+        if (method == "POST") == bool(route.name):
+            return self._send(405, status_body(405, "MethodNotAllowed", f"{method} not allowed here"))
+        return self._send(*self.api._write(method, route, body))
+
+    def _read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return orjson.loads(self.rfile.read(length)) if length else None
+
+    def _send(self, status, body):
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _watch(self, route, query):
+        timeout = query.get("timeoutSeconds")
+        deadline = time.monotonic() + int(timeout) if timeout else None
+        bookmarks = _truthy(query.get("allowWatchBookmarks"))
+        watcher, lines = self.api._open_watch(route, query, self.connection)
+        # The real server streams every watch as chunked JSON lines and closes
+        # the connection when the watch ends.
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            self._stream(watcher, lines, deadline, bookmarks)
+        except OSError:
+            pass  # client went away or the stream was dropped
+        finally:
+            if watcher:
+                self.api._close_watch(watcher)
+
+    def _stream(self, watcher, lines, deadline, bookmarks):
+        self._write_chunks(lines)
+        while watcher:
+            lines = self.api._next_watch_lines(watcher, deadline, bookmarks)
+            if lines is None:
+                return  # abrupt end: no terminating chunk
+            if not lines:
+                break
+            self._write_chunks(lines)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _write_chunks(self, lines):
+        for line in lines:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+        self.wfile.flush()
+
+
+_DISCOVERY = {
+    "/version": {"major": "1", "minor": "30", "gitVersion": "v1.30.0-double"},
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/apis": {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [{
+            "name": GROUP,
+            "versions": [{"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION}],
+            "preferredVersion": {"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION},
+        }],
+    },
+}
+
+
+def _not_found(route):
+    return status_body(404, "NotFound", f'{route.resource.plural} "{route.name}" not found')
+
+
+def _bookmark_line(resource, rv):
+    obj = {"kind": resource.kind, "apiVersion": resource.api_version,
+           "metadata": {"resourceVersion": str(rv)}}
+    return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+
+def _encode_token(snap_id, offset):
+    return base64.urlsafe_b64encode(orjson.dumps({"s": snap_id, "o": offset})).decode()
+
+
+def _decode_token(token):
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["s"]), int(data["o"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(token) from exc
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
