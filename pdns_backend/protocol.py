@@ -98,7 +98,7 @@ def post_json_call(body: bytes) -> Call:
     method = message.get("method")
     if not isinstance(method, str) or not method:
         raise BadRequest("the request body has no method name")
-    params = message.get("parameters") or {}
+    params = message.get("parameters", {})
     if not isinstance(params, dict):
         raise BadRequest("parameters is not a JSON object")
     return Call(method.lower(), params)

@@ -165,6 +165,8 @@ class KubeAPIDouble:
         self._compacted_rv = 0
         self._snapshots = collections.OrderedDict()  # id -> (rv, [bytes])
         self._snapshot_ids = itertools.count(1)
+        self._uid_prefix = str(uuid.uuid4())[:24]
+        self._uid_counter = itertools.count(1)
         self._watchers = set()
         self._connections = set()
         self._available = True
@@ -248,16 +250,17 @@ class KubeAPIDouble:
         """Create or replace an object; returns the stored copy."""
         obj = self._prepare(obj)
         with self._cond:
-            data = self._store(obj)
+            data = self._store(obj, _now())
             self._cond.notify_all()
         return orjson.loads(data)
 
     def apply_many(self, objs):
         """Create or replace many objects under one lock (bulk loading)."""
         prepared = [self._prepare(obj) for obj in objs]
+        now = _now()  # formatting a timestamp per object would dominate
         with self._cond:
             for obj in prepared:
-                self._store(obj)
+                self._store(obj, now)
             self._cond.notify_all()
 
     def delete(self, kind, name, namespace=None):
@@ -294,7 +297,7 @@ class KubeAPIDouble:
             meta.pop("namespace", None)
         return obj
 
-    def _store(self, obj):
+    def _store(self, obj, now):
         """Store a prepared object and return its JSON.
 
         The caller holds the lock and notifies waiting watch streams.
@@ -308,14 +311,18 @@ class KubeAPIDouble:
             meta["uid"] = old_meta["uid"]
             meta.setdefault("creationTimestamp", old_meta["creationTimestamp"])
         else:
-            meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("creationTimestamp", _now())
+            meta.setdefault("uid", self._new_uid())
+            meta.setdefault("creationTimestamp", now)
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
         data = orjson.dumps(obj)
         self._objects[kind][key] = (obj, data)
         self._emit("MODIFIED" if previous else "ADDED", kind, meta.get("namespace"), data)
         return data
+
+    def _new_uid(self):
+        # UUID-shaped and unique, but far cheaper than uuid4() per object.
+        return f"{self._uid_prefix}{next(self._uid_counter):012x}"
 
     def _remove(self, kind, name, namespace):
         entry = self._objects[kind].pop(self._key(kind, name, namespace), None)
@@ -605,14 +612,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self, method):
         parsed = urllib.parse.urlsplit(self.path)
+        path = parsed.path.rstrip("/") or "/"  # the client asks for "/version/"
         query = dict(urllib.parse.parse_qsl(parsed.query))
         body = self._read_body()
-        refused = self.api._admit(method, parsed.path, query)
+        refused = self.api._admit(method, path, query)
         if refused:
             return self._send(*refused)
-        if method == "GET" and parsed.path in _DISCOVERY:
-            return self._send(200, _DISCOVERY[parsed.path])
-        route = _parse_route(parsed.path)
+        if method == "GET" and path in _DISCOVERY:
+            return self._send(200, _DISCOVERY[path])
+        route = _parse_route(path)
         if route is None:
             return self._send(404, status_body(404, "NotFound", "the server could not find the requested resource"))
         if method == "GET" and route.name:
@@ -641,7 +649,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         timeout = query.get("timeoutSeconds")
         deadline = time.monotonic() + int(timeout) if timeout else None
         bookmarks = _truthy(query.get("allowWatchBookmarks"))
-        watcher, lines = self.api._open_watch(route, query, self.connection)
         # The real server streams every watch as chunked JSON lines and closes
         # the connection when the watch ends.
         self.close_connection = True
@@ -649,6 +656,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        # Registered only once the headers are out: a drop before them would
+        # look like a connection error, which urllib3 silently retries.
+        watcher, lines = self.api._open_watch(route, query, self.connection)
         try:
             self._stream(watcher, lines, deadline, bookmarks)
         except OSError:
@@ -675,7 +685,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 _DISCOVERY = {
-    "/version": {"major": "1", "minor": "30", "gitVersion": "v1.30.0-double"},
+    "/version": {
+        "major": "1", "minor": "30", "gitVersion": "v1.30.0-double", "gitCommit": "double",
+        "gitTreeState": "clean", "buildDate": "2024-01-01T00:00:00Z", "goVersion": "go1.22",
+        "compiler": "gc", "platform": "linux/amd64",
+    },
     "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
     "/apis": {
         "kind": "APIGroupList",

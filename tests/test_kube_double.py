@@ -197,6 +197,7 @@ def test_watch_from_list_resource_version_sees_added_modified_deleted_in_order(a
 
 
 def test_watch_replays_history_after_the_given_resource_version(api, custom):
+    api.apply(node("n1"))
     rv = list_containers(custom)["metadata"]["resourceVersion"]
     api.apply(container("c1"))
     api.delete("Container", "c1", "default")
@@ -415,6 +416,7 @@ def test_requests_are_recorded_with_method_path_and_query(api, custom):
 
 
 def test_http_create_patch_replace_delete_emit_watch_events(api, custom):
+    api.apply(node("n1"))
     created = custom.create_namespaced_custom_object(GROUP, VERSION, "ns1", PLURAL,
                                                      container("c1", "ns1", image="v1"))
     patched = custom.patch_namespaced_custom_object(GROUP, VERSION, "ns1", PLURAL, "c1",
@@ -423,9 +425,9 @@ def test_http_create_patch_replace_delete_emit_watch_events(api, custom):
     custom.replace_namespaced_custom_object(GROUP, VERSION, "ns1", PLURAL, "c1", patched)
     custom.delete_namespaced_custom_object(GROUP, VERSION, "ns1", PLURAL, "c1")
 
-    events = take_until(watch_containers(custom, resource_version="0"), "DELETED")
+    events = take_until(watch_containers(custom, resource_version="1"), "DELETED")
 
-    assert created["metadata"]["resourceVersion"] == "1"
+    assert created["metadata"]["resourceVersion"] == "2"
     assert event_summary(events) == [("ADDED", "c1"), ("MODIFIED", "c1"),
                                      ("MODIFIED", "c1"), ("DELETED", "c1")]
     assert [e["raw_object"]["spec"]["image"] for e in events] == ["v1", "v2", "v3", "v3"]

@@ -1,0 +1,151 @@
+"""The HTTP backend through Flask's test client: every connector mode, every method,
+bad requests and store failures."""
+
+import fakeredis
+import pytest
+import redis
+
+from mountdns.keyspace import RedisStore
+from mountdns.memstore import MemoryStore
+from pdns_backend.app import create_app
+from tests.conftest import load
+from tests.pdns_requests import MODES, lookup_params, request_args
+from tests.seed import SEED_STATE, SEED_ZONE
+
+
+@pytest.fixture(params=["memory", "fakeredis"])
+def app(request):
+    store = MemoryStore() if request.param == "memory" else RedisStore(fakeredis.FakeRedis())
+    load(store, SEED_STATE)
+    return create_app(store=store)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def call(client, mode, method, params):
+    response = client.open(**request_args(mode, method, params))
+    return response.status_code, response.get_json()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("qname, qtype, expected", [
+    ("Container_A_0.domain.foo.bar.", "ANY", [("A", "1.2.3.4")]),
+    ("container_a_0.DOMAIN.foo.bar.", "A", [("A", "1.2.3.4")]),
+    ("Container_D_0.domain.foo.bar.", "ANY", [("CNAME", "container_b_0.domain.foo.bar.")]),
+    ("container_a_0.domain.foo.bar.", "AAAA", []),
+    ("nothere.domain.foo.bar.", "ANY", []),
+    ("*.container_a_0.domain.foo.bar.", "ANY", []),
+])
+def test_lookup_answers_the_same_in_every_connector_mode(client, mode, qname, qtype, expected):
+    status, body = call(client, mode, "lookup", lookup_params(qname, qtype))
+    assert status == 200
+    if not expected:
+        assert body == {"result": False}
+    else:
+        assert [(r["qtype"], r["content"]) for r in body["result"]] == expected
+        assert all(r["qname"] == qname and r["ttl"] == 30 and r["domain_id"] == SEED_ZONE.id
+                   for r in body["result"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_get_all_domains_and_domain_info_in_every_mode(client, mode):
+    status, body = call(client, mode, "getAllDomains", {"include_disabled": True})
+    assert status == 200 and [d["zone"] for d in body["result"]] == ["domain.foo.bar."]
+    status, info = call(client, mode, "getDomainInfo", {"name": "domain.foo.bar."})
+    assert status == 200 and info["result"]["id"] == SEED_ZONE.id and info["result"]["serial"] > 0
+    status, missing = call(client, mode, "getDomainInfo", {"name": "example.org."})
+    assert status == 200 and missing == {"result": False}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_metadata_methods_answer_empty(client, mode):
+    assert call(client, mode, "getAllDomainMetadata", {"name": "domain.foo.bar."}) == (200, {"result": {}})
+    assert call(client, mode, "getDomainMetadata", {"name": "domain.foo.bar.", "kind": "PRESIGNED"}) == (
+        200, {"result": []})
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_list_returns_the_whole_zone(client, mode):
+    status, body = call(client, mode, "list", {"zonename": "domain.foo.bar.", "domain_id": SEED_ZONE.id})
+    assert status == 200
+    assert [r["qtype"] for r in body["result"]].count("CNAME") == 4
+    assert body["result"][0]["qtype"] == "SOA"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unimplemented_method_is_false_not_an_error(client, mode):
+    assert call(client, mode, "getBeforeAndAfterNamesAbsolute", {"id": 1, "qname": "x"}) == (
+        200, {"result": False})
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/dnsapi/lookup/container%zz%2edomain/ANY", "broken percent-encoding"),
+    ("/dnsapi/lookup/" + "a" * 64 + ".domain.foo.bar/ANY", "label longer than 63"),
+    ("/dnsapi/lookup/" + ".".join(["abcdefghi"] * 26) + "/ANY", "longer than 253"),
+    ("/dnsapi/lookup/a..b/ANY", "empty label"),
+    ("/dnsapi/lookup/container%5fa%5f0%2edomain%2efoo%2ebar", "missing parameter 'qtype'"),
+])
+def test_bad_rest_requests_get_400_with_a_reason(client, path, reason):
+    response = client.get(path)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["result"] is False and reason in body["log"][0]
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"{not json", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"parameters": {}}', "no method name"),
+    (b'{"method": "lookup", "parameters": []}', "parameters is not a JSON object"),
+    (b'{"method": "lookup", "parameters": {"qtype": "A"}}', "missing parameter 'qname'"),
+])
+def test_bad_post_json_requests_get_400_with_a_reason(client, body, reason):
+    response = client.post("/dnsapi", data=body, content_type="text/javascript; charset=utf-8")
+    assert response.status_code == 400
+    assert reason in response.get_json()["log"][0]
+
+
+def test_bad_post_form_parameters_get_400(client):
+    response = client.post("/dnsapi/lookup", data="parameters=%7Bbroken",
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and "not JSON" in response.get_json()["log"][0]
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.fixture
+def unreachable_redis_app():
+    # A port nothing listens on: every Redis call fails at once.
+    return create_app({"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_TIMEOUT": 0.2})
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("method, params", [
+    ("lookup", lookup_params("container_a_0.domain.foo.bar.")),
+    ("getAllDomains", {"include_disabled": True}),
+    ("getDomainInfo", {"name": "domain.foo.bar."}),
+    ("list", {"zonename": "domain.foo.bar.", "domain_id": 1}),
+])
+def test_redis_unreachable_is_a_500_never_an_empty_answer(unreachable_redis_app, mode, method, params):
+    response = unreachable_redis_app.test_client().open(**request_args(mode, method, params))
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["result"] is False and "redis" in body["log"][0]
+
+
+def test_readiness_fails_when_redis_is_unreachable(unreachable_redis_app):
+    assert unreachable_redis_app.test_client().get("/readyz").status_code == 503
+    assert unreachable_redis_app.test_client().get("/healthz").status_code == 200
+
+
+def test_config_comes_from_prefixed_environment(monkeypatch):
+    monkeypatch.setenv("MOUNTDNS_KEY_PREFIX", "other:")
+    app = create_app({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert app.extensions["mountdns.store"].keys.prefix == "other:"
+    assert isinstance(app.extensions["mountdns.store"].redis, redis.Redis)
