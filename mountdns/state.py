@@ -176,3 +176,17 @@ class Resolution:
 
 
 OUTSIDE = Resolution("outside")
+
+
+def applied(state: State, changes: Changes) -> State:
+    """The state a store holds after applying `changes` to `state` (serials aside)."""
+    def merge(current, put, delete):
+        result = {k: v for k, v in current.items() if k not in delete}
+        result.update(put)
+        return result
+    return State(
+        zones=merge(state.zones, changes.zones_put, changes.zones_delete),
+        nodes=merge(state.nodes, changes.nodes_put, changes.nodes_delete),
+        parents=merge(state.parents, changes.parents_put, changes.parents_delete),
+        children=merge(state.children, changes.children_put, changes.children_delete),
+    )

@@ -340,6 +340,21 @@ def test_drop_watches_ends_an_open_stream_abruptly(api, custom):
     assert api.open_watches == 0
 
 
+def test_watch_abandoned_by_the_client_stops_counting_as_open(api, custom):
+    api.apply(container("c1"))
+    w = watch.Watch()
+    stream = w.stream(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
+                      resource_version="0", timeout_seconds=20)
+
+    first = next(stream)
+    assert api.open_watches == 1
+    w.stop()
+    stream.close()
+
+    assert first["type"] == "ADDED"
+    assert api.wait_until(lambda: api.open_watches == 0, timeout=3)
+
+
 def test_unavailable_server_answers_503_status_and_drops_watches(api, custom, core):
     def go_down():
         api.wait_for_open_watches(1)

@@ -1,0 +1,75 @@
+"""The daemon's view of the cluster: the objects a source has listed and watched.
+
+Sources (Kubernetes watchers, the manifest reader) write here; the reconciler takes
+snapshots. A kind counts as complete only after a full, successful list; until every
+kind is complete nothing is written, and garbage collection waits on it as well.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+CONTAINER = "Container"
+NODE = "Node"
+KINDS = (CONTAINER, NODE)
+
+
+def object_key(obj: dict) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    containers: tuple[dict, ...]
+    nodes: tuple[dict, ...]
+    complete: bool  # every kind fully listed at least once, and the last list of each succeeded
+
+
+class ObjectCache:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._objects: dict[str, dict[tuple[str, str], dict]] = {kind: {} for kind in KINDS}
+        self._complete: dict[str, bool] = {kind: False for kind in KINDS}
+        self._listed: dict[str, bool] = {kind: False for kind in KINDS}
+        self.changed = threading.Event()
+
+    def replace(self, kind: str, objects, *, complete: bool = True) -> None:
+        """A list result. An incomplete one only adds and updates, never removes."""
+        with self._lock:
+            fresh = {object_key(o): o for o in objects}
+            if complete:
+                self._objects[kind] = fresh
+                self._listed[kind] = True
+            else:
+                self._objects[kind].update(fresh)
+            self._complete[kind] = complete and self._listed[kind]
+        self.changed.set()
+
+    def mark_incomplete(self, kind: str) -> None:
+        with self._lock:
+            self._complete[kind] = False
+
+    def put(self, kind: str, obj: dict) -> None:
+        with self._lock:
+            self._objects[kind][object_key(obj)] = obj
+        self.changed.set()
+
+    def remove(self, kind: str, obj: dict) -> None:
+        with self._lock:
+            self._objects[kind].pop(object_key(obj), None)
+        self.changed.set()
+
+    def listed(self) -> bool:
+        """Every kind has been fully listed at least once."""
+        with self._lock:
+            return all(self._listed.values())
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(
+                containers=tuple(self._objects[CONTAINER].values()),
+                nodes=tuple(self._objects[NODE].values()),
+                complete=all(self._complete.values()),
+            )

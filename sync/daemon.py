@@ -1,0 +1,81 @@
+"""The sync loop: wait for the cache to change, gather a burst of events, reconcile once.
+
+Coalescing is what turns a burst of 1,000 watch events into a few Redis transactions:
+after the first change the loop waits `coalesce_seconds` more, then reconciles whatever
+the cache holds. Nothing is written before every kind has been listed once. A store
+failure is logged and retried with backoff; the watchers keep running meanwhile. A full
+resync (re-list, re-read Redis, collect garbage) runs every `resync_interval`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from mountdns.keyspace import StoreError
+from sync.backoff import Backoff
+from sync.cache import ObjectCache
+from sync.reconciler import Reconciler
+
+log = logging.getLogger("mountdns.sync")
+
+
+class SyncDaemon:
+    def __init__(self, cache: ObjectCache, source, reconciler: Reconciler, *,
+                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05):
+        self.cache = cache
+        self.source = source
+        self.reconciler = reconciler
+        self.resync_interval = resync_interval
+        self.coalesce_seconds = coalesce_seconds
+        self.backoff = Backoff(initial=0.2, maximum=10.0)
+        self.store_failures = 0
+
+    def run_once(self) -> int:
+        """List everything once, reconcile fully, return the number of key writes."""
+        self.source.list_once()
+        snapshot = self.cache.snapshot()
+        outcome = self.reconciler.reconcile(snapshot, full=True)
+        return outcome.changes.key_writes()
+
+    def run(self, stop: threading.Event, max_batches: int | None = None) -> None:
+        """Run until `stop` is set (or `max_batches` reconciliations, for tests)."""
+        self.source.start()
+        # The loop sleeps on the cache's event: wake it when asked to stop.
+        threading.Thread(target=lambda: (stop.wait(), self.cache.changed.set()),
+                         name="stop-waker", daemon=True).start()
+        next_resync = time.monotonic() + self.resync_interval
+        full = True
+        batches = 0
+        try:
+            while not stop.is_set() and (max_batches is None or batches < max_batches):
+                timeout = max(0.0, next_resync - time.monotonic())
+                self.cache.changed.wait(timeout)
+                if stop.is_set():
+                    break
+                if time.monotonic() >= next_resync:
+                    log.info("periodic resync")
+                    self.source.request_resync()
+                    next_resync = time.monotonic() + self.resync_interval
+                    full = True
+                if not self.cache.changed.is_set() and not full:
+                    continue
+                stop.wait(self.coalesce_seconds)
+                self.cache.changed.clear()
+                if not self.cache.listed():
+                    continue  # not every kind listed yet: writing now could only be partial
+                try:
+                    self.reconciler.reconcile(self.cache.snapshot(), full=full)
+                    full = False
+                    batches += 1
+                    self.backoff.reset()
+                except StoreError as exc:
+                    self.store_failures += 1
+                    delay = self.backoff.next_delay()
+                    log.error("writing Redis failed (%s); retrying in %.1fs", exc, delay)
+                    full = True
+                    self.cache.changed.set()  # come back to it after the delay
+                    stop.wait(delay)
+        finally:
+            self.source.close()

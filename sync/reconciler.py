@@ -1,0 +1,102 @@
+"""One reconciliation: desired state (pure rules) -> diff against the store (pure) ->
+one atomic write, then the PowerDNS cache purge.
+
+The reconciler remembers what it last wrote, so a batch after a watch event diffs against
+memory instead of re-reading every key; a full resync (and any failed write) re-reads
+Redis, which is how a Redis restarted empty is rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from mountdns.state import Changes, State, applied, diff
+from sync.cache import Snapshot
+from sync.purge import affected_names
+from sync.rules import RulesConfig, desired_state
+
+log = logging.getLogger("mountdns.sync")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    changes: Changes
+    seconds: float
+    full: bool
+    published: int
+
+
+def describe_changes(changes: Changes) -> list[str]:
+    """Human-readable lines for --dry-run and the debug log."""
+    lines = []
+    for name, zone in sorted(changes.zones_put.items()):
+        lines.append(f"zone   put    {name} (ns {' '.join(zone.nameservers)}, ttl {zone.ttl})")
+    lines += [f"zone   delete {n}" for n in sorted(changes.zones_delete)]
+    lines += [f"node   put    {n} -> {' '.join(a)}" for n, a in sorted(changes.nodes_put.items())]
+    lines += [f"node   delete {n}" for n in sorted(changes.nodes_delete)]
+    lines += [f"parent put    {n} -> node {v}" for n, v in sorted(changes.parents_put.items())]
+    lines += [f"parent delete {n}" for n in sorted(changes.parents_delete)]
+    lines += [f"child  put    {n} -> CNAME {v}" for n, v in sorted(changes.children_put.items())]
+    lines += [f"child  delete {n}" for n in sorted(changes.children_delete)]
+    return lines
+
+
+class Reconciler:
+    def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print):
+        self.store = store
+        self.rules = rules
+        self.purger = purger
+        self.dry_run = dry_run
+        self.printer = printer
+        self.known: State | None = None  # what the store holds, as far as we know
+        self._reported: dict[tuple[str, str], str] = {}
+        self._warnings: set[str] = set()
+        self.batches = 0
+
+    def _report_skips(self, plan) -> None:
+        """Log each unpublished object once per reason, not on every batch."""
+        current = {(s.namespace, s.name): s.reason for s in plan.skipped}
+        for key, reason in sorted(current.items()):
+            if self._reported.get(key) != reason:
+                log.warning("not published: %s/%s: %s", key[0], key[1], reason)
+        for key in set(self._reported) - set(current):
+            log.info("published again or gone: %s/%s", *key)
+        self._reported = current
+        for warning in sorted(set(plan.warnings) - self._warnings):
+            log.warning("%s", warning)
+        self._warnings = set(plan.warnings)
+
+    def reconcile(self, snapshot: Snapshot, full: bool = False) -> Outcome:
+        """Make the store match the snapshot. Raises StoreError when the store fails."""
+        started = time.monotonic()
+        plan = desired_state(snapshot.containers, snapshot.nodes, self.rules)
+        self._report_skips(plan)
+        if full or self.known is None:
+            current = self.store.read_state()
+        else:
+            current = self.known
+        changes = diff(current, plan.state, collect_garbage=snapshot.complete)
+        if self.dry_run:
+            for line in describe_changes(changes):
+                self.printer(line)
+            self.printer(f"dry run: {changes.summary()} (nothing written)")
+            self.known = applied(current, changes)
+        elif not changes.empty:
+            try:
+                self.store.apply(changes)
+            except Exception:
+                self.known = None  # unsure what was written: re-read next time
+                raise
+            self.batches += 1
+            self.known = applied(current, changes)
+            if self.purger is not None:
+                self.purger.submit(affected_names(changes, current, self.known), plan.state.zones)
+        else:
+            self.known = current
+        seconds = time.monotonic() - started
+        if not changes.empty:
+            log.info("%s %s in %.1f ms%s", "planned" if self.dry_run else "wrote", changes.summary(),
+                     seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)")
+        return Outcome(changes, seconds, full, plan.state.name_count())

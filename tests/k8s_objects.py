@@ -1,0 +1,79 @@
+"""Kubernetes objects as the API server lists them, for tests and benchmarks to share.
+
+The sync's rules take raw object dicts (what `kubectl get -o json` shows), so tests build
+exactly those: `container(...)` for a mountdns.io Container, `node(...)` for a core/v1
+Node, and `seed_objects()` for the seed's topology (US 2024/0031284 A1, FIG. 1-4), which
+examples/ also describes and which must come out as tests/seed.py's SEED_STATE.
+
+Kubernetes object names are DNS-1123 (lowercase, '-'), so the seed's Container_A_0 is
+the object `container-a-0` with spec.fqdn `Container_A_0.domain.foo.bar`, and its
+Node_0 is the Node `node-0`.
+"""
+
+from __future__ import annotations
+
+from sync.rules import RulesConfig
+from tests.seed import SEED_ZONE, ZONE
+
+API_VERSION = "mountdns.io/v1alpha1"
+MOUNTED = "MOUNTED"
+SEED_CONFIG = RulesConfig(zones=(SEED_ZONE,))
+
+
+def container(name, node=None, mounted_to=None, status=None, fqdn=None, namespace="default",
+              created="2024-01-01T00:00:00Z", type=None) -> dict:
+    """A Container object; fields left as None are absent, as the API server omits them."""
+    metadata = {"name": name, "namespace": namespace}
+    if created is not None:
+        metadata["creationTimestamp"] = created
+    spec = {}
+    for field, value in (("fqdn", fqdn), ("nodeName", node), ("mountedTo", mounted_to), ("type", type)):
+        if value is not None:
+            spec[field] = value
+    obj = {"apiVersion": API_VERSION, "kind": "Container", "metadata": metadata, "spec": spec}
+    if status is not None:
+        obj["status"] = {"deviceStatus": status}
+    return obj
+
+
+def node(name, *addresses) -> dict:
+    """A Node with these addresses; a plain string is an InternalIP, a (type, address)
+    pair anything else. Its Hostname entry is always there, as on a real node."""
+    entries = [{"type": "InternalIP", "address": a} if isinstance(a, str) else {"type": a[0], "address": a[1]}
+               for a in addresses]
+    entries.append({"type": "Hostname", "address": name})
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"addresses": entries}}
+
+
+def seed_fqdn(label: str) -> str:
+    """The seed spells fqdns with capitals and underscores: Container_A_0.domain.foo.bar."""
+    return f"{label}.{ZONE}"
+
+
+# (object name, seed label, node, type) of the seed's parents ...
+SEED_PARENTS = (
+    ("container-a-0", "Container_A_0", "node-0", "odl"),
+    ("container-a-1", "Container_A_1", "node-1", "odl"),
+    ("container-b-0", "Container_B_0", "node-1", "odl"),
+    ("container-a-2", "Container_A_2", "node-2", "odl"),
+)
+# ... and of its children, with the parent they are mounted to. Children run on their
+# parent's node (the seed: mounting "may also indicate ... the same node"), so one that
+# is unmounted becomes a parent there.
+SEED_CHILDREN = (
+    ("container-c-0", "Container_C_0", "node-1", "netconf", "container-a-1"),
+    ("container-c-1", "Container_C_1", "node-2", "netconf", "container-a-2"),
+    ("container-d-0", "Container_D_0", "node-1", "upf", "container-b-0"),
+    ("container-e-0", "Container_E_0", "node-0", "netconf", "container-a-0"),
+)
+SEED_NODES = (("node-0", "1.2.3.4"), ("node-1", "2.3.4.5"), ("node-2", "3.4.5.6"))
+
+
+def seed_objects() -> tuple[list[dict], list[dict]]:
+    """The seed topology as (Containers, Nodes); fresh dicts on every call, so tests may edit them."""
+    containers = [container(name, node=host, fqdn=seed_fqdn(label), type=kind)
+                  for name, label, host, kind in SEED_PARENTS]
+    containers += [container(name, node=host, fqdn=seed_fqdn(label), type=kind, mounted_to=parent, status=MOUNTED)
+                   for name, label, host, kind, parent in SEED_CHILDREN]
+    nodes = [node(name, address) for name, address in SEED_NODES]
+    return containers, nodes
