@@ -8,7 +8,7 @@ person with redis-cli (names lowercased, no trailing dot):
                                     expire, minimum, serial
   {prefix}parent:<fqdn>      STRING node name                       get mountdns:parent:container_a_0.domain.foo.bar
   {prefix}child:<fqdn>       STRING parent fqdn                     get mountdns:child:container_d_0.domain.foo.bar
-  {prefix}node:<node>        STRING addresses, space separated      get mountdns:node:node_1
+  {prefix}node:<node>        STRING addresses, space separated      get mountdns:node:node-1
 
 A node moving to a new address is one SET of its node key: parents point at the node
 by name and children at their parent by name, so neither changes.
@@ -167,15 +167,40 @@ class RedisStore:
         self.redis = client
         self.keys = Keys(prefix)
         self._resolve = client.register_script(RESOLVE_SCRIPT)
+        self._prefix_arg = prefix.encode()
 
     # -- reading -----------------------------------------------------------------
     def resolve(self, qname: str) -> Resolution:
         """Everything about normalized `qname` in one round trip (EVALSHA)."""
         try:
-            reply = self._resolve(args=[self.keys.prefix, qname])
+            reply = self._evalsha_resolve(qname)
+        except redis.exceptions.NoScriptError:
+            # Redis restarted or was flushed of scripts: load it again (EVAL does).
+            try:
+                reply = self._resolve(args=[self.keys.prefix, qname])
+            except redis.RedisError as exc:
+                raise StoreError(f"redis lookup of {qname!r} failed: {exc}") from exc
         except redis.RedisError as exc:
             raise StoreError(f"redis lookup of {qname!r} failed: {exc}") from exc
         return resolution_from_reply(reply)
+
+    def _evalsha_resolve(self, qname: str):
+        """EVALSHA on a pooled connection directly. The lookup is the hot path and the
+        client's generic command machinery (retries, argument filtering, response
+        callbacks) costs more than the Redis round trip itself."""
+        sha = self._resolve.sha
+        pool = self.redis.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(
+                connection.pack_command("EVALSHA", sha, 0, self._prefix_arg, qname.encode()), False)
+            reply = connection.read_response()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            connection.disconnect()  # a half-read reply must not reach the next caller
+            raise
+        finally:
+            pool.release(connection)
+        return reply
 
     def zones(self) -> list[Zone]:
         try:

@@ -11,7 +11,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
-from mountdns.keyspace import DEFAULT_PREFIX
+from mountdns.keyspace import DEFAULT_PREFIX, Keys
 from mountdns.names import InvalidName, normalize
 from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, repeated
 from mountdns.state import Zone
@@ -117,6 +117,10 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         ids[zone.id] = zone.name
 
     check_redis_url(args.redis_url)
+    try:
+        Keys(args.key_prefix)
+    except ValueError as exc:
+        raise ConfigError(f"--key-prefix: {exc}") from exc
     if args.resync_interval <= 0:
         raise ConfigError(f"--resync-interval: must be positive, got {args.resync_interval}")
     if not 0 <= args.coalesce_seconds <= 10:

@@ -103,6 +103,8 @@ class ManifestSource:
                 for obj in _documents(path):
                     kind = classify(obj)
                     if kind:
+                        if not isinstance(obj.get("metadata") or {}, dict):
+                            raise ManifestError(f"{path}: the metadata of a {kind} is not a mapping")
                         objects.append((kind, _with_defaults(obj, kind, signature[0])))
                 self._objects[path] = objects
                 if self.errors.pop(path, None):
@@ -113,6 +115,11 @@ class ManifestSource:
                 self.errors[path] = str(exc)
         self._seen = files
         complete = not self.errors
+        if not complete:
+            # Before any replace: each replace marks its kind complete, and a snapshot
+            # taken between it and the mark below must still find another kind incomplete.
+            for kind in KINDS:
+                self.cache.mark_incomplete(kind)
         for kind in KINDS:
             self.cache.replace(kind, [o for objs in self._objects.values() for k, o in objs if k == kind],
                                complete=True)

@@ -1,7 +1,7 @@
 """How PowerDNS 4.7's HTTP connector shapes a call in each of its three modes, so the
 tests can send the same call every way (see the connector notes in the README)."""
 
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import orjson
 

@@ -1,0 +1,97 @@
+"""The real `mountdns-sync` as a child process, for process-level tests and benchmarks.
+
+Like the servers in tests/servers.py it logs into a file in its work directory (at
+debug level by default, so a failing test can show what the daemon did), is stopped
+with SIGTERM (SIGKILL if it hangs) and can be run in the foreground for `--once`.
+Importable without pytest.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from tests.servers import VENV_BIN, Process, wait_until
+
+ZONE = "domain.foo.bar"
+
+
+class SyncProcess(Process):
+    """mountdns-sync against a kubeconfig (a KubeAPIDouble) or a manifest directory."""
+
+    def __init__(self, workdir: Path, redis_url: str, *, kubeconfig: str | None = None,
+                 manifests: str | None = None, zone: str = ZONE, resync_interval: float = 30.0,
+                 coalesce_seconds: float = 0.02, pdns_api_url: str | None = None,
+                 pdns_api_key: str | None = None, log_level: str = "debug",
+                 extra_args: tuple[str, ...] = (), name: str = "sync"):
+        super().__init__(name, workdir)
+        if (kubeconfig is None) == (manifests is None):
+            raise ValueError("give exactly one of kubeconfig and manifests")
+        self.redis_url = redis_url
+        self.kubeconfig = kubeconfig
+        self.manifests = manifests
+        self.zone = zone
+        self.resync_interval = resync_interval
+        self.coalesce_seconds = coalesce_seconds
+        self.pdns_api_url = pdns_api_url
+        self.pdns_api_key = pdns_api_key
+        self.log_level = log_level
+        self.extra_args = tuple(extra_args)
+
+    def argv(self, *more: str) -> list[str]:
+        argv = [str(VENV_BIN / "mountdns-sync"), "--zone", self.zone, "--redis-url", self.redis_url,
+                "--resync-interval", str(self.resync_interval),
+                "--coalesce-seconds", str(self.coalesce_seconds), "--log-level", self.log_level]
+        if self.kubeconfig:
+            argv += ["--kubeconfig", self.kubeconfig]
+        if self.manifests:
+            argv += ["--manifests", self.manifests]
+        if self.pdns_api_url:
+            argv += ["--pdns-api-url", self.pdns_api_url, "--pdns-api-key", self.pdns_api_key or ""]
+        return argv + list(self.extra_args) + list(more)
+
+    def start(self, *more: str) -> "SyncProcess":
+        """Start the daemon in the background (it keeps running until stop())."""
+        self.spawn(self.argv(*more))
+        return self
+
+    def run(self, *more: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
+        """Run in the foreground (`--once`): stdout is returned, stderr goes to the log."""
+        with open(self.log_path, "ab") as log:
+            return subprocess.run(self.argv(*more), stdout=subprocess.PIPE, stderr=log, text=True,
+                                  cwd=self.workdir, timeout=timeout)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_count(self, text: str) -> int:
+        return self.log_text().count(text)
+
+    def wait_for_log(self, text: str, timeout: float, count: int = 1) -> None:
+        """Wait until `text` appears `count` times in the log; fail if the daemon exits."""
+        def seen():
+            if self.proc is not None and self.proc.poll() is not None and self.log_count(text) < count:
+                raise RuntimeError(f"mountdns-sync exited ({self.proc.returncode}):\n{self.log_tail()}")
+            return self.log_count(text) >= count
+        try:
+            wait_until(seen, timeout, f"{text!r} x{count} in the sync log")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- sync log ---\n{self.log_tail(40)}") from None
+
+    def wait_until(self, check, timeout: float, what: str, interval: float = 0.05):
+        """tests.servers.wait_until, with the daemon's log tail in the error (and a check
+        that it is still running)."""
+        def alive_check():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"mountdns-sync exited ({self.proc.returncode})")
+            return check()
+        started = time.monotonic()
+        try:
+            return wait_until(alive_check, timeout, what, interval)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc} (waited {time.monotonic() - started:.1f}s)\n"
+                               f"--- sync log ---\n{self.log_tail(40)}") from None

@@ -1,0 +1,379 @@
+"""The real `mountdns-sync` process against a Kubernetes API double and a real redis-server.
+
+Each test starts `.venv/bin/mountdns-sync --kubeconfig ...` as a child process (debug log
+in the test's tmp dir), changes the "cluster" through the double's Python API, injects the
+failures a real control plane produces, and asserts what lands in Redis: the keys the
+DNS backend serves. Every wait is bounded; every process is stopped by a fixture.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from mountdns.keyspace import RedisStore
+from mountdns.state import State
+from tests.k8s_objects import MOUNTED, container, node, seed_fqdn, seed_objects
+from tests.kube_double import KubeAPIDouble
+from tests.seed import NODES, SEED_STATE
+from tests.servers import RedisServer, wait_until, workdir
+from tests.sync_process import SyncProcess
+
+pytestmark = pytest.mark.integration
+
+NODE_1_KEY = b"mountdns:node:node-1"
+SEED_KEYS = ({b"mountdns:zones", b"mountdns:zone:domain.foo.bar"}
+             | {f"mountdns:node:{n}".encode() for n in SEED_STATE.nodes}
+             | {f"mountdns:parent:{p}".encode() for p in SEED_STATE.parents}
+             | {f"mountdns:child:{c}".encode() for c in SEED_STATE.children})
+
+
+# --- helpers ---------------------------------------------------------------------------
+def published(client) -> State:
+    """What the sync published, with zone serials left out (the store maintains them)."""
+    state = RedisStore(client).read_state()
+    return State(zones={n: z.definition() for n, z in state.zones.items()}, nodes=dict(state.nodes),
+                 parents=dict(state.parents), children=dict(state.children))
+
+
+def is_seed(client) -> bool:
+    return published(client) == SEED_STATE
+
+
+def string_keys(client, pattern: str = "mountdns:*") -> dict[bytes, bytes]:
+    """Every string key under the prefix with its raw value (zone hashes and the zone set left out)."""
+    return {k: client.get(k) for k in client.scan_iter(match=pattern) if client.type(k) == b"string"}
+
+
+def exec_calls(client) -> int:
+    return int(client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0))
+
+
+def child_key(label: str) -> bytes:
+    return f"mountdns:child:{label.lower()}.domain.foo.bar".encode()
+
+
+def parent_key(label: str) -> bytes:
+    return f"mountdns:parent:{label.lower()}.domain.foo.bar".encode()
+
+
+def seed_container(name: str) -> dict:
+    containers, _ = seed_objects()
+    return next(c for c in containers if c["metadata"]["name"] == name)
+
+
+def watch_requests(api):
+    return [(path, query) for method, path, query in list(api.requests)
+            if method == "GET" and query.get("watch") == "true"]
+
+
+# --- fixtures --------------------------------------------------------------------------
+@pytest.fixture
+def api():
+    double = KubeAPIDouble(bookmark_interval=0.5)
+    double.start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def seeded_api(api):
+    containers, nodes = seed_objects()
+    api.apply_many(nodes + containers)
+    return api
+
+
+@pytest.fixture
+def make_sync(tmp_path, api, redis_server):
+    """Build (not start) SyncProcesses against `api` and the session Redis; all stopped at the end."""
+    processes = []
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+
+    def make(redis_url: str | None = None, **options) -> SyncProcess:
+        options.setdefault("coalesce_seconds", 0.02)
+        options.setdefault("name", f"sync{len(processes)}")
+        process = SyncProcess(tmp_path, redis_url or redis_server.url, kubeconfig=kubeconfig, **options)
+        processes.append(process)
+        return process
+
+    yield make
+    for process in processes:
+        process.stop()
+
+
+@pytest.fixture
+def synced(seeded_api, make_sync, redis_client):
+    """A running sync that has published the seed."""
+    sync = make_sync().start()
+    sync.wait_until(lambda: is_seed(redis_client), 10, "the seed published")
+    assert seeded_api.wait_for_open_watches(2, timeout=5)
+    return sync
+
+
+# --- the first sync --------------------------------------------------------------------
+def test_first_sync_writes_exactly_the_seed_keys(synced, redis_client):
+    assert set(redis_client.keys("*")) == SEED_KEYS
+    assert published(redis_client) == SEED_STATE
+    assert redis_client.get(NODE_1_KEY) == b"2.3.4.5"
+    assert redis_client.get(child_key("Container_D_0")) == b"container_b_0.domain.foo.bar"
+    assert redis_client.get(parent_key("Container_A_0")) == b"node-0"
+
+
+def test_resync_without_changes_writes_nothing(seeded_api, make_sync, redis_client):
+    sync = make_sync(resync_interval=0.5).start()
+    sync.wait_until(lambda: is_seed(redis_client), 10, "the seed published")
+    execs = exec_calls(redis_client)
+    sync.wait_for_log("periodic resync", 5, count=sync.log_count("periodic resync") + 2)
+    time.sleep(0.3)  # let the re-list after the second resync land as well
+    assert exec_calls(redis_client) == execs
+    assert is_seed(redis_client)
+
+
+def test_watch_requests_ask_for_bookmarks_and_resume_from_the_list(synced, seeded_api):
+    watches = watch_requests(seeded_api)
+    assert {path for path, _ in watches} == {"/api/v1/nodes", "/apis/mountdns.io/v1alpha1/containers"}
+    for _, query in watches:
+        assert query["allowWatchBookmarks"] == "true"
+        assert int(query["resourceVersion"]) > 0  # from the list, not "everything again"
+
+
+# --- watch events ------------------------------------------------------------------------
+def test_node_moved_changes_only_its_node_key(synced, seeded_api, redis_client):
+    before = string_keys(redis_client)
+    serial_before = int(redis_client.hget("mountdns:zone:domain.foo.bar", "serial"))
+
+    seeded_api.apply(node("node-1", "12.34.5.6"))
+
+    synced.wait_until(lambda: redis_client.get(NODE_1_KEY) == b"12.34.5.6", 5, "node-1 moved")
+    after = string_keys(redis_client)
+    assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == {NODE_1_KEY}
+    assert int(redis_client.hget("mountdns:zone:domain.foo.bar", "serial")) > serial_before
+
+
+def test_container_added_then_mounted_then_unmounted(synced, seeded_api, redis_client):
+    seeded_api.apply(container("container-f-0", node="node-2", fqdn=seed_fqdn("Container_F_0"), type="odl"))
+    synced.wait_until(lambda: redis_client.get(parent_key("Container_F_0")) == b"node-2", 5, "F_0 added")
+
+    # A child that is still connecting is a parent on its own node ...
+    child = container("container-g-0", node="node-1", fqdn=seed_fqdn("Container_G_0"), type="netconf",
+                      mounted_to="container-f-0", status="CONNECTING")
+    seeded_api.apply(child)
+    synced.wait_until(lambda: redis_client.get(parent_key("Container_G_0")) == b"node-1", 5, "G_0 connecting")
+    assert redis_client.get(child_key("Container_G_0")) is None
+
+    # ... becomes a CNAME to its parent once its deviceStatus is MOUNTED ...
+    child["status"] = {"deviceStatus": MOUNTED}
+    seeded_api.apply(child)
+    synced.wait_until(lambda: redis_client.get(child_key("Container_G_0")) == b"container_f_0.domain.foo.bar",
+                      5, "G_0 mounted")
+    assert redis_client.get(parent_key("Container_G_0")) is None
+
+    # ... and a parent of its own node again when unmounted.
+    child["status"] = {"deviceStatus": "UNMOUNTED"}
+    seeded_api.apply(child)
+    synced.wait_until(lambda: redis_client.get(parent_key("Container_G_0")) == b"node-1", 5, "G_0 unmounted")
+    assert redis_client.get(child_key("Container_G_0")) is None
+
+    # A seed child without a nodeName that is unmounted is published as nothing at all.
+    d0 = seed_container("container-d-0")
+    del d0["spec"]["nodeName"]
+    d0["status"] = {"deviceStatus": "UNMOUNTED"}
+    seeded_api.apply(d0)
+    synced.wait_until(lambda: redis_client.get(child_key("Container_D_0")) is None, 5, "D_0 unmounted")
+    assert redis_client.get(parent_key("Container_D_0")) is None
+    assert published(redis_client).parents == {**SEED_STATE.parents,
+                                               "container_f_0.domain.foo.bar": "node-2",
+                                               "container_g_0.domain.foo.bar": "node-1"}
+
+
+def test_parent_deleted_takes_its_children_with_it(synced, seeded_api, redis_client):
+    seeded_api.delete("Container", "container-b-0", "default")
+    synced.wait_until(lambda: redis_client.get(parent_key("Container_B_0")) is None, 5, "B_0 deleted")
+    synced.wait_until(lambda: redis_client.get(child_key("Container_D_0")) is None, 5, "D_0 gone")
+    state = published(redis_client)
+    assert state.children == {c: p for c, p in SEED_STATE.children.items() if "container_d_0" not in c}
+    assert state.parents == {p: n for p, n in SEED_STATE.parents.items() if "container_b_0" not in p}
+    assert state.nodes == SEED_STATE.nodes
+
+
+# --- the API server failing ----------------------------------------------------------------
+def test_api_unreachable_keeps_every_key_then_converges(synced, seeded_api, redis_client):
+    before = string_keys(redis_client)
+    failures = synced.log_count("list/watch failed")
+
+    seeded_api.stop()
+    # Several reconnect attempts (both watchers, with backoff), none of which removes anything.
+    synced.wait_for_log("list/watch failed", 10, count=failures + 6)
+    assert string_keys(redis_client) == before
+    assert synced.running()
+
+    # The cluster changes while the sync cannot see it.
+    seeded_api.delete("Container", "container-e-0", "default")
+    seeded_api.apply(node("node-1", "12.34.5.6"))
+    time.sleep(0.5)
+    assert string_keys(redis_client) == before
+
+    seeded_api.start()
+    synced.wait_until(lambda: redis_client.get(child_key("Container_E_0")) is None
+                      and redis_client.get(NODE_1_KEY) == b"12.34.5.6", 15, "converged after the outage")
+    expected = {k: v for k, v in before.items() if k != child_key("Container_E_0")}
+    assert string_keys(redis_client) == {**expected, NODE_1_KEY: b"12.34.5.6"}
+
+
+def test_api_unavailable_503_deletes_nothing_then_converges(synced, seeded_api, redis_client):
+    before = string_keys(redis_client)
+    seeded_api.set_available(False)
+    seeded_api.delete("Container", "container-a-2", "default")
+    synced.wait_for_log("API error 503", 10, count=4)
+    assert string_keys(redis_client) == before  # neither A_2 nor its child C_1 went
+
+    seeded_api.set_available(True)
+    synced.wait_until(lambda: redis_client.get(parent_key("Container_A_2")) is None
+                      and redis_client.get(child_key("Container_C_1")) is None, 15, "A_2 and C_1 removed")
+    assert set(string_keys(redis_client)) == set(before) - {parent_key("Container_A_2"), child_key("Container_C_1")}
+
+
+def test_failing_lists_delete_nothing_then_converge(synced, seeded_api, redis_client):
+    before = string_keys(redis_client)
+    lists = seeded_api.list_calls["Container"]
+    seeded_api.fail_lists(4, status=500, kind="Container")
+    seeded_api.delete("Container", "container-c-0", "default")
+    seeded_api.drop_watches()  # the Container watcher re-lists, and its lists fail
+
+    # After the third failure the next attempt is >= 0.4 s away and fails as well.
+    synced.wait_for_log("Container list/watch failed (API error 500", 10, count=3)
+    assert string_keys(redis_client) == before
+
+    synced.wait_until(lambda: redis_client.get(child_key("Container_C_0")) is None, 15, "C_0 removed")
+    assert set(string_keys(redis_client)) == set(before) - {child_key("Container_C_0")}
+    assert seeded_api.list_calls["Container"] >= lists + 5
+
+
+def test_compaction_and_dropped_watches_relist_and_converge(synced, seeded_api, redis_client):
+    lists = sum(seeded_api.list_calls.values())
+    watches_before = len(watch_requests(seeded_api))
+    seeded_api.compact()
+    compacted_at = seeded_api.resource_version
+    seeded_api.drop_watches()
+    seeded_api.apply(node("node-2", "13.14.15.16"))
+
+    synced.wait_until(lambda: redis_client.get(b"mountdns:node:node-2") == b"13.14.15.16", 10, "node-2 moved")
+    assert sum(seeded_api.list_calls.values()) >= lists + 2
+    assert seeded_api.wait_for_open_watches(2, timeout=5)
+    # Watches after the compaction start from a fresh list, never from a compacted version.
+    for _, query in watch_requests(seeded_api)[watches_before:]:
+        assert int(query["resourceVersion"]) >= compacted_at
+
+
+def test_list_cut_short_by_410_is_relisted_before_anything_is_written(api, make_sync, redis_client):
+    api.apply_many([node("node-0", "1.2.3.4")] + [
+        container(f"bulk-{i:04d}", node="node-0", fqdn=f"bulk-{i:04d}.domain.foo.bar") for i in range(600)])
+    api.truncate_next_list()  # the continue request of the first paginated list gets 410
+    sync = make_sync().start()
+    sync.wait_until(lambda: len(list(redis_client.scan_iter(match="mountdns:parent:*", count=1000))) == 600,
+                    10, "600 parents")
+    assert "410 Gone: re-listing" in sync.log_text()
+    assert api.list_calls["Container"] >= 4  # page 1, expired page 2, then both pages again
+
+
+# --- Redis failing ----------------------------------------------------------------------
+@pytest.fixture
+def own_redis():
+    directory = workdir("mountdns-sync-redis-")
+    server = RedisServer(directory).start()
+    yield server
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_redis_restarted_empty_is_rewritten_within_one_resync(seeded_api, make_sync, own_redis):
+    sync = make_sync(own_redis.url, resync_interval=2).start()
+    client = own_redis.client()
+    sync.wait_until(lambda: is_seed(client), 10, "the seed published")
+
+    own_redis.stop()
+    sync.wait_for_log("Redis failed", 6)  # the next resync cannot read Redis: logged, retried
+    assert sync.running()
+
+    own_redis.start()
+    assert client.dbsize() == 0
+    restarted = time.monotonic()
+    sync.wait_until(lambda: is_seed(client), 6, "the seed rewritten")
+    assert time.monotonic() - restarted < 6
+    assert sync.running()
+    client.close()
+
+
+# --- scale -------------------------------------------------------------------------------
+def test_burst_of_1000_containers_is_a_few_transactions(synced, seeded_api, redis_client):
+    execs = exec_calls(redis_client)
+    seeded_api.apply_many([container(f"burst-{i:04d}", node=f"node-{i % 3}", fqdn=f"burst-{i:04d}.domain.foo.bar")
+                           for i in range(1000)])
+
+    def burst_keys():
+        return len(list(redis_client.scan_iter(match="mountdns:parent:burst-*", count=2000)))
+    synced.wait_until(lambda: burst_keys() == 1000, 15, "1,000 burst parents")
+    time.sleep(0.2)
+    assert exec_calls(redis_client) - execs <= 20
+    assert len(published(redis_client).parents) == 1004
+
+
+# --- options -------------------------------------------------------------------------------
+def test_namespace_flag_limits_containers_to_one_namespace(seeded_api, make_sync, redis_client):
+    seeded_api.apply(container("x-0", node="node-0", fqdn="x_0.domain.foo.bar", namespace="team-a"))
+    sync = make_sync(extra_args=("--namespace", "team-a")).start()
+    sync.wait_until(lambda: published(redis_client).parents == {"x_0.domain.foo.bar": "node-0"}, 10, "team-a only")
+
+    seeded_api.apply(container("other-0", node="node-1", fqdn="other_0.domain.foo.bar", namespace="default"))
+    seeded_api.apply(container("x-1", node="node-1", fqdn="x_1.domain.foo.bar", namespace="team-a"))
+    sync.wait_until(lambda: redis_client.get(b"mountdns:parent:x_1.domain.foo.bar") == b"node-1", 5, "x-1")
+    state = published(redis_client)
+    assert state.parents == {"x_0.domain.foo.bar": "node-0", "x_1.domain.foo.bar": "node-1"}
+    assert state.children == {}
+    container_paths = {path for path, _ in watch_requests(seeded_api) if "containers" in path}
+    assert container_paths == {"/apis/mountdns.io/v1alpha1/namespaces/team-a/containers"}
+
+
+def test_once_syncs_and_exits_zero(seeded_api, make_sync, redis_client):
+    result = make_sync().run("--once")
+    assert result.returncode == 0
+    assert published(redis_client) == SEED_STATE
+    assert set(redis_client.keys("*")) == SEED_KEYS
+
+
+def test_once_with_the_api_unreachable_exits_non_zero_and_writes_nothing(seeded_api, make_sync, redis_client):
+    seeded_api.stop()
+    sync = make_sync()
+    result = sync.run("--once")
+    assert result.returncode != 0
+    assert redis_client.dbsize() == 0
+    assert "listing failed, nothing written" in sync.log_text()
+
+
+def test_dry_run_once_prints_the_plan_and_writes_nothing(seeded_api, make_sync, redis_client):
+    result = make_sync().run("--dry-run", "--once")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert "zone   put    domain.foo.bar (ns ns1.domain.foo.bar, ttl 30)" in lines
+    assert "node   put    node-1 -> 2.3.4.5" in lines
+    assert "parent put    container_a_0.domain.foo.bar -> node node-0" in lines
+    assert "child  put    container_d_0.domain.foo.bar -> CNAME container_b_0.domain.foo.bar" in lines
+    assert lines[-1].startswith("dry run:") and lines[-1].endswith("(nothing written)")
+    assert len(lines) == 1 + len(NODES) + len(SEED_STATE.parents) + len(SEED_STATE.children) + 1
+    assert redis_client.dbsize() == 0
+
+
+def test_keys_outside_the_prefix_survive_garbage_collection(seeded_api, make_sync, redis_client):
+    redis_client.set("other:key", "keep")
+    redis_client.set("mountdns-other:x", "keep too")
+    redis_client.set("mountdns:parent:stale.domain.foo.bar", "node-9")
+    redis_client.set("mountdns:node:node-9", "9.9.9.9")
+
+    sync = make_sync(resync_interval=0.5).start()
+    sync.wait_until(lambda: is_seed(redis_client), 10, "the seed published, the stale keys collected")
+    sync.wait_for_log("periodic resync", 5, count=2)
+    assert redis_client.get("other:key") == b"keep"
+    assert redis_client.get("mountdns-other:x") == b"keep too"
+    assert set(redis_client.keys("*")) == SEED_KEYS | {b"other:key", b"mountdns-other:x"}
