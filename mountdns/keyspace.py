@@ -16,6 +16,7 @@ by name and children at their parent by name, so neither changes.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable, Iterator
 
@@ -145,14 +146,18 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+@functools.lru_cache(maxsize=256)
+def _zone_from_reply(zone_name: bytes, *fields: bytes) -> Zone:
+    # Zones change rarely and every lookup carries its zone's fields: parse each version once.
+    return zone_from_hash(zone_name.decode(), {f: v for f, v in zip(ZONE_FIELDS, fields) if v != b""})
+
+
 def resolution_from_reply(reply: list) -> Resolution:
     kind = _text(reply[0])
     if kind == "outside":
         return OUTSIDE
-    value, zone_name = _text(reply[1]), _text(reply[2])
-    zone = zone_from_hash(zone_name, {
-        f: reply[3 + i] for i, f in enumerate(ZONE_FIELDS) if _text(reply[3 + i]) != ""
-    })
+    value = _text(reply[1])
+    zone = _zone_from_reply(*(v if isinstance(v, bytes) else v.encode() for v in reply[2:11]))
     if kind == "parent":
         return Resolution("parent", zone, addresses=decode_addresses(value))
     if kind == "child":

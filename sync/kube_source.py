@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 
 from kubernetes import client, config
@@ -80,8 +81,14 @@ class ResourceWatcher:
         with self._lock:
             response = self._response
         if response is not None:
+            # Closing the response does not wake the watcher thread blocked reading it, and an
+            # idle watch may send nothing for minutes: shut the socket down, which does.
+            sock = getattr(getattr(response, "connection", None), "sock", None)
             try:
-                response.close()
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+                else:
+                    response.close()
             except Exception:  # noqa: BLE001 - closing a broken stream may fail; it is gone either way
                 pass
 
@@ -118,6 +125,8 @@ class ResourceWatcher:
         with self._lock:
             self._response = response
         try:
+            if self.stop.is_set() or self._resync.is_set():
+                return resource_version  # asked to end before the stream was registered to close
             for line in iter_resp_lines(response):
                 if self.stop.is_set() or self._resync.is_set():
                     break
@@ -165,6 +174,8 @@ class ResourceWatcher:
             except Exception as exc:  # noqa: BLE001 - network errors of every kind: retry
                 if self.stop.is_set():
                     break
+                if self._resync.is_set():
+                    continue  # we ended the stream ourselves to re-list: not a failure
                 self._failed(f"{type(exc).__name__}: {exc}")
 
     def _failed(self, reason: str) -> None:

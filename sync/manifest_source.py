@@ -69,7 +69,8 @@ class ManifestSource:
         self.cache = cache
         self.stop = stop
         self.poll_seconds = poll_seconds
-        self._seen: dict[Path, tuple[float, int]] = {}
+        # None until the first scan, so that an empty directory is still listed once.
+        self._seen: dict[Path, tuple[float, int]] | None = None
         self._objects: dict[Path, list[tuple[str, dict]]] = {}
         self.errors: dict[Path, str] = {}
         self.thread: threading.Thread | None = None
@@ -96,7 +97,7 @@ class ManifestSource:
             del self._objects[path]
         self.errors = {p: e for p, e in self.errors.items() if p in files}
         for path, signature in files.items():
-            if self._seen.get(path) == signature:
+            if (self._seen or {}).get(path) == signature:
                 continue
             try:
                 objects = []
@@ -142,7 +143,7 @@ class ManifestSource:
                 log.exception("reading manifests failed")
 
     def request_resync(self) -> None:
-        self._seen = {}
+        self._seen = None
 
     def close(self) -> None:
         if self.thread:

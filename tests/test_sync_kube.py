@@ -377,3 +377,30 @@ def test_keys_outside_the_prefix_survive_garbage_collection(seeded_api, make_syn
     assert redis_client.get("other:key") == b"keep"
     assert redis_client.get("mountdns-other:x") == b"keep too"
     assert set(redis_client.keys("*")) == SEED_KEYS | {b"other:key", b"mountdns-other:x"}
+
+
+# --- an idle cluster ------------------------------------------------------------------------
+def test_idle_watches_are_relisted_on_resync_and_stop_promptly(tmp_path, redis_client, redis_server):
+    """No bookmarks, no events: nothing wakes a watcher reading its stream but the sync itself."""
+    api = KubeAPIDouble(bookmark_interval=None)
+    api.start()
+    containers, nodes = seed_objects()
+    api.apply_many(nodes + containers)
+    sync = SyncProcess(tmp_path, redis_server.url, kubeconfig=api.write_kubeconfig(tmp_path / "kubeconfig"),
+                       resync_interval=0.5)
+    try:
+        sync.start()
+        sync.wait_until(lambda: is_seed(redis_client), 10, "the seed published")
+        lists = dict(api.list_calls)
+        sync.wait_until(lambda: all(api.list_calls[kind] >= lists[kind] + 2 for kind in ("Container", "Node")),
+                        5, "two re-lists of each kind on resync")
+        assert "list/watch failed" not in sync.log_text()  # ending a stream to re-list is no failure
+
+        started = time.monotonic()
+        sync.stop()
+        assert time.monotonic() - started < 3
+        assert sync.proc.returncode == 0, sync.log_tail()
+        assert sync.log_text().rstrip().endswith("INFO mountdns.sync: stopped")
+    finally:
+        sync.stop()
+        api.stop()

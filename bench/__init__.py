@@ -1,0 +1,1 @@
+"""mountdns benchmarks: figures, not tests. `scripts/bench` runs them all."""

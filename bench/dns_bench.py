@@ -1,0 +1,593 @@
+"""DNS throughput and latency: PowerDNS's own bind backend against pdns + mountdns.
+
+In one run, on one machine, with the same query file and the same dnsperf settings:
+  (a) pdns_server 4.7, bind backend serving an equivalent zone file, caches off: the reference;
+  (b) pdns_server 4.7 + mountdns-backend + Redis, caches off: every query reaches the backend
+      (the default 2 workers x 8 threads, and the fastest of a sweep of workers x threads);
+  (c) pdns_server 4.7 + mountdns with the settings shipped in pdns/pdns.conf (caches on).
+Then the backend alone under wrk (HTTP keep-alive, PowerDNS's REST shape), the Redis
+commands and round trips per lookup, the backend lookups PowerDNS makes per DNS query,
+and where the CPU goes in (b).
+
+Each measurement is bounded (dnsperf -l, wrk -d). dnsperf 2.10 has no latency histogram,
+so p99 comes from a second, rate-limited dnsperf run with -v, which prints every query's
+latency; -v costs dnsperf CPU, which is why the throughput run does not use it.
+
+Environment knobs (optional):
+  MOUNTDNS_BENCH_BACKEND=2x8                 workers x threads of (b)
+  MOUNTDNS_BENCH_SWEEP=1x4,1x8,2x4,2x8,3x4,4x4  combinations tried for the fastest (b)
+  MOUNTDNS_BENCH_SECONDS=10                  length of each dnsperf/wrk run (full mode)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import resource
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import topology as topo
+from bench.report import Table
+from tests.servers import CACHES_OFF, BackendServer, PdnsServer, RedisServer, workdir
+
+DNSPERF = shutil.which("dnsperf") or "/usr/bin/dnsperf"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+CLIENTS = 4            # dnsperf -c
+LATENCY_QPS = 1_500    # offered load of the latency runs: the (b) target rate
+DEFAULT_BACKEND = "2x8"
+DEFAULT_SWEEP = "1x4,1x8,2x4,2x8,3x4,4x4"
+
+TARGET_B_QPS = 1_500
+TARGET_B_P99_MS = 10.0
+TARGET_C_RATIO = 0.80
+TARGET_BACKEND_LOOKUPS = 6_000
+
+
+# -- servers ---------------------------------------------------------------------------
+class BindPdnsServer(PdnsServer):
+    """pdns_server with only the bind backend, from its own config dir (no shipped settings)."""
+
+    def __init__(self, directory: Path, named_conf: Path, settings: dict | None = None,
+                 zone: str = topo.ZONE_NAME):
+        super().__init__(directory, backend_url="", settings=settings, zone=zone)
+        self.config_dir = directory / "bind-pdns"
+        self.config_dir.mkdir(exist_ok=True)
+        conf = {
+            "launch": "bind",
+            "bind-config": str(named_conf),
+            "local-address": "127.0.0.1",
+            "local-port": str(self.port),
+            "socket-dir": str(directory),
+            "daemon": "no",
+            "guardian": "no",
+            "write-pid": "no",
+            "webserver": "no",
+            # The same threads as the shipped pdns.conf, so only the backend differs.
+            "receiver-threads": "1",
+            "distributor-threads": "3",
+            "loglevel": "4",
+            **CACHES_OFF,
+            **(settings or {}),
+        }
+        (self.config_dir / "pdns.conf").write_text("".join(f"{k}={v}\n" for k, v in conf.items()))
+
+    def argv(self) -> list[str]:
+        return [shutil.which("pdns_server") or "/usr/sbin/pdns_server", f"--config-dir={self.config_dir}"]
+
+
+def parse_combo(text: str) -> tuple[int, int]:
+    workers, _, threads = text.strip().lower().partition("x")
+    return int(workers), int(threads)
+
+
+def combo_label(combo: tuple[int, int]) -> str:
+    return f"{combo[0]} workers x {combo[1]} threads"
+
+
+# -- CPU accounting --------------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pgid: int) -> dict[int, float]:
+    """CPU seconds (user+system) of every live process in process group `pgid`, by pid.
+    The servers are started in their own session, so the group is the server and its workers."""
+    usage = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:  # fields[0] is the state (stat field 3): pgrp is field 5
+            usage[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
+    return usage
+
+
+class CpuMeter:
+    """CPU seconds spent by each server (and the load generator) between start() and stop()."""
+
+    def __init__(self, servers: dict[str, object]):
+        self.servers = servers
+        self.before: dict[str, dict[int, float]] = {}
+        self.used: dict[str, dict[int, float]] = {}
+
+    def start(self):
+        self.before = {name: group_cpu(s.proc.pid) for name, s in self.servers.items()}
+        self.children_before = _children_cpu()
+
+    def stop(self):
+        for name, server in self.servers.items():
+            now = group_cpu(server.proc.pid)
+            self.used[name] = {pid: t - self.before[name].get(pid, 0.0) for pid, t in now.items()}
+        self.used["dnsperf"] = {0: _children_cpu() - self.children_before}
+
+    def total(self, name: str) -> float:
+        return sum(self.used.get(name, {}).values())
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- dnsperf ---------------------------------------------------------------------------
+@dataclass
+class DnsperfResult:
+    qps: float
+    avg_ms: float
+    sent: int
+    completed: int
+    lost: int
+    rcodes: dict[str, int]
+    latencies_ms: list[float] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)
+
+    def percentile(self, share: float) -> float:
+        """Nearest-rank percentile of the per-query latencies (needs a -v run)."""
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        rank = max(1, -(-len(ordered) * share // 1))
+        return ordered[int(rank) - 1]
+
+    def unexpected(self) -> str:
+        """Lost queries and rcodes other than NOERROR/NXDOMAIN, for the notes ('' if none)."""
+        odd = {k: v for k, v in self.rcodes.items() if k not in ("NOERROR", "NXDOMAIN")}
+        parts = [f"{v} {k}" for k, v in odd.items()]
+        if self.lost:
+            parts.append(f"{self.lost} lost")
+        return ", ".join(parts)
+
+
+_STAT = re.compile(r"^\s*(Queries sent|Queries completed|Queries lost|Queries per second|"
+                   r"Average Latency \(s\)|Response codes):\s*(.*)$", re.M)
+_VERBOSE = re.compile(r"^> (\S+) \S+ \S+ ([0-9.]+)$", re.M)
+
+
+def dnsperf(port: int, query_file: Path, seconds: float, *, max_qps: int | None = None,
+            verbose: bool = False, passes: int | None = None, clients: int = CLIENTS) -> DnsperfResult:
+    argv = [DNSPERF, "-s", "127.0.0.1", "-p", str(port), "-d", str(query_file), "-c", str(clients),
+            "-l", str(seconds)]
+    if max_qps:
+        argv += ["-Q", str(max_qps)]
+    if passes:
+        argv += ["-n", str(passes)]
+    if verbose:
+        argv.append("-v")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    if done.returncode != 0:
+        raise RuntimeError(f"dnsperf failed ({done.returncode}): {done.stderr[-2000:]}")
+    stats = {k: v for k, v in _STAT.findall(done.stdout)}
+    if "Queries per second" not in stats:
+        raise RuntimeError(f"no statistics in dnsperf output:\n{done.stdout[-2000:]}")
+    rcodes = {code: int(n) for code, n in re.findall(r"([A-Z]+) (\d+) \(", stats.get("Response codes", ""))}
+    latencies = [float(s) * 1000 for _, s in _VERBOSE.findall(done.stdout)] if verbose else []
+    return DnsperfResult(
+        qps=float(stats["Queries per second"]),
+        avg_ms=float(stats["Average Latency (s)"].split()[0]) * 1000,
+        sent=int(stats["Queries sent"]),
+        completed=int(stats["Queries completed"].split()[0]),
+        lost=int(stats["Queries lost"].split()[0]),
+        rcodes=rcodes,
+        latencies_ms=latencies,
+        argv=[Path(argv[0]).name] + argv[1:],
+    )
+
+
+@dataclass
+class DnsMeasure:
+    label: str
+    throughput: DnsperfResult
+    latency: DnsperfResult
+    cpu: CpuMeter | None = None
+
+
+def measure(label: str, server: PdnsServer, query_file: Path, seconds: float,
+            cpu_of: dict[str, object] | None = None) -> DnsMeasure:
+    """One unlimited throughput run (optionally CPU-metered), then one -v run at LATENCY_QPS."""
+    meter = CpuMeter(cpu_of) if cpu_of else None
+    if meter:
+        meter.start()
+    throughput = dnsperf(server.port, query_file, seconds)
+    if meter:
+        meter.stop()
+    latency = dnsperf(server.port, query_file, seconds, max_qps=LATENCY_QPS, verbose=True)
+    return DnsMeasure(label, throughput, latency, meter)
+
+
+# -- Redis counting --------------------------------------------------------------------
+def redis_counts(client) -> tuple[dict[str, int], int]:
+    """(calls by command, total_commands_processed) as Redis reports them now."""
+    stats = client.info("commandstats")
+    calls = {key.removeprefix("cmdstat_"): int(v["calls"]) for key, v in stats.items()}
+    return calls, int(client.info("stats")["total_commands_processed"])
+
+
+@contextlib.contextmanager
+def counting(client):
+    """Count the Redis commands issued inside the block (the counter's own INFO calls excluded)."""
+    client.config_resetstat()
+    before_calls, before_total = redis_counts(client)
+    # The counter's own cost: the INFO calls between two readings, measured, not assumed.
+    _, probe_total = redis_counts(client)
+    own = probe_total - before_total
+    client.config_resetstat()
+    before_calls, before_total = redis_counts(client)
+    result = {}
+    yield result
+    after_calls, after_total = redis_counts(client)
+    ignore = {"info", "config|resetstat", "config"}
+    result["calls"] = {k: v - before_calls.get(k, 0) for k, v in after_calls.items()
+                       if k not in ignore and v - before_calls.get(k, 0) > 0}
+    result["commands"] = after_total - before_total - own
+
+
+def encode_qname(name: str) -> str:
+    """PowerDNS's REST encoding: every byte but ASCII letters and digits as %xx, lowercase."""
+    return "".join(chr(b) if chr(b).isalnum() and b < 128 else f"%{b:02x}" for b in name.encode())
+
+
+def lookup_path(name: str) -> str:
+    return f"/dnsapi/lookup/{encode_qname(topo_absolute(name))}/ANY"
+
+
+def topo_absolute(name: str) -> str:
+    return name if name.endswith(".") else name + "."
+
+
+def http_lookups(backend: BackendServer, names: list[str]) -> None:
+    """Sequential lookups over one keep-alive connection, as one PowerDNS thread does."""
+    connection = http.client.HTTPConnection("127.0.0.1", backend.port, timeout=5)
+    try:
+        for name in names:
+            connection.request("GET", lookup_path(name))
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"lookup of {name} answered {response.status}: {body[:200]!r}")
+    finally:
+        connection.close()
+
+
+# -- wrk -------------------------------------------------------------------------------
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    avg_ms: float
+    p99_ms: float
+    errors: str
+    argv: list[str]
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(backend: BackendServer, names: list[str], seconds: float, directory: Path) -> WrkResult:
+    script = directory / "lookups.lua"
+    paths = ",\n".join(f'  "{lookup_path(n)}"' for n in names)
+    script.write_text(
+        "local paths = {\n" + paths + "\n}\n"
+        "local i = 0\n"
+        "function init(args)\n  i = math.random(#paths)\nend\n"
+        "function request()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n")
+    argv = [WRK, "-t2", "-c8", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), backend.url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr[-2000:]}")
+    out = done.stdout
+    latency_line = re.search(r"^\s+Latency\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    rps = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M)
+    if not (latency_line and p99 and rps):
+        raise RuntimeError(f"cannot parse wrk output:\n{out}")
+    errors = []
+    for pattern in (r"Non-2xx or 3xx responses: \d+", r"Socket errors: [^\n]+"):
+        found = re.search(pattern, out)
+        if found:
+            errors.append(found.group(0))
+    return WrkResult(float(rps.group(1)), _ms(latency_line.group(1)), _ms(p99.group(1)),
+                     "; ".join(errors), ["wrk"] + argv[1:-3] + ["-s lookups.lua", backend.url])
+
+
+# -- the suite -------------------------------------------------------------------------
+def _verdict(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+@dataclass
+class Settings:
+    quick: bool
+    parents: int
+    nodes: int
+    children: int
+    missing: int
+    seconds: float
+    sweep_seconds: float
+    backend: tuple[int, int]
+    sweep: list[tuple[int, int]]
+    http_lookups: int
+    per_kind_queries: int
+
+    @classmethod
+    def for_run(cls, quick: bool) -> "Settings":
+        backend = parse_combo(os.environ.get("MOUNTDNS_BENCH_BACKEND", DEFAULT_BACKEND))
+        if quick:
+            sweep = [backend, (1, 4)]
+            return cls(True, 200, 10, 200, 50, 2, 1, backend, sweep, 200, 20)
+        sweep = [parse_combo(c) for c in os.environ.get("MOUNTDNS_BENCH_SWEEP", DEFAULT_SWEEP).split(",")]
+        seconds = float(os.environ.get("MOUNTDNS_BENCH_SECONDS", "10"))
+        return cls(False, 10_000, 100, 10_000, 1_000, seconds, 5, backend, sweep, 2_000, 300)
+
+
+def run(quick: bool) -> list[Table]:
+    cfg = Settings.for_run(quick)
+    directory = workdir("mountdns-bench-dns-")
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, directory, True)
+        return _run(cfg, directory, stack)
+
+
+def _started(stack: contextlib.ExitStack, server):
+    stack.callback(server.stop)
+    return server.start()
+
+
+def _run(cfg: Settings, directory: Path, stack: contextlib.ExitStack) -> list[Table]:
+    topology = topo.generate(cfg.parents, cfg.nodes, cfg.children, cfg.missing)
+    pairs = topo.query_names(topology)
+    query_file = topo.write_query_file(directory / "queries.txt", pairs)
+    zone_file = topo.write_zone_file(topology, directory / f"{topology.zone.name}.zone")
+    named_conf = topo.write_named_conf(topology, zone_file, directory / "named.conf")
+
+    redis_server = _started(stack, RedisServer(directory))
+    client = redis_server.client()
+    stack.callback(client.close)
+    topo.load_into_redis(client, topology.state)
+
+    measures: dict[str, DnsMeasure] = {}
+    notes: list[str] = []
+
+    # (a) the reference: PowerDNS's bind backend, caches off.
+    bind = BindPdnsServer(directory, named_conf)
+    _started(stack, bind)
+    measures["a"] = measure("(a) pdns 4.7 + bind backend, caches off (reference)", bind, query_file, cfg.seconds)
+    bind.stop()
+
+    # (b) pdns + mountdns, caches off, the default backend size.
+    backend = _started(stack, BackendServer(directory, redis_server.url, workers=cfg.backend[0],
+                                            threads=cfg.backend[1]))
+    pdns = _started(stack, PdnsServer(directory, backend.url, settings=CACHES_OFF))
+    measures["b"] = measure(f"(b) pdns + mountdns, caches off, {combo_label(cfg.backend)}", pdns, query_file,
+                            cfg.seconds, cpu_of={"pdns_server": pdns, "mountdns-backend": backend,
+                                                 "redis-server": redis_server})
+    per_kind = lookups_per_query(pdns, client, topology, cfg.per_kind_queries)
+    redis_per_lookup = redis_per_http_lookup(backend, client, pairs, cfg.http_lookups)
+    backend_alone = wrk(backend, [n for _, n in pairs[:5000]], cfg.seconds, directory)
+    pdns.stop()
+    backend.stop()
+
+    # (b) sweep: which workers x threads serves pdns fastest (short throughput runs).
+    sweep_rows = []
+    for combo in cfg.sweep:
+        b = _started(stack, BackendServer(directory, redis_server.url, workers=combo[0], threads=combo[1]))
+        p = _started(stack, PdnsServer(directory, b.url, settings=CACHES_OFF))
+        result = dnsperf(p.port, query_file, cfg.sweep_seconds)
+        sweep_rows.append((combo, result))
+        p.stop()
+        b.stop()
+    best_combo, best_result = max(sweep_rows, key=lambda row: row[1].qps)
+    if best_combo != cfg.backend:
+        backend = _started(stack, BackendServer(directory, redis_server.url, workers=best_combo[0],
+                                                threads=best_combo[1]))
+        pdns = _started(stack, PdnsServer(directory, backend.url, settings=CACHES_OFF))
+        measures["b_best"] = measure(f"(b) pdns + mountdns, caches off, fastest: {combo_label(best_combo)}",
+                                     pdns, query_file, cfg.seconds)
+        pdns.stop()
+        backend.stop()
+
+    # (c) the shipped settings (packet and query caches on), after one warm-up pass.
+    backend = _started(stack, BackendServer(directory, redis_server.url, workers=cfg.backend[0],
+                                            threads=cfg.backend[1]))
+    pdns = _started(stack, PdnsServer(directory, backend.url))
+    warm_started = time.monotonic()
+    warm = dnsperf(pdns.port, query_file, 120, passes=1)
+    warm_seconds = time.monotonic() - warm_started
+    counters_before = pdns_counters(pdns)
+    measures["c"] = measure("(c) pdns + mountdns, shipped pdns/pdns.conf (caches on)", pdns, query_file,
+                            cfg.seconds)
+    counters_after = pdns_counters(pdns)
+    pdns.stop()
+    backend.stop()
+
+    tables = [
+        dns_table(cfg, measures, best_combo, query_file, warm, warm_seconds, counters_before, counters_after),
+        sweep_table(cfg, sweep_rows, best_combo),
+        backend_table(cfg, backend_alone, redis_per_lookup),
+        per_kind_table(per_kind),
+        cpu_table(measures["b"]),
+    ]
+    return tables
+
+
+def pdns_counters(pdns: PdnsServer) -> dict[str, int]:
+    text = pdns.control("show", "*")
+    return {k: int(v) for k, v in re.findall(r"([a-z0-9-]+)=(\d+)", text)}
+
+
+def lookups_per_query(pdns: PdnsServer, client, topology: topo.Topology, count: int) -> dict[str, dict]:
+    """Backend lookups (EVALSHA calls) PowerDNS makes per DNS query of each kind, caches off."""
+    results = {}
+    for kind in ("parent", "child", "missing"):
+        names = list(topology.names(kind))[:count]
+        with counting(client) as counted:
+            for name in names:
+                pdns.query(name, "A")
+        results[kind] = {"queries": len(names), **counted}
+    return results
+
+
+def redis_per_http_lookup(backend: BackendServer, client, pairs, count: int) -> dict:
+    names = [n for _, n in pairs[:count]]
+    http_lookups(backend, names[:10])  # warm the backend's Redis connections and script cache
+    with counting(client) as counted:
+        http_lookups(backend, names)
+    return {"lookups": len(names), **counted}
+
+
+# -- tables ----------------------------------------------------------------------------
+def dns_table(cfg, measures, best_combo, query_file, warm, warm_seconds, before, after) -> Table:
+    table = Table(
+        f"DNS queries: pdns bind reference vs pdns + mountdns ({cfg.parents:,} parents on {cfg.nodes} nodes, "
+        f"{cfg.children:,} children, {cfg.missing:,} missing names)",
+        ["setup", "queries/s", "avg latency ms (max load)", f"avg latency ms @{LATENCY_QPS:,} q/s",
+         f"p99 latency ms @{LATENCY_QPS:,} q/s", "ratio to (a)", "target", "result"])
+    reference = measures["a"].throughput.qps
+    for key, m in measures.items():
+        ratio = m.throughput.qps / reference
+        p99 = m.latency.percentile(0.99)
+        if key.startswith("b"):
+            target = f">= {TARGET_B_QPS:,} q/s, p99 < {TARGET_B_P99_MS:g} ms"
+            result = _verdict(m.throughput.qps >= TARGET_B_QPS and p99 < TARGET_B_P99_MS)
+        elif key == "c":
+            target = f">= {TARGET_C_RATIO:.0%} of (a)"
+            result = _verdict(ratio >= TARGET_C_RATIO)
+        else:
+            target, result = "reference", ""
+        table.add(m.label, m.throughput.qps, m.throughput.avg_ms, m.latency.avg_ms, p99, ratio, target, result)
+    throughput_argv = " ".join(measures["a"].throughput.argv).replace(str(query_file), "queries.txt")
+    latency_argv = " ".join(measures["a"].latency.argv).replace(str(query_file), "queries.txt")
+    mix = "45% parents (A), 45% children (A, answered with CNAME + A), 10% missing names (NXDOMAIN)"
+    table.notes += [
+        f"queries.txt: {sum(1 for _ in open(query_file)):,} queries, {mix}, shuffled with a fixed seed; "
+        "dnsperf cycles through it.",
+        f"queries/s and the first latency column: `{throughput_argv}` (unlimited rate; dnsperf's default "
+        "-q 100 queries outstanding, so latency at max load is mostly queueing).",
+        f"p99: dnsperf 2.10 has no latency histogram, so a second run at a fixed offered load, "
+        f"`{latency_argv}`, prints every query's latency (-v); p99 is the nearest-rank 99th percentile of "
+        "those. -v costs dnsperf CPU, so the throughput run does not use it.",
+        "(a) runs pdns_server from its own config dir: launch=bind, cache-ttl=0, query-cache-ttl=0, "
+        "negquery-cache-ttl=0, receiver-threads=1, distributor-threads=3 (as shipped). (b) is the shipped "
+        "pdns.conf with the three caches at 0. Everything (dnsperf, pdns, gunicorn, redis) shares 2 cores.",
+        f"(c) was warmed with one pass over queries.txt first (`-n 1`, {warm.completed:,} queries in "
+        f"{warm_seconds:.1f} s); during its runs {_cache_note(before, after)}.",
+    ]
+    if "b_best" not in measures:
+        table.notes.append(f"The default backend size ({combo_label(best_combo)}) was also the fastest of the sweep.")
+    for key, m in measures.items():
+        for run_name, r in (("throughput", m.throughput), ("latency", m.latency)):
+            if r.unexpected():
+                table.notes.append(f"{m.label}, {run_name} run: {r.unexpected()} (of {r.sent:,} sent).")
+    return table
+
+
+def _cache_note(before: dict, after: dict) -> str:
+    def delta(name):
+        return after.get(name, 0) - before.get(name, 0)
+    hits, misses = delta("packetcache-hit"), delta("packetcache-miss")
+    q_hits, q_misses = delta("query-cache-hit"), delta("query-cache-miss")
+    total = hits + misses
+    if not total:
+        return "pdns reported no packet cache counters"
+    return (f"the packet cache answered {hits / total:.1%} of {total:,} queries; "
+            f"the query cache {q_hits:,} hits / {q_misses:,} misses (backend lookups)")
+
+
+def sweep_table(cfg, rows, best_combo) -> Table:
+    table = Table("(b) backend size sweep: pdns + mountdns, caches off",
+                  ["mountdns-backend", "queries/s", "avg latency ms (max load)", "fastest"])
+    for combo, result in rows:
+        table.add(combo_label(combo), result.qps, result.avg_ms, "yes" if combo == best_combo else "")
+    table.notes.append(f"{cfg.sweep_seconds:g} s unlimited-rate dnsperf runs (same options as above); set "
+                       "MOUNTDNS_BENCH_SWEEP=1x4,2x8,... to try others, MOUNTDNS_BENCH_BACKEND for the (b) row.")
+    table.notes.append("pdns keeps one keep-alive backend connection per distributor thread (3), so at most "
+                       "3 lookups are in flight; more threads than that only wait.")
+    return table
+
+
+def backend_table(cfg, alone: WrkResult, per_lookup: dict) -> Table:
+    table = Table("mountdns-backend alone and its Redis traffic",
+                  ["measure", "value", "target", "result"])
+    table.add("lookups/s (wrk, HTTP keep-alive)", alone.requests_per_s, f">= {TARGET_BACKEND_LOOKUPS:,}",
+              _verdict(alone.requests_per_s >= TARGET_BACKEND_LOOKUPS))
+    table.add("avg latency ms (wrk)", alone.avg_ms, "", "")
+    table.add("p99 latency ms (wrk)", alone.p99_ms, "", "")
+    lookups = per_lookup["lookups"]
+    evalsha = per_lookup["calls"].get("evalsha", 0)
+    round_trips = per_lookup["commands"] / lookups
+    table.add("EVALSHA per lookup", evalsha / lookups, "", "")
+    table.add("Redis round trips per lookup", round_trips, "exactly 1", _verdict(abs(round_trips - 1) < 0.005))
+    table.notes.append(f"wrk: `{' '.join(alone.argv)}`; lookups.lua cycles through "
+                       f"the lookup URLs of the query mix in PowerDNS's REST shape, e.g. "
+                       f"`{lookup_path('parent-1.' + topo.ZONE_NAME)}`"
+                       f"{'; ' + alone.errors if alone.errors else ''}. wrk shares the 2 cores with the backend.")
+    inner = {k: v for k, v in per_lookup["calls"].items() if k != "evalsha"}
+    inner_text = ", ".join(f"{k} {v / lookups:.2f}" for k, v in sorted(inner.items())) or "none"
+    table.notes.append(
+        f"Redis counts: CONFIG RESETSTAT, {lookups:,} sequential HTTP lookups (mixed kinds) over one "
+        f"keep-alive connection, then INFO commandstats / INFO stats. Round trips = delta of "
+        f"total_commands_processed / lookups (the counter's own INFO calls subtracted). The commands the "
+        f"EVALSHA runs server-side appear in commandstats but are not round trips; per lookup: {inner_text}.")
+    return table
+
+
+def per_kind_table(per_kind: dict) -> Table:
+    table = Table("(b) backend lookups per DNS query, pdns caches off",
+                  ["query", "DNS queries", "backend lookups (EVALSHA)", "lookups per query",
+                   "Redis round trips per query"])
+    for kind, label in (("parent", "parent A"), ("child", "child A (CNAME chased to the parent)"),
+                        ("missing", "missing name A (NXDOMAIN)")):
+        r = per_kind[kind]
+        evalsha = r["calls"].get("evalsha", 0)
+        table.add(label, r["queries"], evalsha, evalsha / r["queries"], r["commands"] / r["queries"])
+    table.notes.append("Sequential dnspython queries with distinct names; Redis counted as above. PowerDNS "
+                       "asks for the zone apex (SOA probe) and the name (twice); a CNAME repeats it for the "
+                       "target; a missing name adds a wildcard probe.")
+    return table
+
+
+def cpu_table(m: DnsMeasure) -> Table:
+    table = Table("(b) where the CPU goes: pdns + mountdns, caches off, unlimited rate",
+                  ["process", "CPU ms per 1,000 queries", "share of CPU used", "processes"])
+    queries = m.throughput.completed or 1
+    totals = {name: m.cpu.total(name) for name in m.cpu.used}
+    all_cpu = sum(totals.values()) or 1
+    for name, total in sorted(totals.items(), key=lambda kv: -kv[1]):
+        per_pid = sorted((t for t in m.cpu.used[name].values()), reverse=True)
+        split = " / ".join(f"{t:.1f} s" for t in per_pid if t >= 0.05) if len(per_pid) > 1 else ""
+        table.add(name, total * 1_000_000 / queries, f"{total / all_cpu:.0%}", split)
+    seconds = m.throughput.completed / m.throughput.qps if m.throughput.qps else 0
+    table.notes.append(f"CPU seconds from /proc/<pid>/stat of each server's process group (and dnsperf's "
+                       f"rusage) over the {seconds:.0f} s throughput run: {all_cpu:.1f} s of the "
+                       f"{2 * seconds:.0f} s the 2 cores offer. 'processes' splits a group by process "
+                       "(gunicorn: master and workers).")
+    return table

@@ -1,0 +1,289 @@
+"""Purging PowerDNS caches: which names a batch affects (pure, named scenarios with exact
+sets), and the background purger against a small local HTTP server standing in for the
+PowerDNS API (it records each PUT and can fail, hang or be stopped)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mountdns.state import State, Zone, diff
+from sync.purge import MAX_NAMES_PER_PURGE, CachePurger, affected_names, purge_targets
+
+ZONE = "example.com"
+OTHER = "other.org"
+FLUSH = "/api/v1/servers/localhost/cache/flush?domain="
+
+BEFORE = State(
+    zones={ZONE: Zone(ZONE, ("ns1.example.com",), "hostmaster.example.com"),
+           OTHER: Zone(OTHER, ("ns1.example.com",), "hostmaster.other.org")},
+    nodes={"node-1": ("10.0.0.1",), "node-2": ("10.0.0.2",)},
+    parents={"p1.example.com": "node-1", "p2.other.org": "node-1", "p3.example.com": "node-2"},
+    children={
+        "c1.example.com": "p1.example.com",
+        "c2.example.com": "c1.example.com",  # nested: a child of a child
+        "c3.other.org": "c2.example.com",  # nested further, across zones
+        "c4.example.com": "p3.example.com",
+    },
+)
+
+
+def after(**changed) -> State:
+    return replace(BEFORE, **{k: {**getattr(BEFORE, k), **v} for k, v in changed.items()})
+
+
+def affected(new: State) -> set[str]:
+    return affected_names(diff(BEFORE, new), BEFORE, new)
+
+
+# --- affected_names -----------------------------------------------------------------------
+
+
+def test_node_move_purges_its_parents_every_chained_child_and_every_zone_apex():
+    moved = after(nodes={"node-1": ("10.9.9.9",)})
+    assert affected(moved) == {
+        "p1.example.com", "p2.other.org",  # the parents on the node
+        "c1.example.com", "c2.example.com", "c3.other.org",  # every child chained to them
+        ZONE, OTHER,  # a node change moves the serial of every zone
+    }
+
+
+def test_node_move_leaves_names_on_other_nodes_alone():
+    moved = after(nodes={"node-2": ("10.9.9.9",)})
+    assert affected(moved) == {"p3.example.com", "c4.example.com", ZONE, OTHER}
+
+
+def test_new_child_purges_its_own_name_and_its_zone_apex():
+    added = after(children={"c5.other.org": "p3.example.com"})
+    assert affected(added) == {"c5.other.org", OTHER}
+
+
+def test_parent_moving_to_another_node_purges_it_and_its_descendants():
+    moved = after(parents={"p1.example.com": "node-2"})
+    # other.org's own records did not change (c3 still names c2): only example.com's serial moves.
+    assert affected(moved) == {"p1.example.com", "c1.example.com", "c2.example.com", "c3.other.org", ZONE}
+
+
+def test_deleted_child_purges_the_children_that_were_chained_through_it():
+    children = {k: v for k, v in BEFORE.children.items() if k != "c1.example.com"}
+    removed = replace(BEFORE, children=children)
+    assert affected(removed) == {"c1.example.com", "c2.example.com", "c3.other.org", ZONE}
+
+
+def test_no_changes_affect_no_names():
+    assert affected(BEFORE) == set()
+
+
+# --- purge_targets ------------------------------------------------------------------------
+
+
+def test_up_to_the_limit_each_name_is_purged():
+    names = {f"h{i}.example.com" for i in range(MAX_NAMES_PER_PURGE)}
+    assert purge_targets(names, [ZONE]) == sorted(names)
+
+
+def test_above_the_limit_whole_zones_are_purged_and_stray_names_kept():
+    names = {f"h{i}.example.com" for i in range(150)} | {f"h{i}.sub.other.org" for i in range(60)}
+    names.add("stray.net")
+    assert purge_targets(names, [ZONE, OTHER]) == [ZONE, OTHER, "stray.net"]
+
+
+# --- CachePurger against a local HTTP server -----------------------------------------------------
+
+
+class FakePdnsApi:
+    """The PowerDNS API's cache flush endpoint, recording (path, X-API-Key, status) per PUT."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str | None, int]] = []
+        self.status = 200
+        self.hang = threading.Event()  # set: requests wait until `release` is set
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self):
+                if api.hang.is_set():
+                    api.release.wait(10)
+                with api.lock:
+                    status = api.status
+                    api.requests.append((self.path, self.headers.get("X-API-Key"), status))
+                body = b'{"count": 1, "result": "Flushed cache."}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        self.stopped = False
+
+    def paths(self, status: int = 200) -> list[str]:
+        with self.lock:
+            return [path for path, _, s in self.requests if s == status]
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.release.set()
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture
+def make_api():
+    apis = []
+
+    def make() -> FakePdnsApi:
+        apis.append(FakePdnsApi())
+        return apis[-1]
+
+    yield make
+    for api in apis:
+        api.stop()
+
+
+@pytest.fixture
+def make_purger():
+    purgers = []
+
+    def make(urls, key="secret", **kwargs) -> CachePurger:
+        purgers.append(CachePurger(urls, key, **kwargs).start())
+        return purgers[-1]
+
+    yield make
+    for purger in purgers:
+        purger.stop()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_purges_arrive_with_the_key_and_absolute_percent_encoded_domains(make_api, make_purger):
+    api = make_api()
+    purger = make_purger([api.url], key="s3cret")
+
+    purger.submit({"container_a_0.example.com", "a+b c.example.com"}, [ZONE])
+
+    # The server records a request before answering it: wait for the purger to count the answer.
+    assert wait_until(lambda: purger.sent == 2 and purger.pending() == 0)
+    assert sorted(api.requests) == [
+        (FLUSH + "a%2Bb%20c.example.com.", "s3cret", 200),
+        (FLUSH + "container_a_0.example.com.", "s3cret", 200),
+    ]
+    assert (purger.sent, purger.failures) == (2, 0)
+
+
+def test_every_api_url_gets_every_purge(make_api, make_purger):
+    first, second = make_api(), make_api()
+    purger = make_purger([first.url, second.url])
+
+    purger.submit({"p1.example.com"}, [ZONE])
+    purger.submit({"p2.example.com"}, [ZONE])
+
+    expected = [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."]
+    assert wait_until(lambda: sorted(first.paths()) == expected and sorted(second.paths()) == expected)
+    assert wait_until(lambda: purger.pending() == 0)
+
+
+def test_many_names_become_one_purge_per_zone(make_api, make_purger):
+    api = make_api()
+    purger = make_purger([api.url])
+
+    purger.submit({f"h{i}.example.com" for i in range(MAX_NAMES_PER_PURGE + 1)}, [ZONE, OTHER])
+
+    assert wait_until(lambda: purger.pending() == 0 and api.paths() == [FLUSH + "example.com."])
+
+
+def test_a_failing_server_is_retried_until_it_succeeds(make_api, make_purger):
+    api = make_api()
+    api.status = 500
+    purger = make_purger([api.url], max_backoff=0.1)
+
+    purger.submit({"p1.example.com"}, [ZONE])
+    assert wait_until(lambda: len(api.paths(500)) >= 2)
+    # Between tries the name is queued again (while a try is in flight it is not).
+    assert wait_until(lambda: purger.pending() == 1)
+
+    with api.lock:
+        api.status = 200
+    assert wait_until(lambda: purger.sent == 1 and purger.pending() == 0)
+    assert api.paths(200) == [FLUSH + "p1.example.com."]
+    assert purger.failures >= 2
+
+
+def test_a_stopped_server_is_retried_once_it_is_back_on_another_server(make_api, make_purger):
+    down = closed_port_url()
+    up = make_api()
+    purger = make_purger([down, up.url], max_backoff=0.1)
+
+    purger.submit({"p1.example.com"}, [ZONE])
+
+    assert wait_until(lambda: up.paths() == [FLUSH + "p1.example.com."])
+    assert wait_until(lambda: purger.failures >= 2)
+    assert wait_until(lambda: purger.pending() == 1)  # still owed to the server that is down
+    assert up.paths() == [FLUSH + "p1.example.com."]  # the healthy server got it exactly once
+
+
+def test_submit_returns_at_once_when_the_server_is_unreachable(make_purger):
+    purger = make_purger([closed_port_url()], max_backoff=0.1)
+
+    started = time.monotonic()
+    for i in range(100):
+        purger.submit({f"p{i}.example.com"}, [ZONE])
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 0.05
+    assert wait_until(lambda: purger.failures >= 1 and purger.pending() == 100)
+
+
+def test_submit_returns_at_once_while_a_purge_hangs(make_api, make_purger):
+    api = make_api()
+    api.hang.set()
+    purger = make_purger([api.url], timeout=2.0)
+    purger.submit({"p1.example.com"}, [ZONE])
+    assert wait_until(lambda: purger.pending() == 0)  # taken by the thread, now stuck in the request
+
+    started = time.monotonic()
+    purger.submit({"p2.example.com"}, [ZONE])
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 0.05
+    assert purger.pending() == 1
+    api.release.set()
+    assert wait_until(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."])
+
+
+def test_submit_without_names_or_urls_queues_nothing(make_purger):
+    empty = make_purger([closed_port_url()])
+    empty.submit(set(), [ZONE])
+    assert (empty.pending(), empty.failures) == (0, 0)
+    nothing = make_purger([])
+    nothing.submit({"p1.example.com"}, [ZONE])
+    assert nothing.pending() == 0

@@ -1,0 +1,229 @@
+"""One reconciliation at a time: the seed written on the first, nothing on the second,
+no deletes from an incomplete list, dry runs that only print, a failed write that makes
+the next batch re-read the store, and a wiped Redis rewritten only by a full resync."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from mountdns.keyspace import RedisStore, StoreError
+from mountdns.memstore import MemoryStore
+from mountdns.state import State
+from sync.cache import Snapshot
+from sync.reconciler import Reconciler
+from tests.k8s_objects import SEED_CONFIG, node, seed_objects
+from tests.seed import SEED_STATE, SEED_ZONE, ZONE
+
+
+def seed_snapshot(complete: bool = True, drop: tuple[str, ...] = (), nodes=None) -> Snapshot:
+    containers, seed_nodes = seed_objects()
+    return Snapshot(containers=tuple(c for c in containers if c["metadata"]["name"] not in drop),
+                    nodes=tuple(nodes if nodes is not None else seed_nodes), complete=complete)
+
+
+def records(store) -> tuple:
+    state = store.read_state()
+    return state.parents, state.children, state.nodes
+
+
+SEED_RECORDS = (SEED_STATE.parents, SEED_STATE.children, SEED_STATE.nodes)
+
+
+class FailingStore:
+    """A MemoryStore whose first `failures` applies raise StoreError; counts reads."""
+
+    def __init__(self, failures: int = 1):
+        self.inner = MemoryStore()
+        self.failures = failures
+        self.reads = 0
+
+    def read_state(self) -> State:
+        self.reads += 1
+        return self.inner.read_state()
+
+    def apply(self, changes, pipeline=None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("redis write failed: connection refused")
+        self.inner.apply(changes)
+
+
+class RecordingPurger:
+    def __init__(self):
+        self.calls: list[tuple[set[str], set[str]]] = []
+
+    def submit(self, names, zones) -> None:
+        self.calls.append((set(names), set(zones)))
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+def test_first_reconcile_writes_the_seed(store):
+    reconciler = Reconciler(store, SEED_CONFIG)
+
+    outcome = reconciler.reconcile(seed_snapshot())
+
+    assert records(store) == SEED_RECORDS
+    assert [z.definition() for z in store.zones()] == [SEED_ZONE]
+    assert len(store.batches) == 1
+    assert (outcome.published, outcome.changes.key_writes(), reconciler.batches) == (8, 11, 1)
+
+
+def test_second_reconcile_of_the_same_objects_writes_nothing(store):
+    reconciler = Reconciler(store, SEED_CONFIG)
+    reconciler.reconcile(seed_snapshot())
+    serial = store.zone(ZONE).serial
+
+    outcome = reconciler.reconcile(seed_snapshot())
+
+    assert outcome.changes.empty
+    assert len(store.batches) == 1
+    assert reconciler.batches == 1
+    assert store.zone(ZONE).serial == serial
+
+
+def test_incomplete_snapshot_deletes_nothing_and_the_complete_one_does(store):
+    reconciler = Reconciler(store, SEED_CONFIG)
+    reconciler.reconcile(seed_snapshot())
+
+    partial = reconciler.reconcile(seed_snapshot(complete=False, drop=("container-d-0",)))
+
+    assert partial.changes.empty
+    assert records(store) == SEED_RECORDS
+
+    complete = reconciler.reconcile(seed_snapshot(drop=("container-d-0",)))
+
+    assert complete.changes.children_delete == {"container_d_0.domain.foo.bar"}
+    assert complete.changes.key_writes() == 1
+    assert "container_d_0.domain.foo.bar" not in store.read_state().children
+    assert len(store.batches) == 2
+
+
+def test_incomplete_snapshot_still_adds_and_updates(store):
+    reconciler = Reconciler(store, SEED_CONFIG)
+    reconciler.reconcile(seed_snapshot())
+    containers, nodes = seed_objects()
+    nodes[0] = node("node-0", "9.9.9.9")
+
+    outcome = reconciler.reconcile(Snapshot(tuple(containers[1:]), tuple(nodes), complete=False))
+
+    assert dict(outcome.changes.nodes_put) == {"node-0": ("9.9.9.9",)}
+    assert outcome.changes.parents_delete == frozenset()
+    assert store.read_state().nodes["node-0"] == ("9.9.9.9",)
+
+
+def test_dry_run_prints_the_changes_and_writes_nothing(store):
+    printed: list[str] = []
+    purger = RecordingPurger()
+    reconciler = Reconciler(store, SEED_CONFIG, purger=purger, dry_run=True, printer=printed.append)
+
+    reconciler.reconcile(seed_snapshot())
+
+    assert printed == [
+        "zone   put    domain.foo.bar (ns ns1.domain.foo.bar, ttl 30)",
+        "node   put    node-0 -> 1.2.3.4",
+        "node   put    node-1 -> 2.3.4.5",
+        "node   put    node-2 -> 3.4.5.6",
+        "parent put    container_a_0.domain.foo.bar -> node node-0",
+        "parent put    container_a_1.domain.foo.bar -> node node-1",
+        "parent put    container_a_2.domain.foo.bar -> node node-2",
+        "parent put    container_b_0.domain.foo.bar -> node node-1",
+        "child  put    container_c_0.domain.foo.bar -> CNAME container_a_1.domain.foo.bar",
+        "child  put    container_c_1.domain.foo.bar -> CNAME container_a_2.domain.foo.bar",
+        "child  put    container_d_0.domain.foo.bar -> CNAME container_b_0.domain.foo.bar",
+        "child  put    container_e_0.domain.foo.bar -> CNAME container_a_0.domain.foo.bar",
+        "dry run: zones +1/-0, nodes +3/-0, parents +4/-0, children +4/-0 (nothing written)",
+    ]
+    assert store.batches == []
+    assert store.read_state() == State()
+    assert purger.calls == []
+
+
+def test_dry_run_prints_only_what_changed_since_the_last_run(store):
+    printed: list[str] = []
+    reconciler = Reconciler(store, SEED_CONFIG, dry_run=True, printer=printed.append)
+    reconciler.reconcile(seed_snapshot())
+    printed.clear()
+
+    reconciler.reconcile(seed_snapshot(drop=("container-e-0",)))
+
+    assert printed == ["child  delete container_e_0.domain.foo.bar",
+                       "dry run: children +0/-1 (nothing written)"]
+    assert store.batches == []
+
+
+def test_failed_write_leaves_known_unset_so_the_next_reconcile_rereads_the_store():
+    store = FailingStore(failures=1)
+    reconciler = Reconciler(store, SEED_CONFIG)
+
+    with pytest.raises(StoreError):
+        reconciler.reconcile(seed_snapshot())
+
+    assert reconciler.known is None
+    assert store.reads == 1
+    assert records(store.inner) == ({}, {}, {})
+
+    reconciler.reconcile(seed_snapshot())
+
+    assert store.reads == 2
+    assert records(store.inner) == SEED_RECORDS
+    assert reconciler.known.parents == SEED_STATE.parents
+
+    reconciler.reconcile(seed_snapshot())
+    assert store.reads == 2  # known again: diffed against memory
+
+
+def test_wiped_redis_is_rewritten_by_a_full_reconcile_but_not_by_a_partial_one():
+    client = fakeredis.FakeRedis()
+    store = RedisStore(client)
+    reconciler = Reconciler(store, SEED_CONFIG)
+    reconciler.reconcile(seed_snapshot(), full=True)
+    assert records(store) == SEED_RECORDS
+
+    client.flushall()
+
+    incremental = reconciler.reconcile(seed_snapshot())
+    assert incremental.changes.empty
+    assert store.read_state() == State()
+
+    full = reconciler.reconcile(seed_snapshot(), full=True)
+    assert full.changes.key_writes() == 11
+    assert records(store) == SEED_RECORDS
+    assert [z.definition() for z in store.zones()] == [SEED_ZONE]
+
+
+def test_purger_receives_every_affected_name_after_a_write(store):
+    purger = RecordingPurger()
+    reconciler = Reconciler(store, SEED_CONFIG, purger=purger)
+
+    reconciler.reconcile(seed_snapshot())
+
+    assert purger.calls == [(set(SEED_STATE.parents) | set(SEED_STATE.children) | {ZONE}, {ZONE})]
+
+
+def test_purger_receives_the_parents_and_children_of_a_moved_node(store):
+    purger = RecordingPurger()
+    reconciler = Reconciler(store, SEED_CONFIG, purger=purger)
+    reconciler.reconcile(seed_snapshot())
+    purger.calls.clear()
+    _, nodes = seed_objects()
+    nodes[1] = node("node-1", "7.7.7.7")
+
+    reconciler.reconcile(seed_snapshot(nodes=nodes))
+
+    assert purger.calls == [({"container_a_1.domain.foo.bar", "container_b_0.domain.foo.bar",
+                              "container_c_0.domain.foo.bar", "container_d_0.domain.foo.bar", ZONE}, {ZONE})]
+
+
+def test_purger_is_not_called_when_nothing_changed(store):
+    purger = RecordingPurger()
+    reconciler = Reconciler(store, SEED_CONFIG, purger=purger)
+    reconciler.reconcile(seed_snapshot())
+
+    reconciler.reconcile(seed_snapshot(), full=True)
+
+    assert len(purger.calls) == 1

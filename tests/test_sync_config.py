@@ -1,0 +1,217 @@
+"""The sync daemon's configuration: every flag also from MOUNTDNS_*, the command line
+winning over the environment, the documented defaults, and one ConfigError per bad
+setting whose message starts with the flag at fault (what an operator reads on exit 2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mountdns.settings import ENV_PREFIX, ConfigError, env_name
+from mountdns.state import Zone
+from sync.config import SyncSettings, build_parser, parse
+
+BIN = Path(sys.executable).parent
+ZONE_ARGS = ["--zone", "example.com"]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """No MOUNTDNS_* variable from the developer's shell may leak into a test."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def kubeconfig(tmp_path) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text("apiVersion: v1\nkind: Config\n")
+    return str(path)
+
+
+def _zone(name, nameservers=("ns1.example.com",), hostmaster=None, ttl=30) -> Zone:
+    return Zone(name=name, nameservers=nameservers, hostmaster=hostmaster or f"hostmaster.{name}",
+                ttl=ttl, minimum=ttl)
+
+
+# (environment, how to read the setting, the value expected); every flag of the parser
+# appears here (test_every_flag_has_an_environment_case checks it).
+ENV_CASES = [
+    ({"MOUNTDNS_ZONE": "Example.COM., other.org"}, lambda s: [z.name for z in s.zones],
+     ["example.com", "other.org"]),
+    ({"MOUNTDNS_NAMESERVER": "ns1.example.com,ns2.example.com"}, lambda s: s.zones[0].nameservers,
+     ("ns1.example.com", "ns2.example.com")),
+    ({"MOUNTDNS_HOSTMASTER": "admin@example.com"}, lambda s: s.zones[0].hostmaster, "admin.example.com"),
+    ({"MOUNTDNS_TTL": "60"}, lambda s: (s.zones[0].ttl, s.zones[0].minimum), (60, 60)),
+    ({"MOUNTDNS_REDIS_URL": "redis://redis:6380/2"}, lambda s: s.redis_url, "redis://redis:6380/2"),
+    ({"MOUNTDNS_KEY_PREFIX": "dns:"}, lambda s: s.key_prefix, "dns:"),
+    ({"MOUNTDNS_KUBECONFIG": "<kubeconfig>"}, lambda s: s.kubeconfig, "<kubeconfig>"),
+    ({"MOUNTDNS_NAMESPACE": "prod"}, lambda s: s.namespace, "prod"),
+    ({"MOUNTDNS_MANIFESTS": "<dir>"}, lambda s: s.manifests, "<dir>"),
+    ({"MOUNTDNS_RESYNC_INTERVAL": "12.5"}, lambda s: s.resync_interval, 12.5),
+    ({"MOUNTDNS_MOUNTED_STATUS": "READY"}, lambda s: s.mounted_status, "READY"),
+    ({"MOUNTDNS_MOUNT_TYPES": "odl,netconf"}, lambda s: s.mount_types, frozenset({"odl", "netconf"})),
+    ({"MOUNTDNS_NODE_ADDRESS_TYPE": "InternalIP,ExternalIP"}, lambda s: s.node_address_types,
+     ("InternalIP", "ExternalIP")),
+    ({"MOUNTDNS_PDNS_API_URL": "http://pdns-a:8081/,https://pdns-b:8081", "MOUNTDNS_PDNS_API_KEY": "k"},
+     lambda s: s.pdns_api_urls, ("http://pdns-a:8081", "https://pdns-b:8081")),
+    ({"MOUNTDNS_PDNS_API_KEY": "s3cret"}, lambda s: s.pdns_api_key, "s3cret"),
+    ({"MOUNTDNS_COALESCE_SECONDS": "0.5"}, lambda s: s.coalesce_seconds, 0.5),
+    ({"MOUNTDNS_LOG_LEVEL": "DEBUG"}, lambda s: s.log_level, "debug"),
+    ({"MOUNTDNS_ONCE": "true"}, lambda s: s.once, True),
+    ({"MOUNTDNS_DRY_RUN": "1"}, lambda s: s.dry_run, True),
+]
+
+
+def _placeholders(value, tmp_path, kubeconfig):
+    return value.replace("<kubeconfig>", kubeconfig).replace("<dir>", str(tmp_path)) \
+        if isinstance(value, str) else value
+
+
+def test_every_flag_has_an_environment_case():
+    flags = {a.option_strings[-1] for a in build_parser()._actions if a.option_strings[-1] != "--help"}
+    covered = {name for env, _, _ in ENV_CASES for name in env}
+    assert {env_name(f) for f in flags} == covered
+
+
+@pytest.mark.parametrize("env, read, expected", ENV_CASES, ids=[next(iter(c[0])) for c in ENV_CASES])
+def test_flag_is_read_from_its_environment_variable(monkeypatch, tmp_path, kubeconfig, env, read, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, _placeholders(value, tmp_path, kubeconfig))
+    settings = parse([] if "MOUNTDNS_ZONE" in env else ZONE_ARGS)
+    assert read(settings) == _placeholders(expected, tmp_path, kubeconfig)
+
+
+def test_command_line_wins_over_environment(monkeypatch):
+    monkeypatch.setenv("MOUNTDNS_ZONE", "a.com,b.com")
+    monkeypatch.setenv("MOUNTDNS_TTL", "60")
+    monkeypatch.setenv("MOUNTDNS_REDIS_URL", "redis://from-env:6379/0")
+    monkeypatch.setenv("MOUNTDNS_NODE_ADDRESS_TYPE", "ExternalIP")
+    settings = parse(["--zone", "c.com", "--ttl", "90", "--redis-url", "redis://from-cli:6379/1",
+                      "--node-address-type", "InternalIP"])
+    assert [z.name for z in settings.zones] == ["c.com"]
+    assert settings.zones[0].ttl == 90
+    assert settings.redis_url == "redis://from-cli:6379/1"
+    assert settings.node_address_types == ("InternalIP",)
+
+
+def test_environment_fills_what_the_command_line_leaves_out(monkeypatch):
+    monkeypatch.setenv("MOUNTDNS_TTL", "45")
+    settings = parse(["--zone", "c.com"])
+    assert (settings.zones[0].name, settings.zones[0].ttl) == ("c.com", 45)
+
+
+def test_defaults_make_the_first_zone_the_default_with_ns1_and_hostmaster():
+    settings = parse(["--zone", "Example.COM.", "--zone", "other.org"])
+    assert settings == SyncSettings(zones=(
+        _zone("example.com"),
+        # The help promises ns1.<first zone> for every zone when --nameserver is not given.
+        _zone("other.org", nameservers=("ns1.example.com",)),
+    ))
+    assert (settings.redis_url, settings.key_prefix, settings.resync_interval) == \
+        ("redis://127.0.0.1:6379/0", "mountdns:", 300.0)
+    assert (settings.node_address_types, settings.mount_types, settings.mounted_status) == \
+        (("InternalIP",), frozenset(), "MOUNTED")
+    assert (settings.once, settings.dry_run, settings.pdns_api_urls, settings.log_level) == \
+        (False, False, (), "info")
+
+
+def test_repeated_flags_keep_their_order():
+    settings = parse(["--zone", "b.org", "--zone", "a.com", "--nameserver", "ns2.a.com", "--nameserver", "ns1.a.com"])
+    assert settings.zones == (_zone("b.org", nameservers=("ns2.a.com", "ns1.a.com")),
+                              _zone("a.com", nameservers=("ns2.a.com", "ns1.a.com")))
+
+
+BAD_CONFIGURATIONS = {
+    "no zone": ([], "--zone"),
+    "duplicate zone": (["--zone", "a.com", "--zone", "A.com."], "--zone"),
+    "zone with an empty label": (["--zone", "a..com"], "--zone"),
+    "bad nameserver": (ZONE_ARGS + ["--nameserver", ".."], "--nameserver"),
+    "ttl 0": (ZONE_ARGS + ["--ttl", "0"], "--ttl"),
+    "ttl too large": (ZONE_ARGS + ["--ttl", str(2**31)], "--ttl"),
+    "negative resync interval": (ZONE_ARGS + ["--resync-interval", "-1"], "--resync-interval"),
+    "zero resync interval": (ZONE_ARGS + ["--resync-interval", "0"], "--resync-interval"),
+    "coalesce too long": (ZONE_ARGS + ["--coalesce-seconds", "11"], "--coalesce-seconds"),
+    "empty mounted status": (ZONE_ARGS + ["--mounted-status", ""], "--mounted-status"),
+    "unknown node address type": (ZONE_ARGS + ["--node-address-type", "PublicIP"], "--node-address-type"),
+    "manifests not a directory": (ZONE_ARGS + ["--manifests", "<file>"], "--manifests"),
+    "kubeconfig missing": (ZONE_ARGS + ["--kubeconfig", "<missing>"], "--kubeconfig"),
+    "pdns api url without key": (ZONE_ARGS + ["--pdns-api-url", "http://pdns:8081"], "--pdns-api-key"),
+    "pdns api url without http": (ZONE_ARGS + ["--pdns-api-url", "pdns:8081", "--pdns-api-key", "k"],
+                                  "--pdns-api-url"),
+    "redis url with a wrong scheme": (ZONE_ARGS + ["--redis-url", "http://redis:6379"], "--redis-url"),
+    "key prefix with a space": (ZONE_ARGS + ["--key-prefix", "a b"], "--key-prefix"),
+    "key prefix with a glob": (ZONE_ARGS + ["--key-prefix", "dns*"], "--key-prefix"),
+    "unknown log level": (ZONE_ARGS + ["--log-level", "loud"], "--log-level"),
+}
+
+
+@pytest.mark.parametrize("argv, flag", BAD_CONFIGURATIONS.values(), ids=BAD_CONFIGURATIONS.keys())
+def test_bad_configuration_raises_config_error_naming_the_flag(tmp_path, argv, flag):
+    (tmp_path / "file").write_text("")
+    argv = [a.replace("<file>", str(tmp_path / "file")).replace("<missing>", str(tmp_path / "missing"))
+            for a in argv]
+    with pytest.raises(ConfigError) as caught:
+        parse(argv)
+    assert str(caught.value).startswith(flag + ": ")
+
+
+def test_api_url_without_key_says_which_flag_needs_it():
+    with pytest.raises(ConfigError, match="^--pdns-api-key: required with --pdns-api-url$"):
+        parse(ZONE_ARGS + ["--pdns-api-url", "http://pdns:8081"])
+
+
+def test_unreadable_environment_value_names_variable_and_flag(monkeypatch):
+    monkeypatch.setenv("MOUNTDNS_TTL", "thirty")
+    with pytest.raises(ConfigError, match=r"^MOUNTDNS_TTL \(--ttl\): cannot read 'thirty'"):
+        parse(ZONE_ARGS)
+
+
+def test_bad_configuration_from_environment_names_the_flag(monkeypatch):
+    monkeypatch.setenv("MOUNTDNS_NODE_ADDRESS_TYPE", "InternalIP,Bogus")
+    with pytest.raises(ConfigError, match=r"^--node-address-type: 'Bogus' is not one of"):
+        parse(ZONE_ARGS)
+
+
+def test_describe_masks_redis_password_and_api_key():
+    settings = parse(ZONE_ARGS + ["--redis-url", "redis://user:hunter2@redis:6379/0",
+                                  "--pdns-api-url", "http://pdns:8081", "--pdns-api-key", "topsecret"])
+    line = settings.describe()
+    assert "redis=redis://user:****@redis:6379/0 " in line
+    assert "pdns_api_key=**** " in line
+    assert "hunter2" not in line and "topsecret" not in line
+    assert "topsecret" not in repr(settings)
+
+
+def test_describe_says_when_there_is_no_api_key():
+    assert "pdns_api_key=(none) " in parse(ZONE_ARGS).describe()
+
+
+def _run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    return subprocess.run([str(BIN / name), *args], capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_sync_console_script_exits_2_naming_the_bad_flag():
+    result = _run_script("mountdns-sync", "--zone", "example.com", "--ttl", "0")
+    assert result.returncode == 2
+    assert result.stderr.startswith("mountdns-sync: --ttl: ")
+    assert result.stdout == ""
+
+
+def test_sync_console_script_exits_2_on_a_bad_key_prefix_instead_of_a_traceback():
+    result = _run_script("mountdns-sync", "--zone", "example.com", "--key-prefix", "a b")
+    assert result.returncode == 2
+    assert result.stderr.startswith("mountdns-sync: --key-prefix: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_backend_console_script_exits_2_naming_bind():
+    result = _run_script("mountdns-backend", "--bind", "nonsense")
+    assert result.returncode == 2
+    assert "--bind: expected HOST:PORT, got 'nonsense'" in result.stderr
