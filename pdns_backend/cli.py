@@ -58,8 +58,8 @@ class _Gunicorn(BaseApplication):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         host, port = parse_bind(args.bind)
         check_redis_url(args.redis_url)
         if args.workers < 1:

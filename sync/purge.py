@@ -60,75 +60,60 @@ def purge_targets(names: Iterable[str], zones: Iterable[str]) -> list[str]:
     return sorted({containing_zone(n, zones) or n for n in names})
 
 
-class CachePurger:
-    """Sends purges to each PowerDNS API from a background thread, per server, with retry."""
+class _ServerPurger:
+    """Purges for one PowerDNS API, on its own thread, so a server that is down delays
+    only its own purges."""
 
-    def __init__(self, api_urls: Iterable[str], api_key: str, *, timeout: float = 2.0,
-                 max_backoff: float = 5.0):
-        self.api_urls = list(api_urls)
+    def __init__(self, url: str, api_key: str, http: urllib3.PoolManager, max_backoff: float):
+        self.url = url
         self.api_key = api_key
-        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False)
+        self.http = http
         self.max_backoff = max_backoff
-        self._pending: dict[str, set[str]] = {url: set() for url in self.api_urls}
-        self._zones: set[str] = set()
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.pending: set[str] = set()
+        self.zones: set[str] = set()
+        self.cond = threading.Condition()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"pdns-purge {url}", daemon=True)
         self.sent = 0
         self.failures = 0
+        self.in_flight = 0
 
-    def submit(self, names: Iterable[str], zones: Iterable[str]) -> None:
-        names = set(names)
-        if not names or not self.api_urls:
-            return
-        with self._cond:
-            self._zones.update(zones)
-            for pending in self._pending.values():
-                pending.update(names)
-            self._cond.notify()
-
-    def pending(self) -> int:
-        with self._cond:
-            return sum(len(p) for p in self._pending.values())
-
-    def start(self) -> "CachePurger":
-        if self.api_urls and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="pdns-purge", daemon=True)
-            self._thread.start()
-        return self
+    def submit(self, names: set[str], zones) -> None:
+        with self.cond:
+            self.zones.update(zones)
+            self.pending.update(names)
+            self.cond.notify()
 
     def stop(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify()
-        if self._thread:
-            self._thread.join(5)
+        self.stopping.set()
+        with self.cond:
+            self.cond.notify()
 
     def _run(self) -> None:
         backoff = 0.0
-        while not self._stop.is_set():
-            with self._cond:
-                while not self._stop.is_set() and not any(self._pending.values()):
-                    self._cond.wait()
-                work = {url: set(names) for url, names in self._pending.items() if names}
-                for url in work:
-                    self._pending[url].clear()
-                zones = set(self._zones)
-            failed = False
-            for url, names in work.items():
-                unsent = self._purge(url, names, zones)
-                if unsent:
-                    failed = True
-                    with self._cond:
-                        self._pending[url].update(unsent)
-            backoff = min(self.max_backoff, max(0.1, backoff * 2)) if failed else 0.0
-            if backoff:
-                self._stop.wait(backoff)
+        while not self.stopping.is_set():
+            with self.cond:
+                while not self.stopping.is_set() and not self.pending:
+                    self.cond.wait()
+                names, self.pending = self.pending, set()
+                zones = set(self.zones)
+                self.in_flight = len(names)
+            if not names:
+                continue
+            unsent = self._purge(names, zones)
+            with self.cond:
+                self.pending |= unsent
+                self.in_flight = 0
+            if unsent:
+                backoff = min(self.max_backoff, max(0.1, backoff * 2))
+                self.stopping.wait(backoff)
+            else:
+                backoff = 0.0
 
-    def _purge(self, url: str, names: set[str], zones: set[str]) -> set[str]:
-        """Send purges for `names` to one server; return the names still to purge."""
+    def _purge(self, names: set[str], zones: set[str]) -> set[str]:
+        """Send purges for `names`; return the names still to purge."""
         for target in purge_targets(names, zones):
-            endpoint = f"{url}/api/v1/servers/localhost/cache/flush?domain={quote(absolute(target))}"
+            endpoint = f"{self.url}/api/v1/servers/localhost/cache/flush?domain={quote(absolute(target))}"
             try:
                 response = self.http.request("PUT", endpoint, headers={"X-API-Key": self.api_key})
                 if response.status != 200:
@@ -136,6 +121,53 @@ class CachePurger:
                 self.sent += 1
             except Exception as exc:  # noqa: BLE001 - any failure is logged and retried
                 self.failures += 1
-                log.warning("purging %s from PowerDNS at %s failed (will retry): %s", target, url, exc)
+                log.warning("purging %s from PowerDNS at %s failed (will retry): %s", target, self.url, exc)
                 return names
         return set()
+
+
+class CachePurger:
+    """Sends purges to every PowerDNS API in the background, each server independently,
+    retrying with backoff; `submit` never blocks on the network."""
+
+    def __init__(self, api_urls: Iterable[str], api_key: str, *, timeout: float = 2.0,
+                 max_backoff: float = 5.0):
+        http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False)
+        self.servers = [_ServerPurger(url, api_key, http, max_backoff) for url in api_urls]
+        self._started = False
+
+    @property
+    def api_urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    @property
+    def sent(self) -> int:
+        return sum(s.sent for s in self.servers)
+
+    @property
+    def failures(self) -> int:
+        return sum(s.failures for s in self.servers)
+
+    def submit(self, names: Iterable[str], zones: Iterable[str]) -> None:
+        names, zones = set(names), set(zones)
+        if names:
+            for server in self.servers:
+                server.submit(names, zones)
+
+    def pending(self) -> int:
+        """Names not yet purged (queued or being sent), over all servers."""
+        return sum(len(s.pending) + s.in_flight for s in self.servers)
+
+    def start(self) -> "CachePurger":
+        if not self._started:
+            self._started = True
+            for server in self.servers:
+                server.thread.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        if self._started:
+            for server in self.servers:
+                server.thread.join(5)

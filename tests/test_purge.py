@@ -268,14 +268,15 @@ def test_submit_returns_at_once_while_a_purge_hangs(make_api, make_purger):
     api.hang.set()
     purger = make_purger([api.url], timeout=2.0)
     purger.submit({"p1.example.com"}, [ZONE])
-    assert wait_until(lambda: purger.pending() == 0)  # taken by the thread, now stuck in the request
+    # taken by the thread, now stuck in the request: in flight, not queued
+    assert wait_until(lambda: purger.servers[0].in_flight == 1 and not purger.servers[0].pending)
 
     started = time.monotonic()
     purger.submit({"p2.example.com"}, [ZONE])
     elapsed = time.monotonic() - started
 
     assert elapsed < 0.05
-    assert purger.pending() == 1
+    assert purger.pending() == 2  # one queued, one in flight
     api.release.set()
     assert wait_until(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."])
 
@@ -287,3 +288,13 @@ def test_submit_without_names_or_urls_queues_nothing(make_purger):
     nothing = make_purger([])
     nothing.submit({"p1.example.com"}, [ZONE])
     assert nothing.pending() == 0
+
+
+def test_a_server_that_is_down_does_not_delay_purges_to_another(make_api, make_purger):
+    api = make_api()
+    purger = make_purger([closed_port_url(), api.url], max_backoff=5.0)
+    purger.submit({"p1.example.com"}, [ZONE])
+    assert wait_until(lambda: purger.failures >= 5)  # the dead one now backs off for seconds
+    purger.submit({"p2.example.com"}, [ZONE])
+    assert wait_until(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."],
+                      timeout=0.5)
