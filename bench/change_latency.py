@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 import urllib.request
@@ -42,6 +43,7 @@ POLL_SLEEP = 0.001  # between polls while waiting for the purge
 POLL_LIMIT = 5.0  # give up on a purged move after this long
 NO_PURGE_POLL_SLEEP = 0.01
 NO_PURGE_LIMIT = 45.0  # caches of 20 s + 20 s bound the stale answer
+_WROTE_MS = re.compile(r" wrote .* in ([\d.]+) ms")
 FULL = {"parents": 1_000, "nodes": 10, "moves": 200, "no_purge_moves": 3}
 QUICK = {"moves": 10, "no_purge_moves": 1}  # on the seed's 8 Containers and 3 Nodes
 
@@ -178,6 +180,7 @@ def run(quick: bool) -> list[Table]:
     backend = None
     pdns = None
     syncs: list[SyncProcess] = []
+    load_before = os.getloadavg()[0]
     try:
         api.start()
         api.apply_many(nodes + containers)
@@ -218,6 +221,8 @@ def run(quick: bool) -> list[Table]:
         moves_done += size["moves"]
         hits_after = probe.statistic("packetcache-hit")
         purge_errors = sync.log_count("purging")
+        reconcile_seconds = [float(ms) / 1000 for ms in _WROTE_MS.findall(sync.log_text())][-size["moves"]:]
+        load_after = os.getloadavg()[0]
         sync.stop()
 
         # The same without purging: a second sync on the same Redis, without --pdns-api-url.
@@ -256,6 +261,7 @@ def run(quick: bool) -> list[Table]:
         f"p99 < {TARGET_P99_MS:.0f} ms", lambda p99: p99 < TARGET_P99_MS)
     row(table, "  API change -> Redis node key written", to_redis, size["moves"])
     row(table, "  Redis key written -> PowerDNS answers (purge + fresh lookup)", redis_to_answer, size["moves"])
+    row(table, "  the sync's batch: rules + diff + write (its log)", reconcile_seconds, len(reconcile_seconds))
     if size["no_purge_moves"]:
         stale = [s for s, _ in unpurged if s is not None]
         row(table, "API change -> PowerDNS answers, sync WITHOUT --pdns-api-url", stale,
@@ -271,7 +277,10 @@ def run(quick: bool) -> list[Table]:
         f"packet cache hits during the measured moves: {hits_after - hits_before:,} "
         f"(at least one per move shows the old answer was cached).",
         f"{size['moves'] - len(answered)} of {size['moves']} purged moves timed out; "
-        f"{purge_errors} purge warnings in the sync's log.",
+        f"{purge_errors} purge warnings in the sync's log (purges sent while pdns_server was still "
+        f"starting are logged and retried).",
+        f"1-minute load average {load_before:.1f} before and {load_after:.1f} after the purged moves "
+        f"({os.cpu_count()} cores; every process of the stack, and anything else running, shares them).",
     ]
     if size["no_purge_moves"]:
         table.notes.append(

@@ -27,6 +27,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import threading
 import time
@@ -88,7 +89,7 @@ def parse_combo(text: str) -> tuple[int, int]:
 
 
 def combo_label(combo: tuple[int, int]) -> str:
-    return f"{combo[0]} workers x {combo[1]} threads"
+    return f"{combo[0]} worker{'s' if combo[0] != 1 else ''} x {combo[1]} thread{'s' if combo[1] != 1 else ''}"
 
 
 # -- CPU accounting --------------------------------------------------------------------
@@ -148,6 +149,7 @@ class DnsperfResult:
     completed: int
     lost: int
     rcodes: dict[str, int]
+    run_seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
 
@@ -169,7 +171,7 @@ class DnsperfResult:
 
 
 _STAT = re.compile(r"^\s*(Queries sent|Queries completed|Queries lost|Queries per second|"
-                   r"Average Latency \(s\)|Response codes):\s*(.*)$", re.M)
+                   r"Average Latency \(s\)|Response codes|Run time \(s\)):\s*(.*)$", re.M)
 _VERBOSE = re.compile(r"^> (\S+) \S+ \S+ ([0-9.]+)$", re.M)
 
 
@@ -198,6 +200,7 @@ def dnsperf(port: int, query_file: Path, seconds: float, *, max_qps: int | None 
         completed=int(stats["Queries completed"].split()[0]),
         lost=int(stats["Queries lost"].split()[0]),
         rcodes=rcodes,
+        run_seconds=float(stats.get("Run time (s)", seconds)),
         latencies_ms=latencies,
         argv=[Path(argv[0]).name] + argv[1:],
     )
@@ -241,7 +244,7 @@ def _watch(monitor, seen: list, ready: threading.Event) -> None:
     for command in monitor.listen():
         if command is None:
             continue
-        if command["command"] == f"ECHO {_SENTINEL}" or command["command"] == f"echo {_SENTINEL}":
+        if command["command"].lower() == f"echo {_SENTINEL}":
             return
         seen.append(command)
 
@@ -374,24 +377,31 @@ class Settings:
     sweep: list[tuple[int, int]]
     http_lookups: int
     per_kind_queries: int
+    distributor_threads: list[int]
 
     @classmethod
     def for_run(cls, quick: bool) -> "Settings":
         backend = parse_combo(os.environ.get("MOUNTDNS_BENCH_BACKEND", DEFAULT_BACKEND))
         if quick:
             sweep = [backend, (1, 4)]
-            return cls(True, 200, 10, 200, 50, 2, 1, backend, sweep, 200, 20)
+            return cls(True, 200, 10, 200, 50, 2, 1, backend, sweep, 200, 20, [8])
         sweep = [parse_combo(c) for c in os.environ.get("MOUNTDNS_BENCH_SWEEP", DEFAULT_SWEEP).split(",")]
         seconds = float(os.environ.get("MOUNTDNS_BENCH_SECONDS", "10"))
-        return cls(False, 10_000, 100, 10_000, 1_000, seconds, 5, backend, sweep, 2_000, 300)
+        return cls(False, 10_000, 100, 10_000, 1_000, seconds, 5, backend, sweep, 2_000, 300, [6, 12])
 
 
 def run(quick: bool) -> list[Table]:
     cfg = Settings.for_run(quick)
     directory = workdir("mountdns-bench-dns-")
+    load_before = os.getloadavg()
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, directory, True)
-        return _run(cfg, directory, stack)
+        tables = _run(cfg, directory, stack)
+    load_after = os.getloadavg()
+    tables[0].notes.append(
+        f"1-minute load average {load_before[0]:.1f} before and {load_after[0]:.1f} after this suite: the "
+        "machine is shared, so other work competes for the same cores.")
+    return tables
 
 
 def _started(stack: contextlib.ExitStack, server):
@@ -412,7 +422,6 @@ def _run(cfg: Settings, directory: Path, stack: contextlib.ExitStack) -> list[Ta
     topo.load_into_redis(client, topology.state)
 
     measures: dict[str, DnsMeasure] = {}
-    notes: list[str] = []
 
     # (a) the reference: PowerDNS's bind backend, caches off.
     bind = BindPdnsServer(directory, named_conf)
@@ -428,21 +437,36 @@ def _run(cfg: Settings, directory: Path, stack: contextlib.ExitStack) -> list[Ta
                             cfg.seconds, cpu_of={"pdns_server": pdns, "mountdns-backend": backend,
                                                  "redis-server": redis_server})
     per_kind = lookups_per_query(pdns, client, topology, cfg.per_kind_queries)
+    per_kind["polls"] = connector_polls(pdns, topology.parents[-1], directory)
     redis_per_lookup = redis_per_http_lookup(backend, client, pairs, cfg.http_lookups)
     backend_alone = wrk(backend, [n for _, n in pairs[:5000]], cfg.seconds, directory)
     pdns.stop()
     backend.stop()
 
-    # (b) sweep: which workers x threads serves pdns fastest (short throughput runs).
+    # (b) sweep: which workers x threads serves pdns fastest (short throughput runs), then,
+    # outside the shipped settings, what more pdns distributor threads would give.
     sweep_rows = []
-    for combo in cfg.sweep:
+
+    def sweep_run(combo, distributor_threads=None):
+        settings = dict(CACHES_OFF)
+        if distributor_threads:
+            settings["distributor-threads"] = str(distributor_threads)
         b = _started(stack, BackendServer(directory, redis_server.url, workers=combo[0], threads=combo[1]))
-        p = _started(stack, PdnsServer(directory, b.url, settings=CACHES_OFF))
-        result = dnsperf(p.port, query_file, cfg.sweep_seconds)
-        sweep_rows.append((combo, result))
-        p.stop()
-        b.stop()
-    best_combo, best_result = max(sweep_rows, key=lambda row: row[1].qps)
+        p = _started(stack, PdnsServer(directory, b.url, settings=settings))
+        try:
+            result = dnsperf(p.port, query_file, cfg.sweep_seconds)
+        finally:
+            p.stop()
+            b.stop()
+        sweep_rows.append((combo, distributor_threads, result))
+        return result
+
+    for combo in cfg.sweep:
+        sweep_run(combo)
+    best_combo, _, _ = max((row for row in sweep_rows if row[1] is None), key=lambda row: row[2].qps)
+    for threads in cfg.distributor_threads:
+        # Enough backend threads for every pdns connection, whatever the fastest size was.
+        sweep_run((best_combo[0], max(best_combo[1], -(-threads // best_combo[0]) + 1)), threads)
     if best_combo != cfg.backend:
         backend = _started(stack, BackendServer(directory, redis_server.url, workers=best_combo[0],
                                                 threads=best_combo[1]))
@@ -470,7 +494,7 @@ def _run(cfg: Settings, directory: Path, stack: contextlib.ExitStack) -> list[Ta
         dns_table(cfg, measures, best_combo, query_file, warm, warm_seconds, counters_before, counters_after),
         sweep_table(cfg, sweep_rows, best_combo),
         backend_table(cfg, backend_alone, redis_per_lookup),
-        per_kind_table(per_kind),
+        per_kind_table(per_kind, redis_per_lookup),
         cpu_table(measures["b"]),
     ]
     return tables
@@ -482,23 +506,69 @@ def pdns_counters(pdns: PdnsServer) -> dict[str, int]:
 
 
 def lookups_per_query(pdns: PdnsServer, client, topology: topo.Topology, count: int) -> dict[str, dict]:
-    """Backend lookups (EVALSHA calls) PowerDNS makes per DNS query of each kind, caches off."""
+    """Per kind of name: the backend lookups (EVALSHA calls) and Redis round trips PowerDNS
+    causes per DNS query, caches off, and the median latency of one query at a time."""
     results = {}
     for kind in ("parent", "child", "missing"):
         names = list(topology.names(kind))[:count]
+        latencies = []
+        for name in names:
+            started = time.perf_counter()
+            pdns.query(name, "A")
+            latencies.append((time.perf_counter() - started) * 1000)
         with counting(client) as counted:
             for name in names:
                 pdns.query(name, "A")
-        results[kind] = {"queries": len(names), **counted}
+        results[kind] = {"queries": len(names), "median_ms": statistics.median(latencies), **counted}
     return results
 
 
+_POLL = re.compile(r"poll\(\[\{fd=\d+, events=POLLIN\}\], 1, 1\) = 0 \(Timeout\) <([0-9.]+)>")
+
+
+def connector_polls(pdns: PdnsServer, name: str, directory: Path) -> dict | None:
+    """strace pdns_server during one query: the lookups it sends and the 1 ms polls its HTTP
+    connector makes before reusing a connection. None when strace is missing or not allowed."""
+    strace = shutil.which("strace")
+    if not strace:
+        return None
+    trace = directory / "pdns.strace"
+    tracer = subprocess.Popen([strace, "-f", "-T", "-e", "trace=poll,write", "-o", str(trace),
+                               "-p", str(pdns.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.0)  # strace attaches to every thread before the query is sent
+        if tracer.poll() is not None:
+            return None
+        pdns.query(name, "A")
+        time.sleep(0.2)
+    finally:
+        tracer.terminate()
+        try:
+            tracer.wait(5)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+            tracer.wait(5)
+    try:
+        text = trace.read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    polls = [float(d) * 1000 for d in _POLL.findall(text)]
+    lookups = len(re.findall(r'write\(\d+, "GET /dnsapi/lookup/', text))
+    if not lookups:
+        return None
+    return {"lookups": lookups, "polls": len(polls), "poll_ms": statistics.mean(polls) if polls else 0.0}
+
+
 def redis_per_http_lookup(backend: BackendServer, client, pairs, count: int) -> dict:
+    """Redis traffic of `count` HTTP lookups, and the time of one lookup at a time."""
     names = [n for _, n in pairs[:count]]
     http_lookups(backend, names[:10])  # warm the backend's Redis connections and script cache
+    started = time.perf_counter()
+    http_lookups(backend, names)
+    sequential_ms = (time.perf_counter() - started) * 1000 / len(names)
     with counting(client) as counted:
         http_lookups(backend, names)
-    return {"lookups": len(names), **counted}
+    return {"lookups": len(names), "sequential_ms": sequential_ms, **counted}
 
 
 # -- tables ----------------------------------------------------------------------------
@@ -560,14 +630,21 @@ def _cache_note(before: dict, after: dict) -> str:
 
 
 def sweep_table(cfg, rows, best_combo) -> Table:
-    table = Table("(b) backend size sweep: pdns + mountdns, caches off",
-                  ["mountdns-backend", "queries/s", "avg latency ms (max load)", "fastest"])
-    for combo, result in rows:
-        table.add(combo_label(combo), result.qps, result.avg_ms, "yes" if combo == best_combo else "")
+    table = Table("(b) sweep: pdns + mountdns, caches off, by backend size and pdns distributor threads",
+                  ["mountdns-backend", "pdns distributor-threads", "queries/s", "avg latency ms (max load)",
+                   "note"])
+    for combo, distributor_threads, result in rows:
+        if distributor_threads is None:
+            threads, note = "3 (shipped)", "fastest backend size" if combo == best_combo else ""
+        else:
+            threads, note = str(distributor_threads), "not the shipped pdns.conf"
+        table.add(combo_label(combo), threads, result.qps, result.avg_ms, note)
     table.notes.append(f"{cfg.sweep_seconds:g} s unlimited-rate dnsperf runs (same options as above); set "
-                       "MOUNTDNS_BENCH_SWEEP=1x4,2x8,... to try others, MOUNTDNS_BENCH_BACKEND for the (b) row.")
-    table.notes.append("pdns keeps one keep-alive backend connection per distributor thread (3), so at most "
-                       "3 lookups are in flight; more threads than that only wait.")
+                       "MOUNTDNS_BENCH_SWEEP=1x4,2x8,... to try other sizes, MOUNTDNS_BENCH_BACKEND for the (b) "
+                       "row.")
+    table.notes.append("pdns keeps one keep-alive backend connection per distributor thread, one request in "
+                       "flight on each: with the shipped 3, at most 3 lookups are in flight, and more backend "
+                       "threads than that only wait.")
     return table
 
 
@@ -580,35 +657,54 @@ def backend_table(cfg, alone: WrkResult, per_lookup: dict) -> Table:
     table.add("p99 latency ms (wrk)", alone.p99_ms, "", "")
     lookups = per_lookup["lookups"]
     evalsha = per_lookup["calls"].get("evalsha", 0)
-    round_trips = per_lookup["commands"] / lookups
-    table.add("EVALSHA per lookup", evalsha / lookups, "", "")
+    trips = per_lookup["round_trips"]
+    round_trips = sum(trips.values()) / lookups
+    table.add("one lookup at a time, ms (Python http.client, keep-alive)", per_lookup["sequential_ms"], "", "")
+    table.add("EVALSHA calls per lookup", evalsha / lookups, "", "")
     table.add("Redis round trips per lookup", round_trips, "exactly 1", _verdict(abs(round_trips - 1) < 0.005))
+    table.add("Redis commands executed per lookup (incl. inside the script)", per_lookup["commands"] / lookups,
+              "", "")
     table.notes.append(f"wrk: `{' '.join(alone.argv)}`; lookups.lua cycles through "
                        f"the lookup URLs of the query mix in PowerDNS's REST shape, e.g. "
                        f"`{lookup_path('parent-1.' + topo.ZONE_NAME)}`"
                        f"{'; ' + alone.errors if alone.errors else ''}. wrk shares the 2 cores with the backend.")
     inner = {k: v for k, v in per_lookup["calls"].items() if k != "evalsha"}
     inner_text = ", ".join(f"{k} {v / lookups:.2f}" for k, v in sorted(inner.items())) or "none"
+    trips_text = ", ".join(f"{k} {v:,}" for k, v in sorted(trips.items())) or "none"
     table.notes.append(
-        f"Redis counts: CONFIG RESETSTAT, {lookups:,} sequential HTTP lookups (mixed kinds) over one "
-        f"keep-alive connection, then INFO commandstats / INFO stats. Round trips = delta of "
-        f"total_commands_processed / lookups (the counter's own INFO calls subtracted). The commands the "
-        f"EVALSHA runs server-side appear in commandstats but are not round trips; per lookup: {inner_text}.")
+        f"Redis counts: CONFIG RESETSTAT, {lookups:,} sequential HTTP lookups (the query mix) over one "
+        f"keep-alive connection, then INFO commandstats and INFO stats. Round trips are the commands "
+        f"MONITOR shows from TCP clients ({trips_text}); total_commands_processed also counts what the "
+        f"EVALSHA runs server-side (Redis 7 counts script calls), per lookup: {inner_text}.")
     return table
 
 
-def per_kind_table(per_kind: dict) -> Table:
-    table = Table("(b) backend lookups per DNS query, pdns caches off",
+def per_kind_table(per_kind: dict, per_lookup: dict) -> Table:
+    table = Table("(b) backend lookups per DNS query, pdns caches off, one query at a time",
                   ["query", "DNS queries", "backend lookups (EVALSHA)", "lookups per query",
-                   "Redis round trips per query"])
+                   "Redis round trips per query", "median latency ms", "ms per lookup"])
     for kind, label in (("parent", "parent A"), ("child", "child A (CNAME chased to the parent)"),
                         ("missing", "missing name A (NXDOMAIN)")):
         r = per_kind[kind]
         evalsha = r["calls"].get("evalsha", 0)
-        table.add(label, r["queries"], evalsha, evalsha / r["queries"], r["commands"] / r["queries"])
-    table.notes.append("Sequential dnspython queries with distinct names; Redis counted as above. PowerDNS "
-                       "asks for the zone apex (SOA probe) and the name (twice); a CNAME repeats it for the "
-                       "target; a missing name adds a wildcard probe.")
+        per_query = evalsha / r["queries"]
+        table.add(label, r["queries"], evalsha, per_query, sum(r["round_trips"].values()) / r["queries"],
+                  r["median_ms"], r["median_ms"] / per_query if per_query else float("nan"))
+    table.notes.append("Sequential dnspython queries with distinct names, timed in one pass and counted (as "
+                       "above) in a second. PowerDNS asks for the zone apex (SOA probe) and the name (twice); "
+                       "a CNAME repeats that for the target; a missing name adds a wildcard probe.")
+    polls = per_kind.get("polls")
+    if polls:
+        why = (f"strace of pdns_server during one parent query: {polls['lookups']} lookups sent, "
+               f"{polls['polls']} times `poll([fd], 1, 1) = 0 (Timeout)` taking {polls['poll_ms']:.2f} ms each: "
+               "before reusing its keep-alive connection the HTTP connector waits 1 ms to see whether the "
+               "backend closed it. That wait is idle, not CPU, so more pdns distributor threads (more "
+               "lookups in flight) raise the rate; see the sweep")
+    else:
+        why = "strace was not available to show where (the HTTP connector's 1 ms poll before each reuse)"
+    table.notes.append(
+        f"'ms per lookup' vs the backend answering one lookup at a time in "
+        f"{per_lookup['sequential_ms']:.2f} ms: the rest is PowerDNS. {why}.")
     return table
 
 
@@ -622,9 +718,10 @@ def cpu_table(m: DnsMeasure) -> Table:
         per_pid = sorted((t for t in m.cpu.used[name].values()), reverse=True)
         split = " / ".join(f"{t:.1f} s" for t in per_pid if t >= 0.05) if len(per_pid) > 1 else ""
         table.add(name, total * 1_000_000 / queries, f"{total / all_cpu:.0%}", split)
-    seconds = m.throughput.completed / m.throughput.qps if m.throughput.qps else 0
+    seconds = m.throughput.run_seconds
+    cores = os.cpu_count() or 1
     table.notes.append(f"CPU seconds from /proc/<pid>/stat of each server's process group (and dnsperf's "
-                       f"rusage) over the {seconds:.0f} s throughput run: {all_cpu:.1f} s of the "
-                       f"{2 * seconds:.0f} s the 2 cores offer. 'processes' splits a group by process "
-                       "(gunicorn: master and workers).")
+                       f"rusage) over the {seconds:.1f} s throughput run: {all_cpu:.1f} s of the "
+                       f"{cores * seconds:.1f} s the {cores} cores offer; the rest is idle or other work on the "
+                       "machine. 'processes' splits a group by process (gunicorn: master and workers).")
     return table

@@ -89,6 +89,7 @@ def run(quick: bool) -> list[Table]:
     api = KubeAPIDouble(bookmark_interval=5.0)
     redis_server = RedisServer(directory)
     syncs: list[SyncProcess] = []
+    load_before = os.getloadavg()[0]
     try:
         api.start()
         load_started = time.monotonic()
@@ -169,6 +170,8 @@ def run(quick: bool) -> list[Table]:
                   f"< {TARGET_SECONDS:.0f} s", "pass" if daemon_seconds < TARGET_SECONDS else "FAIL")
         if daemon_ms:
             table.add("  its first batch: rules + diff + write (s)", float(daemon_ms.group(1)) / 1000, "", "")
+        table.notes.append(f"1-minute load average {load_before:.1f} before the run, "
+                           f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores, shared with anything else running).")
         return [table]
     finally:
         for sync in syncs:

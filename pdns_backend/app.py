@@ -32,6 +32,7 @@ DEFAULTS = {
 }
 
 STORE = "mountdns.store"
+RAW_ROUTE = "mountdns.raw_route"  # (method, raw URI) -> (status, body) | None, for the worker
 
 
 def encode(result, log_lines: list[str] | None = None) -> bytes:
@@ -74,12 +75,19 @@ class LookupFastPath:
         self.url_prefix = url_prefix
         self.lookup_prefix = url_prefix + "/lookup/"
 
+    def raw(self, method: str, raw_uri: str) -> tuple[int, bytes] | None:
+        """(status, body) when this is a REST lookup, else None. Also used directly by
+        pdns_backend.worker, which skips building a WSGI environment for it."""
+        if method != "GET" or not raw_uri.startswith(self.lookup_prefix):
+            return None
+        path, _, query = raw_uri[len(self.url_prefix):].partition("?")
+        return answer(self.store, lambda: rest_call(path, query), raw_uri)
+
     def __call__(self, environ, start_response):
-        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
-        if environ.get("REQUEST_METHOD") != "GET" or not raw.startswith(self.lookup_prefix):
+        hit = self.raw(environ.get("REQUEST_METHOD", ""), environ.get("RAW_URI") or environ.get("REQUEST_URI") or "")
+        if hit is None:
             return self.wsgi_app(environ, start_response)
-        path, _, query = raw[len(self.url_prefix):].partition("?")
-        status, body = answer(self.store, lambda: rest_call(path, query), raw)
+        status, body = hit
         start_response(self.STATUS[status], [("Content-Type", "application/json"),
                                              ("Content-Length", str(len(body)))])
         return [body]
@@ -152,5 +160,7 @@ def create_app(config: dict | None = None, store=None) -> Flask:
         log.exception("unexpected error on %s %s", request.method, request.path[:200])
         return json_response(False, 500, [f"mountdns: internal error: {type(exc).__name__}"])
 
-    app.wsgi_app = LookupFastPath(app.wsgi_app, app.extensions[STORE], url_prefix)
+    fast_path = LookupFastPath(app.wsgi_app, app.extensions[STORE], url_prefix)
+    app.wsgi_app = fast_path
+    app.extensions[RAW_ROUTE] = fast_path.raw
     return app

@@ -1,0 +1,104 @@
+"""The DNS and node-move benchmarks run end to end in quick mode and print their tables.
+
+Only that they work: exit code 0, the expected tables and rows, figures that are numbers
+above zero. No time or speed is asserted; the machine running the suite decides those.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+
+TOOLS = ("dnsperf", "wrk", "pdns_server", "redis-server")
+
+
+def tables(markdown: str) -> dict[str, list[list[str]]]:
+    """Title -> rows (cells as text, header and separator left out) of every ### table."""
+    found: dict[str, list[list[str]]] = {}
+    title = None
+    for line in markdown.splitlines():
+        if line.startswith("### "):
+            title = line[4:].strip()
+            found[title] = []
+        elif title and line.startswith("|") and not line.startswith("|---"):
+            found[title].append([cell.strip() for cell in line.strip("|").split("|")])
+    return {t: rows[1:] for t, rows in found.items()}  # rows[0] is the header
+
+
+def table(all_tables: dict, title_start: str) -> list[list[str]]:
+    matches = [rows for title, rows in all_tables.items() if title.startswith(title_start)]
+    assert len(matches) == 1, f"expected one table titled {title_start!r}, got {list(all_tables)}"
+    return matches[0]
+
+
+def row(rows: list[list[str]], first_cell_start: str) -> list[str]:
+    matches = [r for r in rows if r[0].startswith(first_cell_start)]
+    assert matches, f"no row starting {first_cell_start!r} in {rows}"
+    return matches[0]
+
+
+def number(cell: str) -> float:
+    assert re.fullmatch(r"-?[0-9][0-9,]*(\.[0-9]+)?", cell), f"not a number: {cell!r}"
+    return float(cell.replace(",", ""))
+
+
+def positive(cell: str) -> bool:
+    return number(cell) > 0
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> dict:
+    missing = [tool for tool in TOOLS if not shutil.which(tool) and not shutil.which(f"/usr/sbin/{tool}")]
+    if missing:
+        pytest.skip(f"benchmark tools not installed: {', '.join(missing)}")
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--only", "dns", "--only", "node_move"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"bench.run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return tables(done.stdout)
+
+
+def test_dns_table_compares_the_three_setups(quick_run):
+    rows = table(quick_run, "DNS queries: pdns bind reference vs pdns + mountdns")
+    for setup in ("(a) pdns 4.7 + bind backend", "(b) pdns + mountdns, caches off", "(c) pdns + mountdns, shipped"):
+        setup_row = row(rows, setup)
+        assert all(positive(cell) for cell in setup_row[1:6]), setup_row
+
+
+def test_sweep_table_lists_backend_sizes(quick_run):
+    rows = table(quick_run, "(b) sweep")
+    assert len(rows) >= 2
+    assert all(positive(r[2]) for r in rows), rows
+
+
+def test_backend_table_has_lookups_and_redis_round_trips(quick_run):
+    rows = table(quick_run, "mountdns-backend alone")
+    for measure in ("lookups/s", "avg latency ms", "p99 latency ms", "EVALSHA calls per lookup",
+                    "Redis round trips per lookup"):
+        assert positive(row(rows, measure)[1])
+
+
+def test_lookups_per_query_for_each_kind_of_name(quick_run):
+    rows = table(quick_run, "(b) backend lookups per DNS query")
+    for kind in ("parent", "child", "missing"):
+        kind_row = row(rows, kind)
+        assert all(positive(cell) for cell in kind_row[1:5]), kind_row
+
+
+def test_cpu_table_names_the_processes(quick_run):
+    rows = table(quick_run, "(b) where the CPU goes")
+    assert {"pdns_server", "mountdns-backend", "redis-server"} <= {r[0] for r in rows}
+
+
+def test_node_move_table_compares_mountdns_with_the_seed(quick_run):
+    rows = table(quick_run, "Node move")
+    for approach in ("mountdns", "seed"):
+        approach_row = row(rows, approach)
+        assert all(positive(cell) for cell in approach_row[1:4]), approach_row
