@@ -577,7 +577,7 @@ def dns_table(cfg, measures, best_combo, query_file, warm, warm_seconds, before,
         f"DNS queries: pdns bind reference vs pdns + mountdns ({cfg.parents:,} parents on {cfg.nodes} nodes, "
         f"{cfg.children:,} children, {cfg.missing:,} missing names)",
         ["setup", "queries/s", "avg latency ms (max load)", f"avg latency ms @{LATENCY_QPS:,} q/s",
-         f"p99 latency ms @{LATENCY_QPS:,} q/s", "ratio to (a)", "target", "result"])
+         f"p99 latency ms @{LATENCY_QPS:,} q/s", "queries/s as % of (a)", "target", "result"])
     reference = measures["a"].throughput.qps
     for key, m in measures.items():
         ratio = m.throughput.qps / reference
@@ -590,7 +590,8 @@ def dns_table(cfg, measures, best_combo, query_file, warm, warm_seconds, before,
             result = _verdict(ratio >= TARGET_C_RATIO)
         else:
             target, result = "reference", ""
-        table.add(m.label, m.throughput.qps, m.throughput.avg_ms, m.latency.avg_ms, p99, ratio, target, result)
+        table.add(m.label, m.throughput.qps, m.throughput.avg_ms, m.latency.avg_ms, p99, f"{ratio:.1%}", target,
+                  result)
     throughput_argv = " ".join(measures["a"].throughput.argv).replace(str(query_file), "queries.txt")
     latency_argv = " ".join(measures["a"].latency.argv).replace(str(query_file), "queries.txt")
     mix = "45% parents (A), 45% children (A, answered with CNAME + A), 10% missing names (NXDOMAIN)"

@@ -78,11 +78,14 @@ class ConnectionThreadWorker(SyncWorker):
             hit = self.raw_route(request.method, request.uri)
             if hit is not None:
                 status, body = hit
+                keep_alive = not request.should_close()
                 # Status line, headers and body in one write (see the module docstring).
                 client.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                               b"Content-Length: %d\r\n\r\n%s" % (status, _REASONS[status], len(body), body))
+                               b"Content-Length: %d\r\n%s\r\n%s" % (
+                                   status, _REASONS[status], len(body),
+                                   b"" if keep_alive else b"Connection: close\r\n", body))
                 self.nr += 1
-                return not request.should_close()
+                return keep_alive
         started = datetime.now()
         response, environ = wsgi.create(request, client, addr, listener.getsockname(), self.cfg)
         self.nr += 1
