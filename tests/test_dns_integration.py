@@ -151,7 +151,7 @@ def own_stack():
     directory = workdir("mountdns-outage-")
     redis_server = RedisServer(directory).start()
     load(RedisStore(redis_server.client()), SEED_STATE)
-    backend = BackendServer(directory, redis_server.url, workers=1, threads=4).start()
+    backend = BackendServer(directory, redis_server.url, workers=1).start()
     pdns = PdnsServer(directory, backend.url, "", CACHES_OFF).start()
     yield redis_server, backend, pdns
     for process in (pdns, backend, redis_server):
