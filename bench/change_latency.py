@@ -50,7 +50,7 @@ QUICK = {"moves": 10, "no_purge_moves": 1}  # on the seed's 8 Containers and 3 N
 
 def topology(parents: int, nodes: int) -> tuple[list[dict], list[dict]]:
     """`parents` parents round-robin over `nodes` nodes, and one mounted child per parent."""
-    node_objects = [node(f"node-{n:02d}", f"10.0.{n}.1") for n in range(nodes)]
+    node_objects = [node(f"node-{n:02d}", f"10.{n // 250}.{n % 250}.1") for n in range(nodes)]
     containers = []
     for i in range(parents):
         host = f"node-{i % nodes:02d}"

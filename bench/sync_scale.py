@@ -20,12 +20,11 @@ import re
 import shutil
 import time
 from datetime import datetime
-from pathlib import Path
 
 from bench.report import Table
 from tests.k8s_objects import MOUNTED, container, node
 from tests.kube_double import KubeAPIDouble
-from tests.servers import RedisServer, wait_until, workdir
+from tests.servers import RedisServer, workdir
 from tests.sync_process import ZONE, SyncProcess
 
 FULL = {"containers": 100_000, "nodes": 500}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from typing import Iterable
 from urllib.parse import quote
 
@@ -36,17 +35,19 @@ def affected_names(changes: Changes, before: State, after: State) -> set[str]:
         for state in (before, after):
             names.update(p for p, node in state.parents.items() if node in moved_nodes)
     # Children whose CNAME chain passes through an affected name answer with its records.
-    children_of = defaultdict(set)
-    for state in (before, after):
-        for child, target in state.children.items():
-            children_of[target].add(child)
-    frontier = list(names)
+    # One scan of the children per level of nesting: unlike an index of every child by
+    # target, it allocates nothing per child (that index cost 35-160 ms per batch at 100,000).
+    frontier = set(names)
     while frontier:
-        for child in children_of.get(frontier.pop(), ()):
-            if child not in names:
-                names.add(child)
-                frontier.append(child)
-    names |= set(changes.bump_serials)  # the apex: its SOA serial moved
+        found = {child for state in (before, after) for child, target in state.children.items()
+                 if target in frontier and child not in names}
+        names |= found
+        frontier = found
+    # Not the apex for a mere serial bump: PowerDNS's cache flush takes a name AND all
+    # below it, so purging the apex would empty the zone's caches on every batch. A stale
+    # serial in a cached SOA lives at most one cache TTL. A changed zone definition (NS,
+    # SOA fields, TTL) does change every answer: then the whole zone goes.
+    names |= set(changes.zones_put)
     return names
 
 

@@ -9,13 +9,14 @@ Redis, which is how a Redis restarted empty is rewritten.
 from __future__ import annotations
 
 import logging
+import operator
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mountdns.state import Changes, State, applied, diff
 from sync.cache import Snapshot
 from sync.purge import affected_names
-from sync.rules import RulesConfig, desired_state
+from sync.rules import Plan, RulesConfig, addressless_node_warnings, desired_state
 
 log = logging.getLogger("mountdns.sync")
 
@@ -43,6 +44,12 @@ def describe_changes(changes: Changes) -> list[str]:
     return lines
 
 
+def _same_objects(before: tuple, now: tuple) -> bool:
+    """The same object dicts in the same order: the cache replaces an object's dict on
+    every event for it and builds new ones on every list, so identity means unchanged."""
+    return len(before) == len(now) and all(map(operator.is_, before, now))
+
+
 class Reconciler:
     def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print):
         self.store = store
@@ -54,6 +61,21 @@ class Reconciler:
         self._reported: dict[tuple[str, str], str] = {}
         self._warnings: set[str] = set()
         self.batches = 0
+        self._last: tuple[tuple, Plan] | None = None  # (containers, plan) of the last batch
+
+    def _plan(self, snapshot: Snapshot, full: bool) -> Plan:
+        """desired_state; but when only Nodes changed since the last batch (a node moved, the
+        most common event), the Containers' part of the last plan is reused: the rules over
+        every Container cost ~12 us each, 1.2 s per node move at 100,000 Containers."""
+        if not full and self._last is not None and _same_objects(self._last[0], snapshot.containers):
+            last = self._last[1]
+            nodes = desired_state((), snapshot.nodes, self.rules)  # the Node rules alone
+            plan = replace(last, state=replace(last.state, nodes=nodes.state.nodes), warnings=tuple(sorted(
+                [*nodes.warnings, *addressless_node_warnings(last.state.parents, nodes.state.nodes)])))
+        else:
+            plan = desired_state(snapshot.containers, snapshot.nodes, self.rules)
+        self._last = (snapshot.containers, plan)
+        return plan
 
     def _report_skips(self, plan) -> None:
         """Log each unpublished object once per reason, not on every batch."""
@@ -71,7 +93,7 @@ class Reconciler:
     def reconcile(self, snapshot: Snapshot, full: bool = False) -> Outcome:
         """Make the store match the snapshot. Raises StoreError when the store fails."""
         started = time.monotonic()
-        plan = desired_state(snapshot.containers, snapshot.nodes, self.rules)
+        plan = self._plan(snapshot, full)
         self._report_skips(plan)
         if full or self.known is None:
             current = self.store.read_state()

@@ -410,7 +410,7 @@ def _ipv4_first(addresses: Iterable[str]) -> tuple[str, ...]:
     return tuple(str(a) for a in sorted(parsed, key=lambda a: (a.version, int(a))))
 
 
-def _addressless_node_warnings(parents: Mapping[str, str], nodes: Mapping[str, tuple]) -> list[str]:
+def addressless_node_warnings(parents: Mapping[str, str], nodes: Mapping[str, tuple]) -> list[str]:
     # One line per node, not per parent: a node without an address may carry thousands.
     counts = Counter(node for node in parents.values() if node not in nodes)
     return [f"node {node} has no known address: its {count} parent(s) get no A/AAAA records until it has one"
@@ -440,7 +440,7 @@ def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: Rul
     skipped += (Skip(namespace, name, reason) for (namespace, name), reason in rejected.items())
 
     node_map, warnings = _read_nodes(nodes, config)
-    warnings += _addressless_node_warnings(parents, node_map)
+    warnings += addressless_node_warnings(parents, node_map)
 
     state = State(
         zones={zone.name: zone for zone in config.zones},

@@ -44,35 +44,36 @@ def affected(new: State) -> set[str]:
 # --- affected_names -----------------------------------------------------------------------
 
 
-def test_node_move_purges_its_parents_every_chained_child_and_every_zone_apex():
+def test_node_move_purges_its_parents_and_every_chained_child_but_not_the_apex():
     moved = after(nodes={"node-1": ("10.9.9.9",)})
+    # The serial of every zone moves, but purging an apex would flush its whole zone.
+    assert diff(BEFORE, moved).bump_serials == {ZONE, OTHER}
     assert affected(moved) == {
         "p1.example.com", "p2.other.org",  # the parents on the node
         "c1.example.com", "c2.example.com", "c3.other.org",  # every child chained to them
-        ZONE, OTHER,  # a node change moves the serial of every zone
     }
 
 
 def test_node_move_leaves_names_on_other_nodes_alone():
     moved = after(nodes={"node-2": ("10.9.9.9",)})
-    assert affected(moved) == {"p3.example.com", "c4.example.com", ZONE, OTHER}
+    assert affected(moved) == {"p3.example.com", "c4.example.com"}
 
 
-def test_new_child_purges_its_own_name_and_its_zone_apex():
+def test_new_child_purges_its_own_name_only():
     added = after(children={"c5.other.org": "p3.example.com"})
-    assert affected(added) == {"c5.other.org", OTHER}
+    assert affected(added) == {"c5.other.org"}
 
 
 def test_parent_moving_to_another_node_purges_it_and_its_descendants():
     moved = after(parents={"p1.example.com": "node-2"})
     # other.org's own records did not change (c3 still names c2): only example.com's serial moves.
-    assert affected(moved) == {"p1.example.com", "c1.example.com", "c2.example.com", "c3.other.org", ZONE}
+    assert affected(moved) == {"p1.example.com", "c1.example.com", "c2.example.com", "c3.other.org"}
 
 
 def test_deleted_child_purges_the_children_that_were_chained_through_it():
     children = {k: v for k, v in BEFORE.children.items() if k != "c1.example.com"}
     removed = replace(BEFORE, children=children)
-    assert affected(removed) == {"c1.example.com", "c2.example.com", "c3.other.org", ZONE}
+    assert affected(removed) == {"c1.example.com", "c2.example.com", "c3.other.org"}
 
 
 def test_no_changes_affect_no_names():
@@ -298,3 +299,8 @@ def test_a_server_that_is_down_does_not_delay_purges_to_another(make_api, make_p
     purger.submit({"p2.example.com"}, [ZONE])
     assert wait_until(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."],
                       timeout=0.5)
+
+
+def test_changed_zone_definition_purges_the_whole_zone():
+    retimed = replace(BEFORE, zones={**BEFORE.zones, ZONE: replace(BEFORE.zones[ZONE], ttl=60)})
+    assert affected(retimed) == {ZONE}
