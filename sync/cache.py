@@ -15,6 +15,25 @@ NODE = "Node"
 KINDS = (CONTAINER, NODE)
 
 
+_KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion")
+
+
+def slim(kind: str, obj: dict) -> dict:
+    """Only what the rules read. Listed objects carry managedFields, annotations and (for
+    Nodes) images and conditions: keeping them made 100,000 Containers cost ~700 MiB."""
+    meta, status, spec = (obj.get(part) for part in ("metadata", "status", "spec"))
+    if not isinstance(meta, dict) or not isinstance(status, (dict, type(None))):
+        return obj  # malformed: keep it whole so the rules report it as it is
+    kept = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    kept["metadata"] = {k: meta[k] for k in _KEPT_METADATA if k in meta}
+    if kind != NODE and spec is not None:
+        kept["spec"] = spec
+    if status is not None:
+        wanted = "addresses" if kind == NODE else "deviceStatus"
+        kept["status"] = {wanted: status[wanted]} if wanted in status else {}
+    return kept
+
+
 def object_key(obj: dict) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return meta.get("namespace") or "", meta.get("name") or ""
@@ -38,7 +57,7 @@ class ObjectCache:
     def replace(self, kind: str, objects, *, complete: bool = True) -> None:
         """A list result. An incomplete one only adds and updates, never removes."""
         with self._lock:
-            fresh = {object_key(o): o for o in objects}
+            fresh = {object_key(o): slim(kind, o) for o in objects}
             if complete:
                 self._objects[kind] = fresh
                 self._listed[kind] = True
@@ -53,7 +72,7 @@ class ObjectCache:
 
     def put(self, kind: str, obj: dict) -> None:
         with self._lock:
-            self._objects[kind][object_key(obj)] = obj
+            self._objects[kind][object_key(obj)] = slim(kind, obj)
         self.changed.set()
 
     def remove(self, kind: str, obj: dict) -> None:

@@ -17,7 +17,7 @@ from sync.backoff import Backoff
 from sync.cache import CONTAINER, NODE, ObjectCache
 from sync.daemon import SyncDaemon
 from sync.reconciler import Reconciler
-from tests.k8s_objects import SEED_CONFIG, container, seed_objects
+from tests.k8s_objects import SEED_CONFIG, container, node, seed_objects
 from tests.seed import SEED_STATE
 
 BURST = 1000
@@ -227,3 +227,22 @@ def test_run_once_lists_and_writes_everything(run):
     assert (source.listed_once, source.started) == (1, 0)
     assert records(store) == SEED_RECORDS
     assert daemon.run_once() == 0
+
+
+def test_the_cache_keeps_only_what_the_rules_read():
+    cache = ObjectCache()
+    listed = container("big", node="node-0", mounted_to="parent", status="MOUNTED")
+    listed["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}] * 50
+    listed["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "x" * 5000}
+    listed["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    big_node = node("node-0", "1.2.3.4")
+    big_node["status"]["images"] = [{"names": ["registry/image:tag"], "sizeBytes": 1}] * 100
+    cache.replace(CONTAINER, [listed])
+    cache.replace(NODE, [big_node])
+    (kept,) = cache.snapshot().containers
+    assert kept == {"apiVersion": listed["apiVersion"], "kind": "Container",
+                    "metadata": {k: listed["metadata"][k] for k in ("name", "namespace", "creationTimestamp")
+                                 if k in listed["metadata"]},
+                    "spec": listed["spec"], "status": {"deviceStatus": "MOUNTED"}}
+    (kept_node,) = cache.snapshot().nodes
+    assert kept_node["status"] == {"addresses": big_node["status"]["addresses"]}
