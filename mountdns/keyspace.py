@@ -173,7 +173,10 @@ class RedisStore:
         self.redis = client
         self.keys = Keys(prefix)
         self._resolve = client.register_script(RESOLVE_SCRIPT)
-        self._prefix_arg = prefix.encode()
+        # EVALSHA <sha> 0 <prefix> <qname> in RESP, all but the name encoded once.
+        sha, prefix_arg = self._resolve.sha.encode(), prefix.encode()
+        self._resolve_command_head = b"*5\r\n$7\r\nEVALSHA\r\n$%d\r\n%s\r\n$1\r\n0\r\n$%d\r\n%s\r\n" % (
+            len(sha), sha, len(prefix_arg), prefix_arg)
         self._local = threading.local()
 
     # -- reading -----------------------------------------------------------------
@@ -199,10 +202,10 @@ class RedisStore:
         if connection is None:
             pool = self.redis.connection_pool
             connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+        name = qname.encode()
         try:
             connection.send_packed_command(
-                connection.pack_command("EVALSHA", self._resolve.sha, 0, self._prefix_arg, qname.encode()),
-                False)
+                [b"%s$%d\r\n%s\r\n" % (self._resolve_command_head, len(name), name)], False)
             return connection.read_response()
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             connection.disconnect()  # reconnects on the next call; a half-read reply is dropped
