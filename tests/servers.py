@@ -42,6 +42,16 @@ def free_port() -> int:
     raise RuntimeError("no free port found")
 
 
+def eventually(predicate, timeout: float = 5.0, interval: float = 0.01) -> bool:
+    """True as soon as `predicate()` is; False if it is not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
 def wait_until(check, timeout: float, what: str, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     last_error = None

@@ -19,6 +19,7 @@ from sync.daemon import SyncDaemon
 from sync.reconciler import Reconciler
 from tests.k8s_objects import SEED_CONFIG, container, node, seed_objects
 from tests.seed import SEED_STATE
+from tests.servers import eventually
 
 BURST = 1000
 
@@ -80,15 +81,6 @@ class CountingStore:
         self.inner.apply(changes)
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 def records(store) -> tuple:
     state = store.read_state()
     return state.parents, state.children, state.nodes
@@ -136,13 +128,13 @@ def test_nothing_is_written_before_every_kind_is_listed(run):
     source = FakeSource(cache, containers=containers)  # Nodes not listed yet
 
     running = run(cache, source, store)
-    assert wait_until(lambda: source.started == 1 and not cache.changed.is_set())  # the change was taken
+    assert eventually(lambda: source.started == 1 and not cache.changed.is_set())  # the change was taken
     time.sleep(0.15)  # three coalescing periods in which a write could have happened
     assert store.batches == []
 
     cache.replace(NODE, nodes)
 
-    assert wait_until(lambda: len(store.batches) == 1)
+    assert eventually(lambda: len(store.batches) == 1)
     assert records(store) == SEED_RECORDS
     assert running.daemon.reconciler.batches == 1
 
@@ -151,7 +143,7 @@ def test_a_burst_of_a_thousand_changes_becomes_a_handful_of_batches(run):
     cache, store = ObjectCache(), MemoryStore()
     _, nodes = seed_objects()
     running = run(cache, FakeSource(cache, containers=[], nodes=nodes), store)
-    assert wait_until(lambda: len(store.batches) == 1)  # zones and nodes
+    assert eventually(lambda: len(store.batches) == 1)  # zones and nodes
 
     def burst():
         for i in range(BURST):
@@ -162,7 +154,7 @@ def test_a_burst_of_a_thousand_changes_becomes_a_handful_of_batches(run):
     writer.join(5)
 
     expected = {f"c-{i}.default.domain.foo.bar": "node-0" for i in range(BURST)}
-    assert wait_until(lambda: store.read_state().parents == expected)
+    assert eventually(lambda: store.read_state().parents == expected)
     burst_batches = len(store.batches) - 1
     assert 1 <= burst_batches <= 10
     assert sum(len(b.parents_put) for b in store.batches) == BURST
@@ -176,7 +168,7 @@ def test_the_loop_stops_promptly_and_closes_the_source(run):
     containers, nodes = seed_objects()
     source = FakeSource(cache, containers=containers, nodes=nodes)
     running = run(cache, source, store, resync_interval=300.0)
-    assert wait_until(lambda: len(store.batches) == 1)
+    assert eventually(lambda: len(store.batches) == 1)
 
     elapsed = running.stop()
 
@@ -192,7 +184,7 @@ def test_a_store_error_is_retried_until_the_write_succeeds(run):
     running = run(cache, FakeSource(cache, containers=containers, nodes=nodes), store,
                   backoff=Backoff(initial=0.05, maximum=0.1))
 
-    assert wait_until(lambda: store.applies == 1)
+    assert eventually(lambda: store.applies == 1)
 
     assert store.failed == 2
     assert running.daemon.store_failures == 2
@@ -209,12 +201,12 @@ def test_periodic_resync_relists_and_rereads_the_store(run):
     containers, nodes = seed_objects()
     source = FakeSource(cache, containers=containers, nodes=nodes)
     run(cache, source, store, resync_interval=0.2)
-    assert wait_until(lambda: records(store.inner) == SEED_RECORDS)
+    assert eventually(lambda: records(store.inner) == SEED_RECORDS)
 
-    assert wait_until(lambda: source.resyncs >= 1 and store.reads >= 2)
+    assert eventually(lambda: source.resyncs >= 1 and store.reads >= 2)
 
     client.flushall()  # Redis restarted empty: only a re-read notices
-    assert wait_until(lambda: records(store.inner) == SEED_RECORDS)
+    assert eventually(lambda: records(store.inner) == SEED_RECORDS)
 
 
 def test_run_once_lists_and_writes_everything(run):

@@ -14,6 +14,7 @@ import pytest
 
 from mountdns.state import State, Zone, diff
 from sync.purge import MAX_NAMES_PER_PURGE, CachePurger, affected_names, purge_targets
+from tests.servers import eventually
 
 ZONE = "example.com"
 OTHER = "other.org"
@@ -144,15 +145,6 @@ class FakePdnsApi:
             self.server.server_close()
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 @pytest.fixture
 def make_api():
     apis = []
@@ -193,7 +185,7 @@ def test_purges_arrive_with_the_key_and_absolute_percent_encoded_domains(make_ap
     purger.submit({"container_a_0.example.com", "a+b c.example.com"}, [ZONE])
 
     # The server records a request before answering it: wait for the purger to count the answer.
-    assert wait_until(lambda: purger.sent == 2 and purger.pending() == 0)
+    assert eventually(lambda: purger.sent == 2 and purger.pending() == 0)
     assert sorted(api.requests) == [
         (FLUSH + "a%2Bb%20c.example.com.", "s3cret", 200),
         (FLUSH + "container_a_0.example.com.", "s3cret", 200),
@@ -209,8 +201,8 @@ def test_every_api_url_gets_every_purge(make_api, make_purger):
     purger.submit({"p2.example.com"}, [ZONE])
 
     expected = [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."]
-    assert wait_until(lambda: sorted(first.paths()) == expected and sorted(second.paths()) == expected)
-    assert wait_until(lambda: purger.pending() == 0)
+    assert eventually(lambda: sorted(first.paths()) == expected and sorted(second.paths()) == expected)
+    assert eventually(lambda: purger.pending() == 0)
 
 
 def test_many_names_become_one_purge_per_zone(make_api, make_purger):
@@ -219,7 +211,7 @@ def test_many_names_become_one_purge_per_zone(make_api, make_purger):
 
     purger.submit({f"h{i}.example.com" for i in range(MAX_NAMES_PER_PURGE + 1)}, [ZONE, OTHER])
 
-    assert wait_until(lambda: purger.pending() == 0 and api.paths() == [FLUSH + "example.com."])
+    assert eventually(lambda: purger.pending() == 0 and api.paths() == [FLUSH + "example.com."])
 
 
 def test_a_failing_server_is_retried_until_it_succeeds(make_api, make_purger):
@@ -228,13 +220,13 @@ def test_a_failing_server_is_retried_until_it_succeeds(make_api, make_purger):
     purger = make_purger([api.url], max_backoff=0.1)
 
     purger.submit({"p1.example.com"}, [ZONE])
-    assert wait_until(lambda: len(api.paths(500)) >= 2)
+    assert eventually(lambda: len(api.paths(500)) >= 2)
     # Between tries the name is queued again (while a try is in flight it is not).
-    assert wait_until(lambda: purger.pending() == 1)
+    assert eventually(lambda: purger.pending() == 1)
 
     with api.lock:
         api.status = 200
-    assert wait_until(lambda: purger.sent == 1 and purger.pending() == 0)
+    assert eventually(lambda: purger.sent == 1 and purger.pending() == 0)
     assert api.paths(200) == [FLUSH + "p1.example.com."]
     assert purger.failures >= 2
 
@@ -246,9 +238,9 @@ def test_a_stopped_server_is_retried_once_it_is_back_on_another_server(make_api,
 
     purger.submit({"p1.example.com"}, [ZONE])
 
-    assert wait_until(lambda: up.paths() == [FLUSH + "p1.example.com."])
-    assert wait_until(lambda: purger.failures >= 2)
-    assert wait_until(lambda: purger.pending() == 1)  # still owed to the server that is down
+    assert eventually(lambda: up.paths() == [FLUSH + "p1.example.com."])
+    assert eventually(lambda: purger.failures >= 2)
+    assert eventually(lambda: purger.pending() == 1)  # still owed to the server that is down
     assert up.paths() == [FLUSH + "p1.example.com."]  # the healthy server got it exactly once
 
 
@@ -261,7 +253,7 @@ def test_submit_returns_at_once_when_the_server_is_unreachable(make_purger):
     elapsed = time.monotonic() - started
 
     assert elapsed < 0.05
-    assert wait_until(lambda: purger.failures >= 1 and purger.pending() == 100)
+    assert eventually(lambda: purger.failures >= 1 and purger.pending() == 100)
 
 
 def test_submit_returns_at_once_while_a_purge_hangs(make_api, make_purger):
@@ -270,7 +262,7 @@ def test_submit_returns_at_once_while_a_purge_hangs(make_api, make_purger):
     purger = make_purger([api.url], timeout=2.0)
     purger.submit({"p1.example.com"}, [ZONE])
     # taken by the thread, now stuck in the request: in flight, not queued
-    assert wait_until(lambda: purger.servers[0].in_flight == 1 and not purger.servers[0].pending)
+    assert eventually(lambda: purger.servers[0].in_flight == 1 and not purger.servers[0].pending)
 
     started = time.monotonic()
     purger.submit({"p2.example.com"}, [ZONE])
@@ -279,7 +271,7 @@ def test_submit_returns_at_once_while_a_purge_hangs(make_api, make_purger):
     assert elapsed < 0.05
     assert purger.pending() == 2  # one queued, one in flight
     api.release.set()
-    assert wait_until(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."])
+    assert eventually(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."])
 
 
 def test_submit_without_names_or_urls_queues_nothing(make_purger):
@@ -295,9 +287,9 @@ def test_a_server_that_is_down_does_not_delay_purges_to_another(make_api, make_p
     api = make_api()
     purger = make_purger([closed_port_url(), api.url], max_backoff=5.0)
     purger.submit({"p1.example.com"}, [ZONE])
-    assert wait_until(lambda: purger.failures >= 5)  # the dead one now backs off for seconds
+    assert eventually(lambda: purger.failures >= 5)  # the dead one now backs off for seconds
     purger.submit({"p2.example.com"}, [ZONE])
-    assert wait_until(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."],
+    assert eventually(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."],
                       timeout=0.5)
 
 
