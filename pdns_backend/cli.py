@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis holding the mountdns keyspace")
     add_flag(parser, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
     add_flag(parser, "--workers", default=2, cast=int, help="gunicorn worker processes")
-    add_flag(parser, "--threads", default=32, cast=int,
+    add_flag(parser, "--threads", default=64, cast=int,
              help="connections per worker, each served by its own thread (PowerDNS keeps one per distributor thread)")
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
     return parser

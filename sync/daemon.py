@@ -73,7 +73,7 @@ class SyncDaemon:
                 except StoreError as exc:
                     self.store_failures += 1
                     delay = self.backoff.next_delay()
-                    log.error("writing Redis failed (%s); retrying in %.1fs", exc, delay)
+                    log.error("Redis failed (%s); nothing is lost, retrying in %.1fs", exc, delay)
                     full = True
                     self.cache.changed.set()  # come back to it after the delay
                     stop.wait(delay)

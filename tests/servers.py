@@ -124,7 +124,7 @@ class RedisServer(Process):
 
 class BackendServer(Process):
     def __init__(self, workdir: Path, redis_url: str, port: int | None = None, workers: int = 2,
-                 threads: int = 32):
+                 threads: int = 64):
         super().__init__("backend", workdir)
         self.port = port or free_port()
         self.redis_url = redis_url

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.servers import VENV_BIN, Process, wait_until
+from tests.servers import VENV_BIN, Process
 
 ZONE = "domain.foo.bar"
 
@@ -71,27 +71,33 @@ class SyncProcess(Process):
     def log_count(self, text: str) -> int:
         return self.log_text().count(text)
 
+    def exited(self) -> bool:
+        """Started, and no longer running."""
+        return self.proc is not None and self.proc.poll() is not None
+
     def wait_for_log(self, text: str, timeout: float, count: int = 1) -> None:
-        """Wait until `text` appears `count` times in the log; fail if the daemon exits."""
-        def seen():
-            if self.proc is not None and self.proc.poll() is not None and self.log_count(text) < count:
-                raise RuntimeError(f"mountdns-sync exited ({self.proc.returncode}):\n{self.log_tail()}")
-            return self.log_count(text) >= count
-        try:
-            wait_until(seen, timeout, f"{text!r} x{count} in the sync log")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n--- sync log ---\n{self.log_tail(40)}") from None
+        """Wait until `text` appears `count` times in the log."""
+        self.wait_until(lambda: self.log_count(text) >= count, timeout, f"{text!r} x{count} in the sync log")
 
     def wait_until(self, check, timeout: float, what: str, interval: float = 0.05):
-        """tests.servers.wait_until, with the daemon's log tail in the error (and a check
-        that it is still running)."""
-        def alive_check():
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"mountdns-sync exited ({self.proc.returncode})")
-            return check()
+        """Like tests.servers.wait_until, but gives up at once if the daemon exits, and puts
+        its log tail in the error."""
         started = time.monotonic()
-        try:
-            return wait_until(alive_check, timeout, what, interval)
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc} (waited {time.monotonic() - started:.1f}s)\n"
-                               f"--- sync log ---\n{self.log_tail(40)}") from None
+        deadline = started + timeout
+        last_error = None
+        while True:
+            try:
+                result = check()
+                if result:
+                    return result
+            except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
+                last_error = exc
+            if self.exited():
+                problem = f"mountdns-sync exited ({self.proc.returncode}) before {what}"
+                break
+            if time.monotonic() >= deadline:
+                problem = f"{what} not ready after {timeout}s (last error: {last_error!r})"
+                break
+            time.sleep(interval)
+        raise TimeoutError(f"{problem} (waited {time.monotonic() - started:.1f}s)\n"
+                           f"--- sync log ---\n{self.log_tail(40)}")

@@ -22,7 +22,7 @@ from mountdns.keyspace import RedisStore
 from tests.k8s_objects import MOUNTED, SEED_CHILDREN, SEED_NODES, SEED_PARENTS, container, node, seed_fqdn, seed_objects
 from tests.kube_double import KubeAPIDouble
 from tests.seed import SEED_STATE
-from tests.servers import CACHES_OFF, REPO, BackendServer, PdnsServer, RedisServer, wait_until, workdir
+from tests.servers import CACHES_OFF, REPO, BackendServer, PdnsServer, RedisServer, workdir
 from tests.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
@@ -79,9 +79,11 @@ def directory():
 @pytest.fixture(scope="module")
 def redis_server(directory):
     """This module's own Redis: pdns and the backend outlive single tests, the suite's is flushed."""
-    server = RedisServer(directory).start()
-    yield server
-    server.stop()
+    server = RedisServer(directory)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -89,37 +91,41 @@ def zone_published(directory, redis_server):
     """PowerDNS reads its zone list at start: publish the zone first with one sync of nothing."""
     empty = directory / "no-manifests"
     empty.mkdir()
-    result = SyncProcess(directory, redis_server.url, manifests=str(empty), name="sync-zone").run("--once")
-    assert result.returncode == 0
+    sync = SyncProcess(directory, redis_server.url, manifests=str(empty), name="sync-zone")
+    result = sync.run("--once")
+    assert result.returncode == 0, sync.log_tail()
     assert redis_server.client().sismember("mountdns:zones", "domain.foo.bar")
 
 
 @pytest.fixture(scope="module")
 def backend(directory, redis_server):
-    server = BackendServer(directory, redis_server.url, workers=1, threads=4).start()
-    yield server
-    server.stop()
+    server = BackendServer(directory, redis_server.url)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
 def pdns(directory, backend, zone_published):
     """pdns_server with every cache off, so each answer shows what Redis holds right now."""
-    server = PdnsServer(directory, backend.url, settings=CACHES_OFF).start()
-    yield server
-    server.stop()
+    server = PdnsServer(directory, backend.url, settings=CACHES_OFF)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def cached_pdns(redis_server, zone_published):
-    """pdns_server with the SHIPPED cache settings (20 s packet, query and negative caches).
-    It gets a backend of its own: the module's pdns keeps its keep-alive connections open."""
+def cached_pdns(backend, zone_published):
+    """pdns_server with the SHIPPED cache settings (20 s packet, query and negative caches)."""
     path = workdir("mountdns-e2e-cached-")
-    backend = BackendServer(path, redis_server.url, workers=1, threads=8).start()
-    server = PdnsServer(path, backend.url).start()
-    yield server
-    server.stop()
-    backend.stop()
-    shutil.rmtree(path, ignore_errors=True)
+    server = PdnsServer(path, backend.url)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -219,6 +225,9 @@ def test_node_move_shows_through_the_shipped_caches_within_2s_thanks_to_the_purg
     sync = make_sync(kubeconfig=api.write_kubeconfig(tmp_path / "kubeconfig"),
                      pdns_api_url=cached_pdns.api_url, pdns_api_key=cached_pdns.api_key).start()
     sync.wait_until(lambda: is_seed(client), 10, "the seed published")
+    # The first write's purge goes out in the background: let it land before filling the cache.
+    sync.wait_for_log('"PUT /api/v1/servers/localhost/cache/flush?domain=container_d_0.domain.foo.bar. HTTP/1.1" 200',
+                      5)
     wait_for_answer(cached_pdns, sync, "Container_D_0", child_answer("Container_B_0", "2.3.4.5"))
 
     # The answer is cached now: a change behind PowerDNS's back (no purge) is not seen ...

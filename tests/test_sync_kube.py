@@ -18,7 +18,7 @@ from mountdns.state import State
 from tests.k8s_objects import MOUNTED, container, node, seed_fqdn, seed_objects
 from tests.kube_double import KubeAPIDouble
 from tests.seed import NODES, SEED_STATE
-from tests.servers import RedisServer, wait_until, workdir
+from tests.servers import RedisServer, workdir
 from tests.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
@@ -103,24 +103,66 @@ def make_sync(tmp_path, api, redis_server):
         process.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory):
+    """One API double, Redis and sync for the tests that start from the seed: starting a
+    sync costs about a second (the Kubernetes client's imports), so they share one."""
+    directory = tmp_path_factory.mktemp("shared-sync")
+    redis_server = RedisServer(directory)
+    api = KubeAPIDouble(bookmark_interval=0.5)
+    sync = None
+    try:
+        redis_server.start()
+        api.start()
+        sync = SyncProcess(directory, redis_server.url, kubeconfig=api.write_kubeconfig(directory / "kubeconfig"),
+                           coalesce_seconds=0.02, name="shared-sync").start()
+        yield api, redis_server.client(), sync
+    finally:
+        if sync is not None:
+            sync.stop()
+        api.stop()
+        redis_server.stop()
+
+
 @pytest.fixture
-def synced(seeded_api, make_sync, redis_client):
-    """A running sync that has published the seed."""
-    sync = make_sync().start()
-    sync.wait_until(lambda: is_seed(redis_client), 10, "the seed published")
-    assert seeded_api.wait_for_open_watches(2, timeout=5)
+def shared_api(shared_stack):
+    """The shared cluster, put back to the seed (and nothing else) for each test."""
+    api, _, _ = shared_stack
+    containers, nodes = seed_objects()
+    seed = {(o["kind"], o["metadata"]["name"]) for o in containers + nodes}
+    for kind in ("Container", "Node"):
+        for obj in api.objects(kind):
+            meta = obj["metadata"]
+            if (kind, meta["name"]) not in seed or meta.get("namespace", "default") != "default":
+                api.delete(kind, meta["name"], meta.get("namespace"))
+    api.apply_many(nodes + containers)
+    return api
+
+
+@pytest.fixture
+def shared_redis(shared_stack):
+    return shared_stack[1]
+
+
+@pytest.fixture
+def synced(shared_stack, shared_api, shared_redis):
+    """The shared sync, once it has published the seed (and only the seed)."""
+    sync = shared_stack[2]
+    sync.wait_until(lambda: is_seed(shared_redis) and set(shared_redis.keys("*")) == SEED_KEYS,
+                    10, "the seed published")
+    assert shared_api.wait_for_open_watches(2, timeout=5)
     return sync
 
 
 # --- the first sync --------------------------------------------------------------------
-def test_first_sync_writes_exactly_the_seed_keys_then_watches_with_bookmarks(synced, seeded_api, redis_client):
-    assert set(redis_client.keys("*")) == SEED_KEYS
-    assert published(redis_client) == SEED_STATE
-    assert redis_client.get(NODE_1_KEY) == b"2.3.4.5"
-    assert redis_client.get(child_key("Container_D_0")) == b"container_b_0.domain.foo.bar"
-    assert redis_client.get(parent_key("Container_A_0")) == b"node-0"
+def test_first_sync_writes_exactly_the_seed_keys_then_watches_with_bookmarks(synced, shared_api, shared_redis):
+    assert set(shared_redis.keys("*")) == SEED_KEYS
+    assert published(shared_redis) == SEED_STATE
+    assert shared_redis.get(NODE_1_KEY) == b"2.3.4.5"
+    assert shared_redis.get(child_key("Container_D_0")) == b"container_b_0.domain.foo.bar"
+    assert shared_redis.get(parent_key("Container_A_0")) == b"node-0"
 
-    watches = watch_requests(seeded_api)
+    watches = watch_requests(shared_api)
     assert {path for path, _ in watches} == {"/api/v1/nodes", "/apis/mountdns.io/v1alpha1/containers"}
     for _, query in watches:
         assert query["allowWatchBookmarks"] == "true"
@@ -138,130 +180,136 @@ def test_resync_without_changes_writes_nothing(seeded_api, make_sync, redis_clie
 
 
 # --- watch events ------------------------------------------------------------------------
-def test_node_moved_changes_only_its_node_key(synced, seeded_api, redis_client):
-    before = string_keys(redis_client)
-    serial_before = int(redis_client.hget("mountdns:zone:domain.foo.bar", "serial"))
+def test_node_moved_changes_only_its_node_key(synced, shared_api, shared_redis):
+    before = string_keys(shared_redis)
+    serial_before = int(shared_redis.hget("mountdns:zone:domain.foo.bar", "serial"))
 
-    seeded_api.apply(node("node-1", "12.34.5.6"))
+    shared_api.apply(node("node-1", "12.34.5.6"))
 
-    synced.wait_until(lambda: redis_client.get(NODE_1_KEY) == b"12.34.5.6", 5, "node-1 moved")
-    after = string_keys(redis_client)
+    synced.wait_until(lambda: shared_redis.get(NODE_1_KEY) == b"12.34.5.6", 5, "node-1 moved")
+    after = string_keys(shared_redis)
     assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == {NODE_1_KEY}
-    assert int(redis_client.hget("mountdns:zone:domain.foo.bar", "serial")) > serial_before
+    assert int(shared_redis.hget("mountdns:zone:domain.foo.bar", "serial")) > serial_before
 
 
-def test_container_added_then_mounted_then_unmounted(synced, seeded_api, redis_client):
-    seeded_api.apply(container("container-f-0", node="node-2", fqdn=seed_fqdn("Container_F_0"), type="odl"))
-    synced.wait_until(lambda: redis_client.get(parent_key("Container_F_0")) == b"node-2", 5, "F_0 added")
+def test_container_added_then_mounted_then_unmounted(synced, shared_api, shared_redis):
+    shared_api.apply(container("container-f-0", node="node-2", fqdn=seed_fqdn("Container_F_0"), type="odl"))
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_F_0")) == b"node-2", 5, "F_0 added")
 
     # A child that is still connecting is a parent on its own node ...
     child = container("container-g-0", node="node-1", fqdn=seed_fqdn("Container_G_0"), type="netconf",
                       mounted_to="container-f-0", status="CONNECTING")
-    seeded_api.apply(child)
-    synced.wait_until(lambda: redis_client.get(parent_key("Container_G_0")) == b"node-1", 5, "G_0 connecting")
-    assert redis_client.get(child_key("Container_G_0")) is None
+    shared_api.apply(child)
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"node-1", 5, "G_0 connecting")
+    assert shared_redis.get(child_key("Container_G_0")) is None
 
     # ... becomes a CNAME to its parent once its deviceStatus is MOUNTED ...
     child["status"] = {"deviceStatus": MOUNTED}
-    seeded_api.apply(child)
-    synced.wait_until(lambda: redis_client.get(child_key("Container_G_0")) == b"container_f_0.domain.foo.bar",
+    shared_api.apply(child)
+    synced.wait_until(lambda: shared_redis.get(child_key("Container_G_0")) == b"container_f_0.domain.foo.bar",
                       5, "G_0 mounted")
-    assert redis_client.get(parent_key("Container_G_0")) is None
+    assert shared_redis.get(parent_key("Container_G_0")) is None
 
     # ... and a parent of its own node again when unmounted.
     child["status"] = {"deviceStatus": "UNMOUNTED"}
-    seeded_api.apply(child)
-    synced.wait_until(lambda: redis_client.get(parent_key("Container_G_0")) == b"node-1", 5, "G_0 unmounted")
-    assert redis_client.get(child_key("Container_G_0")) is None
+    shared_api.apply(child)
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"node-1", 5, "G_0 unmounted")
+    assert shared_redis.get(child_key("Container_G_0")) is None
 
     # A seed child without a nodeName that is unmounted is published as nothing at all.
     d0 = seed_container("container-d-0")
     del d0["spec"]["nodeName"]
     d0["status"] = {"deviceStatus": "UNMOUNTED"}
-    seeded_api.apply(d0)
-    synced.wait_until(lambda: redis_client.get(child_key("Container_D_0")) is None, 5, "D_0 unmounted")
-    assert redis_client.get(parent_key("Container_D_0")) is None
-    assert published(redis_client).parents == {**SEED_STATE.parents,
+    shared_api.apply(d0)
+    synced.wait_until(lambda: shared_redis.get(child_key("Container_D_0")) is None, 5, "D_0 unmounted")
+    assert shared_redis.get(parent_key("Container_D_0")) is None
+    assert published(shared_redis).parents == {**SEED_STATE.parents,
                                                "container_f_0.domain.foo.bar": "node-2",
                                                "container_g_0.domain.foo.bar": "node-1"}
 
 
-def test_parent_deleted_takes_its_children_with_it(synced, seeded_api, redis_client):
-    seeded_api.delete("Container", "container-b-0", "default")
-    synced.wait_until(lambda: redis_client.get(parent_key("Container_B_0")) is None, 5, "B_0 deleted")
-    synced.wait_until(lambda: redis_client.get(child_key("Container_D_0")) is None, 5, "D_0 gone")
-    state = published(redis_client)
+def test_parent_deleted_takes_its_children_with_it(synced, shared_api, shared_redis):
+    shared_api.delete("Container", "container-b-0", "default")
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_B_0")) is None, 5, "B_0 deleted")
+    synced.wait_until(lambda: shared_redis.get(child_key("Container_D_0")) is None, 5, "D_0 gone")
+    state = published(shared_redis)
     assert state.children == {c: p for c, p in SEED_STATE.children.items() if "container_d_0" not in c}
     assert state.parents == {p: n for p, n in SEED_STATE.parents.items() if "container_b_0" not in p}
     assert state.nodes == SEED_STATE.nodes
 
 
 # --- the API server failing ----------------------------------------------------------------
-def test_api_unreachable_keeps_every_key_then_converges(synced, seeded_api, redis_client):
-    before = string_keys(redis_client)
+def test_api_unreachable_keeps_every_key_then_converges(synced, shared_api, shared_redis):
+    before = string_keys(shared_redis)
     failures = synced.log_count("list/watch failed")
 
-    seeded_api.stop()
-    # Several reconnect attempts (both watchers, with backoff), none of which removes anything.
-    synced.wait_for_log("list/watch failed", 10, count=failures + 6)
-    assert string_keys(redis_client) == before
-    assert synced.running()
+    shared_api.stop()
+    try:
+        # Several reconnect attempts (both watchers, with backoff), none of which removes anything.
+        synced.wait_for_log("list/watch failed", 10, count=failures + 6)
+        assert string_keys(shared_redis) == before
+        assert synced.running()
 
-    # The cluster changes while the sync cannot see it.
-    seeded_api.delete("Container", "container-e-0", "default")
-    seeded_api.apply(node("node-1", "12.34.5.6"))
-    time.sleep(0.5)
-    assert string_keys(redis_client) == before
-
-    seeded_api.start()
-    synced.wait_until(lambda: redis_client.get(child_key("Container_E_0")) is None
-                      and redis_client.get(NODE_1_KEY) == b"12.34.5.6", 15, "converged after the outage")
+        # The cluster changes while the sync cannot see it.
+        shared_api.delete("Container", "container-e-0", "default")
+        shared_api.apply(node("node-1", "12.34.5.6"))
+        time.sleep(0.5)
+        assert string_keys(shared_redis) == before
+    finally:
+        shared_api.start()
+    synced.wait_until(lambda: shared_redis.get(child_key("Container_E_0")) is None
+                      and shared_redis.get(NODE_1_KEY) == b"12.34.5.6", 15, "converged after the outage")
     expected = {k: v for k, v in before.items() if k != child_key("Container_E_0")}
-    assert string_keys(redis_client) == {**expected, NODE_1_KEY: b"12.34.5.6"}
+    assert string_keys(shared_redis) == {**expected, NODE_1_KEY: b"12.34.5.6"}
 
 
-def test_api_unavailable_503_deletes_nothing_then_converges(synced, seeded_api, redis_client):
-    before = string_keys(redis_client)
-    seeded_api.set_available(False)
-    seeded_api.delete("Container", "container-a-2", "default")
-    synced.wait_for_log("API error 503", 10, count=4)
-    assert string_keys(redis_client) == before  # neither A_2 nor its child C_1 went
+def test_api_unavailable_503_deletes_nothing_then_converges(synced, shared_api, shared_redis):
+    before = string_keys(shared_redis)
+    failures = synced.log_count("API error 503")
+    shared_api.set_available(False)
+    try:
+        shared_api.delete("Container", "container-a-2", "default")
+        synced.wait_for_log("API error 503", 10, count=failures + 4)
+        assert string_keys(shared_redis) == before  # neither A_2 nor its child C_1 went
+    finally:
+        shared_api.set_available(True)
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_A_2")) is None
+                      and shared_redis.get(child_key("Container_C_1")) is None, 15, "A_2 and C_1 removed")
+    assert set(string_keys(shared_redis)) == set(before) - {parent_key("Container_A_2"), child_key("Container_C_1")}
 
-    seeded_api.set_available(True)
-    synced.wait_until(lambda: redis_client.get(parent_key("Container_A_2")) is None
-                      and redis_client.get(child_key("Container_C_1")) is None, 15, "A_2 and C_1 removed")
-    assert set(string_keys(redis_client)) == set(before) - {parent_key("Container_A_2"), child_key("Container_C_1")}
 
-
-def test_failing_lists_delete_nothing_then_converge(synced, seeded_api, redis_client):
-    before = string_keys(redis_client)
-    lists = seeded_api.list_calls["Container"]
-    seeded_api.fail_lists(3, status=500, kind="Container")
-    seeded_api.delete("Container", "container-c-0", "default")
-    seeded_api.drop_watches()  # the Container watcher re-lists, and its lists fail
+def test_failing_lists_delete_nothing_then_converge(synced, shared_api, shared_redis):
+    before = string_keys(shared_redis)
+    lists = shared_api.list_calls["Container"]
+    failed = "Container list/watch failed (API error 500"
+    failures = synced.log_count(failed)
+    shared_api.fail_lists(3, status=500, kind="Container")
+    shared_api.delete("Container", "container-c-0", "default")
+    shared_api.drop_watches()  # the Container watcher re-lists, and its lists fail
 
     # After the second failure the next attempt is >= 0.2 s away and fails as well.
-    synced.wait_for_log("Container list/watch failed (API error 500", 10, count=2)
-    assert string_keys(redis_client) == before
+    synced.wait_for_log(failed, 10, count=failures + 2)
+    assert string_keys(shared_redis) == before
 
-    synced.wait_until(lambda: redis_client.get(child_key("Container_C_0")) is None, 15, "C_0 removed")
-    assert set(string_keys(redis_client)) == set(before) - {child_key("Container_C_0")}
-    assert seeded_api.list_calls["Container"] >= lists + 4
+    synced.wait_until(lambda: shared_redis.get(child_key("Container_C_0")) is None, 15, "C_0 removed")
+    assert set(string_keys(shared_redis)) == set(before) - {child_key("Container_C_0")}
+    assert synced.log_count(failed) == failures + 3
+    assert shared_api.list_calls["Container"] >= lists + 4
 
 
-def test_compaction_and_dropped_watches_relist_and_converge(synced, seeded_api, redis_client):
-    lists = sum(seeded_api.list_calls.values())
-    watches_before = len(watch_requests(seeded_api))
-    seeded_api.compact()
-    compacted_at = seeded_api.resource_version
-    seeded_api.drop_watches()
-    seeded_api.apply(node("node-2", "13.14.15.16"))
+def test_compaction_and_dropped_watches_relist_and_converge(synced, shared_api, shared_redis):
+    lists = sum(shared_api.list_calls.values())
+    watches_before = len(watch_requests(shared_api))
+    shared_api.compact()
+    compacted_at = shared_api.resource_version
+    shared_api.drop_watches()
+    shared_api.apply(node("node-2", "13.14.15.16"))
 
-    synced.wait_until(lambda: redis_client.get(b"mountdns:node:node-2") == b"13.14.15.16", 10, "node-2 moved")
-    assert sum(seeded_api.list_calls.values()) >= lists + 2
-    assert seeded_api.wait_for_open_watches(2, timeout=5)
+    synced.wait_until(lambda: shared_redis.get(b"mountdns:node:node-2") == b"13.14.15.16", 10, "node-2 moved")
+    synced.wait_until(lambda: sum(shared_api.list_calls.values()) >= lists + 2, 5, "both kinds re-listed")
+    assert shared_api.wait_for_open_watches(2, timeout=5)
     # Watches after the compaction start from a fresh list, never from a compacted version.
-    for _, query in watch_requests(seeded_api)[watches_before:]:
+    for _, query in watch_requests(shared_api)[watches_before:]:
         assert int(query["resourceVersion"]) >= compacted_at
 
 
@@ -269,21 +317,26 @@ def test_list_cut_short_by_410_is_relisted_before_anything_is_written(api, make_
     api.apply_many([node("node-0", "1.2.3.4")] + [
         container(f"bulk-{i:04d}", node="node-0", fqdn=f"bulk-{i:04d}.domain.foo.bar") for i in range(600)])
     api.truncate_next_list()  # the continue request of the first paginated list gets 410
+    execs = exec_calls(redis_client)
     sync = make_sync().start()
     sync.wait_until(lambda: len(list(redis_client.scan_iter(match="mountdns:parent:*", count=1000))) == 600,
                     10, "600 parents")
     assert "410 Gone: re-listing" in sync.log_text()
     assert api.list_calls["Container"] >= 4  # page 1, expired page 2, then both pages again
+    assert exec_calls(redis_client) - execs == 1  # one write, after the complete list: no partial one
 
 
 # --- Redis failing ----------------------------------------------------------------------
 @pytest.fixture
 def own_redis():
+    """A Redis of this test's own, to stop and restart (empty) on the same port."""
     directory = workdir("mountdns-sync-redis-")
-    server = RedisServer(directory).start()
-    yield server
-    server.stop()
-    shutil.rmtree(directory, ignore_errors=True)
+    server = RedisServer(directory)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_redis_restarted_empty_is_rewritten_within_one_resync(seeded_api, make_sync, own_redis):
@@ -305,19 +358,19 @@ def test_redis_restarted_empty_is_rewritten_within_one_resync(seeded_api, make_s
 
 
 # --- scale -------------------------------------------------------------------------------
-def test_burst_of_1000_containers_is_a_few_transactions(synced, seeded_api, redis_client):
-    execs = exec_calls(redis_client)
-    seeded_api.apply_many([container(f"burst-{i:04d}", node=f"node-{i % 3}", fqdn=f"burst-{i:04d}.domain.foo.bar")
+def test_burst_of_1000_containers_is_a_few_transactions(synced, shared_api, shared_redis):
+    execs = exec_calls(shared_redis)
+    shared_api.apply_many([container(f"burst-{i:04d}", node=f"node-{i % 3}", fqdn=f"burst-{i:04d}.domain.foo.bar")
                            for i in range(1000)])
 
     def burst_keys():
-        return len(list(redis_client.scan_iter(match="mountdns:parent:burst-*", count=2000)))
+        return len(list(shared_redis.scan_iter(match="mountdns:parent:burst-*", count=2000)))
     synced.wait_until(lambda: burst_keys() == 1000, 15, "1,000 burst parents")
     time.sleep(0.2)
-    transactions = exec_calls(redis_client) - execs
+    transactions = exec_calls(shared_redis) - execs
     assert transactions <= 20, transactions
     print(f"1,000 creations took {transactions} transactions")
-    assert len(published(redis_client).parents) == 1004
+    assert len(published(shared_redis).parents) == 1004
 
 
 # --- options -------------------------------------------------------------------------------
