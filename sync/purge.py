@@ -2,7 +2,7 @@
 
 PowerDNS caches whole answers (packet cache) and backend lookups (query cache); a child's
 cached answer holds its parent's address, so when a node moves, the parents on it AND
-every child chained to them must be purged. `affected_names` computes that set purely;
+every child chained to them must be purged, parents first. `purge_waves` computes that purely;
 `CachePurger` sends it to every PowerDNS API in the background, retrying with backoff, so
 an unreachable PowerDNS is logged and retried but never delays writing Redis.
 """
@@ -23,42 +23,69 @@ log = logging.getLogger("mountdns.sync.purge")
 
 # Past this many names, purging the zones wholesale (one call each) is cheaper than
 # one call per name, and PowerDNS refills its caches on demand anyway.
-MAX_NAMES_PER_PURGE = 200
+MAX_NAMES_PER_PURGE = 32
 
 
-def affected_names(changes: Changes, before: State, after: State) -> set[str]:
-    """Every name whose answer may differ after `changes` (both sides of each mapping)."""
+def purge_waves(changes: Changes, before: State, after: State) -> list[set[str]]:
+    """The names whose answers may differ after `changes`, in the order to purge them:
+    first the names that changed (and the parents on moved nodes), then the children
+    chained to them, one level of nesting per wave.
+
+    The order matters: a child's cached answer is rebuilt from its parent's cached
+    records, so purging a child before its parent lets a query in between re-cache the
+    old address for a whole cache TTL."""
     names = set(changes.parents_put) | set(changes.parents_delete)
     names |= set(changes.children_put) | set(changes.children_delete)
     moved_nodes = set(changes.nodes_put) | set(changes.nodes_delete)
     if moved_nodes:
         for state in (before, after):
             names.update(p for p, node in state.parents.items() if node in moved_nodes)
-    # Children whose CNAME chain passes through an affected name answer with its records.
-    # One scan of the children per level of nesting: unlike an index of every child by
-    # target, it allocates nothing per child (that index cost 35-160 ms per batch at 100,000).
-    frontier = set(names)
-    while frontier:
-        found = {child for state in (before, after) for child, target in state.children.items()
-                 if target in frontier and child not in names}
-        names |= found
-        frontier = found
     # Not the apex for a mere serial bump: PowerDNS's cache flush takes a name AND all
     # below it, so purging the apex would empty the zone's caches on every batch. A stale
     # serial in a cached SOA lives at most one cache TTL. A changed zone definition (NS,
     # SOA fields, TTL) does change every answer: then the whole zone goes.
     names |= set(changes.zones_put)
-    return names
+    waves = [names] if names else []
+    # One scan of the children per level of nesting: unlike an index of every child by
+    # target, it allocates nothing per child (that index cost 35-160 ms per batch at 100,000).
+    seen, frontier = set(names), set(names)
+    while frontier:
+        frontier = {child for state in (before, after) for child, target in state.children.items()
+                    if target in frontier and child not in seen}
+        if frontier:
+            waves.append(frontier)
+            seen |= frontier
+    return waves
 
 
-def purge_targets(names: Iterable[str], zones: Iterable[str]) -> list[str]:
-    """The API `domain` values to flush: the names, or whole zones when there are many.
-    PowerDNS flushes the given name and everything below it."""
-    names = set(names)
-    if len(names) <= MAX_NAMES_PER_PURGE:
-        return sorted(names)
+def affected_names(changes: Changes, before: State, after: State) -> set[str]:
+    """Every name whose answer may differ after `changes` (both sides of each mapping)."""
+    return set().union(*purge_waves(changes, before, after))
+
+
+def purge_targets(waves: list[set[str]], zones: Iterable[str]) -> list[str]:
+    """The API `domain` values to flush, in order: the names wave by wave, or whole zones
+    when there are many (one call each instead of one per name; PowerDNS flushes the
+    given name and everything below it)."""
+    total = set().union(*waves) if waves else set()
+    if len(total) <= MAX_NAMES_PER_PURGE:
+        ordered, seen = [], set()
+        for wave in waves:
+            ordered += sorted(wave - seen)
+            seen |= wave
+        return ordered
     zones = list(zones)
-    return sorted({containing_zone(n, zones) or n for n in names})
+    return sorted({containing_zone(n, zones) or n for n in total})
+
+
+def _merge_waves(first: list[set[str]], second: list[set[str]]) -> list[set[str]]:
+    """Wave i of both, together; a name keeps its earliest wave."""
+    merged = [set(a) | set(b) for a, b in zip(first, second)] + [set(w) for w in (first[len(second):] or second[len(first):])]
+    seen = set()
+    for wave in merged:
+        wave -= seen
+        seen |= wave
+    return [w for w in merged if w]
 
 
 class _ServerPurger:
@@ -70,7 +97,7 @@ class _ServerPurger:
         self.api_key = api_key
         self.http = http
         self.max_backoff = max_backoff
-        self.pending: set[str] = set()
+        self.pending: list[set[str]] = []  # waves, purged in order
         self.zones: set[str] = set()
         self.cond = threading.Condition()
         self.stopping = threading.Event()
@@ -79,10 +106,10 @@ class _ServerPurger:
         self.failures = 0
         self.in_flight = 0
 
-    def submit(self, names: set[str], zones) -> None:
+    def submit(self, waves: list[set[str]], zones) -> None:
         with self.cond:
             self.zones.update(zones)
-            self.pending.update(names)
+            self.pending = _merge_waves(self.pending, waves)
             self.cond.notify()
 
     def stop(self) -> None:
@@ -96,14 +123,14 @@ class _ServerPurger:
             with self.cond:
                 while not self.stopping.is_set() and not self.pending:
                     self.cond.wait()
-                names, self.pending = self.pending, set()
+                waves, self.pending = self.pending, []
                 zones = set(self.zones)
-                self.in_flight = len(names)
-            if not names:
+                self.in_flight = sum(len(w) for w in waves)
+            if not waves:
                 continue
-            unsent = self._purge(names, zones)
+            unsent = self._purge(waves, zones)
             with self.cond:
-                self.pending |= unsent
+                self.pending = _merge_waves(unsent, self.pending)
                 self.in_flight = 0
             if unsent:
                 backoff = min(self.max_backoff, max(0.1, backoff * 2))
@@ -111,9 +138,9 @@ class _ServerPurger:
             else:
                 backoff = 0.0
 
-    def _purge(self, names: set[str], zones: set[str]) -> set[str]:
-        """Send purges for `names`; return the names still to purge."""
-        for target in purge_targets(names, zones):
+    def _purge(self, waves: list[set[str]], zones: set[str]) -> list[set[str]]:
+        """Send purges for `waves`; return the waves still to purge."""
+        for target in purge_targets(waves, zones):
             endpoint = f"{self.url}/api/v1/servers/localhost/cache/flush?domain={quote(absolute(target))}"
             try:
                 response = self.http.request("PUT", endpoint, headers={"X-API-Key": self.api_key})
@@ -123,8 +150,8 @@ class _ServerPurger:
             except Exception as exc:  # noqa: BLE001 - any failure is logged and retried
                 self.failures += 1
                 log.warning("purging %s from PowerDNS at %s failed (will retry): %s", target, self.url, exc)
-                return names
-        return set()
+                return waves
+        return []
 
 
 class CachePurger:
@@ -149,15 +176,17 @@ class CachePurger:
     def failures(self) -> int:
         return sum(s.failures for s in self.servers)
 
-    def submit(self, names: Iterable[str], zones: Iterable[str]) -> None:
-        names, zones = set(names), set(zones)
-        if names:
+    def submit(self, waves: list[set[str]] | set[str], zones: Iterable[str]) -> None:
+        """Queue purges: a list of waves (see purge_waves) or one set of names."""
+        waves = [set(w) for w in ([waves] if isinstance(waves, (set, frozenset)) else waves) if w]
+        if waves:
+            zones = set(zones)
             for server in self.servers:
-                server.submit(names, zones)
+                server.submit(waves, zones)
 
     def pending(self) -> int:
         """Names not yet purged (queued or being sent), over all servers."""
-        return sum(len(s.pending) + s.in_flight for s in self.servers)
+        return sum(sum(len(w) for w in s.pending) + s.in_flight for s in self.servers)
 
     def start(self) -> "CachePurger":
         if not self._started:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from mountdns.state import Changes, State, applied, diff
 from sync.cache import Snapshot
-from sync.purge import affected_names
+from sync.purge import purge_waves
 from sync.rules import Plan, RulesConfig, addressless_node_warnings, desired_state
 
 log = logging.getLogger("mountdns.sync")
@@ -114,7 +114,7 @@ class Reconciler:
             self.batches += 1
             self.known = applied(current, changes)
             if self.purger is not None:
-                self.purger.submit(affected_names(changes, current, self.known), plan.state.zones)
+                self.purger.submit(purge_waves(changes, current, self.known), plan.state.zones)
         else:
             self.known = current
         seconds = time.monotonic() - started

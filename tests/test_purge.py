@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mountdns.state import State, Zone, diff
-from sync.purge import MAX_NAMES_PER_PURGE, CachePurger, affected_names, purge_targets
+from sync.purge import MAX_NAMES_PER_PURGE, CachePurger, affected_names, purge_targets, purge_waves
 from tests.servers import eventually
 
 ZONE = "example.com"
@@ -86,13 +86,22 @@ def test_no_changes_affect_no_names():
 
 def test_up_to_the_limit_each_name_is_purged():
     names = {f"h{i}.example.com" for i in range(MAX_NAMES_PER_PURGE)}
-    assert purge_targets(names, [ZONE]) == sorted(names)
+    assert purge_targets([names], [ZONE]) == sorted(names)
 
 
 def test_above_the_limit_whole_zones_are_purged_and_stray_names_kept():
     names = {f"h{i}.example.com" for i in range(150)} | {f"h{i}.sub.other.org" for i in range(60)}
     names.add("stray.net")
-    assert purge_targets(names, [ZONE, OTHER]) == [ZONE, OTHER, "stray.net"]
+    assert purge_targets([names], [ZONE, OTHER]) == [ZONE, OTHER, "stray.net"]
+
+
+def test_parents_are_purged_before_the_children_chained_to_them():
+    moved = after(nodes={"node-1": ("10.9.9.9",)})
+    waves = purge_waves(diff(BEFORE, moved), BEFORE, moved)
+    assert waves == [{"p1.example.com", "p2.other.org"}, {"c1.example.com"}, {"c2.example.com"},
+                     {"c3.other.org"}]
+    assert purge_targets(waves, [ZONE, OTHER]) == [
+        "p1.example.com", "p2.other.org", "c1.example.com", "c2.example.com", "c3.other.org"]
 
 
 # --- CachePurger against a local HTTP server -----------------------------------------------------
@@ -296,3 +305,9 @@ def test_a_server_that_is_down_does_not_delay_purges_to_another(make_api, make_p
 def test_changed_zone_definition_purges_the_whole_zone():
     retimed = replace(BEFORE, zones={**BEFORE.zones, ZONE: replace(BEFORE.zones[ZONE], ttl=60)})
     assert affected(retimed) == {ZONE}
+
+
+def test_queued_waves_merge_level_by_level_and_a_name_keeps_its_earliest_wave():
+    from sync.purge import _merge_waves
+    assert _merge_waves([{"p1"}, {"c1"}], [{"c1", "p2"}, {"c2"}, {"c3"}]) == [{"p1", "c1", "p2"}, {"c2"}, {"c3"}]
+    assert _merge_waves([], [{"p1"}]) == [{"p1"}]

@@ -52,9 +52,11 @@ class FailingStore:
 class RecordingPurger:
     def __init__(self):
         self.calls: list[tuple[set[str], set[str]]] = []
+        self.waves: list[list[set[str]]] = []
 
-    def submit(self, names, zones) -> None:
-        self.calls.append((set(names), set(zones)))
+    def submit(self, waves, zones) -> None:
+        self.calls.append((set().union(*waves), set(zones)))
+        self.waves.append(waves)
 
 
 @pytest.fixture
@@ -215,6 +217,7 @@ def test_purger_receives_the_parents_and_children_of_a_moved_node(store):
 
     reconciler.reconcile(seed_snapshot(nodes=nodes))
 
+    assert purger.waves[-1][0] == {"container_a_1.domain.foo.bar", "container_b_0.domain.foo.bar"}
     assert purger.calls == [({"container_a_1.domain.foo.bar", "container_b_0.domain.foo.bar",
                               "container_c_0.domain.foo.bar", "container_d_0.domain.foo.bar"}, {ZONE})]
 
