@@ -1,15 +1,14 @@
 """`mountdns-backend`: serve the remote backend with gunicorn.
 
-gunicorn's `gthread` worker is used because it keeps HTTP connections alive: PowerDNS
-holds one keep-alive connection per backend thread and a server that closes idle ones
-races it into SERVFAILs (PowerDNS issue #5619). The keep-alive timeout is therefore long.
+The worker class is pdns_backend.worker.EventLoopWorker: it keeps PowerDNS's connections
+alive (a server that closes idle ones races PowerDNS into SERVFAILs, PowerDNS issue #5619)
+and serves them without per-request thread hand-offs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 
 from gunicorn.app.base import BaseApplication
@@ -25,22 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--bind", default="127.0.0.1:8053", help="HOST:PORT to listen on")
     add_flag(parser, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis holding the mountdns keyspace")
     add_flag(parser, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
-    add_flag(parser, "--workers", default=2, cast=int, help="gunicorn worker processes")
-    add_flag(parser, "--threads", default=64, cast=int,
-             help="connections per worker, each served by its own thread (PowerDNS keeps one per distributor thread)")
+    add_flag(parser, "--workers", default=3, cast=int,
+             help="worker processes (more than cores: each waits on Redis for part of every lookup)")
+    add_flag(parser, "--threads", default=1, cast=int,
+             help="event-loop threads per worker (more than 1 only contends for the GIL)")
+    add_flag(parser, "--max-connections", default=256, cast=int,
+             help="open connections per worker; more are refused (PowerDNS keeps one per distributor thread)")
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
     return parser
-
-
-def _no_delay(server) -> None:
-    """TCP_NODELAY on the listening sockets, inherited by every accepted connection.
-
-    gunicorn writes a response's headers and body in two writes; with Nagle's algorithm
-    the body then waits for PowerDNS's delayed ACK (~40 ms), which turned a 3 ms answer
-    into hundreds of ms under load."""
-    for listener in server.LISTENERS:
-        if listener.sock.family in (socket.AF_INET, socket.AF_INET6):
-            listener.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _Gunicorn(BaseApplication):
@@ -66,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--workers: must be at least 1, got {args.workers}")
         if args.threads < 1:
             raise ConfigError(f"--threads: must be at least 1, got {args.threads}")
+        if args.max_connections < 1:
+            raise ConfigError(f"--max-connections: must be at least 1, got {args.max_connections}")
         if args.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
     except ConfigError as exc:
@@ -73,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.info("starting on %s:%d, redis %s, prefix %r, %d workers x %d threads",
-             host, port, mask_url(args.redis_url), args.key_prefix, args.workers, args.threads)
+    log.info("starting on %s:%d, redis %s, prefix %r, %d workers x %d threads, %d connections each",
+             host, port, mask_url(args.redis_url), args.key_prefix, args.workers, args.threads,
+             args.max_connections)
 
     def factory():
         from pdns_backend.app import create_app
@@ -84,13 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         "bind": f"{host}:{port}",
         "workers": args.workers,
         "threads": args.threads,
-        "worker_class": "pdns_backend.worker.ConnectionThreadWorker",
-        "keepalive": 3600,
-        "worker_connections": args.threads,
+        "worker_class": "pdns_backend.worker.EventLoopWorker",
+        "worker_connections": args.max_connections,
         "loglevel": args.log_level.lower(),
         "accesslog": None,
         "graceful_timeout": 5,
-        "when_ready": _no_delay,
         # Nothing here reads forwarding headers (X-Forwarded-*); trusting every peer
         # spares gunicorn parsing the peer's address on every request.
         "forwarded_allow_ips": "*",

@@ -123,19 +123,21 @@ class RedisServer(Process):
 
 
 class BackendServer(Process):
-    def __init__(self, workdir: Path, redis_url: str, port: int | None = None, workers: int = 2,
-                 threads: int = 64):
+    def __init__(self, workdir: Path, redis_url: str, port: int | None = None, workers: int = 3,
+                 threads: int = 1, max_connections: int = 256):
         super().__init__("backend", workdir)
         self.port = port or free_port()
         self.redis_url = redis_url
         self.workers = workers
         self.threads = threads
+        self.max_connections = max_connections
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self):
         self.spawn([str(VENV_BIN / "mountdns-backend"), "--bind", f"127.0.0.1:{self.port}",
                     "--redis-url", self.redis_url, "--workers", str(self.workers),
-                    "--threads", str(self.threads), "--log-level", "warning"])
+                    "--threads", str(self.threads), "--max-connections", str(self.max_connections),
+                    "--log-level", "warning"])
 
         def healthy():
             if not self.running():

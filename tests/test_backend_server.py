@@ -1,4 +1,4 @@
-"""The real mountdns-backend process (gunicorn with pdns_backend.worker): keep-alive
+"""The real mountdns-backend process (gunicorn with pdns_backend.worker.EventLoopWorker): keep-alive
 connections carrying many requests, the raw lookup route and the WSGI routes side by side."""
 
 import http.client
@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def backend(redis_server):
     directory = workdir("mountdns-backend-")
-    server = BackendServer(directory, redis_server.url, workers=1, threads=4).start()
+    # Two event loops in one process, and a small connection limit to test refusals.
+    server = BackendServer(directory, redis_server.url, workers=1, threads=2, max_connections=4).start()
     yield server
     server.stop()
     shutil.rmtree(directory, ignore_errors=True)
@@ -73,7 +74,7 @@ def test_connection_close_is_honoured(connection):
 def test_connections_beyond_the_limit_are_refused_not_hung(backend, redis_client):
     load(RedisStore(redis_client), SEED_STATE)
     path = "/dnsapi/lookup/" + pdns_quote("container_a_0.domain.foo.bar.") + "/ANY"
-    held = [http.client.HTTPConnection("127.0.0.1", backend.port, timeout=5) for _ in range(backend.threads)]
+    held = [http.client.HTTPConnection("127.0.0.1", backend.port, timeout=5) for _ in range(backend.max_connections)]
     try:
         for conn in held:
             assert send(conn, "GET", path)[0] == 200
