@@ -25,7 +25,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from sync.backoff import Backoff
-from sync.cache import CONTAINER, NODE, ObjectCache
+from sync.cache import CONTAINER, NODE, ObjectCache, slim
 
 log = logging.getLogger("mountdns.sync.kubernetes")
 
@@ -103,7 +103,8 @@ class ResourceWatcher:
                 kwargs["_continue"] = token
             response = self.list_call(**kwargs)
             body = json.loads(response.data)
-            objects.extend(body.get("items") or [])
+            # Slimmed page by page: full objects of a 100,000-item list would be held at once.
+            objects.extend(slim(self.kind, o) for o in body.get("items") or [])
             meta = body.get("metadata") or {}
             resource_version = resource_version or meta.get("resourceVersion", "")
             token = meta.get("continue")
