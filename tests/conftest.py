@@ -12,6 +12,7 @@ from mountdns.keyspace import RedisStore
 from mountdns.memstore import MemoryStore
 from mountdns.state import diff
 from tests.seed import SEED_STATE
+from tests.kube_double import KubeAPIDouble
 from tests.servers import RedisServer, workdir
 
 
@@ -55,3 +56,12 @@ def any_store(request):
 def seeded_store(any_store):
     load(any_store, SEED_STATE)
     return any_store
+
+
+@pytest.fixture
+def api():
+    """A Kubernetes API test double on a free port (bookmarks every 0.5 s)."""
+    double = KubeAPIDouble(bookmark_interval=0.5)
+    double.start()
+    yield double
+    double.stop()

@@ -52,7 +52,9 @@ def eventually(predicate, timeout: float = 5.0, interval: float = 0.01) -> bool:
     return bool(predicate())
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 0.05):
+def wait_until(check, timeout: float, what: str, interval: float = 0.05, give_up=None):
+    """`check()`'s first true result; TimeoutError when it has none within `timeout`, or
+    as soon as `give_up()` returns a reason (a server that exited will never be ready)."""
     deadline = time.monotonic() + timeout
     last_error = None
     while time.monotonic() < deadline:
@@ -62,6 +64,9 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.05):
                 return result
         except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
             last_error = exc
+        reason = give_up() if give_up else None
+        if reason:
+            raise TimeoutError(f"{reason} before {what}")
         time.sleep(interval)
     raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_error!r})")
 

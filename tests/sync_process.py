@@ -9,10 +9,9 @@ Importable without pytest.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
-from tests.servers import VENV_BIN, Process
+from tests.servers import VENV_BIN, Process, wait_until
 
 ZONE = "domain.foo.bar"
 
@@ -82,22 +81,9 @@ class SyncProcess(Process):
     def wait_until(self, check, timeout: float, what: str, interval: float = 0.05):
         """Like tests.servers.wait_until, but gives up at once if the daemon exits, and puts
         its log tail in the error."""
-        started = time.monotonic()
-        deadline = started + timeout
-        last_error = None
-        while True:
-            try:
-                result = check()
-                if result:
-                    return result
-            except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
-                last_error = exc
-            if self.exited():
-                problem = f"mountdns-sync exited ({self.proc.returncode}) before {what}"
-                break
-            if time.monotonic() >= deadline:
-                problem = f"{what} not ready after {timeout}s (last error: {last_error!r})"
-                break
-            time.sleep(interval)
-        raise TimeoutError(f"{problem} (waited {time.monotonic() - started:.1f}s)\n"
-                           f"--- sync log ---\n{self.log_tail(40)}")
+        def exited():
+            return f"mountdns-sync exited ({self.proc.returncode})" if self.exited() else None
+        try:
+            return wait_until(check, timeout, what, interval, give_up=exited)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- sync log ---\n{self.log_tail(40)}") from None

@@ -20,7 +20,6 @@ import yaml
 
 from mountdns.keyspace import RedisStore
 from tests.k8s_objects import MOUNTED, SEED_CHILDREN, SEED_NODES, SEED_PARENTS, container, node, seed_fqdn, seed_objects
-from tests.kube_double import KubeAPIDouble
 from tests.seed import SEED_STATE
 from tests.servers import CACHES_OFF, REPO, BackendServer, PdnsServer, RedisServer, workdir
 from tests.sync_process import SyncProcess
@@ -126,14 +125,6 @@ def cached_pdns(backend, zone_published):
     finally:
         server.stop()
         shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def api():
-    double = KubeAPIDouble(bookmark_interval=0.5)
-    double.start()
-    yield double
-    double.stop()
 
 
 @pytest.fixture

@@ -71,14 +71,6 @@ def watch_requests(api):
 
 # --- fixtures --------------------------------------------------------------------------
 @pytest.fixture
-def api():
-    double = KubeAPIDouble(bookmark_interval=0.5)
-    double.start()
-    yield double
-    double.stop()
-
-
-@pytest.fixture
 def seeded_api(api):
     containers, nodes = seed_objects()
     api.apply_many(nodes + containers)
