@@ -57,6 +57,9 @@ def answer(store, decode, what: str) -> tuple[int, bytes]:
     except StoreError as exc:
         log.error("store unavailable: %s", exc)
         return 500, encode(False, [f"mountdns: {exc}"])
+    except Exception as exc:  # noqa: BLE001 - never a stack trace on the wire; it goes to our log
+        log.exception("unexpected error answering %s", what[:200])
+        return 500, encode(False, [f"mountdns: internal error: {type(exc).__name__}"])
 
 
 class LookupFastPath:

@@ -149,3 +149,21 @@ def test_config_comes_from_prefixed_environment(monkeypatch):
     app = create_app({"REDIS_URL": "redis://127.0.0.1:1/0"})
     assert app.extensions["mountdns.store"].keys.prefix == "other:"
     assert isinstance(app.extensions["mountdns.store"].redis, redis.Redis)
+
+
+class BrokenStore:
+    """A store with a bug: anything but a clean StoreError."""
+
+    def resolve(self, qname):
+        raise KeyError("a bug")
+
+    def ping(self):
+        return True
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unexpected_error_is_a_500_with_a_log_line_not_a_stack_trace(mode):
+    client = create_app(store=BrokenStore()).test_client()
+    response = client.open(**request_args(mode, "lookup", lookup_params("container_a_0.domain.foo.bar.")))
+    assert response.status_code == 500
+    assert response.get_json() == {"result": False, "log": ["mountdns: internal error: KeyError"]}
