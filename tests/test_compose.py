@@ -1,0 +1,48 @@
+"""docker-compose.yml cannot run here (no Docker engine): check that it says what the tests
+run, with the same parsers, files and ports."""
+
+from pathlib import Path
+
+import yaml
+
+from pdns_backend.app import DEFAULTS as BACKEND_DEFAULTS
+from pdns_backend.cli import build_parser as backend_parser
+from sync.config import build_parser as sync_parser
+from sync.config import settings_from_args
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_backend_command_parses_and_listens_where_pdns_looks():
+    command = SERVICES["backend"]["command"]
+    assert command[0] == "mountdns-backend"
+    args = backend_parser().parse_args(command[1:])
+    port = args.bind.rsplit(":", 1)[1]
+    connection = next(a for a in SERVICES["pdns"]["command"] if a.startswith("--remote-connection-string="))
+    assert f"url=http://backend:{port}{BACKEND_DEFAULTS['URL_PREFIX']}," in connection
+
+
+def test_sync_command_is_valid_configuration(monkeypatch):
+    command = SERVICES["sync"]["command"]
+    assert command[0] == "mountdns-sync"
+    for name, value in SERVICES["sync"]["environment"].items():
+        monkeypatch.setenv(name, value)
+    # /manifests is the mounted examples/ directory.
+    mount = next(v for v in SERVICES["sync"]["volumes"] if v.endswith(":/manifests:ro"))
+    argv = [a.replace("/manifests", str(REPO / mount.split(":")[0])) if a.startswith("--manifests") else a
+            for a in command[1:]]
+    settings = settings_from_args(sync_parser().parse_args(argv))
+    assert [z.name for z in settings.zones] == ["domain.foo.bar"]
+    assert settings.pdns_api_urls == ("http://pdns:8081",) and settings.pdns_api_key
+
+
+def test_pdns_runs_the_shipped_config_with_the_api_the_sync_purges():
+    volumes = SERVICES["pdns"]["volumes"]
+    assert "./pdns/pdns.conf:/etc/mountdns/pdns.conf:ro" in volumes
+    assert "--config-dir=/etc/mountdns" in SERVICES["pdns"]["command"]
+    conf = dict(line.split("=", 1) for line in (REPO / "pdns" / "pdns.conf").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert conf["launch"] == "remote" and conf["api"] == "yes" and conf["webserver-port"] == "8081"
+    assert conf["api-key"] == SERVICES["sync"]["environment"]["MOUNTDNS_PDNS_API_KEY"]
