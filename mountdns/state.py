@@ -13,6 +13,7 @@ The mappings are the seed's three relations, kept apart on purpose:
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,7 @@ class Zone:
     minimum: int = 30  # negative-answer TTL (RFC 2308)
     serial: int = 0
 
-    @property
+    @functools.cached_property
     def id(self) -> int:
         """A stable positive id derived from the name: PowerDNS keys its caches by it,
         and deriving it means no counter to lose when Redis is wiped."""

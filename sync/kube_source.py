@@ -59,8 +59,6 @@ class ResourceWatcher:
         self._resync = threading.Event()
         self._response = None
         self._lock = threading.Lock()
-        self.lists = 0
-        self.errors = 0
         self.thread: threading.Thread | None = None
 
     # -- control -------------------------------------------------------------------
@@ -111,7 +109,6 @@ class ResourceWatcher:
             if not token:
                 break
         self.cache.replace(self.kind, objects, complete=True)
-        self.lists += 1
         log.info("listed %d %s objects at resourceVersion %s", len(objects), self.kind, resource_version)
         return resource_version
 
@@ -180,7 +177,6 @@ class ResourceWatcher:
                 self._failed(f"{type(exc).__name__}: {exc}")
 
     def _failed(self, reason: str) -> None:
-        self.errors += 1
         delay = self.backoff.next_delay()
         log.warning("%s list/watch failed (%s); retrying in %.1fs; nothing is deleted meanwhile",
                     self.kind, reason, delay)
