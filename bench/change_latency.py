@@ -32,10 +32,10 @@ import dns.rdatatype
 
 from bench.report import Table
 from mountdns.keyspace import Keys, decode_addresses
-from tests.k8s_objects import MOUNTED, container, node, seed_objects
-from tests.kube_double import KubeAPIDouble
-from tests.servers import BackendServer, PdnsServer, RedisServer, wait_until, workdir
-from tests.sync_process import ZONE, SyncProcess
+from mountdns.testing.objects import MOUNTED, container, node, seed_objects
+from mountdns.testing.kube_double import KubeAPIDouble
+from mountdns.testing.servers import BackendServer, PdnsServer, RedisServer, wait_until, workdir
+from mountdns.testing.sync_process import ZONE, SyncProcess
 
 COALESCE_SECONDS = 0.05  # the shipped default of --coalesce-seconds
 TARGET_P99_MS = 250.0

@@ -35,9 +35,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import topology as topo
+from mountdns.testing import topology as topo
 from bench.report import Table
-from tests.servers import CACHES_OFF, PDNS_CONFIG_DIR, BackendServer, PdnsServer, RedisServer, workdir
+from mountdns.testing.servers import CACHES_OFF, PDNS_CONFIG_DIR, BackendServer, PdnsServer, RedisServer, workdir
 
 DNSPERF = shutil.which("dnsperf") or "/usr/bin/dnsperf"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"

@@ -1,7 +1,7 @@
 """A node moves: what mountdns writes, against what the seed's approach writes.
 
 10,000 parents and 10,000 mounted children all on ONE node, in a real redis-server. The
-node's address changes back and forth; each move is planned with `mountdns.state.diff`
+node's address changes back and forth; each move is planned with `mountdns.plan.diff`
 and committed with `RedisStore.apply` (one MULTI/EXEC). Parents point at the node by
 name and children at their parent, so the plan is one node key, whatever the size.
 
@@ -17,11 +17,11 @@ import statistics
 import time
 from dataclasses import replace
 
-from bench import topology as topo
+from mountdns.testing import topology as topo
 from bench.report import Table
-from mountdns.keyspace import RedisStore
-from mountdns.state import diff
-from tests.servers import RedisServer, workdir
+from mountdns.store.redis_store import RedisStore
+from mountdns.plan import diff
+from mountdns.testing.servers import RedisServer, workdir
 
 TARGET_KEYS = 1
 TARGET_MS = 5.0

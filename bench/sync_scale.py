@@ -22,10 +22,10 @@ import time
 from datetime import datetime
 
 from bench.report import Table
-from tests.k8s_objects import MOUNTED, container, node
-from tests.kube_double import KubeAPIDouble
-from tests.servers import RedisServer, workdir
-from tests.sync_process import ZONE, SyncProcess
+from mountdns.testing.objects import MOUNTED, container, node
+from mountdns.testing.kube_double import KubeAPIDouble
+from mountdns.testing.servers import RedisServer, workdir
+from mountdns.testing.sync_process import ZONE, SyncProcess
 
 FULL = {"containers": 100_000, "nodes": 500}
 QUICK = {"containers": 2_000, "nodes": 20}

@@ -16,7 +16,9 @@ import orjson
 import redis
 from flask import Flask, Response, request
 
-from mountdns.keyspace import DEFAULT_PREFIX, RedisStore, StoreError
+from mountdns.keyspace import DEFAULT_PREFIX
+from mountdns.store import StoreError
+from mountdns.store.redis_store import RedisStore
 from pdns_backend import methods
 from pdns_backend.protocol import BadRequest, Call, post_form_call, post_json_call, rest_call
 

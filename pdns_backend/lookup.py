@@ -8,7 +8,7 @@ in-memory store. Names arrive normalized (see mountdns.names.normalize).
 from __future__ import annotations
 
 from mountdns.names import absolute, containing_zone
-from mountdns.state import Resolution, State, Zone
+from mountdns.records import Resolution, State, Zone
 
 
 def _record(qtype: str, qname: str, content: str, ttl: int, zone: Zone) -> dict:

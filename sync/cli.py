@@ -9,9 +9,10 @@ import threading
 
 import redis
 
-from mountdns.keyspace import RedisStore, StoreError
+from mountdns.store import StoreError
+from mountdns.store.redis_store import RedisStore
 from mountdns.settings import ConfigError
-from sync.cache import ObjectCache
+from sync.sources.cache import ObjectCache
 from sync.config import SyncSettings, build_parser, settings_from_args
 from sync.daemon import SyncDaemon
 from sync.purge import CachePurger
@@ -28,9 +29,9 @@ def rules_config(settings: SyncSettings) -> RulesConfig:
 
 def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Event):
     if settings.manifests:
-        from sync.manifest_source import ManifestSource
+        from sync.sources.manifests import ManifestSource
         return ManifestSource(settings.manifests, cache, stop)
-    from sync.kube_source import KubernetesSource, load_client
+    from sync.sources.kube import KubernetesSource, load_client
     try:
         api_client = load_client(settings.kubeconfig)
     except Exception as exc:  # noqa: BLE001 - the client raises several kinds for bad config

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from mountdns.keyspace import DEFAULT_PREFIX, Keys
 from mountdns.names import InvalidName, normalize
 from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, repeated
-from mountdns.state import Zone
+from mountdns.records import Zone
 
 ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS")
 

@@ -13,9 +13,9 @@ import logging
 import threading
 import time
 
-from mountdns.keyspace import StoreError
-from sync.backoff import Backoff
-from sync.cache import ObjectCache
+from mountdns.store import StoreError
+from mountdns.backoff import Backoff
+from sync.sources.cache import ObjectCache
 from sync.reconciler import Reconciler
 
 log = logging.getLogger("mountdns.sync")

@@ -17,7 +17,8 @@ from urllib.parse import quote
 import urllib3
 
 from mountdns.names import absolute, containing_zone
-from mountdns.state import Changes, State
+from mountdns.plan import Changes
+from mountdns.records import State
 
 log = logging.getLogger("mountdns.sync.purge")
 

@@ -13,10 +13,11 @@ import operator
 import time
 from dataclasses import dataclass, replace
 
-from mountdns.state import Changes, State, applied, diff
-from sync.cache import Snapshot
+from mountdns.plan import Changes, applied, diff
+from mountdns.records import State
+from sync.sources.cache import Snapshot
 from sync.purge import purge_waves
-from sync.rules import Plan, RulesConfig, addressless_node_warnings, desired_state
+from sync.rules import Desired, RulesConfig, addressless_node_warnings, desired_state
 
 log = logging.getLogger("mountdns.sync")
 
@@ -61,9 +62,9 @@ class Reconciler:
         self._reported: dict[tuple[str, str], str] = {}
         self._warnings: set[str] = set()
         self.batches = 0
-        self._last: tuple[tuple, Plan] | None = None  # (containers, plan) of the last batch
+        self._last: tuple[tuple, Desired] | None = None  # (containers, plan) of the last batch
 
-    def _plan(self, snapshot: Snapshot, full: bool) -> Plan:
+    def _desired(self, snapshot: Snapshot, full: bool) -> Desired:
         """desired_state; but when only Nodes changed since the last batch (a node moved, the
         most common event), the Containers' part of the last plan is reused: the rules over
         every Container cost ~12 us each, 1.2 s per node move at 100,000 Containers."""
@@ -93,7 +94,7 @@ class Reconciler:
     def reconcile(self, snapshot: Snapshot, full: bool = False) -> Outcome:
         """Make the store match the snapshot. Raises StoreError when the store fails."""
         started = time.monotonic()
-        plan = self._plan(snapshot, full)
+        plan = self._desired(snapshot, full)
         self._report_skips(plan)
         if full or self.known is None:
             current = self.store.read_state()

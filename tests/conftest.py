@@ -8,12 +8,12 @@ import shutil
 import fakeredis
 import pytest
 
-from mountdns.keyspace import RedisStore
-from mountdns.memstore import MemoryStore
-from mountdns.state import diff
-from tests.seed import SEED_STATE
-from tests.kube_double import KubeAPIDouble
-from tests.servers import RedisServer, workdir
+from mountdns.store.redis_store import RedisStore
+from mountdns.store.memory_store import MemoryStore
+from mountdns.plan import diff
+from mountdns.testing.seed import SEED_STATE
+from mountdns.testing.kube_double import KubeAPIDouble
+from mountdns.testing.servers import RedisServer, workdir
 
 
 def load(store, state):

@@ -5,12 +5,12 @@ import fakeredis
 import pytest
 import redis
 
-from mountdns.keyspace import RedisStore
-from mountdns.memstore import MemoryStore
+from mountdns.store.redis_store import RedisStore
+from mountdns.store.memory_store import MemoryStore
 from pdns_backend.app import create_app
 from tests.conftest import load
-from tests.pdns_requests import MODES, lookup_params, request_args
-from tests.seed import SEED_STATE, SEED_ZONE
+from mountdns.testing.pdns_requests import MODES, lookup_params, request_args
+from mountdns.testing.seed import SEED_STATE, SEED_ZONE
 
 
 @pytest.fixture(params=["memory", "fakeredis"])

@@ -7,11 +7,11 @@ import shutil
 
 import pytest
 
-from mountdns.keyspace import RedisStore
+from mountdns.store.redis_store import RedisStore
 from tests.conftest import load
-from tests.pdns_requests import lookup_params, pdns_quote, request_args
-from tests.seed import SEED_STATE
-from tests.servers import BackendServer, workdir
+from mountdns.testing.pdns_requests import lookup_params, pdns_quote, request_args
+from mountdns.testing.seed import SEED_STATE
+from mountdns.testing.servers import BackendServer, workdir
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.servers import REPO
+from mountdns.testing.servers import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

@@ -10,16 +10,17 @@ import time
 import fakeredis
 import pytest
 
-from mountdns.keyspace import RedisStore, StoreError
-from mountdns.memstore import MemoryStore
-from mountdns.state import State
-from sync.backoff import Backoff
-from sync.cache import CONTAINER, NODE, ObjectCache
+from mountdns.store import StoreError
+from mountdns.store.redis_store import RedisStore
+from mountdns.store.memory_store import MemoryStore
+from mountdns.records import State
+from mountdns.backoff import Backoff
+from sync.sources.cache import CONTAINER, NODE, ObjectCache
 from sync.daemon import SyncDaemon
 from sync.reconciler import Reconciler
-from tests.k8s_objects import SEED_CONFIG, container, node, seed_objects
-from tests.seed import SEED_STATE
-from tests.servers import eventually
+from mountdns.testing.objects import SEED_CONFIG, container, node, seed_objects
+from mountdns.testing.seed import SEED_STATE
+from mountdns.testing.servers import eventually
 
 BURST = 1000
 

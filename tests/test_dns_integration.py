@@ -14,11 +14,11 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
-from mountdns.keyspace import RedisStore
-from mountdns.state import State
+from mountdns.store.redis_store import RedisStore
+from mountdns.records import State
 from tests.conftest import load
-from tests.seed import NODES, SEED_STATE, ZONE
-from tests.servers import CACHES_OFF, BackendServer, PdnsServer, RedisServer, wait_until, workdir
+from mountdns.testing.seed import NODES, SEED_STATE, ZONE
+from mountdns.testing.servers import CACHES_OFF, BackendServer, PdnsServer, RedisServer, wait_until, workdir
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.kube_double import GROUP, PLURAL, VERSION, KubeAPIDouble
+from mountdns.testing.kube_double import GROUP, PLURAL, VERSION, KubeAPIDouble
 
 # A hang here would stall every suite that uses the double; fail fast instead.
 pytestmark = pytest.mark.timeout(30)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from mountdns.state import diff
+from mountdns.plan import diff
 from pdns_backend.lookup import all_domains, list_zone, lookup
-from tests.seed import NODES, SEED_STATE, SEED_ZONE, ZONE
+from mountdns.testing.seed import NODES, SEED_STATE, SEED_ZONE, ZONE
 
 
 def contents(records):

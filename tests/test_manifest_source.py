@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from sync.cache import ObjectCache, Snapshot
-from sync.manifest_source import ManifestSource
+from sync.sources.cache import ObjectCache, Snapshot
+from sync.sources.manifests import ManifestSource
 
 MTIME = 1_700_000_000  # the creationTimestamp a file-read object gets: 2023-11-14T22:13:20Z
 MTIME_STAMP = "2023-11-14T22:13:20Z"

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from sync.rules import desired_state
-from tests.k8s_objects import SEED_CONFIG, container, seed_objects
-from tests.seed import SEED_STATE
+from mountdns.testing.objects import SEED_CONFIG, container, seed_objects
+from mountdns.testing.seed import SEED_STATE
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_PATH = ROOT / "deploy" / "crds" / "containers.mountdns.io.yaml"

@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mountdns.state import State, Zone, diff
+from mountdns.plan import diff
+from mountdns.records import State, Zone
 from sync.purge import MAX_NAMES_PER_PURGE, CachePurger, affected_names, purge_targets, purge_waves
-from tests.servers import eventually
+from mountdns.testing.servers import eventually
 
 ZONE = "example.com"
 OTHER = "other.org"

@@ -7,13 +7,14 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from mountdns.keyspace import RedisStore, StoreError
-from mountdns.memstore import MemoryStore
-from mountdns.state import State
-from sync.cache import Snapshot
+from mountdns.store import StoreError
+from mountdns.store.redis_store import RedisStore
+from mountdns.store.memory_store import MemoryStore
+from mountdns.records import State
+from sync.sources.cache import Snapshot
 from sync.reconciler import Reconciler
-from tests.k8s_objects import SEED_CONFIG, node, seed_objects
-from tests.seed import SEED_STATE, SEED_ZONE, ZONE
+from mountdns.testing.objects import SEED_CONFIG, node, seed_objects
+from mountdns.testing.seed import SEED_STATE, SEED_ZONE, ZONE
 
 
 def seed_snapshot(complete: bool = True, drop: tuple[str, ...] = (), nodes=None) -> Snapshot:

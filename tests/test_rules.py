@@ -2,28 +2,29 @@
 
 Each scenario starts from the seed topology (tests/k8s_objects.py), edits the objects
 the way the cluster would, and asserts the exact plan and the exact `Changes` that
-`mountdns.state.diff` computes against the previous sync.
+`mountdns.plan.diff` computes against the previous sync.
 """
 
 import random
 
 import pytest
 
-from mountdns.state import Changes, State, Zone, diff
-from sync.rules import Plan, RulesConfig, Skip, desired_state
-from tests.k8s_objects import SEED_CONFIG, container, node, seed_fqdn, seed_objects
-from tests.seed import CHILDREN, NODES, PARENTS, SEED_STATE, SEED_ZONE, ZONE
+from mountdns.plan import Changes, diff
+from mountdns.records import State, Zone
+from sync.rules import Desired, RulesConfig, Skip, desired_state
+from mountdns.testing.objects import SEED_CONFIG, container, node, seed_fqdn, seed_objects
+from mountdns.testing.seed import CHILDREN, NODES, PARENTS, SEED_STATE, SEED_ZONE, ZONE
 
 BUMP = frozenset({ZONE})  # every change inside the seed zone moves its serial
 A_0, B_0, D_0, E_0 = (seed_fqdn(label).lower() for label in ("Container_A_0", "Container_B_0", "Container_D_0",
                                                                   "Container_E_0"))
 
 
-def sync(containers, nodes, config=SEED_CONFIG) -> Plan:
+def sync(containers, nodes, config=SEED_CONFIG) -> Desired:
     return desired_state(containers, nodes, config)
 
 
-def seed_changes(edit, config=SEED_CONFIG) -> tuple[Plan, Changes]:
+def seed_changes(edit, config=SEED_CONFIG) -> tuple[Desired, Changes]:
     """Sync the seed, let `edit(containers, nodes)` change the objects in place, sync
     again: the second plan and the changes from the first sync's state."""
     containers, nodes = seed_objects()
@@ -48,7 +49,7 @@ def remove(objects, name) -> None:
 def test_first_sync_of_the_seed_topology_gives_the_seed_state():
     plan = sync(*seed_objects())
 
-    assert plan == Plan(state=SEED_STATE, skipped=(), warnings=())
+    assert plan == Desired(state=SEED_STATE, skipped=(), warnings=())
     assert diff(State(), plan.state) == Changes(
         zones_put={ZONE: SEED_ZONE}, nodes_put=NODES, parents_put=PARENTS, children_put=CHILDREN,
         bump_serials=BUMP)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mountdns.settings import ENV_PREFIX, ConfigError, env_name
-from mountdns.state import Zone
+from mountdns.records import Zone
 from sync.config import SyncSettings, build_parser, parse
 
 BIN = Path(sys.executable).parent

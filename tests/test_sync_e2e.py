@@ -18,11 +18,11 @@ import dns.rdatatype
 import pytest
 import yaml
 
-from mountdns.keyspace import RedisStore
-from tests.k8s_objects import MOUNTED, SEED_CHILDREN, SEED_NODES, SEED_PARENTS, container, node, seed_fqdn, seed_objects
-from tests.seed import SEED_STATE
-from tests.servers import CACHES_OFF, REPO, BackendServer, PdnsServer, RedisServer, workdir
-from tests.sync_process import SyncProcess
+from mountdns.store.redis_store import RedisStore
+from mountdns.testing.objects import MOUNTED, SEED_CHILDREN, SEED_NODES, SEED_PARENTS, container, node, seed_fqdn, seed_objects
+from mountdns.testing.seed import SEED_STATE
+from mountdns.testing.servers import CACHES_OFF, REPO, BackendServer, PdnsServer, RedisServer, workdir
+from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
 

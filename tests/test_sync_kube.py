@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from mountdns.keyspace import RedisStore
-from mountdns.state import State
-from tests.k8s_objects import MOUNTED, container, node, seed_fqdn, seed_objects
-from tests.kube_double import KubeAPIDouble
-from tests.seed import NODES, SEED_STATE
-from tests.servers import RedisServer, workdir
-from tests.sync_process import SyncProcess
+from mountdns.store.redis_store import RedisStore
+from mountdns.records import State
+from mountdns.testing.objects import MOUNTED, container, node, seed_fqdn, seed_objects
+from mountdns.testing.kube_double import KubeAPIDouble
+from mountdns.testing.seed import NODES, SEED_STATE
+from mountdns.testing.servers import RedisServer, workdir
+from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ Node_0 is the Node `node-0`.
 from __future__ import annotations
 
 from sync.rules import RulesConfig
-from tests.seed import SEED_ZONE, ZONE
+from mountdns.testing.seed import SEED_ZONE, ZONE
 
 API_VERSION = "mountdns.io/v1alpha1"
 MOUNTED = "MOUNTED"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from sync.cache import CONTAINER, KINDS, NODE, ObjectCache
+from sync.sources.cache import CONTAINER, KINDS, NODE, ObjectCache
 
 log = logging.getLogger("mountdns.sync.manifests")
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import redis
 
-from mountdns.keyspace import RedisStore
+from mountdns.store.redis_store import RedisStore
 from mountdns.names import absolute
-from mountdns.state import Changes, State, Zone, diff
+from mountdns.plan import Changes, diff
+from mountdns.records import State, Zone
 
 ZONE_NAME = "domain.foo.bar"
 DEFAULT_SEED = 20240131

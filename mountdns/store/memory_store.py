@@ -1,7 +1,7 @@
-"""An in-memory store with the RedisStore interface, for unit tests and dry runs.
+"""An in-memory store with the RedisStore interface, for unit tests and the demo.
 
-Like external-dns's in-memory provider: the same planning and lookup code runs against
-it, so a dry run shows exactly what would be written to Redis.
+Like external-dns's in-memory provider: the same reconciler and lookup code runs against
+it unchanged, so a scenario can be checked without a Redis server.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import threading
 from dataclasses import replace
 
 from mountdns.names import containing_zone, is_within
-from mountdns.state import OUTSIDE, Changes, Resolution, State, Zone, initial_serial
+from mountdns.plan import Changes
+from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
 
 
 class MemoryStore:

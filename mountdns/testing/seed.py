@@ -10,7 +10,7 @@ The seed's Node_0 is spelled `node-0` here: Kubernetes node names are DNS-1123
 as Kubernetes objects is in tests/k8s_objects.py and examples/.
 """
 
-from mountdns.state import State, Zone
+from mountdns.records import State, Zone
 
 ZONE = "domain.foo.bar"
 SEED_ZONE = Zone(name=ZONE, nameservers=("ns1.domain.foo.bar",), hostmaster="hostmaster.domain.foo.bar", ttl=30)

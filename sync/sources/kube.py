@@ -24,8 +24,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from sync.backoff import Backoff
-from sync.cache import CONTAINER, NODE, ObjectCache, slim
+from mountdns.backoff import Backoff
+from sync.sources.cache import CONTAINER, NODE, ObjectCache, slim
 
 log = logging.getLogger("mountdns.sync.kubernetes")
 

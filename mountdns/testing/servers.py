@@ -22,7 +22,7 @@ import dns.query
 import dns.rcode
 import redis
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PDNS_CONFIG_DIR = REPO / "pdns"
 VENV_BIN = Path(sys.executable).parent
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.servers import VENV_BIN, Process, wait_until
+from mountdns.testing.servers import VENV_BIN, Process, wait_until
 
 ZONE = "domain.foo.bar"
 
