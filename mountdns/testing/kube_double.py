@@ -6,9 +6,18 @@ really uses: list pagination with ``continue`` tokens, chunked watch streams,
 bookmarks, resourceVersion semantics, 410 "Expired" after compaction, and the
 failures a real control plane produces (dropped streams, 503s, refused
 connections).  Mocking the client in-process would test none of that, so this
-module serves the two resources mountdns cares about from a
+module serves the resources mountdns uses (Nodes and Containers it watches,
+Leases it elects a leader with, Events it records, Pods) from a
 ``ThreadingHTTPServer`` on 127.0.0.1 and lets tests mutate the "cluster" and
 inject faults through plain Python methods.
+
+Where the real API server has a rule our code could get wrong, the double
+enforces it: optimistic concurrency on ``metadata.resourceVersion`` (409
+Conflict), the status subresource (a write to the object ignores ``status``, a
+write to ``/status`` ignores everything else, ``metadata.generation`` moves only
+with the rest), the patch media types each kind accepts (no strategic merge
+patch on a custom resource: 415), MicroTime fields that must carry six
+fractional digits (400), and Events only in their object's namespace (422).
 
 It is a library (used by tests and by the scale benchmark), so it must stay
 importable without pytest::
@@ -25,6 +34,7 @@ import datetime
 import gc
 import http.server
 import itertools
+import re
 import select
 import socket
 import threading
@@ -43,19 +53,42 @@ PLURAL = "containers"
 class _Resource:
     """Static description of one served resource type."""
 
-    def __init__(self, kind, api_version, plural, namespaced):
+    def __init__(self, kind, api_version, plural, namespaced, status_subresource=False, builtin=True):
         self.kind = kind
         self.api_version = api_version
         self.plural = plural
         self.namespaced = namespaced
+        # With a status subresource, /status writes only status and the object's
+        # own writes leave status alone (as for CRDs with subresources.status).
+        self.status_subresource = status_subresource
+        # Built-in kinds take strategic merge patches; custom resources do not.
+        self.builtin = builtin
         self.list_prefix = b'{"apiVersion":"%s","kind":"%sList","metadata":' % (
             api_version.encode(), kind.encode())
 
+    @property
+    def group(self):
+        return self.api_version.rpartition("/")[0]
+
 
 RESOURCES = {
-    "Node": _Resource("Node", "v1", "nodes", namespaced=False),
-    "Container": _Resource("Container", f"{GROUP}/{VERSION}", PLURAL, namespaced=True),
+    "Node": _Resource("Node", "v1", "nodes", namespaced=False, status_subresource=True),
+    "Container": _Resource("Container", f"{GROUP}/{VERSION}", PLURAL, namespaced=True,
+                           status_subresource=True, builtin=False),
+    "Pod": _Resource("Pod", "v1", "pods", namespaced=True, status_subresource=True),
+    "Lease": _Resource("Lease", "coordination.k8s.io/v1", "leases", namespaced=True),
+    "Event": _Resource("Event", "v1", "events", namespaced=True),
 }
+_BY_PATH = {(r.api_version, r.plural): r for r in RESOURCES.values()}
+
+# Lease fields of type MicroTime: the server parses them with Go's layout
+# "2006-01-02T15:04:05.000000Z07:00", which needs exactly six fractional digits.
+_MICROTIME_FIELDS = ("acquireTime", "renewTime")
+_MICROTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+_MERGE_PATCH = "application/merge-patch+json"
+_STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+_JSON_PATCH = "application/json-patch+json"
 
 # Status reasons the real API server uses for these codes.
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
@@ -90,28 +123,42 @@ def status_body(code, reason, message):
 
 
 class _Route:
-    """What a request path addresses: a resource, a namespace filter, a name."""
+    """What a request path addresses: a resource, a namespace filter, a name,
+    and a subresource ("status") or None."""
 
-    def __init__(self, resource, namespace=None, name=None):
+    def __init__(self, resource, namespace=None, name=None, subresource=None):
         self.resource = resource
         self.namespace = namespace
         self.name = name
+        self.subresource = subresource
 
 
 def _parse_route(path):
-    """Map a URL path onto a served resource, or None when it is not one."""
+    """Map a URL path onto a served resource, or None when it is not one.
+
+    /api/v1/[namespaces/NS/]PLURAL[/NAME[/status]] for the core group,
+    /apis/GROUP/VERSION/[namespaces/NS/]PLURAL[/NAME[/status]] for the others.
+    """
     parts = [p for p in path.split("/") if p]
-    if parts[:2] == ["api", "v1"] and parts[2:3] == ["nodes"] and len(parts) <= 4:
-        return _Route(RESOURCES["Node"], name=parts[3] if len(parts) == 4 else None)
-    if parts[:3] != ["apis", GROUP, VERSION]:
+    if parts[:2] == ["api", "v1"]:
+        api_version, rest = "v1", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+    else:
         return None
-    rest = parts[3:]
-    if rest == [PLURAL]:
-        return _Route(RESOURCES["Container"])
-    if len(rest) in (3, 4) and rest[0] == "namespaces" and rest[2] == PLURAL:
-        return _Route(RESOURCES["Container"], namespace=rest[1],
-                      name=rest[3] if len(rest) == 4 else None)
-    return None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3:
+        return None
+    resource = _BY_PATH.get((api_version, rest[0]))
+    if resource is None or (namespace is not None and not resource.namespaced):
+        return None
+    name = rest[1] if len(rest) >= 2 else None
+    subresource = rest[2] if len(rest) == 3 else None
+    if subresource is not None and (subresource != "status" or not resource.status_subresource):
+        return None
+    return _Route(resource, namespace=namespace, name=name, subresource=subresource)
 
 
 def _merge_patch(target, patch):
@@ -125,6 +172,90 @@ def _merge_patch(target, patch):
         else:
             result[key] = _merge_patch(result.get(key), value)
     return result
+
+
+def _json_patch(target, operations):
+    """RFC 6902 JSON patch (add, remove, replace, test), what a list body sends.
+
+    Raises ValueError for an operation that cannot apply, which the server
+    answers with 422 (a failed test) or 400.
+    """
+    result = orjson.loads(orjson.dumps(target))
+    for op in operations:
+        if not isinstance(op, dict) or "path" not in op or "op" not in op:
+            raise ValueError("each JSON patch operation needs op and path")
+        tokens = [t.replace("~1", "/").replace("~0", "~") for t in op["path"].split("/")[1:]]
+        parent = result
+        for token in tokens[:-1]:
+            parent = parent[int(token)] if isinstance(parent, list) else parent[token]
+        last = tokens[-1] if tokens else None
+        kind = op["op"]
+        if kind == "test":
+            current = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            if current != op.get("value"):
+                raise ValueError(f"test failed at {op['path']}")
+        elif kind in ("add", "replace"):
+            if isinstance(parent, list):
+                index = len(parent) if last == "-" else int(last)
+                if kind == "add":
+                    parent.insert(index, op.get("value"))
+                else:
+                    parent[index] = op.get("value")
+            else:
+                if kind == "replace" and last not in parent:
+                    raise ValueError(f"replace of missing {op['path']}")
+                parent[last] = op.get("value")
+        elif kind == "remove":
+            if isinstance(parent, list):
+                del parent[int(last)]
+            elif last in parent:
+                del parent[last]
+            else:
+                raise ValueError(f"remove of missing {op['path']}")
+        else:
+            raise ValueError(f"unsupported JSON patch op {kind!r}")
+    return result
+
+
+def _conflict(route):
+    return status_body(409, "Conflict", (
+        f'Operation cannot be fulfilled on {route.resource.plural} "{route.name}": the object has been '
+        "modified; please apply your changes to the latest version and try again"))
+
+
+def _invalid(route, field, value, detail):
+    body = status_body(422, "Invalid", f'{route.resource.kind} "{route.name}" is invalid: '
+                                       f'{field}: Invalid value: "{value}": {detail}')
+    body["details"] = {"name": route.name, "kind": route.resource.plural,
+                       "causes": [{"reason": "FieldValueInvalid", "field": field,
+                                   "message": f'Invalid value: "{value}": {detail}'}]}
+    return body
+
+
+def _validate(route, body):
+    """The checks of the real server that our code could trip over; None if fine."""
+    kind = route.resource.kind
+    if kind == "Lease":
+        spec = body.get("spec") or {}
+        for field in _MICROTIME_FIELDS:
+            value = spec.get(field)
+            if value is not None and not (isinstance(value, str) and _MICROTIME.match(value)):
+                return 400, status_body(400, "BadRequest", (
+                    f'Lease in version "v1" cannot be handled as a Lease: parsing time "{value}" as '
+                    f'"2006-01-02T15:04:05.000000Z07:00": cannot parse as RFC3339 with microseconds'))
+    if kind == "Event":
+        involved = body.get("involvedObject") or {}
+        namespace = body["metadata"].get("namespace")
+        if involved.get("namespace", namespace) not in (namespace, None, ""):
+            return 422, _invalid(route, "involvedObject.namespace", involved.get("namespace"),
+                                 "does not match event.namespace")
+    return None
+
+
+def _generation_moves(previous, body):
+    """metadata.generation counts changes of everything but metadata and status."""
+    strip = lambda obj: {k: v for k, v in obj.items() if k not in ("metadata", "status")}  # noqa: E731
+    return strip(previous) != strip(body)
 
 
 def _truthy(value):
@@ -322,9 +453,12 @@ class KubeAPIDouble:
             old_meta = previous[0]["metadata"]
             meta["uid"] = old_meta["uid"]
             meta.setdefault("creationTimestamp", old_meta["creationTimestamp"])
+            generation = old_meta.get("generation", 1)
+            meta["generation"] = generation + 1 if _generation_moves(previous[0], obj) else generation
         else:
             meta.setdefault("uid", self._new_uid())
             meta.setdefault("creationTimestamp", now)
+            meta["generation"] = 1
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
         data = orjson.dumps(obj)
@@ -503,34 +637,97 @@ class KubeAPIDouble:
             return 404, _not_found(route)
         return 200, entry[1]
 
-    def _write(self, method, route, body):
-        """POST/PUT/PATCH/DELETE against a single object or a collection."""
+    def _write(self, method, route, body, content_type=""):
+        """POST/PUT/PATCH/DELETE against a single object, its status, or a collection."""
         kind = route.resource.kind
         if method == "DELETE":
+            if route.subresource:
+                return 405, status_body(405, "MethodNotAllowed", "DELETE not allowed on a subresource")
             deleted = self.delete(kind, route.name, route.namespace)
             return (200, deleted) if deleted else (404, _not_found(route))
-        if not isinstance(body, dict):
+        if method == "PATCH":
+            media = content_type.split(";")[0].strip()
+            if media == _STRATEGIC_PATCH and not route.resource.builtin:
+                return 415, status_body(415, "UnsupportedMediaType", (
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"))
+            if media not in (_MERGE_PATCH, _STRATEGIC_PATCH, _JSON_PATCH):
+                return 415, status_body(415, "UnsupportedMediaType", f"unsupported patch type {media!r}")
+            expected = list if media == _JSON_PATCH else dict
+            if not isinstance(body, expected):
+                return 400, status_body(400, "BadRequest", "the patch body does not match its media type")
+        elif not isinstance(body, dict):
             return 400, status_body(400, "BadRequest", "a JSON object body is required")
         if method == "POST":
-            name = body.get("metadata", {}).get("name")
+            meta = body.get("metadata") or {}
+            name = meta.get("name")
+            if not name and meta.get("generateName"):
+                name = f"{meta['generateName']}{next(self._uid_counter):05x}"
+                meta["name"] = name
+            if not name:
+                return 422, _invalid(route, "metadata.name", "", "name or generateName is required")
             route = _Route(route.resource, route.namespace, name)
-        current = self.get(kind, route.name, route.namespace)
-        if method == "POST" and current:
-            return 409, status_body(409, "AlreadyExists",
-                                    f'{route.resource.plural} "{route.name}" already exists')
-        if method in ("PUT", "PATCH") and not current:
-            return 404, _not_found(route)
-        if method == "PATCH":
-            body = _merge_patch(current, body)
-        body["kind"] = kind
-        meta = body.setdefault("metadata", {})
-        meta["name"] = route.name
-        if route.namespace:
-            meta["namespace"] = route.namespace
-        wanted_rv = meta.get("resourceVersion")
-        if method == "PUT" and wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
-            return 409, status_body(409, "Conflict", "the object has been modified")
-        return (201 if method == "POST" else 200), self.apply(body)
+        with self._cond:
+            # Read, check and store under one lock: two writers holding the same
+            # resourceVersion must not both succeed.
+            current = self._get_locked(kind, route.name, route.namespace)
+            if method == "POST" and current:
+                return 409, status_body(409, "AlreadyExists",
+                                        f'{route.resource.plural} "{route.name}" already exists')
+            if method in ("PUT", "PATCH") and not current:
+                return 404, _not_found(route)
+            if method == "PATCH":
+                try:
+                    if isinstance(body, list):
+                        body = _json_patch(current, body)
+                    else:
+                        wanted = (body.get("metadata") or {}).get("resourceVersion")
+                        if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
+                            return 409, _conflict(route)
+                        body = _merge_patch(current, body)
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    return 422, status_body(422, "Invalid", f"the patch could not be applied: {exc}")
+            body["kind"] = kind
+            meta = body.setdefault("metadata", {})
+            meta["name"] = route.name
+            if route.namespace:
+                meta["namespace"] = route.namespace
+            wanted_rv = meta.get("resourceVersion")
+            if method == "PUT" and wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+                return 409, _conflict(route)
+            if route.resource.status_subresource and current is not None:
+                body = self._split_status(route, current, body)
+            elif route.resource.status_subresource and method == "POST":
+                body.pop("status", None)  # created without status, as the real server does
+            invalid = _validate(route, body)
+            if invalid:
+                return invalid
+            obj = self._prepare(body)
+            data = self._store(obj, _now())
+            self._cond.notify_all()
+        return (201 if method == "POST" else 200), data
+
+    @staticmethod
+    def _split_status(route, current, body):
+        """A write to /status keeps only status (and nothing else) of the body; a write
+        to the object keeps everything but status."""
+        if route.subresource == "status":
+            merged = orjson.loads(orjson.dumps(current))
+            if "status" in body:
+                merged["status"] = body["status"]
+            else:
+                merged.pop("status", None)
+            merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return merged
+        if "status" in current:
+            body["status"] = current["status"]
+        else:
+            body.pop("status", None)
+        return body
+
+    def _get_locked(self, kind, name, namespace):
+        entry = self._objects[kind].get(self._key(kind, name, namespace))
+        return orjson.loads(entry[1]) if entry else None
 
     def _open_watch(self, route, query, sock):
         """Register a watcher; returns (watcher, replay lines) or an error line.
@@ -656,6 +853,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         route = _parse_route(path)
         if route is None:
             return self._send(404, status_body(404, "NotFound", "the server could not find the requested resource"))
+        if method == "GET" and route.subresource:
+            return self._send(*self.api._get(route))
         if method == "GET" and route.name:
             return self._send(*self.api._get(route))
         if method == "GET" and _truthy(query.get("watch")):
@@ -664,7 +863,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(*self.api._list(route, query))
         if (method == "POST") == bool(route.name):
             return self._send(405, status_body(405, "MethodNotAllowed", f"{method} not allowed here"))
-        return self._send(*self.api._write(method, route, body))
+        if route.subresource and method == "POST":
+            return self._send(405, status_body(405, "MethodNotAllowed", "POST not allowed on a subresource"))
+        return self._send(*self.api._write(method, route, body, self.headers.get("Content-Type") or ""))
 
     def _read_body(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -728,10 +929,10 @@ _DISCOVERY = {
         "kind": "APIGroupList",
         "apiVersion": "v1",
         "groups": [{
-            "name": GROUP,
-            "versions": [{"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION}],
-            "preferredVersion": {"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION},
-        }],
+            "name": group,
+            "versions": [{"groupVersion": f"{group}/{version}", "version": version}],
+            "preferredVersion": {"groupVersion": f"{group}/{version}", "version": version},
+        } for group, version in ((GROUP, VERSION), ("coordination.k8s.io", "v1"))],
     },
 }
 
