@@ -18,7 +18,6 @@ then stays stale until PowerDNS's caches expire.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ import dns.rdatatype
 
 from bench.report import Table
 from mountdns.keyspace import Keys, decode_addresses
+from mountdns.testing.stats import percentile
 from mountdns.testing.objects import MOUNTED, container, node, seed_objects
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.servers import BackendServer, PdnsServer, RedisServer, wait_until, workdir
@@ -70,12 +70,6 @@ def children_by_node(containers: list[dict]) -> dict[str, list[str]]:
         if parent is not None and spec.get("fqdn"):
             found.setdefault(parent["spec"]["nodeName"], []).append(spec["fqdn"].lower())
     return found
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def new_address(move: int) -> str:

@@ -23,28 +23,25 @@ Environment knobs (optional):
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from mountdns.testing import topology as topo
+from bench.cpu import CpuMeter
+from bench.dnsperf import DnsperfResult, dnsperf
+from bench.http_load import WrkResult, http_lookups, lookup_path, wrk
+from bench.redis_calls import counting
 from bench.report import Table
+from mountdns.testing import topology as topo
 from mountdns.testing.servers import CACHES_OFF, PDNS_CONFIG_DIR, BackendServer, PdnsServer, RedisServer, workdir
 
-DNSPERF = shutil.which("dnsperf") or "/usr/bin/dnsperf"
-WRK = shutil.which("wrk") or "/usr/bin/wrk"
-CLIENTS = 4            # dnsperf -c
 LATENCY_QPS = 1_500    # offered load of the latency runs: the (b) target rate
 DEFAULT_SWEEP = "2x1,3x1,4x1,3x2"
-OK_RCODES = ("NOERROR", "NXDOMAIN")
 
 TARGET_B_QPS = 1_500
 TARGET_B_P99_MS = 10.0
@@ -117,133 +114,6 @@ def combo_label(combo: tuple[int, int]) -> str:
     return f"{combo[0]} worker{'s' if combo[0] != 1 else ''} x {combo[1]} thread{'s' if combo[1] != 1 else ''}"
 
 
-# -- CPU accounting --------------------------------------------------------------------
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu(pgid: int) -> dict[int, float]:
-    """CPU seconds (user+system) of every live process in process group `pgid`, by pid.
-    The servers are started in their own session, so the group is the server and its workers."""
-    usage = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid:  # fields[0] is the state (stat field 3): pgrp is field 5
-            usage[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
-    return usage
-
-
-class CpuMeter:
-    """CPU seconds spent by each server (and the load generator) between start() and stop()."""
-
-    def __init__(self, servers: dict[str, object]):
-        self.servers = servers
-        self.before: dict[str, dict[int, float]] = {}
-        self.used: dict[str, dict[int, float]] = {}
-
-    def start(self):
-        self.before = {name: group_cpu(s.proc.pid) for name, s in self.servers.items()}
-        self.children_before = _children_cpu()
-
-    def stop(self):
-        for name, server in self.servers.items():
-            now = group_cpu(server.proc.pid)
-            self.used[name] = {pid: t - self.before[name].get(pid, 0.0) for pid, t in now.items()}
-        self.used["dnsperf"] = {0: _children_cpu() - self.children_before}
-
-    def total(self, name: str) -> float:
-        return sum(self.used.get(name, {}).values())
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-# -- dnsperf ---------------------------------------------------------------------------
-@dataclass
-class DnsperfResult:
-    qps: float
-    avg_ms: float
-    sent: int
-    completed: int
-    lost: int
-    rcodes: dict[str, int]
-    run_seconds: float
-    latencies_ms: list[float] = field(default_factory=list)
-    argv: list[str] = field(default_factory=list)
-
-    def percentile(self, share: float) -> float:
-        """Nearest-rank percentile of the per-query latencies (needs a -v run)."""
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        rank = max(1, -(-len(ordered) * share // 1))
-        return ordered[int(rank) - 1]
-
-    @property
-    def answered_qps(self) -> float:
-        """Queries/s answered with NOERROR or NXDOMAIN: a SERVFAIL is fast but no answer."""
-        if not self.completed:
-            return 0.0
-        return self.qps * sum(self.rcodes.get(code, 0) for code in OK_RCODES) / self.completed
-
-    @property
-    def error_share(self) -> float:
-        if not self.sent:
-            return 1.0
-        return 1 - sum(self.rcodes.get(code, 0) for code in OK_RCODES) / self.sent
-
-    def unexpected(self) -> str:
-        """Lost queries and rcodes other than NOERROR/NXDOMAIN, for the notes ('' if none)."""
-        odd = {k: v for k, v in self.rcodes.items() if k not in OK_RCODES}
-        parts = [f"{v} {k}" for k, v in odd.items()]
-        if self.lost:
-            parts.append(f"{self.lost} lost")
-        return ", ".join(parts)
-
-
-_STAT = re.compile(r"^\s*(Queries sent|Queries completed|Queries lost|Queries per second|"
-                   r"Average Latency \(s\)|Response codes|Run time \(s\)):\s*(.*)$", re.M)
-_VERBOSE = re.compile(r"^> (\S+) \S+ \S+ ([0-9.]+)$", re.M)
-
-
-def dnsperf(port: int, query_file: Path, seconds: float, *, max_qps: int | None = None,
-            verbose: bool = False, passes: int | None = None, clients: int = CLIENTS) -> DnsperfResult:
-    argv = [DNSPERF, "-s", "127.0.0.1", "-p", str(port), "-d", str(query_file), "-c", str(clients),
-            "-l", str(seconds)]
-    if max_qps:
-        argv += ["-Q", str(max_qps)]
-    if passes:
-        argv += ["-n", str(passes)]
-    if verbose:
-        argv.append("-v")
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
-    if done.returncode != 0:
-        raise RuntimeError(f"dnsperf failed ({done.returncode}): {done.stderr[-2000:]}")
-    stats = {k: v for k, v in _STAT.findall(done.stdout)}
-    if "Queries per second" not in stats:
-        raise RuntimeError(f"no statistics in dnsperf output:\n{done.stdout[-2000:]}")
-    rcodes = {code: int(n) for code, n in re.findall(r"([A-Z]+) (\d+) \(", stats.get("Response codes", ""))}
-    latencies = [float(s) * 1000 for _, s in _VERBOSE.findall(done.stdout)] if verbose else []
-    return DnsperfResult(
-        qps=float(stats["Queries per second"]),
-        avg_ms=float(stats["Average Latency (s)"].split()[0]) * 1000,
-        sent=int(stats["Queries sent"]),
-        completed=int(stats["Queries completed"].split()[0]),
-        lost=int(stats["Queries lost"].split()[0]),
-        rcodes=rcodes,
-        run_seconds=float(stats.get("Run time (s)", seconds)),
-        latencies_ms=latencies,
-        argv=[Path(argv[0]).name] + argv[1:],
-    )
-
-
 @dataclass
 class DnsMeasure:
     label: str
@@ -263,138 +133,6 @@ def measure(label: str, server: PdnsServer, query_file: Path, seconds: float,
         meter.stop()
     latency = dnsperf(server.port, query_file, seconds, max_qps=LATENCY_QPS, verbose=True)
     return DnsMeasure(label, throughput, latency, meter)
-
-
-# -- Redis counting --------------------------------------------------------------------
-def redis_counts(client) -> tuple[dict[str, int], int]:
-    """(calls by command, total_commands_processed) as Redis reports them now."""
-    stats = client.info("commandstats")
-    calls = {key.removeprefix("cmdstat_"): int(v["calls"]) for key, v in stats.items()}
-    return calls, int(client.info("stats")["total_commands_processed"])
-
-
-_SENTINEL = "mountdns-bench-monitor-stop"
-_OWN_COMMANDS = {"info", "config", "echo", "monitor"}
-
-
-def _watch(monitor, seen: list, ready: threading.Event) -> None:
-    ready.set()
-    for command in monitor.listen():
-        if command is None:
-            continue
-        if command["command"].lower() == f"echo {_SENTINEL}":
-            return
-        seen.append(command)
-
-
-@contextlib.contextmanager
-def counting(client):
-    """Count the Redis commands issued inside the block.
-
-    Two views: commandstats/total_commands_processed count every command Redis executes,
-    including the ones a script runs server-side (Redis 7 counts those too), so the round
-    trips come from MONITOR, which tags script-issued commands as `lua`: a command from a
-    TCP client is one round trip. The counter's own INFO/CONFIG/ECHO calls are excluded.
-    """
-    client.config_resetstat()
-    before_calls, before_total = redis_counts(client)
-    _, probe_total = redis_counts(client)
-    own = probe_total - before_total  # the counter's own INFO calls, measured, not assumed
-    monitor_client = client.__class__(connection_pool=client.connection_pool.__class__(
-        **client.connection_pool.connection_kwargs))
-    seen: list = []
-    result: dict = {}
-    with monitor_client.monitor() as monitor:
-        ready = threading.Event()
-        watcher = threading.Thread(target=_watch, args=(monitor, seen, ready), daemon=True)
-        watcher.start()
-        ready.wait(5)
-        client.config_resetstat()
-        before_calls, before_total = redis_counts(client)
-        yield result
-        after_calls, after_total = redis_counts(client)
-        client.echo(_SENTINEL)
-        watcher.join(30)
-    monitor_client.close()
-    ignore = {"info", "config|resetstat", "config", "echo", "monitor"}
-    result["calls"] = {k: v - before_calls.get(k, 0) for k, v in after_calls.items()
-                       if k not in ignore and v - before_calls.get(k, 0) > 0}
-    result["commands"] = after_total - before_total - own
-    top_level = {}
-    for command in seen:
-        name = command["command"].split(" ", 1)[0].lower()
-        if command["client_type"] != "lua" and name not in _OWN_COMMANDS:
-            top_level[name] = top_level.get(name, 0) + 1
-    result["round_trips"] = top_level
-
-
-def encode_qname(name: str) -> str:
-    """PowerDNS's REST encoding: every byte but ASCII letters and digits as %xx, lowercase."""
-    return "".join(chr(b) if chr(b).isalnum() and b < 128 else f"%{b:02x}" for b in name.encode())
-
-
-def lookup_path(name: str) -> str:
-    return f"/dnsapi/lookup/{encode_qname(topo_absolute(name))}/ANY"
-
-
-def topo_absolute(name: str) -> str:
-    return name if name.endswith(".") else name + "."
-
-
-def http_lookups(backend: BackendServer, names: list[str]) -> None:
-    """Sequential lookups over one keep-alive connection, as one PowerDNS thread does."""
-    connection = http.client.HTTPConnection("127.0.0.1", backend.port, timeout=5)
-    try:
-        for name in names:
-            connection.request("GET", lookup_path(name))
-            response = connection.getresponse()
-            body = response.read()
-            if response.status != 200:
-                raise RuntimeError(f"lookup of {name} answered {response.status}: {body[:200]!r}")
-    finally:
-        connection.close()
-
-
-# -- wrk -------------------------------------------------------------------------------
-@dataclass
-class WrkResult:
-    requests_per_s: float
-    avg_ms: float
-    p99_ms: float
-    errors: str
-    argv: list[str]
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
-
-
-def wrk(backend: BackendServer, names: list[str], seconds: float, directory: Path) -> WrkResult:
-    script = directory / "lookups.lua"
-    paths = ",\n".join(f'  "{lookup_path(n)}"' for n in names)
-    script.write_text(
-        "local paths = {\n" + paths + "\n}\n"
-        "local i = 0\n"
-        "function init(args)\n  i = math.random(#paths)\nend\n"
-        "function request()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n")
-    argv = [WRK, "-t2", "-c8", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), backend.url]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr[-2000:]}")
-    out = done.stdout
-    latency_line = re.search(r"^\s+Latency\s+(\S+)", out, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
-    rps = re.search(r"^Requests/sec:\s+([0-9.]+)", out, re.M)
-    if not (latency_line and p99 and rps):
-        raise RuntimeError(f"cannot parse wrk output:\n{out}")
-    errors = []
-    for pattern in (r"Non-2xx or 3xx responses: \d+", r"Socket errors: [^\n]+"):
-        found = re.search(pattern, out)
-        if found:
-            errors.append(found.group(0))
-    return WrkResult(float(rps.group(1)), _ms(latency_line.group(1)), _ms(p99.group(1)),
-                     "; ".join(errors), ["wrk"] + argv[1:-3] + ["-s lookups.lua", backend.url])
 
 
 # -- the suite -------------------------------------------------------------------------
@@ -699,8 +437,8 @@ def sweep_table(cfg, rows, best_combo) -> Table:
                        "threads are event loops per worker process (each serving many connections); a worker "
                        "refuses connections beyond --max-connections (256), and pdns answers SERVFAIL for the "
                        "lookups it had on a refused connection.")
-    table.notes.append("Differences of 10-15% between short runs are within the noise of a shared 2-core "
-                       "machine; the fastest size is picked among runs with < 1% SERVFAIL/lost.")
+    table.notes.append(f"Differences of 10-15% between short runs are within the noise of a shared "
+                       f"{os.cpu_count()}-core machine; the fastest size is picked among runs with < 1% SERVFAIL/lost.")
     return table
 
 
@@ -723,7 +461,7 @@ def backend_table(cfg, alone: WrkResult, per_lookup: dict) -> Table:
     table.notes.append(f"wrk: `{' '.join(alone.argv)}`; lookups.lua cycles through "
                        f"the lookup URLs of the query mix in PowerDNS's REST shape, e.g. "
                        f"`{lookup_path('parent-1.' + topo.ZONE_NAME)}`"
-                       f"{'; ' + alone.errors if alone.errors else ''}. wrk shares the 2 cores with the backend.")
+                       f"{'; ' + alone.errors if alone.errors else ''}. wrk shares the machine's {os.cpu_count()} cores with the backend.")
     inner = {k: v for k, v in per_lookup["calls"].items() if k != "evalsha"}
     inner_text = ", ".join(f"{k} {v / lookups:.2f}" for k, v in sorted(inner.items())) or "none"
     trips_text = ", ".join(f"{k} {v:,}" for k, v in sorted(trips.items())) or "none"

@@ -1,20 +1,24 @@
-"""Run every benchmark and print the result tables (Markdown).
+"""Run the benchmarks, print their tables (Markdown) and keep them in docs/benchmarks.md.
 
     python -m bench.run            # the full run (default topology: 10,000 parents on
                                    # 100 nodes, 10,000 mounted children, 1,000 missing names)
     python -m bench.run --quick    # a small run that only checks the benchmarks work
     python -m bench.run --only dns --only node_move
+    python -m bench.run --output other.md   # write the page elsewhere; --output '' writes none
+
+A quick run never touches docs/benchmarks.md unless --output names it: its figures
+are not measurements anyone should quote.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from bench.report import section_header, write_section
 
 SUITES = {
     "dns": "bench.dns_bench",             # queries/s: bind reference vs mountdns, backend alone, Redis calls
@@ -22,31 +26,32 @@ SUITES = {
     "change_latency": "bench.change_latency",  # Kubernetes change -> PowerDNS answer, caches on
     "sync_scale": "bench.sync_scale",     # initial sync of 100,000 Containers
 }
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs (smoke test)")
     parser.add_argument("--only", action="append", choices=sorted(SUITES), help="run only these suites")
-    parser.add_argument("--output", help="also write the tables to this Markdown file")
+    parser.add_argument("--output", help="the Markdown page to keep the tables in "
+                                         "(default: docs/benchmarks.md for a full run, none for --quick)")
     args = parser.parse_args(argv)
+    output = args.output if args.output is not None else ("" if args.quick else str(PAGE))
+    argv_shown = argv if argv is not None else sys.argv[1:]
 
-    header = (f"mountdns benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-              f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
-              f"{' (quick run)' if args.quick else ''}\n")
-    print(header, flush=True)
-    out = [header]
     for name in args.only or list(SUITES):
         module = importlib.import_module(SUITES[name])
+        header = section_header(name, argv_shown, args.quick)
+        print(header, flush=True)
         started = time.monotonic()
+        texts = []
         for table in module.run(quick=args.quick):
             text = table.render()
             print(text, flush=True)
-            out.append(text)
+            texts.append(text)
         print(f"({name}: {time.monotonic() - started:.0f} s)\n", file=sys.stderr, flush=True)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text("\n".join(out))
+        if output:
+            write_section(Path(output), name, "\n".join([header, *texts]))
     return 0
 
 

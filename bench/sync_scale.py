@@ -138,8 +138,8 @@ def run(quick: bool) -> list[Table]:
                   "pass" if per_name < TARGET_BYTES_PER_NAME else "FAIL")
         table.add("keys in Redis", keys, f"= {expected_keys:,}", "pass" if keys == expected_keys else "FAIL")
         table.notes += [
-            f"The API test double (tests/kube_double.py) runs in the benchmark process on the same "
-            f"2-core machine and serves the list over real HTTP, {500} objects a page; loading it took "
+            f"The API test double (mountdns/testing/kube_double.py) runs in the benchmark process on the "
+            f"same {os.cpu_count()}-core machine and serves the list over real HTTP, {500} objects a page; loading it took "
             f"{load_seconds:.1f} s (not counted).",
             "Wall time covers interpreter start-up, imports, the paginated list, the rules, the diff "
             "against the empty Redis and one MULTI/EXEC; the split comes from the sync's own log "

@@ -7,6 +7,7 @@ above zero. No time or speed is asserted; the machine running the suite decides 
 from __future__ import annotations
 
 import re
+import os
 import shutil
 import subprocess
 import sys
@@ -55,14 +56,33 @@ def positive(cell: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def quick_run() -> dict:
+def quick_page(tmp_path_factory) -> tuple[str, str]:
+    """(stdout, the Markdown page written) of one quick run of two suites."""
     missing = [tool for tool in TOOLS if not shutil.which(tool) and not shutil.which(f"/usr/sbin/{tool}")]
     if missing:
         pytest.skip(f"benchmark tools not installed: {', '.join(missing)}")
-    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--only", "dns", "--only", "node_move"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    page = tmp_path_factory.mktemp("bench") / "benchmarks.md"
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--only", "dns", "--only", "node_move",
+                           "--output", str(page)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"bench.run failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return tables(done.stdout)
+    return done.stdout, page.read_text()
+
+
+@pytest.fixture(scope="module")
+def quick_run(quick_page) -> dict:
+    return tables(quick_page[0])
+
+
+def test_page_has_a_section_per_suite_with_date_machine_and_command(quick_page):
+    _, page = quick_page
+    for suite in ("dns", "node_move"):
+        start, end = page.index(f"<!-- bench:{suite} -->"), page.index(f"<!-- /bench:{suite} -->")
+        section = page[start:end]
+        assert f"## {suite}\n" in section
+        assert "- date: " in section and "(quick run)" in section
+        assert f"- machine: {os.cpu_count()} cores" in section
+        assert "- command: `scripts/bench --quick --only dns --only node_move --output " in section
+        assert "| " in section  # the tables themselves
 
 
 def test_dns_table_compares_the_three_setups(quick_run):

@@ -1,0 +1,27 @@
+"""The benchmark page: each suite's section is replaced in place, the others kept."""
+
+from bench.report import PAGE_TITLE, Table, replace_section
+
+
+def test_first_section_starts_the_page_with_its_title():
+    page = replace_section("", "dns", "## dns\nfigures")
+    assert page == PAGE_TITLE + "\n<!-- bench:dns -->\n## dns\nfigures\n<!-- /bench:dns -->\n"
+
+
+def test_rerun_of_one_suite_replaces_only_its_section():
+    page = replace_section(replace_section("", "dns", "old dns"), "node_move", "moves")
+    page = replace_section(page, "dns", "new dns")
+    assert "old dns" not in page
+    assert page.index("new dns") < page.index("moves")
+    assert page.count("<!-- bench:dns -->") == 1 and page.count("<!-- bench:node_move -->") == 1
+
+
+def test_section_text_with_backslashes_is_kept_verbatim():
+    page = replace_section(replace_section("", "dns", "a"), "dns", r"C:\new \1 text")
+    assert r"C:\new \1 text" in page
+
+
+def test_table_renders_numbers_with_separators():
+    table = Table("t", ["a", "b"])
+    table.add(12345, 1.234)
+    assert "| 12,345 | 1.23 |" in table.render()
