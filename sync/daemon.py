@@ -99,7 +99,7 @@ class SyncDaemon:
         if not self.cache.listed():
             return  # not every kind listed yet: writing now could only be partial
         try:
-            self.reconciler.reconcile(self.cache.snapshot(), full=self.full)
+            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=self.full)
         except StoreError as exc:
             self.store_failures += 1
             delay = self.backoff.next_delay()
@@ -107,6 +107,9 @@ class SyncDaemon:
             self.request_full()  # unsure what was written: re-read the store on the retry
             self.retry_at = now + delay
             return
+        # Every batch, written or not, so a reader of the debug log (or a test) can tell
+        # that a batch ran after something happened.
+        log.debug("%s batch done: %s", "full" if self.full else "incremental", outcome.changes.summary())
         self.full = False
         self.batches += 1
         self.backoff.reset()
