@@ -52,7 +52,7 @@ def child_answer(parent_label: str, address: str) -> tuple:
 NXDOMAIN = ("NXDOMAIN", [], [])
 
 
-def wait_for_answer(pdns, sync, label: str, expected: tuple, timeout: float = 5.0) -> None:
+def wait_for_answer(pdns, sync, label: str, expected: tuple, timeout: float = 15.0) -> None:
     sync.wait_until(lambda: answer(pdns, label) == expected, timeout, f"{label} answering {expected}")
 
 
