@@ -15,7 +15,7 @@ from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
 from mountdns.store.memory_store import MemoryStore
 from mountdns.records import State
-from mountdns.backoff import Backoff
+from mountdns.backoff import DEFAULT_MAXIMUM, Backoff
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
 from sync.daemon import SyncDaemon, Wait
 from sync.reconciler import Reconciler
@@ -191,6 +191,29 @@ def test_a_store_error_is_retried_after_the_backoff_delay_then_the_backoff_reset
     assert backoff.next_delay() == 1.0
 
 
+def test_however_long_redis_is_down_the_next_attempt_is_never_more_than_the_cap_away():
+    cache = ObjectCache()
+    store = CountingStore(MemoryStore(), failures=30)
+    containers, nodes = seed_objects()
+    daemon = daemon_for(cache, FakeSource(cache, containers=containers, nodes=nodes), store,
+                        backoff=Backoff(initial=0.2, rand=lambda: 0.0))  # no jitter: the longest delays
+    now, attempts = 0.0, []
+    wait = started(daemon, now)
+    for _ in range(200):  # bounded: each attempt takes two steps (gather, write)
+        if store.applies:
+            break
+        failed = store.failed
+        now = wait.until
+        wait = daemon.step(now)
+        if store.failed > failed or store.applies:
+            attempts.append(now)
+
+    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:])]
+    assert len(attempts) == 31  # 30 failures, then the write
+    assert max(gaps) == pytest.approx(DEFAULT_MAXIMUM + COALESCE)  # the capped delay, then the batch gathers
+    assert records(store.inner) == SEED_RECORDS
+
+
 def test_periodic_resync_relists_and_rereads_the_store():
     cache = ObjectCache()
     client = fakeredis.FakeRedis()
@@ -273,13 +296,13 @@ def test_the_running_loop_writes_the_listing_then_follows_changes(run):
     cache, store = ObjectCache(), MemoryStore()
     containers, nodes = seed_objects()
     run(cache, FakeSource(cache, containers=containers, nodes=nodes), store)
-    assert eventually(lambda: records(store) == SEED_RECORDS)
+    assert eventually(lambda: records(store) == SEED_RECORDS, timeout=15)
 
     for i in range(BURST):
         cache.put(CONTAINER, container(f"c-{i}", node="node-0"))
 
     expected = {**SEED_STATE.parents, **{f"c-{i}.default.domain.foo.bar": "node-0" for i in range(BURST)}}
-    assert eventually(lambda: store.read_state().parents == expected)
+    assert eventually(lambda: store.read_state().parents == expected, timeout=15)
     assert sum(len(b.parents_put) for b in store.batches) == len(expected)  # each name written once
 
 
@@ -288,7 +311,7 @@ def test_stopping_an_idle_loop_wakes_it_and_closes_the_source(run):
     containers, nodes = seed_objects()
     source = FakeSource(cache, containers=containers, nodes=nodes)
     running = run(cache, source, store, resync_interval=3600.0)
-    assert eventually(lambda: len(store.batches) == 1)
+    assert eventually(lambda: len(store.batches) == 1, timeout=15)
 
     running.stop()  # the loop sleeps until the resync an hour away unless the stop wakes it
 
