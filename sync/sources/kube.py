@@ -88,7 +88,7 @@ def apply_event(kind: str, cache: ObjectCache, event: dict, resource_version: st
     if event_type not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
         log.warning("ignoring %s watch event of unknown type %r", kind, event_type)
         return resource_version
-    if event_type == "ADDED" or event_type == "MODIFIED":
+    if event_type in ("ADDED", "MODIFIED"):
         cache.put(kind, obj)
     elif event_type == "DELETED":
         cache.remove(kind, obj)
