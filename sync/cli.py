@@ -36,7 +36,8 @@ def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Eve
         api_client = load_client(settings.kubeconfig)
     except Exception as exc:  # noqa: BLE001 - the client raises several kinds for bad config
         raise ConfigError(f"--kubeconfig: cannot load Kubernetes configuration: {exc}") from exc
-    return KubernetesSource(api_client, cache, stop, namespace=settings.namespace)
+    return KubernetesSource(api_client, cache, stop, namespace=settings.namespace,
+                            idle_timeout=settings.watch_idle_timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

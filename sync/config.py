@@ -51,6 +51,9 @@ class SyncSettings:
     """X-API-Key for the PowerDNS API."""
     coalesce_seconds: float = 0.05
     """How long to gather further events after the first before writing a batch."""
+    watch_idle_timeout: float = 90.0
+    """Seconds a watch may deliver nothing, not even a bookmark, before it is dropped and
+    resumed from its last resourceVersion."""
     log_level: str = "info"
 
     def describe(self) -> str:
@@ -58,6 +61,7 @@ class SyncSettings:
         return (f"zones={[z.name for z in self.zones]} redis={mask_url(self.redis_url)} "
                 f"prefix={self.key_prefix!r} source={'manifests:' + self.manifests if self.manifests else 'kubernetes'} "
                 f"namespace={self.namespace or '*'} resync={self.resync_interval}s "
+                f"watch_idle_timeout={self.watch_idle_timeout}s "
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
                 f"address_types={list(self.node_address_types)} pdns_api={list(self.pdns_api_urls)} "
                 f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run}")
@@ -81,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--node-address-type", repeatable=True, help="Node address types to publish (default: InternalIP)")
     add_flag(p, "--pdns-api-url", repeatable=True, help="PowerDNS API base URL to purge caches on change")
     add_flag(p, "--pdns-api-key", default="", help="PowerDNS API key")
+    add_flag(p, "--watch-idle-timeout", default=90.0, cast=float,
+             help="seconds a silent watch (not even a bookmark) is kept before it is resumed")
     add_flag(p, "--coalesce-seconds", default=0.05, cast=float, help="gather events this long before writing")
     add_flag(p, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(p, "--once", switch=True, help="sync once, then exit")
@@ -123,6 +129,9 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         raise ConfigError(f"--key-prefix: {exc}") from exc
     if args.resync_interval <= 0:
         raise ConfigError(f"--resync-interval: must be positive, got {args.resync_interval}")
+    if not 0 < args.watch_idle_timeout <= 3600:
+        raise ConfigError(f"--watch-idle-timeout: must be above 0 and at most 3600 seconds, "
+                          f"got {args.watch_idle_timeout}")
     if not 0 <= args.coalesce_seconds <= 10:
         raise ConfigError(f"--coalesce-seconds: must be between 0 and 10, got {args.coalesce_seconds}")
     if not args.mounted_status:
@@ -150,6 +159,7 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         mounted_status=args.mounted_status, mount_types=frozenset(repeated(args, "mount_types")),
         node_address_types=address_types, once=args.once, dry_run=args.dry_run, pdns_api_urls=urls,
         pdns_api_key=args.pdns_api_key, coalesce_seconds=args.coalesce_seconds,
+        watch_idle_timeout=args.watch_idle_timeout,
         log_level=args.log_level.lower())
 
 

@@ -5,6 +5,10 @@ after the first change the loop waits `coalesce_seconds` more, then reconciles w
 the cache holds. Nothing is written before every kind has been listed once. A store
 failure is logged and retried with backoff; the watchers keep running meanwhile. A full
 resync (re-list, re-read Redis, collect garbage) runs every `resync_interval`.
+
+The decisions live in `step(now)`, one iteration at a given time, which never sleeps: it
+says what to wait for next (`Wait`). `run` only sleeps as told and calls `step` again,
+so tests drive `step` with a clock of their own instead of waiting on a real one.
 """
 
 from __future__ import annotations
@@ -12,26 +16,105 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
-from mountdns.store import StoreError
 from mountdns.backoff import Backoff
-from sync.sources.cache import ObjectCache
+from mountdns.store import StoreError
 from sync.reconciler import Reconciler
+from sync.sources.cache import ObjectCache
 
 log = logging.getLogger("mountdns.sync")
 
 
+@dataclass(frozen=True)
+class Wait:
+    """What the loop waits for after a step: the time `until`, and whether a change to
+    the cache should end the wait sooner (only when idle: while a burst is gathered or a
+    failed write backs off, further changes join the batch that is coming anyway)."""
+    until: float
+    on_change: bool
+
+
 class SyncDaemon:
     def __init__(self, cache: ObjectCache, source, reconciler: Reconciler, *,
-                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05):
+                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05,
+                 backoff: Backoff | None = None, clock: Callable[[], float] = time.monotonic):
         self.cache = cache
         self.source = source
         self.reconciler = reconciler
         self.resync_interval = resync_interval
         self.coalesce_seconds = coalesce_seconds
-        self.backoff = Backoff(initial=0.2, maximum=10.0)
+        self.backoff = backoff or Backoff(initial=0.2)
+        self.clock = clock
         self.store_failures = 0
+        self.batches = 0  # successful reconciliations
+        self.next_resync: float | None = None  # set by the first step
+        self.full = True  # the next batch re-reads the store (first batch, resync, after a failure)
+        self.batch_due = True  # a batch is wanted even if the cache did not change
+        self.gathering_since: float | None = None  # first change of the batch being gathered
+        self.retry_at: float | None = None  # after a failed write: no batch before this
 
+    # -- one iteration -----------------------------------------------------------------
+    def step(self, now: float) -> Wait:
+        """Do what is due at `now`: start a periodic resync, start gathering a batch,
+        reconcile a gathered one (or schedule its retry); return what to wait for next."""
+        self._resync_if_due(now)
+        if self.retry_at is not None:
+            if now < self.retry_at:
+                return Wait(min(self.retry_at, self.next_resync), on_change=False)
+            self.retry_at = None
+        if self.gathering_since is None:
+            if not (self.batch_due or self.cache.changed.is_set()):
+                return Wait(self.next_resync, on_change=True)
+            self.gathering_since = now
+        batch_at = self.gathering_since + self.coalesce_seconds
+        if now < batch_at:
+            return Wait(min(batch_at, self.next_resync), on_change=False)
+        self.gathering_since = None
+        self._reconcile(now)
+        return Wait(self.next_resync if self.retry_at is None else min(self.retry_at, self.next_resync),
+                    on_change=self.retry_at is None)
+
+    def request_full(self) -> None:
+        """Run a full batch soon: re-read the store (which may have lost data) and rewrite."""
+        self.full = True
+        self.batch_due = True
+
+    def _resync_if_due(self, now: float) -> None:
+        if self.next_resync is None:
+            self.next_resync = now + self.resync_interval
+        elif now >= self.next_resync:
+            log.info("periodic resync")
+            self.source.request_resync()
+            self.next_resync = now + self.resync_interval
+            self.request_full()
+
+    def _reconcile(self, now: float) -> None:
+        """One batch of whatever the cache holds now; a store failure schedules a retry."""
+        # Cleared before the snapshot: a change after this point sets it again and makes
+        # another batch, so none is lost between the snapshot and the write.
+        self.cache.changed.clear()
+        self.batch_due = False
+        if not self.cache.listed():
+            return  # not every kind listed yet: writing now could only be partial
+        try:
+            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=self.full)
+        except StoreError as exc:
+            self.store_failures += 1
+            delay = self.backoff.next_delay()
+            log.error("Redis failed (%s); nothing is lost, retrying in %.1fs", exc, delay)
+            self.request_full()  # unsure what was written: re-read the store on the retry
+            self.retry_at = now + delay
+            return
+        # Every batch, written or not, so a reader of the debug log (or a test) can tell
+        # that a batch ran after something happened.
+        log.debug("%s batch done: %s", "full" if self.full else "incremental", outcome.changes.summary())
+        self.full = False
+        self.batches += 1
+        self.backoff.reset()
+
+    # -- the loops -----------------------------------------------------------------------
     def run_once(self) -> int:
         """List everything once, reconcile fully, return the number of key writes."""
         self.source.list_once()
@@ -42,40 +125,16 @@ class SyncDaemon:
     def run(self, stop: threading.Event, max_batches: int | None = None) -> None:
         """Run until `stop` is set (or `max_batches` reconciliations, for tests)."""
         self.source.start()
-        # The loop sleeps on the cache's event: wake it when asked to stop.
+        # The loop may sleep on the cache's event: wake it when asked to stop.
         threading.Thread(target=lambda: (stop.wait(), self.cache.changed.set()),
                          name="stop-waker", daemon=True).start()
-        next_resync = time.monotonic() + self.resync_interval
-        full = True
-        batches = 0
         try:
-            while not stop.is_set() and (max_batches is None or batches < max_batches):
-                timeout = max(0.0, next_resync - time.monotonic())
-                self.cache.changed.wait(timeout)
-                if stop.is_set():
-                    break
-                if time.monotonic() >= next_resync:
-                    log.info("periodic resync")
-                    self.source.request_resync()
-                    next_resync = time.monotonic() + self.resync_interval
-                    full = True
-                if not self.cache.changed.is_set() and not full:
-                    continue
-                stop.wait(self.coalesce_seconds)
-                self.cache.changed.clear()
-                if not self.cache.listed():
-                    continue  # not every kind listed yet: writing now could only be partial
-                try:
-                    self.reconciler.reconcile(self.cache.snapshot(), full=full)
-                    full = False
-                    batches += 1
-                    self.backoff.reset()
-                except StoreError as exc:
-                    self.store_failures += 1
-                    delay = self.backoff.next_delay()
-                    log.error("Redis failed (%s); nothing is lost, retrying in %.1fs", exc, delay)
-                    full = True
-                    self.cache.changed.set()  # come back to it after the delay
-                    stop.wait(delay)
+            while not stop.is_set() and (max_batches is None or self.batches < max_batches):
+                wait = self.step(self.clock())
+                timeout = max(0.0, wait.until - self.clock())
+                if wait.on_change:
+                    self.cache.changed.wait(timeout)
+                else:
+                    stop.wait(timeout)
         finally:
             self.source.close()

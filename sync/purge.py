@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterable
+from typing import Callable, Iterable
 from urllib.parse import quote
 
 import urllib3
 
+from mountdns.backoff import Backoff
 from mountdns.names import absolute, containing_zone
 from mountdns.plan import Changes
 from mountdns.records import State
@@ -93,11 +94,11 @@ class _ServerPurger:
     """Purges for one PowerDNS API, on its own thread, so a server that is down delays
     only its own purges."""
 
-    def __init__(self, url: str, api_key: str, http: urllib3.PoolManager, max_backoff: float):
+    def __init__(self, url: str, api_key: str, http: urllib3.PoolManager, backoff: Backoff):
         self.url = url
         self.api_key = api_key
         self.http = http
-        self.max_backoff = max_backoff
+        self.backoff = backoff
         self.pending: list[set[str]] = []  # waves, purged in order
         self.zones: set[str] = set()
         self.cond = threading.Condition()
@@ -119,7 +120,6 @@ class _ServerPurger:
             self.cond.notify()
 
     def _run(self) -> None:
-        backoff = 0.0
         while not self.stopping.is_set():
             with self.cond:
                 while not self.stopping.is_set() and not self.pending:
@@ -134,10 +134,9 @@ class _ServerPurger:
                 self.pending = _merge_waves(unsent, self.pending)
                 self.in_flight = 0
             if unsent:
-                backoff = min(self.max_backoff, max(0.1, backoff * 2))
-                self.stopping.wait(backoff)
+                self.stopping.wait(self.backoff.next_delay())
             else:
-                backoff = 0.0
+                self.backoff.reset()
 
     def _purge(self, waves: list[set[str]], zones: set[str]) -> list[set[str]]:
         """Send purges for `waves`; return the waves still to purge."""
@@ -157,12 +156,15 @@ class _ServerPurger:
 
 class CachePurger:
     """Sends purges to every PowerDNS API in the background, each server independently,
-    retrying with backoff; `submit` never blocks on the network."""
+    retrying with backoff; `submit` never blocks on the network.
+
+    `backoff` makes each server's retry schedule (one Backoff per server, so a server
+    that is down backs off alone); the default retries within 4 s of PowerDNS's return."""
 
     def __init__(self, api_urls: Iterable[str], api_key: str, *, timeout: float = 2.0,
-                 max_backoff: float = 5.0):
+                 backoff: Callable[[], Backoff] = lambda: Backoff(initial=0.1)):
         http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False)
-        self.servers = [_ServerPurger(url, api_key, http, max_backoff) for url in api_urls]
+        self.servers = [_ServerPurger(url, api_key, http, backoff()) for url in api_urls]
         self._started = False
 
     @property

@@ -1,11 +1,12 @@
 """The sync loop, driven by an in-process source: nothing written before every kind is
-listed, a burst of watch events coalesced into a few batches, a prompt stop, store
-failures retried with backoff, and periodic resyncs that re-list and re-read the store."""
+listed, a burst of watch events coalesced into one batch, store failures retried on the
+backoff's schedule, periodic resyncs that re-list and re-read the store. The decisions are
+tested through `step(now)` on a clock the test moves; `run` in a thread only for what the
+real loop adds (waking on changes and on stop), waiting on conditions, never timing it."""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import fakeredis
 import pytest
@@ -14,9 +15,9 @@ from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
 from mountdns.store.memory_store import MemoryStore
 from mountdns.records import State
-from mountdns.backoff import Backoff
+from mountdns.backoff import DEFAULT_MAXIMUM, Backoff
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
-from sync.daemon import SyncDaemon
+from sync.daemon import SyncDaemon, Wait
 from sync.reconciler import Reconciler
 from mountdns.testing.objects import SEED_CONFIG, container, node, seed_objects
 from mountdns.testing.seed import SEED_STATE
@@ -90,6 +91,179 @@ def records(store) -> tuple:
 SEED_RECORDS = (SEED_STATE.parents, SEED_STATE.children, SEED_STATE.nodes)
 
 
+COALESCE = 0.5  # a round number of seconds: every test moves its own clock
+
+
+def daemon_for(cache, source, store, **kwargs) -> SyncDaemon:
+    kwargs.setdefault("coalesce_seconds", COALESCE)
+    kwargs.setdefault("resync_interval", 300.0)
+    return SyncDaemon(cache, source, Reconciler(store, SEED_CONFIG), **kwargs)
+
+
+def started(daemon: SyncDaemon, now: float = 0.0) -> Wait:
+    """What run() does first: the source lists, then the first step."""
+    daemon.source.start()
+    return daemon.step(now)
+
+
+# --- step(now): the loop's decisions, on a clock of the test's own --------------------------
+def test_nothing_is_written_before_every_kind_is_listed():
+    cache, store = ObjectCache(), MemoryStore()
+    containers, nodes = seed_objects()
+    daemon = daemon_for(cache, FakeSource(cache, containers=containers), store)  # Nodes not listed yet
+
+    assert started(daemon, 0.0) == Wait(COALESCE, on_change=False)  # gathering the first batch
+    assert daemon.step(COALESCE) == Wait(300.0, on_change=True)  # nothing to write: wait for a change
+    assert daemon.step(100.0) == Wait(300.0, on_change=True)
+    assert store.batches == []
+
+    cache.replace(NODE, nodes)
+    assert daemon.step(100.0) == Wait(100.0 + COALESCE, on_change=False)
+    daemon.step(100.0 + COALESCE)
+
+    assert len(store.batches) == 1
+    assert records(store) == SEED_RECORDS
+    assert daemon.batches == 1
+
+
+def test_a_burst_of_a_thousand_changes_within_the_coalescing_time_is_one_batch():
+    cache, store = ObjectCache(), MemoryStore()
+    _, nodes = seed_objects()
+    daemon = daemon_for(cache, FakeSource(cache, containers=[], nodes=nodes), store)
+    started(daemon, 0.0)
+    assert daemon.step(COALESCE) == Wait(300.0, on_change=True)
+    assert len(store.batches) == 1  # zones and nodes
+
+    now = 10.0
+    for i in range(BURST):
+        cache.put(CONTAINER, container(f"c-{i}", node="node-0"))
+        if i % 100 == 0:  # the loop wakes now and then during the burst, the clock moving on
+            assert daemon.step(now + i / 10_000) == Wait(now + COALESCE, on_change=False)
+
+    assert len(store.batches) == 1  # gathering still
+    assert daemon.step(now + COALESCE) == Wait(300.0, on_change=True)
+    assert len(store.batches) == 2
+    assert store.batches[1].parents_put == {f"c-{i}.default.domain.foo.bar": "node-0" for i in range(BURST)}
+
+
+def test_a_change_made_while_a_batch_is_written_makes_the_next_batch():
+    cache = ObjectCache()
+    containers, nodes = seed_objects()
+    source = FakeSource(cache, containers=containers, nodes=nodes)
+
+    class PutDuringWrite(MemoryStore):
+        def apply(self, changes, pipeline=None):
+            super().apply(changes, pipeline)
+            if len(self.batches) == 1:
+                cache.put(CONTAINER, container("late", node="node-0"))
+
+    store = PutDuringWrite()
+    daemon = daemon_for(cache, source, store)
+    started(daemon, 0.0)
+
+    assert daemon.step(COALESCE) == Wait(300.0, on_change=True)
+    assert cache.changed.is_set()  # so a waiting loop wakes at once
+    daemon.step(1.0)
+    daemon.step(1.0 + COALESCE)
+    assert [dict(b.parents_put) for b in store.batches[1:]] == [{"late.default.domain.foo.bar": "node-0"}]
+
+
+def test_a_store_error_is_retried_after_the_backoff_delay_then_the_backoff_resets():
+    cache = ObjectCache()
+    store = CountingStore(MemoryStore(), failures=2)
+    containers, nodes = seed_objects()
+    backoff = Backoff(initial=1.0, maximum=4.0, rand=lambda: 0.0)
+    daemon = daemon_for(cache, FakeSource(cache, containers=containers, nodes=nodes), store, backoff=backoff)
+    started(daemon, 0.0)
+
+    assert daemon.step(0.5) == Wait(1.5, on_change=False)  # failed; retry in 1 s, changes or not
+    assert daemon.step(1.0) == Wait(1.5, on_change=False)  # woken early: still backing off
+    assert (store.failed, store.applies) == (1, 0)
+    assert daemon.step(1.5) == Wait(2.0, on_change=False)  # retrying: gather, then write
+    assert daemon.step(2.0) == Wait(4.0, on_change=False)  # failed again; twice the delay
+    assert daemon.step(4.0) == Wait(4.5, on_change=False)
+    assert daemon.step(4.5) == Wait(300.0, on_change=True)  # written
+
+    assert (store.failed, store.applies, daemon.store_failures) == (2, 1, 2)
+    assert records(store.inner) == SEED_RECORDS
+    # Each failure forgets what the store holds: the retries re-read it.
+    assert store.reads == 3
+    assert backoff.next_delay() == 1.0
+
+
+def test_however_long_redis_is_down_the_next_attempt_is_never_more_than_the_cap_away():
+    cache = ObjectCache()
+    store = CountingStore(MemoryStore(), failures=30)
+    containers, nodes = seed_objects()
+    daemon = daemon_for(cache, FakeSource(cache, containers=containers, nodes=nodes), store,
+                        backoff=Backoff(initial=0.2, rand=lambda: 0.0))  # no jitter: the longest delays
+    now, attempts = 0.0, []
+    wait = started(daemon, now)
+    for _ in range(200):  # bounded: each attempt takes two steps (gather, write)
+        if store.applies:
+            break
+        failed = store.failed
+        now = wait.until
+        wait = daemon.step(now)
+        if store.failed > failed or store.applies:
+            attempts.append(now)
+
+    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:])]
+    assert len(attempts) == 31  # 30 failures, then the write
+    assert max(gaps) == pytest.approx(DEFAULT_MAXIMUM + COALESCE)  # the capped delay, then the batch gathers
+    assert records(store.inner) == SEED_RECORDS
+
+
+def test_periodic_resync_relists_and_rereads_the_store():
+    cache = ObjectCache()
+    client = fakeredis.FakeRedis()
+    store = CountingStore(RedisStore(client))
+    containers, nodes = seed_objects()
+    source = FakeSource(cache, containers=containers, nodes=nodes)
+    daemon = daemon_for(cache, source, store, resync_interval=60.0)
+    started(daemon, 0.0)
+    daemon.step(COALESCE)
+    assert records(store.inner) == SEED_RECORDS
+
+    client.flushall()  # Redis restarted empty: only a re-read notices
+    assert daemon.step(59.0) == Wait(60.0, on_change=True)
+    assert (source.resyncs, store.reads) == (0, 1)
+
+    assert daemon.step(60.0) == Wait(60.0 + COALESCE, on_change=False)
+    assert source.resyncs == 1
+    assert daemon.step(60.0 + COALESCE) == Wait(120.0, on_change=True)
+    assert store.reads == 2
+    assert records(store.inner) == SEED_RECORDS
+
+
+def test_request_full_rereads_the_store_without_waiting_for_the_resync():
+    cache = ObjectCache()
+    client = fakeredis.FakeRedis()
+    store = CountingStore(RedisStore(client))
+    containers, nodes = seed_objects()
+    daemon = daemon_for(cache, FakeSource(cache, containers=containers, nodes=nodes), store)
+    started(daemon, 0.0)
+    daemon.step(COALESCE)
+    client.flushall()
+    assert daemon.step(5.0) == Wait(300.0, on_change=True)  # an incremental batch would not notice
+
+    daemon.request_full()
+
+    assert daemon.step(5.0) == Wait(5.0 + COALESCE, on_change=False)
+    daemon.step(5.0 + COALESCE)
+    assert records(store.inner) == SEED_RECORDS
+    assert store.reads == 2
+
+
+def test_without_coalescing_a_change_is_written_in_the_same_step():
+    cache, store = ObjectCache(), MemoryStore()
+    containers, nodes = seed_objects()
+    daemon = daemon_for(cache, FakeSource(cache, containers=containers, nodes=nodes), store, coalesce_seconds=0)
+    assert started(daemon, 0.0) == Wait(300.0, on_change=True)
+    assert records(store) == SEED_RECORDS
+
+
+# --- run(stop): the same decisions on the real clock, in a thread ---------------------------
 class Running:
     """A daemon running in a thread until `stop()`."""
 
@@ -99,23 +273,18 @@ class Running:
         self.thread = threading.Thread(target=daemon.run, args=(self.stop_event,), daemon=True)
         self.thread.start()
 
-    def stop(self, timeout: float = 2.0) -> float:
-        started = time.monotonic()
+    def stop(self) -> None:
         self.stop_event.set()
-        self.thread.join(timeout)
-        return time.monotonic() - started
+        self.thread.join(10)
 
 
 @pytest.fixture
 def run():
     running: list[Running] = []
 
-    def start(cache, source, store, backoff: Backoff | None = None, **kwargs) -> Running:
+    def start(cache, source, store, **kwargs) -> Running:
         kwargs.setdefault("coalesce_seconds", 0.05)
-        daemon = SyncDaemon(cache, source, Reconciler(store, SEED_CONFIG), **kwargs)
-        if backoff is not None:
-            daemon.backoff = backoff
-        running.append(Running(daemon))
+        running.append(Running(SyncDaemon(cache, source, Reconciler(store, SEED_CONFIG), **kwargs)))
         return running[-1]
 
     yield start
@@ -123,94 +292,34 @@ def run():
         r.stop()
 
 
-def test_nothing_is_written_before_every_kind_is_listed(run):
+def test_the_running_loop_writes_the_listing_then_follows_changes(run):
     cache, store = ObjectCache(), MemoryStore()
     containers, nodes = seed_objects()
-    source = FakeSource(cache, containers=containers)  # Nodes not listed yet
+    run(cache, FakeSource(cache, containers=containers, nodes=nodes), store)
+    assert eventually(lambda: records(store) == SEED_RECORDS, timeout=15)
 
-    running = run(cache, source, store)
-    assert eventually(lambda: source.started == 1 and not cache.changed.is_set())  # the change was taken
-    time.sleep(0.15)  # three coalescing periods in which a write could have happened
-    assert store.batches == []
+    for i in range(BURST):
+        cache.put(CONTAINER, container(f"c-{i}", node="node-0"))
 
-    cache.replace(NODE, nodes)
-
-    assert eventually(lambda: len(store.batches) == 1)
-    assert records(store) == SEED_RECORDS
-    assert running.daemon.reconciler.batches == 1
+    expected = {**SEED_STATE.parents, **{f"c-{i}.default.domain.foo.bar": "node-0" for i in range(BURST)}}
+    assert eventually(lambda: store.read_state().parents == expected, timeout=15)
+    assert sum(len(b.parents_put) for b in store.batches) == len(expected)  # each name written once
 
 
-def test_a_burst_of_a_thousand_changes_becomes_a_handful_of_batches(run):
-    cache, store = ObjectCache(), MemoryStore()
-    _, nodes = seed_objects()
-    running = run(cache, FakeSource(cache, containers=[], nodes=nodes), store)
-    assert eventually(lambda: len(store.batches) == 1)  # zones and nodes
-
-    def burst():
-        for i in range(BURST):
-            cache.put(CONTAINER, container(f"c-{i}", node="node-0"))
-
-    writer = threading.Thread(target=burst)
-    writer.start()
-    writer.join(5)
-
-    expected = {f"c-{i}.default.domain.foo.bar": "node-0" for i in range(BURST)}
-    assert eventually(lambda: store.read_state().parents == expected)
-    burst_batches = len(store.batches) - 1
-    assert 1 <= burst_batches <= 10
-    assert sum(len(b.parents_put) for b in store.batches) == BURST
-
-    assert running.stop() < 1.0
-    assert not running.thread.is_alive()
-
-
-def test_the_loop_stops_promptly_and_closes_the_source(run):
+def test_stopping_an_idle_loop_wakes_it_and_closes_the_source(run):
     cache, store = ObjectCache(), MemoryStore()
     containers, nodes = seed_objects()
     source = FakeSource(cache, containers=containers, nodes=nodes)
-    running = run(cache, source, store, resync_interval=300.0)
-    assert eventually(lambda: len(store.batches) == 1)
+    running = run(cache, source, store, resync_interval=3600.0)
+    assert eventually(lambda: len(store.batches) == 1, timeout=15)
 
-    elapsed = running.stop()
+    running.stop()  # the loop sleeps until the resync an hour away unless the stop wakes it
 
-    assert elapsed < 0.5
     assert not running.thread.is_alive()
     assert source.closed is True
 
 
-def test_a_store_error_is_retried_until_the_write_succeeds(run):
-    cache = ObjectCache()
-    store = CountingStore(MemoryStore(), failures=2)
-    containers, nodes = seed_objects()
-    running = run(cache, FakeSource(cache, containers=containers, nodes=nodes), store,
-                  backoff=Backoff(initial=0.05, maximum=0.1))
-
-    assert eventually(lambda: store.applies == 1)
-
-    assert store.failed == 2
-    assert running.daemon.store_failures == 2
-    assert records(store.inner) == SEED_RECORDS
-    assert len(store.inner.batches) == 1
-    # Each failure forgets what the store holds: the retries re-read it.
-    assert store.reads == 3
-
-
-def test_periodic_resync_relists_and_rereads_the_store(run):
-    cache = ObjectCache()
-    client = fakeredis.FakeRedis()
-    store = CountingStore(RedisStore(client))
-    containers, nodes = seed_objects()
-    source = FakeSource(cache, containers=containers, nodes=nodes)
-    run(cache, source, store, resync_interval=0.2)
-    assert eventually(lambda: records(store.inner) == SEED_RECORDS)
-
-    assert eventually(lambda: source.resyncs >= 1 and store.reads >= 2)
-
-    client.flushall()  # Redis restarted empty: only a re-read notices
-    assert eventually(lambda: records(store.inner) == SEED_RECORDS)
-
-
-def test_run_once_lists_and_writes_everything(run):
+def test_run_once_lists_and_writes_everything():
     cache, store = ObjectCache(), MemoryStore()
     containers, nodes = seed_objects()
     source = FakeSource(cache, containers=containers, nodes=nodes)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from mountdns.backoff import Backoff
 from mountdns.plan import diff
 from mountdns.records import State, Zone
 from sync.purge import MAX_NAMES_PER_PURGE, CachePurger, affected_names, purge_targets, purge_waves
@@ -168,6 +168,19 @@ def make_api():
         api.stop()
 
 
+def quick_retries() -> Backoff:
+    return Backoff(initial=0.01, maximum=0.1)
+
+
+@pytest.fixture
+def silent_server():
+    """A listening socket that accepts connections and never answers (a hung PowerDNS)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 @pytest.fixture
 def make_purger():
     purgers = []
@@ -227,7 +240,7 @@ def test_many_names_become_one_purge_per_zone(make_api, make_purger):
 def test_a_failing_server_is_retried_until_it_succeeds(make_api, make_purger):
     api = make_api()
     api.status = 500
-    purger = make_purger([api.url], max_backoff=0.1)
+    purger = make_purger([api.url], backoff=quick_retries)
 
     purger.submit({"p1.example.com"}, [ZONE])
     assert eventually(lambda: len(api.paths(500)) >= 2)
@@ -244,7 +257,7 @@ def test_a_failing_server_is_retried_until_it_succeeds(make_api, make_purger):
 def test_a_stopped_server_is_retried_once_it_is_back_on_another_server(make_api, make_purger):
     down = closed_port_url()
     up = make_api()
-    purger = make_purger([down, up.url], max_backoff=0.1)
+    purger = make_purger([down, up.url], backoff=quick_retries)
 
     purger.submit({"p1.example.com"}, [ZONE])
 
@@ -254,31 +267,35 @@ def test_a_stopped_server_is_retried_once_it_is_back_on_another_server(make_api,
     assert up.paths() == [FLUSH + "p1.example.com."]  # the healthy server got it exactly once
 
 
-def test_submit_returns_at_once_when_the_server_is_unreachable(make_purger):
-    purger = make_purger([closed_port_url()], max_backoff=0.1)
+def test_submit_queues_without_waiting_for_a_server_that_never_answers(make_purger, silent_server):
+    purger = make_purger([silent_server], timeout=60.0)
+    purger.submit({"p0.example.com"}, [ZONE])
+    # The purge thread is stuck in its request to the silent server for a minute ...
+    assert eventually(lambda: purger.servers[0].in_flight == 1 and not purger.servers[0].pending)
 
-    started = time.monotonic()
-    for i in range(100):
-        purger.submit({f"p{i}.example.com"}, [ZONE])
-    elapsed = time.monotonic() - started
+    submitter = threading.Thread(target=lambda: [purger.submit({f"p{i}.example.com"}, [ZONE])
+                                                 for i in range(1, 100)])
+    submitter.start()
+    submitter.join(10)
 
-    assert elapsed < 0.05
-    assert eventually(lambda: purger.failures >= 1 and purger.pending() == 100)
+    # ... yet every submit returned, and all of them were queued behind it.
+    assert not submitter.is_alive()
+    assert (purger.sent, purger.failures) == (0, 0)
+    assert purger.servers[0].in_flight == 1
+    assert purger.pending() == 100
 
 
-def test_submit_returns_at_once_while_a_purge_hangs(make_api, make_purger):
+def test_submit_queues_while_a_purge_hangs_and_both_go_out_once_it_answers(make_api, make_purger):
     api = make_api()
     api.hang.set()
-    purger = make_purger([api.url], timeout=2.0)
+    purger = make_purger([api.url], timeout=30.0)
     purger.submit({"p1.example.com"}, [ZONE])
     # taken by the thread, now stuck in the request: in flight, not queued
     assert eventually(lambda: purger.servers[0].in_flight == 1 and not purger.servers[0].pending)
 
-    started = time.monotonic()
     purger.submit({"p2.example.com"}, [ZONE])
-    elapsed = time.monotonic() - started
 
-    assert elapsed < 0.05
+    assert api.requests == []  # the first purge has not been answered yet
     assert purger.pending() == 2  # one queued, one in flight
     api.release.set()
     assert eventually(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."])
@@ -295,12 +312,28 @@ def test_submit_without_names_or_urls_queues_nothing(make_purger):
 
 def test_a_server_that_is_down_does_not_delay_purges_to_another(make_api, make_purger):
     api = make_api()
-    purger = make_purger([closed_port_url(), api.url], max_backoff=5.0)
+    # After its first failure the server that is down waits an hour: purges to the other
+    # one arriving at all shows that they do not wait on it.
+    purger = make_purger([closed_port_url(), api.url], backoff=lambda: Backoff(initial=3600.0, maximum=3600.0))
     purger.submit({"p1.example.com"}, [ZONE])
-    assert eventually(lambda: purger.failures >= 5)  # the dead one now backs off for seconds
+    assert eventually(lambda: purger.failures == 1 and api.paths() == [FLUSH + "p1.example.com."])
     purger.submit({"p2.example.com"}, [ZONE])
-    assert eventually(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."],
-                      timeout=0.5)
+    assert eventually(lambda: sorted(api.paths()) == [FLUSH + "p1.example.com.", FLUSH + "p2.example.com."])
+    assert purger.failures == 1  # the dead one is still waiting out its first delay
+
+
+def test_retries_follow_the_shared_capped_backoff(make_purger):
+    delays = []
+
+    class Recording(Backoff):
+        def next_delay(self):
+            delays.append(super().next_delay())
+            return 0.0 if len(delays) < 8 else 3600.0  # the schedule is recorded, not waited out
+
+    purger = make_purger([closed_port_url()], backoff=lambda: Recording(initial=0.1, rand=lambda: 0.0))
+    purger.submit({"p1.example.com"}, [ZONE])
+    assert eventually(lambda: len(delays) == 8)
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 4.0, 4.0]
 
 
 def test_changed_zone_definition_purges_the_whole_zone():

@@ -8,11 +8,12 @@ DNS backend serves. Every wait is bounded; every process is stopped by a fixture
 
 from __future__ import annotations
 
+import re
 import shutil
-import time
 
 import pytest
 
+from mountdns.backoff import DEFAULT_MAXIMUM
 from mountdns.store.redis_store import RedisStore
 from mountdns.records import State
 from mountdns.testing.objects import MOUNTED, container, node, seed_fqdn, seed_objects
@@ -62,6 +63,18 @@ def parent_key(label: str) -> bytes:
 def seed_container(name: str) -> dict:
     containers, _ = seed_objects()
     return next(c for c in containers if c["metadata"]["name"] == name)
+
+
+def retry_delays(log_text: str, failure: str) -> list[float]:
+    """The delays the sync announced after each logged `failure` ("... retrying in 1.6s")."""
+    return [float(m) for m in re.findall(re.escape(failure) + r".*retrying in ([0-9.]+)s", log_text)]
+
+
+def relisted_then_batched(sync: SyncProcess, start: int, lists: int) -> bool:
+    """Since log offset `start`: `lists` lists, and a batch (which read the cache) after the last."""
+    lines = sync.log_text()[start:].splitlines()
+    listed = [i for i, line in enumerate(lines) if " objects at resourceVersion " in line]
+    return len(listed) >= lists and any("batch done" in line for line in lines[listed[lists - 1] + 1:])
 
 
 def watch_requests(api):
@@ -142,7 +155,7 @@ def synced(shared_stack, shared_api, shared_redis):
     sync = shared_stack[2]
     sync.wait_until(lambda: is_seed(shared_redis) and set(shared_redis.keys("*")) == SEED_KEYS,
                     10, "the seed published")
-    assert shared_api.wait_for_open_watches(2, timeout=5)
+    assert shared_api.wait_for_open_watches(2, timeout=15)
     return sync
 
 
@@ -163,10 +176,10 @@ def test_first_sync_writes_exactly_the_seed_keys_then_watches_with_bookmarks(syn
 
 def test_resync_without_changes_writes_nothing(seeded_api, make_sync, redis_client):
     sync = make_sync(resync_interval=0.5).start()
-    sync.wait_until(lambda: is_seed(redis_client), 10, "the seed published")
-    execs = exec_calls(redis_client)
-    sync.wait_for_log("periodic resync", 5, count=sync.log_count("periodic resync") + 2)
-    time.sleep(0.3)  # let the re-list after the second resync land as well
+    sync.wait_until(lambda: is_seed(redis_client), 20, "the seed published")
+    execs, offset = exec_calls(redis_client), len(sync.log_text())
+    sync.wait_until(lambda: relisted_then_batched(sync, start=offset, lists=4), 15,
+                    "two resyncs re-listing both kinds, then a batch after the last list")
     assert exec_calls(redis_client) == execs
     assert is_seed(redis_client)
 
@@ -178,7 +191,7 @@ def test_node_moved_changes_only_its_node_key(synced, shared_api, shared_redis):
 
     shared_api.apply(node("node-1", "12.34.5.6"))
 
-    synced.wait_until(lambda: shared_redis.get(NODE_1_KEY) == b"12.34.5.6", 5, "node-1 moved")
+    synced.wait_until(lambda: shared_redis.get(NODE_1_KEY) == b"12.34.5.6", 15, "node-1 moved")
     after = string_keys(shared_redis)
     assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == {NODE_1_KEY}
     assert int(shared_redis.hget("mountdns:zone:domain.foo.bar", "serial")) > serial_before
@@ -186,13 +199,13 @@ def test_node_moved_changes_only_its_node_key(synced, shared_api, shared_redis):
 
 def test_container_added_then_mounted_then_unmounted(synced, shared_api, shared_redis):
     shared_api.apply(container("container-f-0", node="node-2", fqdn=seed_fqdn("Container_F_0"), type="odl"))
-    synced.wait_until(lambda: shared_redis.get(parent_key("Container_F_0")) == b"node-2", 5, "F_0 added")
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_F_0")) == b"node-2", 15, "F_0 added")
 
     # A child that is still connecting is a parent on its own node ...
     child = container("container-g-0", node="node-1", fqdn=seed_fqdn("Container_G_0"), type="netconf",
                       mounted_to="container-f-0", status="CONNECTING")
     shared_api.apply(child)
-    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"node-1", 5, "G_0 connecting")
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"node-1", 15, "G_0 connecting")
     assert shared_redis.get(child_key("Container_G_0")) is None
 
     # ... becomes a CNAME to its parent once its deviceStatus is MOUNTED ...
@@ -205,7 +218,7 @@ def test_container_added_then_mounted_then_unmounted(synced, shared_api, shared_
     # ... and a parent of its own node again when unmounted.
     child["status"] = {"deviceStatus": "UNMOUNTED"}
     shared_api.apply(child)
-    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"node-1", 5, "G_0 unmounted")
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"node-1", 15, "G_0 unmounted")
     assert shared_redis.get(child_key("Container_G_0")) is None
 
     # A seed child without a nodeName that is unmounted is published as nothing at all.
@@ -213,7 +226,7 @@ def test_container_added_then_mounted_then_unmounted(synced, shared_api, shared_
     del d0["spec"]["nodeName"]
     d0["status"] = {"deviceStatus": "UNMOUNTED"}
     shared_api.apply(d0)
-    synced.wait_until(lambda: shared_redis.get(child_key("Container_D_0")) is None, 5, "D_0 unmounted")
+    synced.wait_until(lambda: shared_redis.get(child_key("Container_D_0")) is None, 15, "D_0 unmounted")
     assert shared_redis.get(parent_key("Container_D_0")) is None
     assert published(shared_redis).parents == {**SEED_STATE.parents,
                                                "container_f_0.domain.foo.bar": "node-2",
@@ -222,8 +235,8 @@ def test_container_added_then_mounted_then_unmounted(synced, shared_api, shared_
 
 def test_parent_deleted_takes_its_children_with_it(synced, shared_api, shared_redis):
     shared_api.delete("Container", "container-b-0", "default")
-    synced.wait_until(lambda: shared_redis.get(parent_key("Container_B_0")) is None, 5, "B_0 deleted")
-    synced.wait_until(lambda: shared_redis.get(child_key("Container_D_0")) is None, 5, "D_0 gone")
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_B_0")) is None, 15, "B_0 deleted")
+    synced.wait_until(lambda: shared_redis.get(child_key("Container_D_0")) is None, 15, "D_0 gone")
     state = published(shared_redis)
     assert state.children == {c: p for c, p in SEED_STATE.children.items() if "container_d_0" not in c}
     assert state.parents == {p: n for p, n in SEED_STATE.parents.items() if "container_b_0" not in p}
@@ -238,14 +251,14 @@ def test_api_unreachable_keeps_every_key_then_converges(synced, shared_api, shar
     shared_api.stop()
     try:
         # Several reconnect attempts (both watchers, with backoff), none of which removes anything.
-        synced.wait_for_log("list/watch failed", 10, count=failures + 6)
+        synced.wait_for_log("list/watch failed", 20, count=failures + 6)
         assert string_keys(shared_redis) == before
         assert synced.running()
 
-        # The cluster changes while the sync cannot see it.
+        # The cluster changes while the sync cannot see it: it keeps trying, and failing.
         shared_api.delete("Container", "container-e-0", "default")
         shared_api.apply(node("node-1", "12.34.5.6"))
-        time.sleep(0.5)
+        synced.wait_for_log("list/watch failed", 15, count=synced.log_count("list/watch failed") + 2)
         assert string_keys(shared_redis) == before
     finally:
         shared_api.start()
@@ -255,13 +268,34 @@ def test_api_unreachable_keeps_every_key_then_converges(synced, shared_api, shar
     assert string_keys(shared_redis) == {**expected, NODE_1_KEY: b"12.34.5.6"}
 
 
+def test_api_back_after_a_long_outage_the_next_change_lands_and_no_retry_waited_past_the_cap(
+        seeded_api, make_sync, redis_client):
+    sync = make_sync().start()
+    sync.wait_until(lambda: is_seed(redis_client), 20, "the seed published")
+
+    seeded_api.stop()
+    try:
+        # Seven failures each: uncapped, the seventh delay would be 0.2 s * 2**6 * (0.5..1) >= 6.4 s.
+        sync.wait_until(lambda: all(sync.log_count(f"{kind} list/watch failed") >= 7 for kind in ("Container", "Node")),
+                        60, "seven failed attempts of each watcher")
+    finally:
+        seeded_api.start()
+    seeded_api.apply(node("node-1", "12.34.5.6"))
+
+    sync.wait_until(lambda: redis_client.get(NODE_1_KEY) == b"12.34.5.6", 30, "the change after the outage")
+    delays = retry_delays(sync.log_text(), "list/watch failed")
+    assert len(delays) >= 14
+    assert max(delays) <= DEFAULT_MAXIMUM
+    assert max(delays) >= DEFAULT_MAXIMUM / 2  # the cap was reached: jitter takes off at most half
+
+
 def test_api_unavailable_503_deletes_nothing_then_converges(synced, shared_api, shared_redis):
     before = string_keys(shared_redis)
     failures = synced.log_count("API error 503")
     shared_api.set_available(False)
     try:
         shared_api.delete("Container", "container-a-2", "default")
-        synced.wait_for_log("API error 503", 10, count=failures + 4)
+        synced.wait_for_log("API error 503", 20, count=failures + 4)
         assert string_keys(shared_redis) == before  # neither A_2 nor its child C_1 went
     finally:
         shared_api.set_available(True)
@@ -280,7 +314,7 @@ def test_failing_lists_delete_nothing_then_converge(synced, shared_api, shared_r
     shared_api.drop_watches()  # the Container watcher re-lists, and its lists fail
 
     # After the second failure the next attempt is >= 0.2 s away and fails as well.
-    synced.wait_for_log(failed, 10, count=failures + 2)
+    synced.wait_for_log(failed, 20, count=failures + 2)
     assert string_keys(shared_redis) == before
 
     synced.wait_until(lambda: shared_redis.get(child_key("Container_C_0")) is None, 15, "C_0 removed")
@@ -297,9 +331,9 @@ def test_compaction_and_dropped_watches_relist_and_converge(synced, shared_api, 
     shared_api.drop_watches()
     shared_api.apply(node("node-2", "13.14.15.16"))
 
-    synced.wait_until(lambda: shared_redis.get(b"mountdns:node:node-2") == b"13.14.15.16", 10, "node-2 moved")
-    synced.wait_until(lambda: sum(shared_api.list_calls.values()) >= lists + 2, 5, "both kinds re-listed")
-    assert shared_api.wait_for_open_watches(2, timeout=5)
+    synced.wait_until(lambda: shared_redis.get(b"mountdns:node:node-2") == b"13.14.15.16", 20, "node-2 moved")
+    synced.wait_until(lambda: sum(shared_api.list_calls.values()) >= lists + 2, 15, "both kinds re-listed")
+    assert shared_api.wait_for_open_watches(2, timeout=15)
     # Watches after the compaction start from a fresh list, never from a compacted version.
     for _, query in watch_requests(shared_api)[watches_before:]:
         assert int(query["resourceVersion"]) >= compacted_at
@@ -334,18 +368,18 @@ def own_redis():
 def test_redis_restarted_empty_is_rewritten_within_one_resync(seeded_api, make_sync, own_redis):
     sync = make_sync(own_redis.url, resync_interval=2).start()
     client = own_redis.client()
-    sync.wait_until(lambda: is_seed(client), 10, "the seed published")
+    sync.wait_until(lambda: is_seed(client), 20, "the seed published")
 
     own_redis.stop()
-    sync.wait_for_log("Redis failed", 6)  # the next resync cannot read Redis: logged, retried
+    sync.wait_for_log("Redis failed", 20)  # the next resync cannot read Redis: logged, retried
     assert sync.running()
 
     own_redis.start()
     assert client.dbsize() == 0
-    restarted = time.monotonic()
-    sync.wait_until(lambda: is_seed(client), 6, "the seed rewritten")
-    assert time.monotonic() - restarted < 6
+    sync.wait_until(lambda: is_seed(client), 30, "the seed rewritten")
     assert sync.running()
+    # However long Redis stayed down, no retry was scheduled further off than the cap.
+    assert max(retry_delays(sync.log_text(), "Redis failed")) <= DEFAULT_MAXIMUM
     client.close()
 
 
@@ -358,7 +392,6 @@ def test_burst_of_1000_containers_is_a_few_transactions(synced, shared_api, shar
     def burst_keys():
         return len(list(shared_redis.scan_iter(match="mountdns:parent:burst-*", count=2000)))
     synced.wait_until(lambda: burst_keys() == 1000, 15, "1,000 burst parents")
-    time.sleep(0.2)
     transactions = exec_calls(shared_redis) - execs
     assert transactions <= 20, transactions
     print(f"1,000 creations took {transactions} transactions")
@@ -369,11 +402,11 @@ def test_burst_of_1000_containers_is_a_few_transactions(synced, shared_api, shar
 def test_namespace_flag_limits_containers_to_one_namespace(seeded_api, make_sync, redis_client):
     seeded_api.apply(container("x-0", node="node-0", fqdn="x_0.domain.foo.bar", namespace="team-a"))
     sync = make_sync(extra_args=("--namespace", "team-a")).start()
-    sync.wait_until(lambda: published(redis_client).parents == {"x_0.domain.foo.bar": "node-0"}, 10, "team-a only")
+    sync.wait_until(lambda: published(redis_client).parents == {"x_0.domain.foo.bar": "node-0"}, 20, "team-a only")
 
     seeded_api.apply(container("other-0", node="node-1", fqdn="other_0.domain.foo.bar", namespace="default"))
     seeded_api.apply(container("x-1", node="node-1", fqdn="x_1.domain.foo.bar", namespace="team-a"))
-    sync.wait_until(lambda: redis_client.get(b"mountdns:parent:x_1.domain.foo.bar") == b"node-1", 5, "x-1")
+    sync.wait_until(lambda: redis_client.get(b"mountdns:parent:x_1.domain.foo.bar") == b"node-1", 15, "x-1")
     state = published(redis_client)
     assert state.parents == {"x_0.domain.foo.bar": "node-0", "x_1.domain.foo.bar": "node-1"}
     assert state.children == {}
@@ -417,8 +450,8 @@ def test_keys_outside_the_prefix_survive_garbage_collection(seeded_api, make_syn
     redis_client.set("mountdns:node:node-9", "9.9.9.9")
 
     sync = make_sync(resync_interval=0.5).start()
-    sync.wait_until(lambda: is_seed(redis_client), 10, "the seed published, the stale keys collected")
-    sync.wait_for_log("periodic resync", 5, count=sync.log_count("periodic resync") + 1)
+    sync.wait_until(lambda: is_seed(redis_client), 20, "the seed published, the stale keys collected")
+    sync.wait_for_log("periodic resync", 15, count=sync.log_count("periodic resync") + 1)
     assert redis_client.get("other:key") == b"keep"
     assert redis_client.get("mountdns-other:x") == b"keep too"
     assert set(redis_client.keys("*")) == SEED_KEYS | {b"other:key", b"mountdns-other:x"}
@@ -435,17 +468,51 @@ def test_idle_watches_are_relisted_on_resync_and_stop_promptly(tmp_path, redis_c
                        resync_interval=0.5)
     try:
         sync.start()
-        sync.wait_until(lambda: is_seed(redis_client), 10, "the seed published")
+        sync.wait_until(lambda: is_seed(redis_client), 20, "the seed published")
         lists = dict(api.list_calls)
         sync.wait_until(lambda: all(api.list_calls[kind] >= lists[kind] + 2 for kind in ("Container", "Node")),
                         5, "two re-lists of each kind on resync")
         assert "list/watch failed" not in sync.log_text()  # ending a stream to re-list is no failure
 
-        started = time.monotonic()
         sync.stop()
-        assert time.monotonic() - started < 3
-        assert sync.proc.returncode == 0, sync.log_tail()
+        assert sync.proc.returncode == 0, sync.log_tail()  # stopped by SIGTERM, not killed
+        assert "did not stop" not in sync.log_text()  # both watchers woke from their silent streams
         assert sync.log_text().rstrip().endswith("INFO mountdns.sync: stopped")
+    finally:
+        sync.stop()
+        api.stop()
+
+
+def test_a_silent_watch_is_resumed_from_its_last_resource_version_without_a_relist(tmp_path, redis_client,
+                                                                                   redis_server):
+    """No bookmarks, no events, a tiny --watch-idle-timeout: each watch is dropped for its
+    silence and opened again where it left off."""
+    api = KubeAPIDouble(bookmark_interval=None)
+    api.start()
+    containers, nodes = seed_objects()
+    api.apply_many(nodes + containers)
+    listed_at = str(api.resource_version)
+    sync = SyncProcess(tmp_path, redis_server.url, kubeconfig=api.write_kubeconfig(tmp_path / "kubeconfig"),
+                       resync_interval=300, extra_args=("--watch-idle-timeout", "0.3"))
+    try:
+        sync.start()
+        sync.wait_until(lambda: is_seed(redis_client), 20, "the seed published")
+        lists = dict(api.list_calls)
+        sync.wait_until(lambda: all(api.watch_calls[kind] >= 3 for kind in ("Container", "Node")), 15,
+                        "each watch resumed twice")
+        assert dict(api.list_calls) == lists
+        resumed = {path: {query["resourceVersion"] for p, query in watch_requests(api) if p == path}
+                   for path in ("/api/v1/nodes", "/apis/mountdns.io/v1alpha1/containers")}
+        assert resumed == {"/api/v1/nodes": {listed_at}, "/apis/mountdns.io/v1alpha1/containers": {listed_at}}
+
+        moved = api.apply(node("node-1", "12.34.5.6"))["metadata"]["resourceVersion"]
+        sync.wait_until(lambda: redis_client.get(NODE_1_KEY) == b"12.34.5.6", 20, "node-1 moved")
+        sync.wait_until(lambda: ("/api/v1/nodes", moved) in {(p, q["resourceVersion"]) for p, q in watch_requests(api)},
+                        15, "the Node watch resumed from the move's resourceVersion")
+        assert dict(api.list_calls) == lists  # never re-listed
+        assert f"Node watch silent for 0.3s (not even a bookmark): resuming from resourceVersion {moved}" \
+            in sync.log_text()
+        assert "list/watch failed" not in sync.log_text()  # a silent watch is no failure
     finally:
         sync.stop()
         api.stop()

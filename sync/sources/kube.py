@@ -6,7 +6,13 @@ One watcher thread per kind (Containers, Nodes) keeps the ObjectCache current:
 - the watch starts at the list's resourceVersion and asks for bookmarks, so a
   reconnect resumes where it left off;
 - 410 Gone (an ERROR event or status) re-lists; a dropped stream or any other error
-  re-lists after an exponential backoff; a resync request re-lists at once.
+  re-lists after an exponential backoff (capped at 4 s, so a recovered API server is seen
+  within 5 s); a resync request re-lists at once;
+- a watch silent for `idle_timeout` (no event, not even a bookmark) is dropped and
+  resumed from the last resourceVersion, without a re-list.
+
+Consuming a stream (`decode_lines`, `apply_event`, `follow`) is separate from the HTTP, so
+it can be fed canned event streams.
 
 The official client does the HTTP (configuration, auth, TLS); the watch stream is read
 line by line here because the client's Watch helper cannot report 410 as an event
@@ -19,10 +25,12 @@ import json
 import logging
 import socket
 import threading
+from typing import Callable, Iterable, Iterator
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
+from urllib3.exceptions import ReadTimeoutError
 
 from mountdns.backoff import Backoff
 from sync.sources.cache import CONTAINER, NODE, ObjectCache, slim
@@ -37,6 +45,15 @@ class Gone(Exception):
     """The resourceVersion we watch from is too old (410 Gone): re-list."""
 
 
+class WatchError(Exception):
+    """The watch stream reported an error other than 410 Gone, or sent something that is
+    not an event."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
 def load_client(kubeconfig: str | None) -> client.ApiClient:
     if kubeconfig:
         return config.new_client_from_config(config_file=kubeconfig)
@@ -44,18 +61,72 @@ def load_client(kubeconfig: str | None) -> client.ApiClient:
     return client.ApiClient()
 
 
+# -- consuming a watch stream (no HTTP: fed lines or events by the watcher, or by tests) ----
+def decode_lines(lines: Iterable[str | bytes]) -> Iterator[dict]:
+    """The events of a watch stream, one JSON object per line."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            raise WatchError(f"undecodable watch event: {line[:200]!r}") from exc
+        if not isinstance(event, dict):
+            raise WatchError(f"a watch event that is not an object: {line[:200]!r}")
+        yield event
+
+
+def apply_event(kind: str, cache: ObjectCache, event: dict, resource_version: str) -> str:
+    """Apply one watch event to the cache; return the resourceVersion to resume from.
+    Raises Gone on 410 and WatchError on any other ERROR event."""
+    event_type, obj = event.get("type"), event.get("object") or {}
+    if event_type == "ERROR":
+        if obj.get("code") == 410:
+            raise Gone(obj.get("message", "410 Gone"))
+        raise WatchError(f"API error {obj.get('code')}: {obj.get('reason')}: {obj.get('message')}",
+                         status=obj.get("code"))
+    if event_type not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
+        log.warning("ignoring %s watch event of unknown type %r", kind, event_type)
+        return resource_version
+    if event_type in ("ADDED", "MODIFIED"):
+        cache.put(kind, obj)
+    elif event_type == "DELETED":
+        cache.remove(kind, obj)
+    return (obj.get("metadata") or {}).get("resourceVersion") or resource_version
+
+
+def follow(kind: str, cache: ObjectCache, events: Iterable[dict], resource_version: str) -> Iterator[str]:
+    """Apply a stream's events to the cache one by one, yielding after each the
+    resourceVersion a new watch would resume from (so the caller may stop at any point
+    and still knows it). Raises Gone or WatchError as apply_event does."""
+    for event in events:
+        resource_version = apply_event(kind, cache, event, resource_version)
+        yield resource_version
+
+
 class ResourceWatcher:
-    """Keeps one kind of object in the cache by list-then-watch, until stopped."""
+    """Keeps one kind of object in the cache by list-then-watch, until stopped.
+
+    `idle_timeout` bounds how long a watch may stay silent (no event, not even a
+    bookmark) before it is dropped and resumed from the last resourceVersion: a stream
+    that a proxy or a half-dead connection left hanging would otherwise hide every change
+    until the server-side `watch_timeout`. `sleep` waits between failed attempts (the
+    stop event's wait by default, so a stop cuts it short); `backoff` schedules them.
+    """
 
     def __init__(self, kind: str, list_call, cache: ObjectCache, stop: threading.Event, *,
-                 watch_timeout: int = 300, request_timeout: float = 30.0):
+                 watch_timeout: int = 300, request_timeout: float = 30.0, idle_timeout: float = 90.0,
+                 backoff: Backoff | None = None, sleep: Callable[[float], object] | None = None):
         self.kind = kind
         self.list_call = list_call
         self.cache = cache
         self.stop = stop
         self.watch_timeout = watch_timeout
         self.request_timeout = request_timeout
-        self.backoff = Backoff()
+        self.idle_timeout = idle_timeout
+        self.backoff = backoff or Backoff()
+        self.sleep = sleep or stop.wait
+        self.idle_restarts = 0  # watches dropped for silence and resumed
         self._resync = threading.Event()
         self._response = None
         self._lock = threading.Lock()
@@ -114,42 +185,32 @@ class ResourceWatcher:
 
     # -- watch ---------------------------------------------------------------------
     def watch(self, resource_version: str) -> str:
-        """Follow events from `resource_version` until the stream ends; return the last
-        resourceVersion seen. Raises Gone on 410."""
+        """Follow events from `resource_version` until the stream ends, stays silent for
+        `idle_timeout`, or we are asked to stop or re-list; return the resourceVersion to
+        resume from. Raises Gone on 410, WatchError on other errors in the stream."""
         response = self.list_call(
             watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
             timeout_seconds=self.watch_timeout, _preload_content=False,
-            _request_timeout=(self.request_timeout, self.watch_timeout + self.request_timeout))
+            # The read timeout applies to each read of the stream: it is the idle timeout.
+            _request_timeout=(self.request_timeout, self.idle_timeout))
         with self._lock:
             self._response = response
         try:
             if self.stop.is_set() or self._resync.is_set():
                 return resource_version  # asked to end before the stream was registered to close
-            for line in iter_resp_lines(response):
+            for resource_version in follow(self.kind, self.cache, decode_lines(iter_resp_lines(response)),
+                                           resource_version):
                 if self.stop.is_set() or self._resync.is_set():
                     break
-                resource_version = self.handle_event(json.loads(line), resource_version)
+        except (ReadTimeoutError, TimeoutError):
+            self.idle_restarts += 1
+            log.info("%s watch silent for %gs (not even a bookmark): resuming from resourceVersion %s",
+                     self.kind, self.idle_timeout, resource_version)
         finally:
             with self._lock:
                 self._response = None
             response.release_conn()
         return resource_version
-
-    def handle_event(self, event: dict, resource_version: str) -> str:
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                raise Gone(obj.get("message", "410 Gone"))
-            raise ApiException(status=obj.get("code"), reason=f"{obj.get('reason')}: {obj.get('message')}")
-        new_version = (obj.get("metadata") or {}).get("resourceVersion") or resource_version
-        if kind in ("ADDED", "MODIFIED"):
-            self.cache.put(self.kind, obj)
-        elif kind == "DELETED":
-            self.cache.remove(self.kind, obj)
-        elif kind != "BOOKMARK":
-            log.warning("ignoring watch event of unknown type %r", kind)
-            return resource_version
-        return new_version
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> None:
@@ -164,11 +225,14 @@ class ResourceWatcher:
             except Gone as exc:
                 log.info("%s watch expired (%s): re-listing", self.kind, exc)
                 continue
-            except ApiException as exc:
+            except (ApiException, WatchError) as exc:
                 if exc.status == 410:
                     log.info("%s: 410 Gone: re-listing", self.kind)
                     continue
-                self._failed(f"API error {exc.status}: {exc.reason}")
+                if isinstance(exc, ApiException):
+                    self._failed(f"API error {exc.status}: {exc.reason}")
+                else:
+                    self._failed(str(exc))
             except Exception as exc:  # noqa: BLE001 - network errors of every kind: retry
                 if self.stop.is_set():
                     break
@@ -180,7 +244,7 @@ class ResourceWatcher:
         delay = self.backoff.next_delay()
         log.warning("%s list/watch failed (%s); retrying in %.1fs; nothing is deleted meanwhile",
                     self.kind, reason, delay)
-        self.stop.wait(delay)
+        self.sleep(delay)
 
 
 class KubernetesSource:
@@ -221,3 +285,5 @@ class KubernetesSource:
         for watcher in self.watchers:
             if watcher.thread:
                 watcher.thread.join(5)
+                if watcher.thread.is_alive():
+                    log.warning("the %s watcher did not stop within 5 s", watcher.kind)
