@@ -17,13 +17,14 @@ from mountdns.store import StoreError
 from mountdns.backoff import Backoff
 from sync.sources.cache import ObjectCache
 from sync.reconciler import Reconciler
+from sync.leader import NotLeading
 
 log = logging.getLogger("mountdns.sync")
 
 
 class SyncDaemon:
     def __init__(self, cache: ObjectCache, source, reconciler: Reconciler, *,
-                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05):
+                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05, leader=None):
         self.cache = cache
         self.source = source
         self.reconciler = reconciler
@@ -31,6 +32,7 @@ class SyncDaemon:
         self.coalesce_seconds = coalesce_seconds
         self.backoff = Backoff(initial=0.2, maximum=10.0)
         self.store_failures = 0
+        self.leader = leader  # leader election: a sync.leader.LeaderElector, or None to always write
 
     def run_once(self) -> int:
         """List everything once, reconcile fully, return the number of key writes."""
@@ -65,11 +67,16 @@ class SyncDaemon:
                 self.cache.changed.clear()
                 if not self.cache.listed():
                     continue  # not every kind listed yet: writing now could only be partial
+                if self.leader is not None and not self.leader.may_write():
+                    self.reconciler.known = None  # the leader writes meanwhile: re-read Redis once leading
+                    continue  # a follower keeps its cache warm; the elector wakes us when we lead
                 try:
                     self.reconciler.reconcile(self.cache.snapshot(), full=full)
                     full = False
                     batches += 1
                     self.backoff.reset()
+                except NotLeading as exc:
+                    log.info("not written: %s", exc)  # stepped down mid-batch; the elector wakes us
                 except StoreError as exc:
                     self.store_failures += 1
                     delay = self.backoff.next_delay()
