@@ -61,8 +61,8 @@ class SyncSettings:
     """Name of the coordination.k8s.io/v1 Lease the replicas elect a leader with."""
     lease_namespace: str = "default"
     """Namespace of that Lease (default: the pod's, from its service-account mount)."""
-    identity: str = ""
-    """This replica's holderIdentity in the Lease; unique per process."""
+    identity: str = field(default="", compare=False)
+    """This replica's holderIdentity in the Lease; unique per process (so not compared)."""
     lease_duration: float = 15.0
     """Seconds a candidate waits, on its own clock, without seeing the Lease change before taking it."""
     renew_deadline: float = 10.0

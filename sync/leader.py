@@ -502,10 +502,10 @@ class FencedStore:
 # --- defaults --------------------------------------------------------------------------
 
 
-def default_namespace(path: str = SERVICE_ACCOUNT_NAMESPACE) -> str:
+def default_namespace(path: str | None = None) -> str:
     """The pod's namespace from its service-account mount, else `default`."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path or SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as f:
             return f.read().strip() or "default"
     except OSError:
         return "default"
