@@ -420,26 +420,38 @@ class LeaderElector:
         for callback in self.on_stopped_leading:
             callback(reason)
 
-    def release(self) -> bool:
-        """Give the Lease back (empty holder), if we hold it as far as we know, so the next
-        candidate takes it at once. Writing stops first. True if released (or not ours)."""
+    def release(self, attempts: int = 3) -> bool:
+        """Give the Lease back (empty holder) if we hold it, so the next candidate takes it
+        at once. Writing stops first. True if released, or if it was not ours to release.
+
+        As client-go's tryRelease: read the Lease, and write only if it names us; a 409
+        means it changed since that read, so read again (a bounded number of times).
+        """
         self.step_down("releasing the Lease")
-        with self._mutex:
-            observed = self._observed
-        if observed is None or observed.holder != self.identity:
+        for _ in range(attempts):
+            try:
+                current = self.lock.get()
+            except LeaseError as exc:
+                log.warning("could not release Lease %s: %s", self.lock.describe(), exc)
+                return False
+            if current is None or current.holder != self.identity:
+                return True
+            stamp = self.clock.now()
+            # No holder, a one-second duration (for candidates that read it), transitions kept.
+            record = LeaseRecord(holder="", lease_duration_seconds=1, acquire_time=stamp, renew_time=stamp,
+                                 transitions=current.transitions, resource_version=current.resource_version)
+            try:
+                released = self.lock.update(record)
+            except LeaseConflict:
+                continue
+            except LeaseError as exc:
+                log.warning("could not release Lease %s: %s", self.lock.describe(), exc)
+                return False
+            self._observe(released, self.clock.monotonic())
+            log.info("released Lease %s", self.lock.describe())
             return True
-        stamp = self.clock.now()
-        # As client-go's release(): no holder, a one-second duration, the transitions kept.
-        record = LeaseRecord(holder="", lease_duration_seconds=1, acquire_time=stamp, renew_time=stamp,
-                             transitions=observed.transitions, resource_version=observed.resource_version)
-        try:
-            released = self.lock.update(record)
-        except LeaseError as exc:
-            log.warning("could not release Lease %s: %s", self.lock.describe(), exc)
-            return False
-        self._observe(released, self.clock.monotonic())
-        log.info("released Lease %s", self.lock.describe())
-        return True
+        log.warning("could not release Lease %s: it kept changing", self.lock.describe())
+        return False
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:

@@ -568,3 +568,20 @@ def test_run_loop_stops_and_steps_down_when_asked():
     stop.set()
     thread.join(5)
     assert not thread.is_alive() and not a.is_leader() and lease.record.holder == "a"
+
+
+def test_release_rereads_after_a_conflict_and_never_empties_another_holders_lease():
+    lease = MemoryLease()
+    a = elector(lease, "a")
+    a.step()
+    # An outside write (a label edit, say) moves the resourceVersion between a's read and write.
+    lease.before_update = lambda: lease._store(lease.record)
+    assert a.release()
+    assert lease.record.holder == "" and lease.updates == 2
+    # Taken over meanwhile by b: a's release leaves b's Lease alone.
+    a.step()
+    assert a.is_leader()
+    held_by(lease, "b", transitions=9)
+    before = lease.rv
+    assert a.release()
+    assert lease.rv == before and lease.record.holder == "b" and not a.is_leader()
