@@ -69,6 +69,7 @@ class SyncDaemon:
                     continue  # not every kind listed yet: writing now could only be partial
                 if self.leader is not None and not self.leader.may_write():
                     self.reconciler.known = None  # the leader writes meanwhile: re-read Redis once leading
+                    log.debug("not the leader: cache updated, nothing written")
                     continue  # a follower keeps its cache warm; the elector wakes us when we lead
                 try:
                     self.reconciler.reconcile(self.cache.snapshot(), full=full)
