@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import random
 import socket
 import threading
@@ -320,7 +321,7 @@ class LeaderElector:
         cfg = self.config
         started = self.clock.monotonic()  # before the request: a conservative start of the lease
         stamp = self.clock.now()
-        desired = LeaseRecord(holder=cfg.identity, lease_duration_seconds=max(1, round(cfg.lease_duration)),
+        desired = LeaseRecord(holder=cfg.identity, lease_duration_seconds=max(1, math.ceil(cfg.lease_duration)),
                               acquire_time=stamp, renew_time=stamp)
         try:
             current = self.lock.get()

@@ -17,6 +17,9 @@ from mountdns.plan import diff
 from mountdns.records import State, Zone
 from mountdns.store.memory_store import MemoryStore
 from mountdns.testing.kube_double import KubeAPIDouble
+from sync.daemon import SyncDaemon
+from sync.reconciler import Reconciler
+from sync.sources.cache import CONTAINER, NODE, ObjectCache
 from sync.leader import (ElectionConfig, Fenced, FencedStore, KubeLeaseLock, LeaderElector, LeaseConflict,
                          LeaseError, LeaseRecord, NotLeading, format_micro_time)
 
@@ -585,3 +588,68 @@ def test_release_rereads_after_a_conflict_and_never_empties_another_holders_leas
     before = lease.rv
     assert a.release()
     assert lease.rv == before and lease.record.holder == "b" and not a.is_leader()
+
+
+# --- the daemon's gate -----------------------------------------------------------------
+
+
+class ListedSource:
+    """Lists the seed into the cache when started, as the watchers would."""
+
+    def __init__(self, cache, containers, nodes):
+        self.cache, self.containers, self.nodes = cache, containers, nodes
+
+    def start(self):
+        self.cache.replace(CONTAINER, self.containers)
+        self.cache.replace(NODE, self.nodes)
+
+    def request_resync(self):
+        self.start()
+
+    def close(self):
+        pass
+
+
+def test_the_daemon_follows_without_writing_then_leads_and_writes_only_the_diff(caplog):
+    from mountdns.testing.objects import SEED_CONFIG, seed_objects
+    from mountdns.testing.seed import SEED_STATE
+    from mountdns.testing.servers import eventually
+
+    caplog.set_level("DEBUG", logger="mountdns.sync")
+    store = FencingStore()
+    # What the previous leader left: the seed, but node-1 at an old address.
+    before = State(zones=SEED_STATE.zones, nodes={**SEED_STATE.nodes, "node-1": ("192.0.2.1",)},
+                   parents=SEED_STATE.parents, children=SEED_STATE.children)
+    store.apply(diff(store.read_state(), before))
+    store.terms.clear()
+    lease = MemoryLease()
+    held_by(lease, "b", transitions=4)
+    a, fenced = fenced_elector(lease, store, "a")
+    cache = ObjectCache()
+    a.on_started_leading.append(lambda term: cache.changed.set())
+    daemon = SyncDaemon(cache, ListedSource(cache, *seed_objects()), Reconciler(fenced, SEED_CONFIG),
+                        coalesce_seconds=0, leader=a)
+    a.step()
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop,))
+    thread.start()
+    try:
+        assert eventually(lambda: "not the leader: cache updated, nothing written" in caplog.text)
+        assert store.terms == [] and store.read_state().nodes["node-1"] == ("192.0.2.1",)
+        lease._store(LeaseRecord("", 1, EPOCH, EPOCH, 4))  # b released the Lease
+        a.step()
+        assert a.term == 5
+        assert eventually(lambda: store.read_state().nodes["node-1"] == SEED_STATE.nodes["node-1"])
+        assert store.terms == [5]
+        (written,) = store.batches[-1:]
+        assert written.key_writes() == 1 and set(written.nodes_put) == {"node-1"}  # the diff, nothing more
+        # A newer leader records its term: the next write is refused in the store and a steps down.
+        store.take_term(6)
+        cache.put(NODE, seed_objects()[1][0] | {"status": {"addresses": [{"type": "InternalIP",
+                                                                          "address": "10.0.0.9"}]}})
+        assert eventually(lambda: not a.is_leader())
+        assert store.terms == [5] and store.read_state().nodes["node-0"] == SEED_STATE.nodes["node-0"]
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
