@@ -40,6 +40,29 @@ def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Eve
                             idle_timeout=settings.watch_idle_timeout)
 
 
+def build_elector(settings: SyncSettings, store, cache: ObjectCache):
+    """The Lease elector, and the store wrapped so only the leader writes, with its term.
+
+    Becoming leader records the term in Redis first (fencing off any older leader still
+    writing), then wakes the loop, whose cache the watchers kept warm meanwhile.
+    """
+    from sync.leader import ElectionConfig, FencedStore, KubeLeaseLock, LeaderElector
+    from sync.sources.kube import load_client
+    try:
+        api_client = load_client(settings.kubeconfig)
+    except Exception as exc:  # noqa: BLE001 - the client raises several kinds for bad config
+        raise ConfigError(f"--leader-elect: cannot load Kubernetes configuration for the Lease: {exc}") from exc
+    lock = KubeLeaseLock(api_client, settings.lease_namespace, settings.lease_name,
+                         request_timeout=settings.renew_deadline)
+    config = ElectionConfig(identity=settings.identity, lease_duration=settings.lease_duration,
+                            renew_deadline=settings.renew_deadline, retry_period=settings.retry_period)
+    elector = LeaderElector(lock, config)
+    fenced = FencedStore(store, elector)
+    elector.before_leading = fenced.take_term
+    elector.on_started_leading.append(lambda term: cache.changed.set())
+    return elector, fenced
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(build_parser().parse_args(argv))
@@ -62,9 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     purger = None
     if settings.pdns_api_urls and not settings.dry_run:
         purger = CachePurger(settings.pdns_api_urls, settings.pdns_api_key).start()
+    elector = None
+    if settings.leader_elect:
+        try:
+            elector, store = build_elector(settings, store, cache)
+        except ConfigError as exc:
+            print(f"mountdns-sync: {exc}", file=sys.stderr)
+            return 2
     reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run)
     daemon = SyncDaemon(cache, source, reconciler, resync_interval=settings.resync_interval,
-                        coalesce_seconds=settings.coalesce_seconds)
+                        coalesce_seconds=settings.coalesce_seconds, leader=elector)
 
     if settings.once:
         try:
@@ -83,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    election = elector.start(stop) if elector else None
     daemon.run(stop)
+    if elector:
+        election.join(timeout=settings.renew_deadline)
+        elector.release()  # after the last write: the next replica takes over at once
     if purger:
         purger.stop()
     log.info("stopped")

@@ -8,13 +8,16 @@ is written.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 from dataclasses import dataclass, field
 
 from mountdns.keyspace import DEFAULT_PREFIX, Keys
 from mountdns.names import InvalidName, normalize
 from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, repeated
 from mountdns.records import Zone
+from sync.leader import default_identity, default_namespace
 
 ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS")
 
@@ -55,6 +58,20 @@ class SyncSettings:
     """Seconds a watch may deliver nothing, not even a bookmark, before it is dropped and
     resumed from its last resourceVersion."""
     log_level: str = "info"
+    leader_elect: bool = False
+    """Run as one of several replicas: only the holder of a Lease writes Redis."""
+    lease_name: str = "mountdns-sync"
+    """Name of the coordination.k8s.io/v1 Lease the replicas elect a leader with."""
+    lease_namespace: str = "default"
+    """Namespace of that Lease (default: the pod's, from its service-account mount)."""
+    identity: str = field(default="", compare=False)
+    """This replica's holderIdentity in the Lease; unique per process (so not compared)."""
+    lease_duration: float = 15.0
+    """Seconds a candidate waits, on its own clock, without seeing the Lease change before taking it."""
+    renew_deadline: float = 10.0
+    """Seconds a leader keeps writing without renewing; must be below lease_duration."""
+    retry_period: float = 2.0
+    """Seconds between attempts to acquire or renew the Lease."""
 
     def describe(self) -> str:
         """The startup log line: everything but secrets."""
@@ -64,7 +81,10 @@ class SyncSettings:
                 f"watch_idle_timeout={self.watch_idle_timeout}s "
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
                 f"address_types={list(self.node_address_types)} pdns_api={list(self.pdns_api_urls)} "
-                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run}")
+                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run}"
+                + (f" leader_elect=Lease {self.lease_namespace}/{self.lease_name} identity={self.identity} "
+                   f"lease_duration={self.lease_duration}s renew_deadline={self.renew_deadline}s "
+                   f"retry_period={self.retry_period}s" if self.leader_elect else " leader_elect=off"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(p, "--once", switch=True, help="sync once, then exit")
     add_flag(p, "--dry-run", switch=True, help="print the changes, write nothing")
+    add_flag(p, "--leader-elect", switch=True,
+             help="run as one of several replicas: only the holder of a Lease writes Redis")
+    add_flag(p, "--leader-elect-lease-name", default="mountdns-sync", help="name of the Lease")
+    add_flag(p, "--leader-elect-namespace",
+             help="namespace of the Lease (default: the pod's namespace, else default)")
+    add_flag(p, "--leader-elect-identity", help="this replica's identity (default: hostname and a random suffix)")
+    add_flag(p, "--leader-elect-lease-duration", default=15.0, cast=float,
+             help="seconds without a renewal before a candidate takes the Lease over")
+    add_flag(p, "--leader-elect-renew-deadline", default=10.0, cast=float,
+             help="seconds a leader keeps writing without renewing (below the lease duration)")
+    add_flag(p, "--leader-elect-retry-period", default=2.0, cast=float,
+             help="seconds between attempts to acquire or renew the Lease")
     return p
 
 
@@ -153,7 +185,12 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
 
+    election = _election(args)
+    if args.leader_elect and args.once:
+        raise ConfigError("--leader-elect: cannot be combined with --once (a one-shot sync does not elect)")
+
     return SyncSettings(
+        **election,
         zones=zones, redis_url=args.redis_url, key_prefix=args.key_prefix, kubeconfig=args.kubeconfig,
         namespace=args.namespace, manifests=args.manifests, resync_interval=args.resync_interval,
         mounted_status=args.mounted_status, mount_types=frozenset(repeated(args, "mount_types")),
@@ -161,6 +198,37 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         pdns_api_key=args.pdns_api_key, coalesce_seconds=args.coalesce_seconds,
         watch_idle_timeout=args.watch_idle_timeout,
         log_level=args.log_level.lower())
+
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _election(args: argparse.Namespace) -> dict:
+    """The leader-election settings, validated as client-go validates its LeaderElectionConfig."""
+    name = args.leader_elect_lease_name
+    if not name or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        raise ConfigError(f"--leader-elect-lease-name: {name!r} is not a valid object name (lower-case DNS subdomain)")
+    namespace = args.leader_elect_namespace or default_namespace()
+    if len(namespace) > 63 or not _DNS_LABEL.match(namespace):
+        raise ConfigError(f"--leader-elect-namespace: {namespace!r} is not a valid namespace name")
+    identity = args.leader_elect_identity if args.leader_elect_identity is not None else default_identity()
+    if not identity.strip():
+        raise ConfigError("--leader-elect-identity: must not be empty")
+    duration, deadline, retry = (args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
+                                 args.leader_elect_retry_period)
+    for flag, value in (("--leader-elect-lease-duration", duration), ("--leader-elect-renew-deadline", deadline),
+                        ("--leader-elect-retry-period", retry)):
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{flag}: must be a positive number of seconds, got {value}")
+    if deadline >= duration:
+        raise ConfigError(f"--leader-elect-renew-deadline: must be below --leader-elect-lease-duration "
+                          f"({deadline} >= {duration}), or a leader could write after its Lease expired")
+    if retry >= deadline:
+        raise ConfigError(f"--leader-elect-retry-period: must be below --leader-elect-renew-deadline "
+                          f"({retry} >= {deadline}), or a leader could not retry a failed renewal")
+    return dict(leader_elect=args.leader_elect, lease_name=name, lease_namespace=namespace, identity=identity,
+                lease_duration=duration, renew_deadline=deadline, retry_period=retry)
 
 
 def parse(argv: list[str] | None = None) -> SyncSettings:

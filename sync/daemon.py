@@ -23,6 +23,7 @@ from mountdns.backoff import Backoff
 from mountdns.store import StoreError
 from sync.reconciler import Reconciler
 from sync.sources.cache import ObjectCache
+from sync.leader import NotLeading
 
 log = logging.getLogger("mountdns.sync")
 
@@ -39,7 +40,7 @@ class Wait:
 class SyncDaemon:
     def __init__(self, cache: ObjectCache, source, reconciler: Reconciler, *,
                  resync_interval: float = 300.0, coalesce_seconds: float = 0.05,
-                 backoff: Backoff | None = None, clock: Callable[[], float] = time.monotonic):
+                 backoff: Backoff | None = None, clock: Callable[[], float] = time.monotonic, leader=None):
         self.cache = cache
         self.source = source
         self.reconciler = reconciler
@@ -54,6 +55,7 @@ class SyncDaemon:
         self.batch_due = True  # a batch is wanted even if the cache did not change
         self.gathering_since: float | None = None  # first change of the batch being gathered
         self.retry_at: float | None = None  # after a failed write: no batch before this
+        self.leader = leader  # leader election: a sync.leader.LeaderElector, or None to always write
 
     # -- one iteration -----------------------------------------------------------------
     def step(self, now: float) -> Wait:
@@ -98,8 +100,16 @@ class SyncDaemon:
         self.batch_due = False
         if not self.cache.listed():
             return  # not every kind listed yet: writing now could only be partial
+        if self.leader is not None and not self.leader.may_write():
+            self.reconciler.known = None  # the leader writes meanwhile: re-read Redis once leading
+            log.debug("not the leader: cache updated, nothing written")
+            return  # a follower keeps its cache warm; the elector wakes the loop when we lead
         try:
             outcome = self.reconciler.reconcile(self.cache.snapshot(), full=self.full)
+        except NotLeading as exc:
+            log.info("not written: %s", exc)  # stepped down mid-batch; the elector wakes the loop
+            self.request_full()
+            return
         except StoreError as exc:
             self.store_failures += 1
             delay = self.backoff.next_delay()

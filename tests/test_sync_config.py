@@ -66,6 +66,13 @@ ENV_CASES = [
     ({"MOUNTDNS_LOG_LEVEL": "DEBUG"}, lambda s: s.log_level, "debug"),
     ({"MOUNTDNS_ONCE": "true"}, lambda s: s.once, True),
     ({"MOUNTDNS_DRY_RUN": "1"}, lambda s: s.dry_run, True),
+    ({"MOUNTDNS_LEADER_ELECT": "true"}, lambda s: s.leader_elect, True),
+    ({"MOUNTDNS_LEADER_ELECT_LEASE_NAME": "dns-sync.a"}, lambda s: s.lease_name, "dns-sync.a"),
+    ({"MOUNTDNS_LEADER_ELECT_NAMESPACE": "infra"}, lambda s: s.lease_namespace, "infra"),
+    ({"MOUNTDNS_LEADER_ELECT_IDENTITY": "pod-1"}, lambda s: s.identity, "pod-1"),
+    ({"MOUNTDNS_LEADER_ELECT_LEASE_DURATION": "30"}, lambda s: s.lease_duration, 30.0),
+    ({"MOUNTDNS_LEADER_ELECT_RENEW_DEADLINE": "2.5"}, lambda s: s.renew_deadline, 2.5),
+    ({"MOUNTDNS_LEADER_ELECT_RETRY_PERIOD": "0.5"}, lambda s: s.retry_period, 0.5),
 ]
 
 
@@ -151,6 +158,19 @@ BAD_CONFIGURATIONS = {
     "key prefix with a space": (ZONE_ARGS + ["--key-prefix", "a b"], "--key-prefix"),
     "key prefix with a glob": (ZONE_ARGS + ["--key-prefix", "dns*"], "--key-prefix"),
     "unknown log level": (ZONE_ARGS + ["--log-level", "loud"], "--log-level"),
+    "renew deadline not below the lease duration": (
+        ZONE_ARGS + ["--leader-elect-lease-duration", "10", "--leader-elect-renew-deadline", "10"],
+        "--leader-elect-renew-deadline"),
+    "retry period not below the renew deadline": (
+        ZONE_ARGS + ["--leader-elect-renew-deadline", "2", "--leader-elect-retry-period", "2"],
+        "--leader-elect-retry-period"),
+    "zero retry period": (ZONE_ARGS + ["--leader-elect-retry-period", "0"], "--leader-elect-retry-period"),
+    "negative lease duration": (ZONE_ARGS + ["--leader-elect-lease-duration", "-15"], "--leader-elect-lease-duration"),
+    "infinite lease duration": (ZONE_ARGS + ["--leader-elect-lease-duration", "inf"], "--leader-elect-lease-duration"),
+    "lease name with upper case": (ZONE_ARGS + ["--leader-elect-lease-name", "MountDNS"], "--leader-elect-lease-name"),
+    "lease namespace with a dot": (ZONE_ARGS + ["--leader-elect-namespace", "a.b"], "--leader-elect-namespace"),
+    "empty identity": (ZONE_ARGS + ["--leader-elect-identity", " "], "--leader-elect-identity"),
+    "leader election with --once": (ZONE_ARGS + ["--leader-elect", "--once"], "--leader-elect"),
 }
 
 
@@ -218,3 +238,32 @@ def test_backend_console_script_exits_2_naming_bind():
     result = _run_script("mountdns-backend", "--bind", "nonsense")
     assert result.returncode == 2
     assert "--bind: expected HOST:PORT, got 'nonsense'" in result.stderr
+
+
+def test_leader_election_is_off_by_default_with_client_go_timings(monkeypatch, tmp_path):
+    monkeypatch.setattr("sync.leader.SERVICE_ACCOUNT_NAMESPACE", str(tmp_path / "absent"))
+    settings = parse(ZONE_ARGS)
+    assert (settings.leader_elect, settings.lease_name, settings.lease_namespace) == (False, "mountdns-sync", "default")
+    assert (settings.lease_duration, settings.renew_deadline, settings.retry_period) == (15.0, 10.0, 2.0)
+    assert "leader_elect=off" in settings.describe()
+
+
+def test_lease_namespace_defaults_to_the_pods_service_account_namespace(monkeypatch, tmp_path):
+    (tmp_path / "namespace").write_text("mountdns-system\n")
+    monkeypatch.setattr("sync.leader.SERVICE_ACCOUNT_NAMESPACE", str(tmp_path / "namespace"))
+    assert parse(ZONE_ARGS).lease_namespace == "mountdns-system"
+
+
+def test_default_identity_is_the_hostname_and_unique_per_process():
+    import socket
+    first, second = parse(ZONE_ARGS).identity, parse(ZONE_ARGS).identity
+    assert first.startswith(socket.gethostname() + "_") and second.startswith(socket.gethostname() + "_")
+    assert first != second
+
+
+def test_short_fractional_election_timings_are_accepted_and_described():
+    settings = parse(ZONE_ARGS + ["--leader-elect", "--leader-elect-lease-duration", "3",
+                                  "--leader-elect-renew-deadline", "2", "--leader-elect-retry-period", "0.5",
+                                  "--leader-elect-identity", "sync-a"])
+    assert (settings.lease_duration, settings.renew_deadline, settings.retry_period) == (3.0, 2.0, 0.5)
+    assert "identity=sync-a lease_duration=3.0s renew_deadline=2.0s retry_period=0.5s" in settings.describe()

@@ -8,6 +8,8 @@ Importable without pytest.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -60,6 +62,15 @@ class SyncProcess(Process):
         with open(self.log_path, "ab") as log:
             return subprocess.run(self.argv(*more), stdout=subprocess.PIPE, stderr=log, text=True,
                                   cwd=self.workdir, timeout=timeout)
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the daemon (SIGKILL, SIGTERM, SIGSTOP, SIGCONT ...) without waiting for it."""
+        os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no Lease release; reaped so it does not linger."""
+        self.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
 
     def log_text(self) -> str:
         try:
