@@ -1,8 +1,8 @@
-"""The shipped manifests: the CRD, the RBAC rules and the seed examples.
+"""The shipped manifests: the CRD and the seed examples (RBAC: test_deploy_rbac.py).
 
 There is no API server on the build machines, so these tests check what one would:
 the CRD is a structural schema every example Container passes (and bad objects fail),
-the RBAC grants read access to exactly what the sync lists, and examples/ describes the
+and examples/ describes the
 same topology as the tests' seed_objects(), since the demo runs on those files.
 """
 
