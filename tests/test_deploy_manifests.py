@@ -248,3 +248,13 @@ def test_only_kustomize_v5_0_fields_are_used():
         assert kustomization["kind"] in known_kinds
         fields = set(kustomization)
         assert fields <= known, f"{path.relative_to(REPO)}: {sorted(fields - known)}"
+
+
+def test_mountdns_containers_run_as_the_user_the_dockerfile_creates():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    (user,) = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    assert f"--uid {user}" in dockerfile
+    for overlay in OVERLAY_NAMES:
+        mountdns = [c for c in containers(render(overlay)) if c.spec["image"].startswith("mountdns:")]
+        assert {c.spec["command"][0] for c in mountdns} == {"mountdns-sync", "mountdns-backend"}
+        assert {_effective(c, "runAsUser") for c in mountdns} == {int(user)}
