@@ -2,8 +2,8 @@
 
 There is no API server on the build machines, so these tests check what one would:
 the CRD is a structural schema every example Container passes (and bad objects fail),
-and examples/ describes the
-same topology as the tests' seed_objects(), since the demo runs on those files.
+and examples/ describes the same topology as the tests' seed_objects(), since the demo
+runs on those files.
 """
 
 import re
