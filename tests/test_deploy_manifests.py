@@ -163,7 +163,7 @@ def test_ha_overlay_runs_three_sentinels_over_three_redis_pods():
     sentinels = find(docs, "StatefulSet", "redis-sentinel")
     assert sentinels["spec"]["replicas"] == 3
     script = find(docs, "ConfigMap", "redis-ha-scripts")["data"]["sentinel-config.sh"]
-    assert "sentinel monitor mountdns $primary 6379 2" in script, "quorum of 2 out of 3"
+    assert "sentinel monitor mountdns $host $port 2" in script, "quorum of 2 out of 3"
     for overlay in ("base", "single-node"):
         assert not [d for d in render(overlay) if d["metadata"]["name"].startswith("redis-sentinel")]
 
