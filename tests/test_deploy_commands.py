@@ -62,7 +62,8 @@ def test_sync_command_is_accepted_by_the_sync_parser(overlay, monkeypatch):
     assert [z.name for z in settings.zones] == ["domain.foo.bar"]
     assert settings.redis_url == "redis://:primary-secret@redis-primary:6379/0"
     assert settings.manifests is None and settings.kubeconfig is None, "in-cluster configuration"
-    assert not settings.pdns_api_urls, "PowerDNS's API is reachable from inside the DNS pods only"
+    # PowerDNS's API is reachable from inside the DNS pods only (where the backend purges).
+    assert not getattr(settings, "pdns_api_urls", ())
     if unknown:
         pytest.xfail(f"mountdns-sync flags added on other branches, not here yet: {', '.join(unknown)}")
 
