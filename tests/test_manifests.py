@@ -1,9 +1,9 @@
-"""The shipped manifests: the CRD, the RBAC rules and the seed examples.
+"""The shipped manifests: the CRD and the seed examples (RBAC: test_deploy_rbac.py).
 
 There is no API server on the build machines, so these tests check what one would:
 the CRD is a structural schema every example Container passes (and bad objects fail),
-the RBAC grants read access to exactly what the sync lists, and examples/ describes the
-same topology as the tests' seed_objects(), since the demo runs on those files.
+and examples/ describes the same topology as the tests' seed_objects(), since the demo
+runs on those files.
 """
 
 import re
@@ -19,7 +19,6 @@ from mountdns.testing.seed import SEED_STATE
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_PATH = ROOT / "deploy" / "crds" / "containers.mountdns.io.yaml"
-RBAC_PATH = ROOT / "deploy" / "rbac.yaml"
 EXAMPLES = ROOT / "examples"
 # What Kubernetes demands of metadata.name for custom resources (a DNS-1123 subdomain).
 DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -149,24 +148,6 @@ def test_crd_requires_a_spec(validator):
     obj = container("bare")
     del obj["spec"]
     assert errors(validator, obj) == ["'spec' is a required property"]
-
-
-# --- RBAC ---------------------------------------------------------------------------------------------
-
-
-def test_rbac_lets_the_sync_read_containers_and_nodes_and_nothing_else():
-    account, role, binding = load_documents(RBAC_PATH)
-    assert (account["kind"], account["metadata"]["name"]) == ("ServiceAccount", "mountdns-sync")
-    assert role["kind"] == "ClusterRole"
-    assert role["rules"] == [
-        {"apiGroups": ["mountdns.io"], "resources": ["containers"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
-    ]
-    assert binding["kind"] == "ClusterRoleBinding"
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mountdns-sync",
-                                    "namespace": account["metadata"]["namespace"]}]
 
 
 # --- examples/ is the seed -----------------------------------------------------------------------------
