@@ -8,6 +8,7 @@ import sys
 import threading
 
 import redis
+from prometheus_client import CollectorRegistry
 
 from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
@@ -15,6 +16,8 @@ from mountdns.settings import ConfigError
 from sync.sources.cache import ObjectCache
 from sync.config import SyncSettings, build_parser, settings_from_args
 from sync.daemon import SyncDaemon
+from sync.health import Health
+from sync.metrics import SyncMetrics
 from sync.purge import CachePurger
 from sync.reconciler import Reconciler
 from sync.rules import RulesConfig
@@ -24,10 +27,11 @@ log = logging.getLogger("mountdns.sync")
 
 def rules_config(settings: SyncSettings) -> RulesConfig:
     return RulesConfig(zones=settings.zones, mounted_status=settings.mounted_status,
-                       mount_types=settings.mount_types, node_address_types=settings.node_address_types)
+                       mount_types=settings.mount_types, node_address_types=settings.node_address_types,
+                       allow_special_addresses=settings.allow_special_addresses)
 
 
-def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Event):
+def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Event, metrics=None):
     if settings.manifests:
         from sync.sources.manifests import ManifestSource
         return ManifestSource(settings.manifests, cache, stop)
@@ -36,7 +40,7 @@ def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Eve
         api_client = load_client(settings.kubeconfig)
     except Exception as exc:  # noqa: BLE001 - the client raises several kinds for bad config
         raise ConfigError(f"--kubeconfig: cannot load Kubernetes configuration: {exc}") from exc
-    return KubernetesSource(api_client, cache, stop, namespace=settings.namespace)
+    return KubernetesSource(api_client, cache, stop, namespace=settings.namespace, metrics=metrics)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     cache = ObjectCache()
+    metrics = SyncMetrics(CollectorRegistry(), [zone.name for zone in settings.zones])
+    metrics.set_leader(True)  # without leader election every sync writes
+    health = Health(cache.listed, metrics)
     try:
-        source = build_source(settings, cache, stop)
+        source = build_source(settings, cache, stop, metrics)
     except ConfigError as exc:
         print(f"mountdns-sync: {exc}", file=sys.stderr)
         return 2
@@ -61,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     purger = None
     if settings.pdns_api_urls and not settings.dry_run:
         purger = CachePurger(settings.pdns_api_urls, settings.pdns_api_key).start()
-    reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run)
+    reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run,
+                            metrics=metrics)
     daemon = SyncDaemon(cache, source, reconciler, resync_interval=settings.resync_interval,
-                        coalesce_seconds=settings.coalesce_seconds)
+                        coalesce_seconds=settings.coalesce_seconds, health=health)
 
     if settings.once:
         try:
@@ -80,11 +88,21 @@ def main(argv: list[str] | None = None) -> int:
         log.info("sync done: %d key writes", writes)
         return 0
 
+    status_server = None
+    if settings.metrics_bind:
+        from sync.status_server import StatusServer
+        try:
+            status_server = StatusServer(settings.metrics_bind, metrics.registry, health).start()
+        except ConfigError as exc:
+            print(f"mountdns-sync: {exc}", file=sys.stderr)
+            return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     daemon.run(stop)
     if purger:
         purger.stop()
+    if status_server:
+        status_server.stop()
     log.info("stopped")
     return 0
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from mountdns.keyspace import DEFAULT_PREFIX, Keys
 from mountdns.names import InvalidName, normalize
-from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, repeated
+from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, parse_bind, repeated
 from mountdns.records import Zone
 
 ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS")
@@ -52,6 +52,10 @@ class SyncSettings:
     coalesce_seconds: float = 0.05
     """How long to gather further events after the first before writing a batch."""
     log_level: str = "info"
+    metrics_bind: tuple[str, int] | None = ("127.0.0.1", 9153)
+    """Where /healthz, /readyz and /metrics are served; None (`--metrics-bind off`) serves nothing."""
+    allow_special_addresses: bool = False
+    """Publish loopback, link-local, multicast, broadcast and unspecified Node addresses (demos)."""
 
     def describe(self) -> str:
         """The startup log line: everything but secrets."""
@@ -60,7 +64,9 @@ class SyncSettings:
                 f"namespace={self.namespace or '*'} resync={self.resync_interval}s "
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
                 f"address_types={list(self.node_address_types)} pdns_api={list(self.pdns_api_urls)} "
-                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run}")
+                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run} "
+                f"metrics_bind={'%s:%d' % self.metrics_bind if self.metrics_bind else 'off'} "
+                f"allow_special_addresses={self.allow_special_addresses}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(p, "--once", switch=True, help="sync once, then exit")
     add_flag(p, "--dry-run", switch=True, help="print the changes, write nothing")
+    add_flag(p, "--metrics-bind", default="127.0.0.1:9153",
+             help="HOST:PORT serving /healthz, /readyz and /metrics; '' or off: none")
+    add_flag(p, "--allow-special-addresses", switch=True,
+             help="publish loopback, link-local, multicast, broadcast and unspecified Node addresses (demos)")
     return p
 
 
@@ -141,6 +151,7 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
             raise ConfigError(f"--pdns-api-url: expected http(s)://HOST:PORT, got {url!r}")
     if urls and not args.pdns_api_key:
         raise ConfigError("--pdns-api-key: required with --pdns-api-url")
+    metrics_bind = _metrics_bind(args.metrics_bind)
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
 
@@ -150,7 +161,17 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         mounted_status=args.mounted_status, mount_types=frozenset(repeated(args, "mount_types")),
         node_address_types=address_types, once=args.once, dry_run=args.dry_run, pdns_api_urls=urls,
         pdns_api_key=args.pdns_api_key, coalesce_seconds=args.coalesce_seconds,
-        log_level=args.log_level.lower())
+        log_level=args.log_level.lower(), metrics_bind=metrics_bind,
+        allow_special_addresses=args.allow_special_addresses)
+
+
+def _metrics_bind(value: str | None) -> tuple[str, int] | None:
+    if value is None or value.strip().lower() in ("", "off"):
+        return None
+    try:
+        return parse_bind(value.strip())
+    except ConfigError:
+        raise ConfigError(f"--metrics-bind: expected HOST:PORT, '' or off, got {value!r}") from None
 
 
 def parse(argv: list[str] | None = None) -> SyncSettings:

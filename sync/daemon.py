@@ -17,13 +17,14 @@ from mountdns.store import StoreError
 from mountdns.backoff import Backoff
 from sync.sources.cache import ObjectCache
 from sync.reconciler import Reconciler
+from sync.health import HEARTBEAT_INTERVAL
 
 log = logging.getLogger("mountdns.sync")
 
 
 class SyncDaemon:
     def __init__(self, cache: ObjectCache, source, reconciler: Reconciler, *,
-                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05):
+                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05, health=None):
         self.cache = cache
         self.source = source
         self.reconciler = reconciler
@@ -31,6 +32,7 @@ class SyncDaemon:
         self.coalesce_seconds = coalesce_seconds
         self.backoff = Backoff(initial=0.2, maximum=10.0)
         self.store_failures = 0
+        self.health = health  # sync.health.Health: the loop's heartbeat, or None
 
     def run_once(self) -> int:
         """List everything once, reconcile fully, return the number of key writes."""
@@ -50,7 +52,9 @@ class SyncDaemon:
         batches = 0
         try:
             while not stop.is_set() and (max_batches is None or batches < max_batches):
-                timeout = max(0.0, next_resync - time.monotonic())
+                if self.health is not None:
+                    self.health.beat()
+                timeout = max(0.0, min(next_resync - time.monotonic(), HEARTBEAT_INTERVAL))
                 self.cache.changed.wait(timeout)
                 if stop.is_set():
                     break

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Iterable, Mapping
 
-from mountdns.names import MAX_NAME_OCTETS, InvalidName, check_publishable, containing_zone, normalize
+from mountdns.names import InvalidName, check_publishable, containing_zone, normalize
 from mountdns.records import Zone
 
 DEFAULT_NAMESPACE = "default"  # what kubectl assumes for a manifest without metadata.namespace
@@ -98,9 +98,10 @@ class NotPublishable(ValueError):
         self.code = code
 
 
-# Longest text read from any field: Kubernetes names are at most 253 octets, and anything
-# longer is refused before it is lowercased, split or logged whole.
-MAX_TEXT = MAX_NAME_OCTETS
+# Longest text read from any field, far above any valid value (names are at most 253
+# octets, checked where they are used): a 10 MB string is refused here, before it is
+# lowercased, split or put whole into a log line.
+MAX_TEXT = 1024
 
 
 @dataclass(slots=True)
@@ -161,7 +162,7 @@ class ContainerReader:
         try:
             fqdn = check_publishable(raw)
         except InvalidName as exc:
-            raise NotPublishable(f"invalid fqdn {raw!r}: {exc}", SkipCode.INVALID_NAME) from None
+            raise NotPublishable(f"invalid fqdn {_shown(raw)}: {exc}", SkipCode.INVALID_NAME) from None
         zone = self._zone_of(fqdn)
         if zone is None:
             raise NotPublishable(f"fqdn {fqdn} is outside the configured zones ({', '.join(self.config.zone_names)})",
@@ -312,7 +313,7 @@ def node_addresses(node: Mapping, address_types: Iterable[str], allow_special: b
 def _shown(value) -> str:
     """A value for a log line: repr, cut short (a 10 MB string must not become a log line)."""
     text = repr(value)
-    return text if len(text) <= 70 else text[:67] + "..."
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def ipv4_first(addresses: Iterable[str]) -> tuple[str, ...]:

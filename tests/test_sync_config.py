@@ -65,6 +65,8 @@ ENV_CASES = [
     ({"MOUNTDNS_LOG_LEVEL": "DEBUG"}, lambda s: s.log_level, "debug"),
     ({"MOUNTDNS_ONCE": "true"}, lambda s: s.once, True),
     ({"MOUNTDNS_DRY_RUN": "1"}, lambda s: s.dry_run, True),
+    ({"MOUNTDNS_METRICS_BIND": "0.0.0.0:9200"}, lambda s: s.metrics_bind, ("0.0.0.0", 9200)),
+    ({"MOUNTDNS_ALLOW_SPECIAL_ADDRESSES": "yes"}, lambda s: s.allow_special_addresses, True),
 ]
 
 
@@ -121,6 +123,16 @@ def test_defaults_make_the_first_zone_the_default_with_ns1_and_hostmaster():
         (False, False, (), "info")
 
 
+def test_metrics_are_served_on_localhost_9153_by_default_and_off_or_empty_disables_them(monkeypatch):
+    assert parse(ZONE_ARGS).metrics_bind == ("127.0.0.1", 9153)
+    assert parse(ZONE_ARGS + ["--metrics-bind", "[::1]:9300"]).metrics_bind == ("[::1]", 9300)
+    assert parse(ZONE_ARGS + ["--metrics-bind", "off"]).metrics_bind is None
+    assert parse(ZONE_ARGS + ["--metrics-bind", ""]).metrics_bind is None
+    monkeypatch.setenv("MOUNTDNS_METRICS_BIND", "OFF")
+    assert parse(ZONE_ARGS).metrics_bind is None
+    assert parse(ZONE_ARGS).allow_special_addresses is False
+
+
 def test_repeated_flags_keep_their_order():
     settings = parse(["--zone", "b.org", "--zone", "a.com", "--nameserver", "ns2.a.com", "--nameserver", "ns1.a.com"])
     assert settings.zones == (_zone("b.org", nameservers=("ns2.a.com", "ns1.a.com")),
@@ -148,6 +160,8 @@ BAD_CONFIGURATIONS = {
     "key prefix with a space": (ZONE_ARGS + ["--key-prefix", "a b"], "--key-prefix"),
     "key prefix with a glob": (ZONE_ARGS + ["--key-prefix", "dns*"], "--key-prefix"),
     "unknown log level": (ZONE_ARGS + ["--log-level", "loud"], "--log-level"),
+    "metrics bind without port": (ZONE_ARGS + ["--metrics-bind", "127.0.0.1"], "--metrics-bind"),
+    "metrics bind port out of range": (ZONE_ARGS + ["--metrics-bind", "127.0.0.1:70000"], "--metrics-bind"),
 }
 
 
@@ -215,3 +229,9 @@ def test_backend_console_script_exits_2_naming_bind():
     result = _run_script("mountdns-backend", "--bind", "nonsense")
     assert result.returncode == 2
     assert "--bind: expected HOST:PORT, got 'nonsense'" in result.stderr
+
+
+def test_sync_console_script_exits_2_naming_a_bad_metrics_bind():
+    result = _run_script("mountdns-sync", "--zone", "example.com", "--metrics-bind", "9153")
+    assert result.returncode == 2
+    assert result.stderr.startswith("mountdns-sync: --metrics-bind: expected HOST:PORT")

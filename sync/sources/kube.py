@@ -19,6 +19,7 @@ import json
 import logging
 import socket
 import threading
+import time
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -48,8 +49,9 @@ class ResourceWatcher:
     """Keeps one kind of object in the cache by list-then-watch, until stopped."""
 
     def __init__(self, kind: str, list_call, cache: ObjectCache, stop: threading.Event, *,
-                 watch_timeout: int = 300, request_timeout: float = 30.0):
+                 watch_timeout: int = 300, request_timeout: float = 30.0, metrics=None):
         self.kind = kind
+        self.metrics = metrics  # sync.metrics.SyncMetrics or None
         self.list_call = list_call
         self.cache = cache
         self.stop = stop
@@ -136,16 +138,20 @@ class ResourceWatcher:
         return resource_version
 
     def handle_event(self, event: dict, resource_version: str) -> str:
+        received = time.monotonic()
         kind, obj = event.get("type"), event.get("object") or {}
+        if not isinstance(obj, dict):
+            log.warning("ignoring %s watch event whose object is a %s", self.kind, type(obj).__name__)
+            return resource_version
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise Gone(obj.get("message", "410 Gone"))
             raise ApiException(status=obj.get("code"), reason=f"{obj.get('reason')}: {obj.get('message')}")
         new_version = (obj.get("metadata") or {}).get("resourceVersion") or resource_version
         if kind in ("ADDED", "MODIFIED"):
-            self.cache.put(self.kind, obj)
+            self.cache.put(self.kind, obj, received)
         elif kind == "DELETED":
-            self.cache.remove(self.kind, obj)
+            self.cache.remove(self.kind, obj, received)
         elif kind != "BOOKMARK":
             log.warning("ignoring watch event of unknown type %r", kind)
             return resource_version
@@ -163,8 +169,10 @@ class ResourceWatcher:
                 continue
             except Gone as exc:
                 log.info("%s watch expired (%s): re-listing", self.kind, exc)
+                self._restarted()
                 continue
             except ApiException as exc:
+                self._restarted()
                 if exc.status == 410:
                     log.info("%s: 410 Gone: re-listing", self.kind)
                     continue
@@ -174,7 +182,13 @@ class ResourceWatcher:
                     break
                 if self._resync.is_set():
                     continue  # we ended the stream ourselves to re-list: not a failure
+                self._restarted()
                 self._failed(f"{type(exc).__name__}: {exc}")
+
+    def _restarted(self) -> None:
+        """Count a list/watch started again after 410 Gone, a dropped stream or an error."""
+        if self.metrics is not None:
+            self.metrics.watch_restarted(self.kind)
 
     def _failed(self, reason: str) -> None:
         delay = self.backoff.next_delay()
@@ -188,6 +202,7 @@ class KubernetesSource:
 
     def __init__(self, api_client: client.ApiClient, cache: ObjectCache, stop: threading.Event,
                  namespace: str | None = None, **watcher_options):
+        # watcher_options may carry metrics=SyncMetrics (watch restarts by resource)
         custom = client.CustomObjectsApi(api_client)
         core = client.CoreV1Api(api_client)
         if namespace:
