@@ -23,6 +23,7 @@ from sync.reconciler import Reconciler
 from sync.rules import RulesConfig
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
 from sync.sources.kube import ResourceWatcher
+from sync.sources.manifests import ManifestSource
 from tests.test_reconciler import FailingStore
 
 
@@ -280,3 +281,18 @@ def test_watch_restarts_are_counted_by_resource(registry, metrics):
 
     assert value(registry, "mountdns_sync_watch_restarts_total", resource="containers") == 3
     assert value(registry, "mountdns_sync_watch_restarts_total", resource="nodes") == 0
+
+
+def test_a_manifest_edit_is_timed_like_a_watch_event_but_the_first_scan_is_not(tmp_path):
+    cache = ObjectCache()
+    source = ManifestSource(str(tmp_path), cache, threading.Event())
+    (tmp_path / "nodes.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: node-0}\n")
+
+    source.scan()
+    assert cache.snapshot().oldest_event is None  # the first scan is the list
+
+    (tmp_path / "more.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n")
+    source.scan()
+    snapshot = cache.snapshot()
+    assert snapshot.oldest_event is not None
+    assert sorted(n["metadata"]["name"] for n in snapshot.nodes) == ["node-0", "node-1"]

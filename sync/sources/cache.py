@@ -92,6 +92,12 @@ class ObjectCache:
             self._note_event(received)
         self.changed.set()
 
+    def note_event(self, received: float) -> None:
+        """A change seen at `received` (monotonic) by a source that then replaces whole
+        kinds (the manifest reader), timed like a watch event."""
+        with self._lock:
+            self._note_event(received)
+
     def _note_event(self, received: float | None) -> None:
         if received is not None and (self._oldest_event is None or received < self._oldest_event):
             self._oldest_event = received
