@@ -9,6 +9,7 @@ Every wait is bounded; processes are stopped by fixtures.
 
 from __future__ import annotations
 
+import shutil
 import urllib.error
 import urllib.request
 
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mountdns.testing.objects import MOUNTED, container, node, seed_objects
 from mountdns.testing.seed import ZONE
-from mountdns.testing.servers import free_port
+from mountdns.testing.servers import RedisServer, free_port, workdir
 from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
@@ -174,3 +175,43 @@ def test_a_metrics_port_in_use_exits_2_naming_the_flag(tmp_path, api, redis_serv
         assert f"mountdns-sync: --metrics-bind: cannot listen on 127.0.0.1:{port}" in second.log_text()
     finally:
         first.stop()
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis of this test's own, to stop and restart (empty) on the same port."""
+    directory = workdir("mountdns-metrics-redis-")
+    server = RedisServer(directory)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_redis_lost_shows_as_write_errors_and_not_ready_then_a_counted_rewrite(tmp_path, api, own_redis):
+    port = free_port()
+    containers, nodes = seed_objects()
+    api.apply_many(nodes + containers)
+    sync = SyncProcess(tmp_path, own_redis.url, kubeconfig=api.write_kubeconfig(tmp_path / "kubeconfig"),
+                       coalesce_seconds=0.02, resync_interval=1, metrics_bind=f"127.0.0.1:{port}").start()
+    try:
+        sync.wait_until(lambda: get(port, "/readyz")[0] == 200, 20, "/readyz 200")
+        assert sample(scrape(port), "mountdns_sync_store_rewrites_total") == 0
+
+        own_redis.stop()
+        sync.wait_until(lambda: sample(scrape(port), "mountdns_sync_write_errors_total") >= 1, 10,
+                        "a failed batch counted")
+        status, reason = get(port, "/readyz")
+        assert status == 503 and reason.startswith("last write failed: StoreError")
+        assert get(port, "/healthz")[0] == 200  # a Redis outage is no reason to restart the sync
+
+        own_redis.start()  # empty
+        client = own_redis.client()
+        sync.wait_until(lambda: client.get("mountdns:node:node-1") == b"2.3.4.5", 10, "the seed rewritten")
+        sync.wait_until(lambda: sample(scrape(port), "mountdns_sync_store_rewrites_total") == 1, 10,
+                        "the rewrite counted")
+        assert get(port, "/readyz") == (200, "ok\n")
+        client.close()
+    finally:
+        sync.stop()
