@@ -21,6 +21,7 @@ MAX_NAME_OCTETS = 253  # presentation form without the trailing dot (RFC 1035: 2
 MAX_LABEL_OCTETS = 63
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _PUBLISHABLE_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
+_PUBLISHABLE_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")  # label lengths: normalize checks them
 
 
 class InvalidName(ValueError):
@@ -57,11 +58,13 @@ def check_publishable(name: str) -> str:
     non-ASCII, which PowerDNS and resolvers spell in different ways.
     """
     fqdn = normalize(name)
+    if _PUBLISHABLE_NAME.fullmatch(fqdn):
+        return fqdn  # one match for the whole name: the sync checks 100,000 of them per full batch
     for label in fqdn.split("."):
         if not _PUBLISHABLE_LABEL.fullmatch(label):
             shown = label if len(label) <= 40 else label[:40] + "..."
             raise InvalidName(f"label {shown!r} may hold only ASCII letters, digits, '-' and '_'")
-    return fqdn
+    raise InvalidName(f"{fqdn[:60]!r} may hold only ASCII letters, digits, '-' and '_' in its labels")
 
 
 def absolute(name: str) -> str:

@@ -142,12 +142,12 @@ class ContainerReader:
         if not isinstance(obj, dict):
             raise NotPublishable(f"not an object: {type(obj).__name__}")
         meta = _section(obj, "metadata")
-        name = _optional_text(meta, "metadata.name")
+        name = _optional_text(meta, "metadata", "name")
         if name is None:
             raise NotPublishable("no metadata.name")
-        namespace = _optional_text(meta, "metadata.namespace") or DEFAULT_NAMESPACE
+        namespace = _optional_text(meta, "metadata", "namespace") or DEFAULT_NAMESPACE
         spec = _section(obj, "spec")
-        node = _optional_text(spec, "spec.nodeName")
+        node = _optional_text(spec, "spec", "nodeName")
         if node is not None and not node.isascii():
             raise NotPublishable(f"spec.nodeName {node!r} is not ASCII")
         mounted_to, unmounted_reason = mount_target(spec, _section(obj, "status"), self.config)
@@ -157,7 +157,7 @@ class ContainerReader:
 
     def fqdn(self, name: str, namespace: str, spec: dict) -> str:
         """The normalized fqdn a Container claims, or raise NotPublishable."""
-        given = _optional_text(spec, "spec.fqdn")
+        given = _optional_text(spec, "spec", "fqdn")
         raw = given if given is not None else f"{name}.{namespace}.{self.config.default_zone}"
         try:
             fqdn = check_publishable(raw)
@@ -202,9 +202,9 @@ class ContainerReader:
 def mount_target(spec: dict, status: dict, config: RulesConfig) -> tuple[str | None, str]:
     """The name in spec.mountedTo if the Container is effectively mounted, else None and
     why it is not (for the skip reason of a Container that has no node either)."""
-    target = _optional_text(spec, "spec.mountedTo")
-    device_status = _optional_text(status, "status.deviceStatus")
-    kind = _optional_text(spec, "spec.type")
+    target = _optional_text(spec, "spec", "mountedTo")
+    device_status = _optional_text(status, "status", "deviceStatus")
+    kind = _optional_text(spec, "spec", "type")
     if target is None:
         return None, "no spec.nodeName and not mounted"
     if device_status != config.mounted_status:
@@ -226,16 +226,18 @@ def _section(obj: dict, part: str) -> dict:
     return value
 
 
-def _optional_text(section: dict, path: str) -> str | None:
-    """The string at `path` (its last part is the key in `section`); None when absent or
-    empty; NotPublishable(InvalidSpec) when of another type or too long."""
-    value = section.get(path.rpartition(".")[2])
+def _optional_text(section: dict, part: str, key: str) -> str | None:
+    """The string at `part`.`key`; None when absent or empty; NotPublishable(InvalidSpec)
+    when of another type or too long."""
+    value = section.get(key)
+    if type(value) is str and 0 < len(value) <= MAX_TEXT:
+        return value  # the common case first: seven fields of 100,000 objects per full batch
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise NotPublishable(f"{path} must be a string, got {type(value).__name__}")
+        raise NotPublishable(f"{part}.{key} must be a string, got {type(value).__name__}")
     if len(value) > MAX_TEXT:
-        raise NotPublishable(f"{path} is longer than {MAX_TEXT} characters ({len(value)})")
+        raise NotPublishable(f"{part}.{key} is longer than {MAX_TEXT} characters ({len(value)})")
     return value
 
 
