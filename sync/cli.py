@@ -8,6 +8,7 @@ import sys
 import threading
 
 import redis
+from prometheus_client import CollectorRegistry
 
 from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
@@ -15,6 +16,8 @@ from mountdns.settings import ConfigError
 from sync.sources.cache import ObjectCache
 from sync.config import SyncSettings, build_parser, settings_from_args
 from sync.daemon import SyncDaemon
+from sync.health import Health
+from sync.metrics import SyncMetrics
 from sync.purge import CachePurger
 from sync.reconciler import Reconciler
 from sync.rules import RulesConfig
@@ -24,10 +27,11 @@ log = logging.getLogger("mountdns.sync")
 
 def rules_config(settings: SyncSettings) -> RulesConfig:
     return RulesConfig(zones=settings.zones, mounted_status=settings.mounted_status,
-                       mount_types=settings.mount_types, node_address_types=settings.node_address_types)
+                       mount_types=settings.mount_types, node_address_types=settings.node_address_types,
+                       allow_special_addresses=settings.allow_special_addresses)
 
 
-def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Event):
+def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Event, metrics=None):
     if settings.manifests:
         from sync.sources.manifests import ManifestSource
         return ManifestSource(settings.manifests, cache, stop)
@@ -37,10 +41,10 @@ def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Eve
     except Exception as exc:  # noqa: BLE001 - the client raises several kinds for bad config
         raise ConfigError(f"--kubeconfig: cannot load Kubernetes configuration: {exc}") from exc
     return KubernetesSource(api_client, cache, stop, namespace=settings.namespace,
-                            idle_timeout=settings.watch_idle_timeout)
+                            idle_timeout=settings.watch_idle_timeout, metrics=metrics)
 
 
-def build_elector(settings: SyncSettings, store, cache: ObjectCache):
+def build_elector(settings: SyncSettings, store, cache: ObjectCache, metrics=None):
     """The Lease elector, and the store wrapped so only the leader writes, with its term.
 
     Becoming leader records the term in Redis first (fencing off any older leader still
@@ -60,6 +64,9 @@ def build_elector(settings: SyncSettings, store, cache: ObjectCache):
     fenced = FencedStore(store, elector)
     elector.before_leading = fenced.take_term
     elector.on_started_leading.append(lambda term: cache.changed.set())
+    if metrics is not None:
+        elector.on_started_leading.append(lambda term: metrics.set_leader(True))
+        elector.on_stopped_leading.append(lambda reason: metrics.set_leader(False))
     return elector, fenced
 
 
@@ -75,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     cache = ObjectCache()
+    metrics = SyncMetrics(CollectorRegistry(), [zone.name for zone in settings.zones])
+    health = Health(cache.listed, metrics)
     try:
-        source = build_source(settings, cache, stop)
+        source = build_source(settings, cache, stop, metrics)
     except ConfigError as exc:
         print(f"mountdns-sync: {exc}", file=sys.stderr)
         return 2
@@ -88,13 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     elector = None
     if settings.leader_elect:
         try:
-            elector, store = build_elector(settings, store, cache)
+            elector, store = build_elector(settings, store, cache, metrics)
         except ConfigError as exc:
             print(f"mountdns-sync: {exc}", file=sys.stderr)
             return 2
-    reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run)
+    metrics.set_leader(elector is None)  # without leader election every sync writes
+    reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run,
+                            metrics=metrics)
     daemon = SyncDaemon(cache, source, reconciler, resync_interval=settings.resync_interval,
-                        coalesce_seconds=settings.coalesce_seconds, leader=elector)
+                        coalesce_seconds=settings.coalesce_seconds, leader=elector, health=health)
 
     if settings.once:
         try:
@@ -111,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         log.info("sync done: %d key writes", writes)
         return 0
 
+    status_server = None
+    if settings.metrics_bind:
+        from sync.status_server import StatusServer
+        try:
+            status_server = StatusServer(settings.metrics_bind, metrics.registry, health).start()
+        except ConfigError as exc:
+            print(f"mountdns-sync: {exc}", file=sys.stderr)
+            return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     election = elector.start(stop) if elector else None
@@ -120,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         elector.release()  # after the last write: the next replica takes over at once
     if purger:
         purger.stop()
+    if status_server:
+        status_server.stop()
     log.info("stopped")
     return 0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mountdns.keyspace import DEFAULT_PREFIX, Keys
 from mountdns.names import InvalidName, normalize
-from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, repeated
+from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, parse_bind, repeated
 from mountdns.records import Zone
 from sync.leader import default_identity, default_namespace
 
@@ -72,6 +72,10 @@ class SyncSettings:
     """Seconds a leader keeps writing without renewing; must be below lease_duration."""
     retry_period: float = 2.0
     """Seconds between attempts to acquire or renew the Lease."""
+    metrics_bind: tuple[str, int] | None = ("127.0.0.1", 9153)
+    """Where /healthz, /readyz and /metrics are served; None (`--metrics-bind off`) serves nothing."""
+    allow_special_addresses: bool = False
+    """Publish loopback, link-local, multicast, broadcast and unspecified Node addresses (demos)."""
 
     def describe(self) -> str:
         """The startup log line: everything but secrets."""
@@ -81,7 +85,9 @@ class SyncSettings:
                 f"watch_idle_timeout={self.watch_idle_timeout}s "
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
                 f"address_types={list(self.node_address_types)} pdns_api={list(self.pdns_api_urls)} "
-                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run}"
+                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run} "
+                f"metrics_bind={'%s:%d' % self.metrics_bind if self.metrics_bind else 'off'} "
+                f"allow_special_addresses={self.allow_special_addresses}"
                 + (f" leader_elect=Lease {self.lease_namespace}/{self.lease_name} identity={self.identity} "
                    f"lease_duration={self.lease_duration}s renew_deadline={self.renew_deadline}s "
                    f"retry_period={self.retry_period}s" if self.leader_elect else " leader_elect=off"))
@@ -123,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
              help="seconds a leader keeps writing without renewing (below the lease duration)")
     add_flag(p, "--leader-elect-retry-period", default=2.0, cast=float,
              help="seconds between attempts to acquire or renew the Lease")
+    add_flag(p, "--metrics-bind", default="127.0.0.1:9153",
+             help="HOST:PORT serving /healthz, /readyz and /metrics; '' or off: none")
+    add_flag(p, "--allow-special-addresses", switch=True,
+             help="publish loopback, link-local, multicast, broadcast and unspecified Node addresses (demos)")
     return p
 
 
@@ -182,6 +192,7 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
             raise ConfigError(f"--pdns-api-url: expected http(s)://HOST:PORT, got {url!r}")
     if urls and not args.pdns_api_key:
         raise ConfigError("--pdns-api-key: required with --pdns-api-url")
+    metrics_bind = _metrics_bind(args.metrics_bind)
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
 
@@ -197,7 +208,17 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         node_address_types=address_types, once=args.once, dry_run=args.dry_run, pdns_api_urls=urls,
         pdns_api_key=args.pdns_api_key, coalesce_seconds=args.coalesce_seconds,
         watch_idle_timeout=args.watch_idle_timeout,
-        log_level=args.log_level.lower())
+        log_level=args.log_level.lower(), metrics_bind=metrics_bind,
+        allow_special_addresses=args.allow_special_addresses)
+
+
+def _metrics_bind(value: str | None) -> tuple[str, int] | None:
+    if value is None or value.strip().lower() in ("", "off"):
+        return None
+    try:
+        return parse_bind(value.strip())
+    except ConfigError:
+        raise ConfigError(f"--metrics-bind: expected HOST:PORT, '' or off, got {value!r}") from None
 
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -24,6 +24,7 @@ from mountdns.store import StoreError
 from sync.reconciler import Reconciler
 from sync.sources.cache import ObjectCache
 from sync.leader import NotLeading
+from sync.health import HEARTBEAT_INTERVAL
 
 log = logging.getLogger("mountdns.sync")
 
@@ -40,7 +41,8 @@ class Wait:
 class SyncDaemon:
     def __init__(self, cache: ObjectCache, source, reconciler: Reconciler, *,
                  resync_interval: float = 300.0, coalesce_seconds: float = 0.05,
-                 backoff: Backoff | None = None, clock: Callable[[], float] = time.monotonic, leader=None):
+                 backoff: Backoff | None = None, clock: Callable[[], float] = time.monotonic, leader=None,
+                 health=None):
         self.cache = cache
         self.source = source
         self.reconciler = reconciler
@@ -56,6 +58,7 @@ class SyncDaemon:
         self.gathering_since: float | None = None  # first change of the batch being gathered
         self.retry_at: float | None = None  # after a failed write: no batch before this
         self.leader = leader  # leader election: a sync.leader.LeaderElector, or None to always write
+        self.health = health  # sync.health.Health: the loop's heartbeat, or None
 
     # -- one iteration -----------------------------------------------------------------
     def step(self, now: float) -> Wait:
@@ -140,8 +143,11 @@ class SyncDaemon:
                          name="stop-waker", daemon=True).start()
         try:
             while not stop.is_set() and (max_batches is None or self.batches < max_batches):
+                if self.health is not None:
+                    self.health.beat()  # on the health's own clock, which its probes read
                 wait = self.step(self.clock())
-                timeout = max(0.0, wait.until - self.clock())
+                # Wake at least every heartbeat interval, so /healthz sees a live loop when idle.
+                timeout = max(0.0, min(wait.until - self.clock(), HEARTBEAT_INTERVAL))
                 if wait.on_change:
                     self.cache.changed.wait(timeout)
                 else:

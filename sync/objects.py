@@ -3,8 +3,13 @@ few checked values the rules work with.
 
 Everything that can be wrong with one object on its own (a missing name, a field of the
 wrong type, an fqdn outside the zones, an unreadable address) is found here and raised as
-`NotPublishable`; `sync.rules` then decides between objects (conflicts, mounts, cycles).
-Pure: no Redis, no Kubernetes client.
+`NotPublishable` with a `SkipCode`; `sync.rules` then decides between objects (conflicts,
+mounts, cycles). Pure: no Redis, no Kubernetes client.
+
+The checks do not trust the CRD schema: schemas get bypassed (an older CRD, a
+`kubectl replace --validate=false`, manifests from files), so an object with `spec` as a
+list, an integer address or a 10 MB string is skipped as `InvalidSpec` and every other
+object keeps syncing.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Iterable, Mapping
 
-from mountdns.names import InvalidName, containing_zone, normalize
+from mountdns.names import InvalidName, check_publishable, containing_zone, normalize
 from mountdns.records import Zone
 
 DEFAULT_NAMESPACE = "default"  # what kubectl assumes for a manifest without metadata.namespace
@@ -33,6 +39,8 @@ class RulesConfig:
     mount_types: the spec.type values that can be mounted; empty means every type.
     node_address_types: the Node.status.addresses types published as A/AAAA.
     max_mount_depth: the longest chain of nested mounts published (a child of a parent is 1).
+    allow_special_addresses: publish unspecified, broadcast, multicast, loopback and
+        link-local Node addresses too (demos on one machine); otherwise they are ignored.
     """
 
     zones: tuple[Zone, ...]
@@ -40,6 +48,7 @@ class RulesConfig:
     mount_types: frozenset[str] = frozenset()
     node_address_types: tuple[str, ...] = ("InternalIP",)
     max_mount_depth: int = 8
+    allow_special_addresses: bool = False
 
     def __post_init__(self):
         if not self.zones:
@@ -62,8 +71,37 @@ class RulesConfig:
         return tuple(zone.name for zone in self.zones)
 
 
+class SkipCode(StrEnum):
+    """Why a Container is not published (or, for the Node codes, published without
+    addresses): a small fixed set of CamelCase codes, usable as a metric label and as a
+    Kubernetes condition reason. The human text beside it carries the details."""
+
+    NOT_MOUNTED = "NotMounted"  # no spec.nodeName and not effectively mounted
+    PARENT_NOT_FOUND = "ParentNotFound"  # spec.mountedTo names no Container
+    PARENT_NOT_PUBLISHED = "ParentNotPublished"  # the Container mounted to is itself not published
+    MOUNT_CYCLE = "MountCycle"
+    MOUNT_TOO_DEEP = "MountTooDeep"  # nested deeper than max_mount_depth
+    NAME_CONFLICT = "NameConflict"  # another Container holds the fqdn (or the object is listed twice)
+    OWNED_ELSEWHERE = "OwnedElsewhere"  # the name is held in the store by another writer
+    OUT_OF_ZONE = "OutOfZone"  # fqdn outside every zone, or a zone's apex
+    INVALID_NAME = "InvalidName"  # fqdn not a publishable DNS name
+    INVALID_SPEC = "InvalidSpec"  # a field missing, of the wrong type or too long
+    NODE_NOT_FOUND = "NodeNotFound"  # published parent whose Node is not listed
+    NODE_HAS_NO_ADDRESS = "NodeHasNoAddress"  # published parent whose Node has no usable address
+
+
 class NotPublishable(ValueError):
-    """A Container cannot be published; the message says why."""
+    """A Container cannot be published; the message says why, `code` says it as a SkipCode."""
+
+    def __init__(self, message: str, code: SkipCode = SkipCode.INVALID_SPEC):
+        super().__init__(message)
+        self.code = code
+
+
+# Longest text read from any field, far above any valid value (names are at most 253
+# octets, checked where they are used): a 10 MB string is refused here, before it is
+# lowercased, split or put whole into a log line.
+MAX_TEXT = 1024
 
 
 @dataclass(slots=True)
@@ -75,7 +113,7 @@ class Claim:
     created: float
     node: str | None
     mounted_to: str | None  # set only when the Container is effectively mounted
-    unmounted_reason: str  # why it is skipped if it turns out to have no node either
+    unmounted_reason: str  # why it is skipped if it turns out to have no node either (NotMounted)
 
     @property
     def namespace(self) -> str:
@@ -100,32 +138,37 @@ class ContainerReader:
         self._zone_of_domain: dict[str, str | None] = {}
         self._times: dict[str, float] = {}
 
-    def read(self, obj: dict) -> Claim:
-        meta = obj.get("metadata") or {}
-        name = meta.get("name")
-        namespace = meta.get("namespace") or DEFAULT_NAMESPACE
-        if not name or not isinstance(name, str):
+    def read(self, obj) -> Claim:
+        if not isinstance(obj, dict):
+            raise NotPublishable(f"not an object: {type(obj).__name__}")
+        meta = _section(obj, "metadata")
+        name = _optional_text(meta, "metadata", "name")
+        if name is None:
             raise NotPublishable("no metadata.name")
-        spec = obj.get("spec") or {}
-        node = _optional_text(spec, "nodeName")
-        mounted_to, unmounted_reason = mount_target(spec, obj.get("status") or {}, self.config)
+        namespace = _optional_text(meta, "metadata", "namespace") or DEFAULT_NAMESPACE
+        spec = _section(obj, "spec")
+        node = _optional_text(spec, "spec", "nodeName")
+        if node is not None and not node.isascii():
+            raise NotPublishable(f"spec.nodeName {node!r} is not ASCII")
+        mounted_to, unmounted_reason = mount_target(spec, _section(obj, "status"), self.config)
         return Claim((namespace, name), self.fqdn(name, namespace, spec),
                       self.created(meta.get("creationTimestamp")),
                       node.lower() if node else None, mounted_to, unmounted_reason)
 
     def fqdn(self, name: str, namespace: str, spec: dict) -> str:
         """The normalized fqdn a Container claims, or raise NotPublishable."""
-        given = spec.get("fqdn")
-        raw = given if given not in (None, "") else f"{name}.{namespace}.{self.config.default_zone}"
+        given = _optional_text(spec, "spec", "fqdn")
+        raw = given if given is not None else f"{name}.{namespace}.{self.config.default_zone}"
         try:
-            fqdn = normalize(raw)
+            fqdn = check_publishable(raw)
         except InvalidName as exc:
-            raise NotPublishable(f"invalid fqdn {raw!r}: {exc}") from None
+            raise NotPublishable(f"invalid fqdn {_shown(raw)}: {exc}", SkipCode.INVALID_NAME) from None
         zone = self._zone_of(fqdn)
         if zone is None:
-            raise NotPublishable(f"fqdn {fqdn} is outside the configured zones ({', '.join(self.config.zone_names)})")
+            raise NotPublishable(f"fqdn {fqdn} is outside the configured zones ({', '.join(self.config.zone_names)})",
+                                 SkipCode.OUT_OF_ZONE)
         if zone == fqdn:
-            raise NotPublishable(f"fqdn {fqdn} is the apex of zone {zone}, not a name below it")
+            raise NotPublishable(f"fqdn {fqdn} is the apex of zone {zone}, not a name below it", SkipCode.OUT_OF_ZONE)
         return fqdn
 
     def _zone_of(self, fqdn: str) -> str | None:
@@ -159,26 +202,42 @@ class ContainerReader:
 def mount_target(spec: dict, status: dict, config: RulesConfig) -> tuple[str | None, str]:
     """The name in spec.mountedTo if the Container is effectively mounted, else None and
     why it is not (for the skip reason of a Container that has no node either)."""
-    target = _optional_text(spec, "mountedTo")
+    target = _optional_text(spec, "spec", "mountedTo")
+    device_status = _optional_text(status, "status", "deviceStatus")
+    kind = _optional_text(spec, "spec", "type")
     if target is None:
         return None, "no spec.nodeName and not mounted"
-    device_status = status.get("deviceStatus")
     if device_status != config.mounted_status:
         shown = "unset" if device_status is None else repr(device_status)
         return None, (f"no spec.nodeName and not mounted (status.deviceStatus is {shown}, "
                       f"not {config.mounted_status!r})")
-    kind = spec.get("type")
     if config.mount_types and kind not in config.mount_types:
         return None, f"no spec.nodeName and not mounted (spec.type {kind!r} cannot be mounted)"
     return target, ""
 
 
-def _optional_text(spec: dict, field: str) -> str | None:
-    value = spec.get(field)
+def _section(obj: dict, part: str) -> dict:
+    """metadata, spec or status: a mapping, or absent (an empty one)."""
+    value = obj.get(part)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise NotPublishable(f"{part} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _optional_text(section: dict, part: str, key: str) -> str | None:
+    """The string at `part`.`key`; None when absent or empty; NotPublishable(InvalidSpec)
+    when of another type or too long."""
+    value = section.get(key)
+    if type(value) is str and 0 < len(value) <= MAX_TEXT:
+        return value  # the common case first: seven fields of 100,000 objects per full batch
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise NotPublishable(f"spec.{field} must be a string, got {type(value).__name__}")
+        raise NotPublishable(f"{part}.{key} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_TEXT:
+        raise NotPublishable(f"{part}.{key} is longer than {MAX_TEXT} characters ({len(value)})")
     return value
 
 
@@ -192,27 +251,71 @@ def _epoch(moment: datetime) -> float:
 # --- Nodes -----------------------------------------------------------------------------
 
 
-def node_addresses(node: Mapping, address_types: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def special_address_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """What makes `address` unfit for a published record (it would point clients at
+    themselves, at everyone or at nothing), or None for an ordinary address."""
+    if address.is_unspecified:
+        return "unspecified"
+    if address == _BROADCAST:
+        return "broadcast"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    mapped = getattr(address, "ipv4_mapped", None)
+    return special_address_kind(mapped) if mapped is not None else None
+
+
+def node_addresses(node: Mapping, address_types: Iterable[str], allow_special: bool = False,
+                   ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The Node's usable addresses (IPv4 before IPv6, each once, in canonical spelling)
-    and the addresses of the wanted types it had to ignore."""
+    and the addresses of the wanted types it had to ignore (shown with why).
+
+    Only IP strings count: `ipaddress` would also take the integer 16909060 as 1.2.3.4,
+    which no kubelet writes. A status or address list of the wrong shape gives no
+    addresses and one ignored entry saying so."""
     wanted = set(address_types)
     usable: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
     ignored: list[str] = []
-    for entry in (node.get("status") or {}).get("addresses") or ():
+    status = node.get("status")
+    entries = status.get("addresses") if isinstance(status, dict) else None
+    if status is not None and not isinstance(status, dict):
+        return (), (f"status is a {type(status).__name__}, not an object",)
+    if entries is not None and not isinstance(entries, list):
+        return (), (f"status.addresses is a {type(entries).__name__}, not a list",)
+    for entry in entries or ():
         if not isinstance(entry, dict) or entry.get("type") not in wanted:
             continue
         raw = entry.get("address")
+        if not isinstance(raw, str) or len(raw) > 64:
+            ignored.append(_shown(raw))
+            continue
         try:
             address = ipaddress.ip_address(raw)
         except ValueError:
-            ignored.append(repr(raw))
+            ignored.append(_shown(raw))
             continue
         if getattr(address, "scope_id", None):
-            ignored.append(repr(raw))  # a link-local scope cannot go into an AAAA record
+            ignored.append(_shown(raw))  # a link-local scope cannot go into an AAAA record
+            continue
+        special = None if allow_special else special_address_kind(address)
+        if special:
+            ignored.append(f"{_shown(raw)} ({special})")
             continue
         usable.add(address)
     ordered = sorted(usable, key=lambda a: (a.version, int(a)))
     return tuple(str(a) for a in ordered), tuple(ignored)
+
+
+def _shown(value) -> str:
+    """A value for a log line: repr, cut short (a 10 MB string must not become a log line)."""
+    text = repr(value)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def ipv4_first(addresses: Iterable[str]) -> tuple[str, ...]:

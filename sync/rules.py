@@ -19,48 +19,69 @@ The rules, in the order they apply:
      of spec.nodeName's addresses) if it has a nodeName;
   4. a child is published only when its chain of mounts ends at a published parent within
      max_mount_depth levels; no member of a mount cycle is published.
-Whatever is left out comes back as a `Skip` with its reason, so the daemon can log and
-count it instead of dropping it silently; node problems come back as warnings.
+Whatever is left out comes back as a `Skip` with its reason (a `SkipCode` and a human
+text), so the daemon can log and count it instead of dropping it silently. A parent whose
+Node is not listed or has no usable address is still published (its A/AAAA records appear
+as soon as the Node has an address, and a node move stays one key write), and comes back
+in `Desired.unresolved` with the code NodeNotFound or NodeHasNoAddress; node problems are
+also logged once per node as warnings.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Callable, Iterable, Mapping
 
 from mountdns.records import State
 from sync.objects import (DEFAULT_NAMESPACE, Claim, ContainerReader, NotPublishable, ObjectKey, RulesConfig,
-                          ipv4_first, node_addresses)
+                          SkipCode, ipv4_first, node_addresses)
 
-__all__ = ["Desired", "RulesConfig", "Skip", "addressless_node_warnings", "desired_state"]
+__all__ = ["Desired", "RulesConfig", "Skip", "SkipCode", "addressless_node_warnings", "desired_state",
+           "with_nodes"]
 
 
 @dataclass(frozen=True, order=True)
 class Skip:
-    """A Container that is not published, and why."""
+    """A Container that is not published (or, in Desired.unresolved, published without
+    addresses): `code` is one SkipCode, `reason` the human text with the details."""
 
     namespace: str
     name: str
     reason: str
+    code: SkipCode
 
 
 @dataclass(frozen=True)
 class Desired:
-    """The desired state, with the Containers left out of it and problems with Nodes."""
+    """The desired state, with the Containers left out of it and problems with Nodes.
+
+    unresolved: published parents that get no A/AAAA records for now, because their Node
+    is not listed (NodeNotFound) or has no usable address (NodeHasNoAddress).
+    parents_by_node: the objects behind the published parents, by node, so that a batch
+    in which only Nodes changed recomputes `unresolved` per node (see `with_nodes`).
+    """
 
     state: State
     skipped: tuple[Skip, ...] = ()
     warnings: tuple[str, ...] = ()
+    unresolved: tuple[Skip, ...] = ()
+    parents_by_node: Mapping[str, tuple[ObjectKey, ...]] = field(default_factory=dict, repr=False, compare=False)
 
 
 # --- Containers on their own -------------------------------------------------------
 
 
 def _identity(obj) -> ObjectKey:
-    meta = (obj.get("metadata") if isinstance(obj, dict) else None) or {}
-    return (meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or ""))
+    """namespace/name of an object that could not be read, as well as it can be told (cut
+    short: the name of an invalid object may be anything, including 10 MB)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return DEFAULT_NAMESPACE, ""
+    namespace, name = meta.get("namespace") or DEFAULT_NAMESPACE, meta.get("name") or ""
+    return (namespace if isinstance(namespace, str) else repr(namespace))[:253], \
+        (name if isinstance(name, str) else repr(name))[:253]
 
 
 def _read_containers(containers: Iterable[dict], config: RulesConfig):
@@ -69,11 +90,12 @@ def _read_containers(containers: Iterable[dict], config: RulesConfig):
     reader = ContainerReader(config)
     for obj in containers:
         try:
-            if not isinstance(obj, dict):
-                raise NotPublishable(f"not an object: {type(obj).__name__}")
             claims.append(reader.read(obj))
         except NotPublishable as exc:
-            skipped.append(Skip(*_identity(obj), str(exc)))
+            skipped.append(Skip(*_identity(obj), str(exc), exc.code))
+        except Exception as exc:  # noqa: BLE001 - one odd object must never stop the others syncing
+            skipped.append(Skip(*_identity(obj), f"unreadable: {type(exc).__name__}: {exc}"[:200],
+                                SkipCode.INVALID_SPEC))
     return claims, skipped
 
 
@@ -100,7 +122,7 @@ def _oldest_by(claims: Iterable[Claim], key: Callable[[Claim], object]) -> dict:
 def _resolve_conflicts(claims: list[Claim]) -> tuple[dict[ObjectKey, Claim], list[Skip]]:
     """The claims that keep their fqdn, by object; the oldest claimant of an fqdn wins."""
     copies = _oldest_by(claims, attrgetter("key"))
-    skipped = [Skip(claim.namespace, claim.name, "listed twice; one copy is used")
+    skipped = [Skip(claim.namespace, claim.name, "listed twice; one copy is used", SkipCode.NAME_CONFLICT)
                for claim in claims if copies[claim.key] is not claim]
     owners = _oldest_by(copies.values(), attrgetter("fqdn"))
     winners: dict[ObjectKey, Claim] = {}
@@ -111,7 +133,8 @@ def _resolve_conflicts(claims: list[Claim]) -> tuple[dict[ObjectKey, Claim], lis
             continue
         why = "older" if owner.created < claim.created else "as old and first by namespace/name"
         skipped.append(Skip(claim.namespace, claim.name,
-                            f"fqdn {claim.fqdn} is taken by {owner.namespace}/{owner.name} ({why})"))
+                            f"fqdn {claim.fqdn} is taken by {owner.namespace}/{owner.name} ({why})",
+                            SkipCode.NAME_CONFLICT))
     return winners, skipped
 
 
@@ -124,7 +147,7 @@ def _cycle_reason(members: list[ObjectKey]) -> str:
 
 
 def _mount_chain(start: ObjectKey, winners: Mapping[ObjectKey, Claim], depth: Mapping[ObjectKey, int],
-                 rejected: Mapping[ObjectKey, str]) -> tuple[list[ObjectKey], ObjectKey, list[ObjectKey]]:
+                 rejected: Mapping[ObjectKey, tuple]) -> tuple[list[ObjectKey], ObjectKey, list[ObjectKey]]:
     """Follow mountedTo from `start` until a settled object, an unknown one or a cycle.
 
     Returns the unsettled children in mount order, the object the last of them is mounted
@@ -145,27 +168,27 @@ def _mount_chain(start: ObjectKey, winners: Mapping[ObjectKey, Claim], depth: Ma
 
 
 def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey],
-                    max_depth: int) -> tuple[dict[ObjectKey, int], dict[ObjectKey, str]]:
-    """Depth of every published object (0 for a parent) and the reason for every other.
+                    max_depth: int) -> tuple[dict[ObjectKey, int], dict[ObjectKey, tuple[str, SkipCode]]]:
+    """Depth of every published object (0 for a parent) and (reason, code) for every other.
 
     Each object is walked once: a chain is followed until it reaches something already
     settled, then settled from its far end back, so the work is linear in the objects.
     """
     depth: dict[ObjectKey, int] = {}
-    rejected: dict[ObjectKey, str] = {}
+    rejected: dict[ObjectKey, tuple[str, SkipCode]] = {}
     too_deep: dict[ObjectKey, int] = {}  # rejected for depth, kept so descendants say so too
     for key, claim in winners.items():
         if claim.mounted_to is None:
             if claim.node:
                 depth[key] = 0
             else:
-                rejected[key] = claim.unmounted_reason
+                rejected[key] = (claim.unmounted_reason, SkipCode.NOT_MOUNTED)
     for start in winners:
         if start in depth or start in rejected:
             continue
         chain, parent, cycle = _mount_chain(start, winners, depth, rejected)
         if cycle:
-            reason = _cycle_reason(cycle)
+            reason = (_cycle_reason(cycle), SkipCode.MOUNT_CYCLE)
             for member in cycle:
                 rejected[member] = reason
         for child in reversed(chain):
@@ -174,7 +197,8 @@ def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey],
                 rejected[child] = _unpublished_parent_reason(parent, listed)
             elif level > max_depth:
                 too_deep[child] = level
-                rejected[child] = f"mount depth {level} exceeds max_mount_depth {max_depth}"
+                rejected[child] = (f"mount depth {level} exceeds max_mount_depth {max_depth}",
+                                   SkipCode.MOUNT_TOO_DEEP)
             else:
                 depth[child] = level
             parent = child
@@ -191,30 +215,34 @@ def _level_below(parent: ObjectKey, depth: Mapping[ObjectKey, int], too_deep: Ma
     return None
 
 
-def _unpublished_parent_reason(parent: ObjectKey, listed: set[ObjectKey]) -> str:
+def _unpublished_parent_reason(parent: ObjectKey, listed: set[ObjectKey]) -> tuple[str, SkipCode]:
     namespace, name = parent
     if parent in listed:
-        return f"parent {namespace}/{name} not published"
-    return f"parent {namespace}/{name} not found"
+        return f"parent {namespace}/{name} not published", SkipCode.PARENT_NOT_PUBLISHED
+    return f"parent {namespace}/{name} not found", SkipCode.PARENT_NOT_FOUND
 
 
 # --- Nodes ---------------------------------------------------------------------------------
 
 
-def _read_nodes(nodes: Iterable[dict], config: RulesConfig) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+def _read_nodes(nodes: Iterable[dict], config: RulesConfig
+                ) -> tuple[dict[str, tuple[str, ...]], frozenset[str], list[str]]:
+    """Addresses by node (only nodes that have one), every node name listed, warnings."""
     by_name: dict[str, set[str]] = {}
     warnings: list[str] = []
     for node in nodes:
-        name = ((node.get("metadata") if isinstance(node, dict) else None) or {}).get("name")
-        if not name or not isinstance(name, str):
-            warnings.append("ignored a Node without metadata.name")
+        meta = node.get("metadata") if isinstance(node, dict) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if not name or not isinstance(name, str) or len(name) > 253 or not name.isascii():
+            warnings.append("ignored a Node without a valid metadata.name")
             continue
         name = name.lower()
-        addresses, ignored = node_addresses(node, config.node_address_types)
+        addresses, ignored = node_addresses(node, config.node_address_types, config.allow_special_addresses)
         if ignored:
             warnings.append(f"node {name}: ignored invalid address {', '.join(ignored)}")
         by_name.setdefault(name, set()).update(addresses)
-    return {name: ipv4_first(addresses) for name, addresses in by_name.items() if addresses}, warnings
+    with_address = {name: ipv4_first(addresses) for name, addresses in by_name.items() if addresses}
+    return with_address, frozenset(by_name), warnings
 
 
 def addressless_node_warnings(parents: Mapping[str, str], nodes: Mapping[str, tuple]) -> list[str]:
@@ -222,6 +250,22 @@ def addressless_node_warnings(parents: Mapping[str, str], nodes: Mapping[str, tu
     counts = Counter(node for node in parents.values() if node not in nodes)
     return [f"node {node} has no known address: its {count} parent(s) get no A/AAAA records until it has one"
             for node, count in counts.items()]
+
+
+def unresolved_parents(parents_by_node: Mapping[str, Iterable[ObjectKey]], addresses: Mapping[str, tuple],
+                       listed: frozenset[str]) -> tuple[Skip, ...]:
+    """The published parents whose node gives them no A/AAAA records, with the code.
+    Per node, not per parent: a node move looks at hundreds of nodes, not 100,000 parents."""
+    unresolved = []
+    for node, keys in parents_by_node.items():
+        if node in addresses:
+            continue
+        if node in listed:
+            reason, code = f"node {node} has no usable address", SkipCode.NODE_HAS_NO_ADDRESS
+        else:
+            reason, code = f"node {node} not found", SkipCode.NODE_NOT_FOUND
+        unresolved += (Skip(namespace, name, reason, code) for namespace, name in keys)
+    return tuple(sorted(unresolved))
 
 
 # --- the whole --------------------------------------------------------------------------------
@@ -237,16 +281,18 @@ def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: Rul
 
     parents: dict[str, str] = {}
     children: dict[str, str] = {}
+    by_node: dict[str, list[ObjectKey]] = {}
     for key, level in depth.items():
         claim = winners[key]
         if level == 0:
             parents[claim.fqdn] = claim.node
+            by_node.setdefault(claim.node, []).append(key)
         else:
             children[claim.fqdn] = winners[(claim.namespace, claim.mounted_to)].fqdn
     skipped += lost
-    skipped += (Skip(namespace, name, reason) for (namespace, name), reason in rejected.items())
+    skipped += (Skip(namespace, name, reason, code) for (namespace, name), (reason, code) in rejected.items())
 
-    node_map, warnings = _read_nodes(nodes, config)
+    node_map, node_names, warnings = _read_nodes(nodes, config)
     warnings += addressless_node_warnings(parents, node_map)
 
     state = State(
@@ -255,4 +301,18 @@ def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: Rul
         parents=dict(sorted(parents.items())),
         children=dict(sorted(children.items())),
     )
-    return Desired(state=state, skipped=tuple(sorted(skipped)), warnings=tuple(sorted(warnings)))
+    parents_by_node = {node: tuple(keys) for node, keys in by_node.items()}
+    return Desired(state=state, skipped=tuple(sorted(skipped)), warnings=tuple(sorted(warnings)),
+                   unresolved=unresolved_parents(parents_by_node, node_map, node_names),
+                   parents_by_node=parents_by_node)
+
+
+def with_nodes(last: Desired, nodes: Iterable[dict], config: RulesConfig) -> Desired:
+    """`last` with its Node part recomputed from `nodes`, its Container part kept: the same
+    result as desired_state over last's Containers and these Nodes, for a batch in which
+    only Nodes changed (a node move, the most common event)."""
+    node_map, node_names, warnings = _read_nodes(nodes, config)
+    warnings += addressless_node_warnings(last.state.parents, node_map)
+    return replace(last, state=replace(last.state, nodes=dict(sorted(node_map.items()))),
+                   warnings=tuple(sorted(warnings)),
+                   unresolved=unresolved_parents(last.parents_by_node, node_map, node_names))

@@ -5,6 +5,7 @@ import fakeredis
 import pytest
 import redis
 
+from mountdns.plan import Changes
 from mountdns.store.redis_store import RedisStore
 from mountdns.store.memory_store import MemoryStore
 from pdns_backend.app import create_app
@@ -167,3 +168,18 @@ def test_an_unexpected_error_is_a_500_with_a_log_line_not_a_stack_trace(mode):
     response = client.open(**request_args(mode, "lookup", lookup_params("container_a_0.domain.foo.bar.")))
     assert response.status_code == 500
     assert response.get_json() == {"result": False, "log": ["mountdns: internal error: KeyError"]}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_only_ascii_letters_fold_so_a_kelvin_sign_finds_nothing(mode):
+    # Python's str.lower() turns U+212A KELVIN SIGN into 'k': the backend must not, or a
+    # query spelled with it would find kelvin.domain.foo.bar's record.
+    store = MemoryStore()
+    load(store, SEED_STATE)
+    store.apply(Changes(parents_put={"kelvin.domain.foo.bar": "node-0"}))
+    client = create_app(store=store).test_client()
+
+    assert call(client, mode, "lookup", lookup_params("\u212aelvin.domain.foo.bar.", "ANY")) == (
+        200, {"result": False})
+    status, body = call(client, mode, "lookup", lookup_params("KELVIN.domain.foo.bar.", "ANY"))
+    assert status == 200 and [(r["qtype"], r["content"]) for r in body["result"]] == [("A", "1.2.3.4")]

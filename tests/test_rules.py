@@ -11,7 +11,7 @@ import pytest
 
 from mountdns.plan import Changes, diff
 from mountdns.records import State, Zone
-from sync.rules import Desired, RulesConfig, Skip, desired_state
+from sync.rules import Desired, RulesConfig, Skip, SkipCode, desired_state
 from mountdns.testing.objects import SEED_CONFIG, container, node, seed_fqdn, seed_objects
 from mountdns.testing.seed import CHILDREN, NODES, PARENTS, SEED_STATE, SEED_ZONE, ZONE
 
@@ -115,7 +115,7 @@ def test_child_unmounted_without_a_node_is_removed():
     plan, changes = seed_changes(unmount_d_0_without_node)
 
     assert plan.skipped == (Skip("default", "container-d-0", "no spec.nodeName and not mounted "
-                                 "(status.deviceStatus is 'UNMOUNTED', not 'MOUNTED')"),)
+                                 "(status.deviceStatus is 'UNMOUNTED', not 'MOUNTED')", SkipCode.NOT_MOUNTED),)
     assert changes == Changes(children_delete=frozenset({D_0}), bump_serials=BUMP)
 
 
@@ -123,13 +123,13 @@ def test_container_without_node_or_mount_is_skipped():
     plan = sync([container("idle")], [])
 
     assert plan.state.parents == {} and plan.state.children == {}
-    assert plan.skipped == (Skip("default", "idle", "no spec.nodeName and not mounted"),)
+    assert plan.skipped == (Skip("default", "idle", "no spec.nodeName and not mounted", SkipCode.NOT_MOUNTED),)
 
 
 def test_parent_deleted_drops_its_children_too():
     plan, changes = seed_changes(lambda containers, nodes: remove(containers, "container-b-0"))
 
-    assert plan.skipped == (Skip("default", "container-d-0", "parent default/container-b-0 not found"),)
+    assert plan.skipped == (Skip("default", "container-d-0", "parent default/container-b-0 not found", SkipCode.PARENT_NOT_FOUND),)
     assert changes == Changes(parents_delete=frozenset({B_0}), children_delete=frozenset({D_0}), bump_serials=BUMP)
 
 
@@ -164,8 +164,8 @@ def test_mounts_nested_deeper_than_eight_levels_are_not_published():
     assert plan.state.children == {**CHILDREN, level_fqdn(1): A_0,
                                    **{level_fqdn(n): level_fqdn(n - 1) for n in range(2, 9)}}
     assert plan.skipped == (
-        Skip("default", "level-10", "mount depth 10 exceeds max_mount_depth 8"),
-        Skip("default", "level-9", "mount depth 9 exceeds max_mount_depth 8"),
+        Skip("default", "level-10", "mount depth 10 exceeds max_mount_depth 8", SkipCode.MOUNT_TOO_DEEP),
+        Skip("default", "level-9", "mount depth 9 exceeds max_mount_depth 8", SkipCode.MOUNT_TOO_DEEP),
     )
 
 
@@ -175,7 +175,7 @@ def test_max_mount_depth_is_configurable():
     plan = sync(containers + mount_chain(2), nodes, config)
 
     assert plan.state.children == {**CHILDREN, "level-1.default.domain.foo.bar": A_0}
-    assert plan.skipped == (Skip("default", "level-2", "mount depth 2 exceeds max_mount_depth 1"),)
+    assert plan.skipped == (Skip("default", "level-2", "mount depth 2 exceeds max_mount_depth 1", SkipCode.MOUNT_TOO_DEEP),)
 
 
 def test_mount_cycle_publishes_none_of_its_members_nor_what_hangs_off_it():
@@ -190,10 +190,10 @@ def test_mount_cycle_publishes_none_of_its_members_nor_what_hangs_off_it():
 
     assert plan.state == SEED_STATE
     assert plan.skipped == (
-        Skip("default", "w", "parent default/x not published"),
-        Skip("default", "x", "mount cycle: x -> y -> z -> x"),
-        Skip("default", "y", "mount cycle: x -> y -> z -> x"),
-        Skip("default", "z", "mount cycle: x -> y -> z -> x"),
+        Skip("default", "w", "parent default/x not published", SkipCode.PARENT_NOT_PUBLISHED),
+        Skip("default", "x", "mount cycle: x -> y -> z -> x", SkipCode.MOUNT_CYCLE),
+        Skip("default", "y", "mount cycle: x -> y -> z -> x", SkipCode.MOUNT_CYCLE),
+        Skip("default", "z", "mount cycle: x -> y -> z -> x", SkipCode.MOUNT_CYCLE),
     )
 
 
@@ -201,7 +201,7 @@ def test_container_mounted_to_itself_is_a_cycle():
     plan = sync([container("loop", node="node-0", mounted_to="loop", status="MOUNTED")], [node("node-0", "1.2.3.4")])
 
     assert plan.state.parents == {} and plan.state.children == {}
-    assert plan.skipped == (Skip("default", "loop", "mount cycle: loop -> loop"),)
+    assert plan.skipped == (Skip("default", "loop", "mount cycle: loop -> loop", SkipCode.MOUNT_CYCLE),)
 
 
 # --- conflicts and missing parents -------------------------------------------------------
@@ -219,10 +219,10 @@ def test_fqdn_conflict_is_won_by_the_older_container():
     plan, changes = seed_changes(add_younger_and_older_claimants)
 
     assert plan.skipped == (
-        Skip("default", "container-a-0", f"fqdn {A_0} is taken by default/original (older)"),
+        Skip("default", "container-a-0", f"fqdn {A_0} is taken by default/original (older)", SkipCode.NAME_CONFLICT),
         # mountedTo names the object container-a-0, not the fqdn it lost.
-        Skip("default", "container-e-0", "parent default/container-a-0 not published"),
-        Skip("default", "impostor", f"fqdn {A_0} is taken by default/original (older)"),
+        Skip("default", "container-e-0", "parent default/container-a-0 not published", SkipCode.PARENT_NOT_PUBLISHED),
+        Skip("default", "impostor", f"fqdn {A_0} is taken by default/original (older)", SkipCode.NAME_CONFLICT),
     )
     assert changes == Changes(parents_put={A_0: "node-2"}, children_delete=frozenset({E_0}), bump_serials=BUMP)
 
@@ -237,7 +237,7 @@ def test_fqdn_conflict_between_containers_of_the_same_age_is_won_by_namespace_th
 
     assert plan.state.parents == {"shared.domain.foo.bar": "node-0"}
     reason = "fqdn shared.domain.foo.bar is taken by alpha/z (as old and first by namespace/name)"
-    assert plan.skipped == (Skip("beta", "a", reason), Skip("beta", "b", reason))
+    assert plan.skipped == (Skip("beta", "a", reason, SkipCode.NAME_CONFLICT), Skip("beta", "b", reason, SkipCode.NAME_CONFLICT))
 
 
 def test_container_without_creation_time_loses_to_a_dated_one():
@@ -245,7 +245,7 @@ def test_container_without_creation_time_loses_to_a_dated_one():
                  container("dated", node="node-1", fqdn="n.domain.foo.bar", created="2030-01-01T00:00:00+02:00")], [])
 
     assert plan.state.parents == {"n.domain.foo.bar": "node-1"}
-    assert plan.skipped == (Skip("default", "undated", "fqdn n.domain.foo.bar is taken by default/dated (older)"),)
+    assert plan.skipped == (Skip("default", "undated", "fqdn n.domain.foo.bar is taken by default/dated (older)", SkipCode.NAME_CONFLICT),)
 
 
 def test_child_of_a_conflict_loser_is_not_published():
@@ -258,8 +258,8 @@ def test_child_of_a_conflict_loser_is_not_published():
 
     assert plan.state.children == {}
     assert plan.skipped == (
-        Skip("default", "child", "parent default/loser not published"),
-        Skip("default", "loser", "fqdn p.domain.foo.bar is taken by default/winner (older)"),
+        Skip("default", "child", "parent default/loser not published", SkipCode.PARENT_NOT_PUBLISHED),
+        Skip("default", "loser", "fqdn p.domain.foo.bar is taken by default/winner (older)", SkipCode.NAME_CONFLICT),
     )
 
 
@@ -268,7 +268,7 @@ def test_child_of_a_missing_parent_is_skipped():
     plan = sync(containers + [container("orphan", mounted_to="nothere", status="MOUNTED")], nodes)
 
     assert plan.state == SEED_STATE
-    assert plan.skipped == (Skip("default", "orphan", "parent default/nothere not found"),)
+    assert plan.skipped == (Skip("default", "orphan", "parent default/nothere not found", SkipCode.PARENT_NOT_FOUND),)
 
 
 def test_mounted_to_names_a_container_of_the_same_namespace_only():
@@ -277,7 +277,7 @@ def test_mounted_to_names_a_container_of_the_same_namespace_only():
     plan = sync(containers + [stray], nodes)
 
     assert plan.state == SEED_STATE
-    assert plan.skipped == (Skip("other", "stray", "parent other/container-a-0 not found"),)
+    assert plan.skipped == (Skip("other", "stray", "parent other/container-a-0 not found", SkipCode.PARENT_NOT_FOUND),)
 
 
 def test_child_of_a_parent_with_an_invalid_fqdn_is_not_published():
@@ -285,8 +285,8 @@ def test_child_of_a_parent_with_an_invalid_fqdn_is_not_published():
                  container("child", mounted_to="bad", status="MOUNTED")], [])
 
     assert plan.skipped == (
-        Skip("default", "bad", "invalid fqdn 'a..domain.foo.bar': empty label in 'a..domain.foo.bar'"),
-        Skip("default", "child", "parent default/bad not published"),
+        Skip("default", "bad", "invalid fqdn 'a..domain.foo.bar': empty label in 'a..domain.foo.bar'", SkipCode.INVALID_NAME),
+        Skip("default", "child", "parent default/bad not published", SkipCode.PARENT_NOT_PUBLISHED),
     )
 
 
@@ -298,7 +298,7 @@ def test_fqdn_outside_every_zone_is_skipped():
 
     assert plan.state.parents == {}
     assert plan.skipped == (
-        Skip("default", "web", "fqdn web.example.org is outside the configured zones (domain.foo.bar)"),)
+        Skip("default", "web", "fqdn web.example.org is outside the configured zones (domain.foo.bar)", SkipCode.OUT_OF_ZONE),)
 
 
 def test_zone_apex_fqdn_is_rejected():
@@ -306,7 +306,7 @@ def test_zone_apex_fqdn_is_rejected():
 
     assert plan.state.parents == {}
     assert plan.skipped == (
-        Skip("default", "apex", "fqdn domain.foo.bar is the apex of zone domain.foo.bar, not a name below it"),)
+        Skip("default", "apex", "fqdn domain.foo.bar is the apex of zone domain.foo.bar, not a name below it", SkipCode.OUT_OF_ZONE),)
 
 
 def test_too_long_label_is_skipped():
@@ -315,7 +315,7 @@ def test_too_long_label_is_skipped():
 
     assert plan.skipped == (
         Skip("default", "long", f"invalid fqdn '{label}.domain.foo.bar': label longer than 63 octets in "
-                                f"'{label}.domain.foo.bar'"),)
+                                f"'{label}.domain.foo.bar'", SkipCode.INVALID_NAME),)
 
 
 def test_default_fqdn_is_name_dot_namespace_dot_default_zone():
@@ -336,7 +336,7 @@ def test_name_in_a_delegated_subzone_belongs_to_the_subzone():
 
     assert plan.state.parents == {"x.sub.domain.foo.bar": "node-0"}
     assert plan.skipped == (Skip("default", "apex-of-sub", "fqdn sub.domain.foo.bar is the apex of zone "
-                                                          "sub.domain.foo.bar, not a name below it"),)
+                                                          "sub.domain.foo.bar, not a name below it", SkipCode.OUT_OF_ZONE),)
 
 
 def test_mount_types_filter_keeps_other_types_as_parents():
@@ -355,7 +355,7 @@ def test_mount_types_filter_says_why_a_container_without_node_is_skipped():
                 config)
 
     assert plan.skipped == (
-        Skip("default", "c", "no spec.nodeName and not mounted (spec.type 'upf' cannot be mounted)"),)
+        Skip("default", "c", "no spec.nodeName and not mounted (spec.type 'upf' cannot be mounted)", SkipCode.NOT_MOUNTED),)
 
 
 def test_custom_mounted_status_is_honoured():
@@ -444,7 +444,7 @@ def test_object_listed_twice_is_published_once():
     plan = sync([twin, dict(twin)], [])
 
     assert plan.state.parents == {"twin.default.domain.foo.bar": "node-0"}
-    assert plan.skipped == (Skip("default", "twin", "listed twice; one copy is used"),)
+    assert plan.skipped == (Skip("default", "twin", "listed twice; one copy is used", SkipCode.NAME_CONFLICT),)
 
 
 def test_rules_config_needs_a_normalized_zone():

@@ -73,6 +73,8 @@ ENV_CASES = [
     ({"MOUNTDNS_LEADER_ELECT_LEASE_DURATION": "30"}, lambda s: s.lease_duration, 30.0),
     ({"MOUNTDNS_LEADER_ELECT_RENEW_DEADLINE": "2.5"}, lambda s: s.renew_deadline, 2.5),
     ({"MOUNTDNS_LEADER_ELECT_RETRY_PERIOD": "0.5"}, lambda s: s.retry_period, 0.5),
+    ({"MOUNTDNS_METRICS_BIND": "0.0.0.0:9200"}, lambda s: s.metrics_bind, ("0.0.0.0", 9200)),
+    ({"MOUNTDNS_ALLOW_SPECIAL_ADDRESSES": "yes"}, lambda s: s.allow_special_addresses, True),
 ]
 
 
@@ -129,6 +131,16 @@ def test_defaults_make_the_first_zone_the_default_with_ns1_and_hostmaster():
         (False, False, (), "info")
 
 
+def test_metrics_are_served_on_localhost_9153_by_default_and_off_or_empty_disables_them(monkeypatch):
+    assert parse(ZONE_ARGS).metrics_bind == ("127.0.0.1", 9153)
+    assert parse(ZONE_ARGS + ["--metrics-bind", "[::1]:9300"]).metrics_bind == ("[::1]", 9300)
+    assert parse(ZONE_ARGS + ["--metrics-bind", "off"]).metrics_bind is None
+    assert parse(ZONE_ARGS + ["--metrics-bind", ""]).metrics_bind is None
+    monkeypatch.setenv("MOUNTDNS_METRICS_BIND", "OFF")
+    assert parse(ZONE_ARGS).metrics_bind is None
+    assert parse(ZONE_ARGS).allow_special_addresses is False
+
+
 def test_repeated_flags_keep_their_order():
     settings = parse(["--zone", "b.org", "--zone", "a.com", "--nameserver", "ns2.a.com", "--nameserver", "ns1.a.com"])
     assert settings.zones == (_zone("b.org", nameservers=("ns2.a.com", "ns1.a.com")),
@@ -171,6 +183,8 @@ BAD_CONFIGURATIONS = {
     "lease namespace with a dot": (ZONE_ARGS + ["--leader-elect-namespace", "a.b"], "--leader-elect-namespace"),
     "empty identity": (ZONE_ARGS + ["--leader-elect-identity", " "], "--leader-elect-identity"),
     "leader election with --once": (ZONE_ARGS + ["--leader-elect", "--once"], "--leader-elect"),
+    "metrics bind without port": (ZONE_ARGS + ["--metrics-bind", "127.0.0.1"], "--metrics-bind"),
+    "metrics bind port out of range": (ZONE_ARGS + ["--metrics-bind", "127.0.0.1:70000"], "--metrics-bind"),
 }
 
 
@@ -267,3 +281,9 @@ def test_short_fractional_election_timings_are_accepted_and_described():
                                   "--leader-elect-identity", "sync-a"])
     assert (settings.lease_duration, settings.renew_deadline, settings.retry_period) == (3.0, 2.0, 0.5)
     assert "identity=sync-a lease_duration=3.0s renew_deadline=2.0s retry_period=0.5s" in settings.describe()
+
+
+def test_sync_console_script_exits_2_naming_a_bad_metrics_bind():
+    result = _run_script("mountdns-sync", "--zone", "example.com", "--metrics-bind", "9153")
+    assert result.returncode == 2
+    assert result.stderr.startswith("mountdns-sync: --metrics-bind: expected HOST:PORT")

@@ -25,7 +25,7 @@ class SyncProcess(Process):
                  manifests: str | None = None, zone: str = ZONE, resync_interval: float = 30.0,
                  coalesce_seconds: float = 0.02, pdns_api_url: str | None = None,
                  pdns_api_key: str | None = None, log_level: str = "debug",
-                 extra_args: tuple[str, ...] = (), name: str = "sync"):
+                 extra_args: tuple[str, ...] = (), name: str = "sync", metrics_bind: str = "off"):
         super().__init__(name, workdir)
         if (kubeconfig is None) == (manifests is None):
             raise ValueError("give exactly one of kubeconfig and manifests")
@@ -39,11 +39,14 @@ class SyncProcess(Process):
         self.pdns_api_key = pdns_api_key
         self.log_level = log_level
         self.extra_args = tuple(extra_args)
+        # Off unless asked for: processes running side by side would all want 127.0.0.1:9153.
+        self.metrics_bind = metrics_bind
 
     def argv(self, *more: str) -> list[str]:
         argv = [str(VENV_BIN / "mountdns-sync"), "--zone", self.zone, "--redis-url", self.redis_url,
                 "--resync-interval", str(self.resync_interval),
-                "--coalesce-seconds", str(self.coalesce_seconds), "--log-level", self.log_level]
+                "--coalesce-seconds", str(self.coalesce_seconds), "--log-level", self.log_level,
+                "--metrics-bind", self.metrics_bind]
         if self.kubeconfig:
             argv += ["--kubeconfig", self.kubeconfig]
         if self.manifests:

@@ -35,8 +35,14 @@ def slim(kind: str, obj: dict) -> dict:
 
 
 def object_key(obj: dict) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return meta.get("namespace") or "", meta.get("name") or ""
+    # Strings whatever the object holds: a list as metadata.name must not make the key
+    # unhashable and stop the watcher (the rules skip such an object as InvalidSpec).
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return "", repr(obj)[:300]
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    return (namespace if isinstance(namespace, str) else repr(namespace)[:300],
+            name if isinstance(name, str) else repr(name)[:300])
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Snapshot:
     containers: tuple[dict, ...]
     nodes: tuple[dict, ...]
     complete: bool  # every kind fully listed at least once, and the last list of each succeeded
+    oldest_event: float | None = None  # monotonic receive time of the oldest watch event since the last snapshot
 
 
 class ObjectCache:
@@ -53,6 +60,7 @@ class ObjectCache:
         self._complete: dict[str, bool] = {kind: False for kind in KINDS}
         self._listed: dict[str, bool] = {kind: False for kind in KINDS}
         self.changed = threading.Event()
+        self._oldest_event: float | None = None
 
     def replace(self, kind: str, objects, *, complete: bool = True) -> None:
         """A list result. An incomplete one only adds and updates, never removes."""
@@ -70,15 +78,29 @@ class ObjectCache:
         with self._lock:
             self._complete[kind] = False
 
-    def put(self, kind: str, obj: dict) -> None:
+    def put(self, kind: str, obj: dict, received: float | None = None) -> None:
+        """A watch event's object; `received` is when the event arrived (monotonic), for
+        the event-to-write latency."""
         with self._lock:
             self._objects[kind][object_key(obj)] = slim(kind, obj)
+            self._note_event(received)
         self.changed.set()
 
-    def remove(self, kind: str, obj: dict) -> None:
+    def remove(self, kind: str, obj: dict, received: float | None = None) -> None:
         with self._lock:
             self._objects[kind].pop(object_key(obj), None)
+            self._note_event(received)
         self.changed.set()
+
+    def note_event(self, received: float) -> None:
+        """A change seen at `received` (monotonic) by a source that then replaces whole
+        kinds (the manifest reader), timed like a watch event."""
+        with self._lock:
+            self._note_event(received)
+
+    def _note_event(self, received: float | None) -> None:
+        if received is not None and (self._oldest_event is None or received < self._oldest_event):
+            self._oldest_event = received
 
     def listed(self) -> bool:
         """Every kind has been fully listed at least once."""
@@ -86,9 +108,12 @@ class ObjectCache:
             return all(self._listed.values())
 
     def snapshot(self) -> Snapshot:
+        """The objects now; takes the oldest pending event time with it."""
         with self._lock:
+            oldest, self._oldest_event = self._oldest_event, None
             return Snapshot(
                 containers=tuple(self._objects[CONTAINER].values()),
                 nodes=tuple(self._objects[NODE].values()),
                 complete=all(self._complete.values()),
+                oldest_event=oldest,
             )

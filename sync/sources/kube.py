@@ -25,6 +25,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from typing import Callable, Iterable, Iterator
 
 from kubernetes import client, config
@@ -76,10 +77,15 @@ def decode_lines(lines: Iterable[str | bytes]) -> Iterator[dict]:
         yield event
 
 
-def apply_event(kind: str, cache: ObjectCache, event: dict, resource_version: str) -> str:
+def apply_event(kind: str, cache: ObjectCache, event: dict, resource_version: str,
+                received: float | None = None) -> str:
     """Apply one watch event to the cache; return the resourceVersion to resume from.
-    Raises Gone on 410 and WatchError on any other ERROR event."""
+    Raises Gone on 410 and WatchError on any other ERROR event. `received` (monotonic)
+    is when the event arrived, kept by the cache for the event-to-write histogram."""
     event_type, obj = event.get("type"), event.get("object") or {}
+    if not isinstance(obj, dict):
+        log.warning("ignoring %s watch event whose object is a %s", kind, type(obj).__name__)
+        return resource_version
     if event_type == "ERROR":
         if obj.get("code") == 410:
             raise Gone(obj.get("message", "410 Gone"))
@@ -88,10 +94,11 @@ def apply_event(kind: str, cache: ObjectCache, event: dict, resource_version: st
     if event_type not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
         log.warning("ignoring %s watch event of unknown type %r", kind, event_type)
         return resource_version
+    received = time.monotonic() if received is None else received
     if event_type in ("ADDED", "MODIFIED"):
-        cache.put(kind, obj)
+        cache.put(kind, obj, received)
     elif event_type == "DELETED":
-        cache.remove(kind, obj)
+        cache.remove(kind, obj, received)
     return (obj.get("metadata") or {}).get("resourceVersion") or resource_version
 
 
@@ -116,8 +123,9 @@ class ResourceWatcher:
 
     def __init__(self, kind: str, list_call, cache: ObjectCache, stop: threading.Event, *,
                  watch_timeout: int = 300, request_timeout: float = 30.0, idle_timeout: float = 90.0,
-                 backoff: Backoff | None = None, sleep: Callable[[float], object] | None = None):
+                 backoff: Backoff | None = None, sleep: Callable[[float], object] | None = None, metrics=None):
         self.kind = kind
+        self.metrics = metrics  # sync.metrics.SyncMetrics or None
         self.list_call = list_call
         self.cache = cache
         self.stop = stop
@@ -204,6 +212,7 @@ class ResourceWatcher:
                     break
         except (ReadTimeoutError, TimeoutError):
             self.idle_restarts += 1
+            self._restarted()
             log.info("%s watch silent for %gs (not even a bookmark): resuming from resourceVersion %s",
                      self.kind, self.idle_timeout, resource_version)
         finally:
@@ -224,8 +233,10 @@ class ResourceWatcher:
                 continue
             except Gone as exc:
                 log.info("%s watch expired (%s): re-listing", self.kind, exc)
+                self._restarted()
                 continue
             except (ApiException, WatchError) as exc:
+                self._restarted()
                 if exc.status == 410:
                     log.info("%s: 410 Gone: re-listing", self.kind)
                     continue
@@ -238,7 +249,13 @@ class ResourceWatcher:
                     break
                 if self._resync.is_set():
                     continue  # we ended the stream ourselves to re-list: not a failure
+                self._restarted()
                 self._failed(f"{type(exc).__name__}: {exc}")
+
+    def _restarted(self) -> None:
+        """Count a list/watch started again after 410 Gone, a dropped or silent stream or an error."""
+        if self.metrics is not None:
+            self.metrics.watch_restarted(self.kind)
 
     def _failed(self, reason: str) -> None:
         delay = self.backoff.next_delay()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -93,6 +94,8 @@ class ManifestSource:
         files = self._files()
         if files == self._seen:
             return False
+        if self._seen is not None:  # an edit after the first scan: timed like a watch event
+            self.cache.note_event(time.monotonic())
         for path in set(self._objects) - set(files):
             del self._objects[path]
         self.errors = {p: e for p, e in self.errors.items() if p in files}
