@@ -52,52 +52,60 @@ _PEER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF, errno.
 log = logging.getLogger("mountdns.backend")
 
 
-class _Loop:
-    """One event loop: its own selector and connections, `limit` of them at most."""
+class EventLoop:
+    """One event loop: its own selector and connections, `limit` of them at most.
 
-    def __init__(self, worker: "EventLoopWorker", limit: int, clock=time.monotonic):
-        self.worker = worker
+    Independent of gunicorn (the worker passes its sockets, `alive` and a heartbeat), so
+    tests drive it with socket pairs and an injected clock."""
+
+    def __init__(self, respond, limiter: LogLimiter, listeners, limit: int, request_timeout: float,
+                 idle_timeout: float, alive=lambda: True, clock=time.monotonic):
+        self.respond = respond
+        self.limiter = limiter
+        self.listeners = listeners
         self.limit = limit
+        self.request_timeout = request_timeout
+        self.idle_timeout = idle_timeout
+        self.alive = alive
         self.clock = clock
-        self.respond = worker.backend.respond
-        self.limiter: LogLimiter = worker.backend.limiter
-        self.request_timeout = worker.request_timeout
-        self.idle_timeout = worker.idle_timeout
         self.selector = selectors.DefaultSelector()
         self.connections: dict[socket.socket, Connection] = {}
         self.listening = False
 
     # --- the loop -------------------------------------------------------------------
 
-    def run(self, heartbeat: bool):
+    def run(self, heartbeat=None):
+        """Serve until `alive()` is false; `heartbeat()` (false to stop) about once a second."""
         self.listen(True)
         next_sweep = next_beat = 0.0
         try:
-            while self.worker.alive:
+            while self.alive():
                 now = self.clock()
-                if heartbeat and now >= next_beat:
+                if heartbeat is not None and now >= next_beat:
                     next_beat = now + 1.0
-                    self.worker.notify()  # tells the arbiter this worker is alive
-                    if self.worker.ppid != os.getppid():
-                        self.worker.log.info("parent changed, shutting down: %s", self.worker)
+                    if not heartbeat():
                         return
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_INTERVAL
                     self.sweep(now)
-                for key, events in self.selector.select(SWEEP_INTERVAL):
-                    if key.data is None:
-                        self.accept(key.fileobj)
-                    else:
-                        self.ready(key.fileobj, key.data, events)
+                self.step(SWEEP_INTERVAL)
         finally:
             for sock in list(self.connections):
                 self.close(sock)
             self.selector.close()
 
+    def step(self, timeout: float):
+        """Wait up to `timeout` for sockets to be ready and serve them."""
+        for key, events in self.selector.select(timeout):
+            if key.data is None:
+                self.accept(key.fileobj)
+            else:
+                self.ready(key.fileobj, key.data, events)
+
     def listen(self, on: bool):
         if on == self.listening:
             return
-        for listener in self.worker.sockets:
+        for listener in self.listeners:
             if on:
                 self.selector.register(listener, selectors.EVENT_READ, None)
             else:
@@ -129,14 +137,18 @@ class _Loop:
                 self.problem("evicted", logging.WARNING,
                              f"connection limit ({self.limit}) reached: closed the longest-idle connection")
                 self.close(victim)
-            now = self.clock()
-            sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                # A response is one write, but a pipelined batch or a large one may not be:
-                # never let a part wait for the peer's delayed ACK.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connections[sock] = Connection(self.respond, now, self.refused)
-            self.selector.register(sock, selectors.EVENT_READ, self.connections[sock])
+            self.add(sock)
+
+    def add(self, sock: socket.socket):
+        """Serve an accepted connection."""
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # A response is one write, but a pipelined batch or a large one may not be:
+            # never let a part wait for the peer's delayed ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(self.respond, self.clock(), self.refused)
+        self.connections[sock] = conn
+        self.selector.register(sock, selectors.EVENT_READ, conn)
 
     def evictable(self) -> socket.socket | None:
         """The connection to close to make room: idle ones only, those that never
@@ -156,7 +168,7 @@ class _Loop:
         except (KeyError, ValueError):
             pass
         sock.close()
-        if not self.listening and self.worker.alive:
+        if not self.listening and self.alive():
             self.listen(True)
 
     def sweep(self, now: float):
@@ -178,7 +190,6 @@ class _Loop:
                     self.close(sock)  # the client closed its side
                     return
                 conn.received(data, self.clock())
-                self.worker.nr += 1
             if conn.out:
                 conn.sent(sock.send(conn.out), self.clock())
         except (BlockingIOError, InterruptedError):
@@ -196,7 +207,7 @@ class _Loop:
         if conn.out:
             # Wait until the client reads; read nothing more from it meanwhile.
             self.selector.modify(sock, selectors.EVENT_WRITE, conn)
-        elif conn.closing or not self.worker.alive:
+        elif conn.closing or not self.alive():
             self.close(sock)
         elif events & selectors.EVENT_WRITE:
             self.selector.modify(sock, selectors.EVENT_READ, conn)
@@ -235,8 +246,19 @@ class EventLoopWorker(base.Worker):
             listener.setblocking(False)
         threads = max(1, self.cfg.threads)
         limit = max(1, self.cfg.worker_connections // threads)
-        loops = [threading.Thread(target=_Loop(self, limit).run, args=(False,), name=f"loop-{i}", daemon=True)
-                 for i in range(1, threads)]
-        for thread in loops:
-            thread.start()
-        _Loop(self, limit).run(heartbeat=True)
+
+        def loop():
+            return EventLoop(self.backend.respond, self.backend.limiter, self.sockets, limit,
+                             self.request_timeout, self.idle_timeout, alive=lambda: self.alive)
+
+        for i in range(1, threads):
+            threading.Thread(target=loop().run, name=f"loop-{i}", daemon=True).start()
+        loop().run(heartbeat=self.heartbeat)
+
+    def heartbeat(self) -> bool:
+        """Tell the arbiter this worker is alive; False when the arbiter is gone."""
+        self.notify()
+        if self.ppid != os.getppid():
+            self.log.info("parent changed, shutting down: %s", self)
+            return False
+        return True

@@ -91,8 +91,9 @@ def rest_lookup_path(qname: str, qtype: str = "ANY") -> str:
 
 
 class QueryLoad:
-    """PowerDNS queries in a background thread, one at a time, until stopped or `limit`
-    have run; counts the answers' rcodes (and timeouts) to compare with expectations."""
+    """PowerDNS queries one at a time, until stopped or `limit` have run, in a background
+    thread (as a context manager) or in the caller's (`run()`); counts the answers'
+    rcodes (and timeouts) to compare with expectations."""
 
     def __init__(self, port: int, names: list[tuple[str, str]], limit: int = 2000, timeout: float = 3.0):
         self.port = port
@@ -101,7 +102,7 @@ class QueryLoad:
         self.timeout = timeout
         self.rcodes: Counter = Counter()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="query-load", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="query-load", daemon=True)
 
     def __enter__(self):
         self._thread.start()
@@ -111,6 +112,7 @@ class QueryLoad:
         self.stop()
 
     def stop(self):
+        """Stop after the query in flight (the thread only; `run()` runs to its limit)."""
         self._stop.set()
         self._thread.join(30)
 
@@ -118,7 +120,7 @@ class QueryLoad:
     def total(self) -> int:
         return sum(self.rcodes.values())
 
-    def _run(self):
+    def run(self):
         for i in range(self.limit):
             if self._stop.is_set():
                 return
