@@ -16,6 +16,7 @@ from gunicorn.app.base import BaseApplication
 
 from mountdns.keyspace import DEFAULT_PREFIX
 from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, parse_bind
+from pdns_backend.app import create_app
 from pdns_backend.worker import EventLoopWorker
 
 log = logging.getLogger("mountdns.backend")
@@ -55,6 +56,26 @@ class _Gunicorn(BaseApplication):
         return self.app_factory()
 
 
+def gunicorn_options(args: argparse.Namespace, host: str, port: int) -> dict:
+    """gunicorn's settings for validated flags."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": args.workers,
+        "threads": args.threads,
+        "worker_class": EventLoopWorker.configured(args.request_timeout, args.idle_timeout),
+        "worker_connections": args.max_connections,
+        "loglevel": args.log_level.lower(),
+        "accesslog": None,
+        "graceful_timeout": 5,
+        # Nothing here reads forwarding headers (X-Forwarded-*); trusting every peer
+        # spares gunicorn parsing the peer's address on every request.
+        "forwarded_allow_ips": "*",
+        # No runtime control socket (by default a file in $HOME): nothing uses it, and it
+        # is one more way in.
+        "control_socket_disable": True,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -82,25 +103,9 @@ def main(argv: list[str] | None = None) -> int:
              args.max_connections)
 
     def factory():
-        from pdns_backend.app import create_app
         return create_app({"REDIS_URL": args.redis_url, "KEY_PREFIX": args.key_prefix})
 
-    _Gunicorn(factory, {
-        "bind": f"{host}:{port}",
-        "workers": args.workers,
-        "threads": args.threads,
-        "worker_class": EventLoopWorker.configured(args.request_timeout, args.idle_timeout),
-        "worker_connections": args.max_connections,
-        "loglevel": args.log_level.lower(),
-        "accesslog": None,
-        "graceful_timeout": 5,
-        # Nothing here reads forwarding headers (X-Forwarded-*); trusting every peer
-        # spares gunicorn parsing the peer's address on every request.
-        "forwarded_allow_ips": "*",
-        # No runtime control socket (by default a file in $HOME): nothing uses it, and it
-        # is one more way in.
-        "control_socket_disable": True,
-    }).run()
+    _Gunicorn(factory, gunicorn_options(args, host, port)).run()
     return 0
 
 
