@@ -69,6 +69,8 @@ class Connection:
         self.last_active = now       # when the last response was produced (or the opening)
         self.served = 0
         self.partial = False         # holds bytes of an incomplete request
+        self.lingering_since = None  # set by the worker once a closing connection is drained
+        self.lingered = 0
         self._reset_request()
         self.parser = self._new_parser()
 

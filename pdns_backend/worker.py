@@ -43,6 +43,11 @@ from pdns_backend.loglimit import LogLimiter
 READ_SIZE = 16 * 1024
 # How often deadlines are checked; they are enforced to within this.
 SWEEP_INTERVAL = 0.25
+# After a refused request the client may still be sending: its connection is shut for
+# writing and drained (discarding) for up to this long or this many bytes before it is
+# closed, so that closing does not reset the connection before the client reads the answer.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 256 * 1024
 # Connections accepted per readable event: a burst is taken in a few gulps, and the
 # kernel can hand the rest to other workers meanwhile.
 ACCEPT_BATCH = 32
@@ -155,8 +160,8 @@ class EventLoop:
         completed a request first, then the least recently active."""
         best, best_key = None, None
         for sock, conn in self.connections.items():
-            if conn.idle:
-                key = (conn.served > 0, conn.last_active)
+            if conn.idle or conn.lingering_since is not None:
+                key = (conn.lingering_since is None, conn.served > 0, conn.last_active)
                 if best_key is None or key < best_key:
                     best, best_key = sock, key
         return best
@@ -173,16 +178,25 @@ class EventLoop:
 
     def sweep(self, now: float):
         for sock, conn in list(self.connections.items()):
+            if conn.lingering_since is not None:
+                if now - conn.lingering_since > LINGER_SECONDS:
+                    self.close(sock)
+                continue
             reason = conn.expired(now, self.request_timeout, self.idle_timeout)
             if reason:
                 if reason != "idle":
                     self.problem(reason, logging.INFO, f"closed a connection: {reason}")
                 self.close(sock)
+        if not self.listening:
+            self.listen(True)  # a connection may have become idle: accept() decides again
         self.limiter.flush()
 
     # --- I/O --------------------------------------------------------------------------
 
     def ready(self, sock: socket.socket, conn: Connection, events: int):
+        if conn.lingering_since is not None:
+            self.drain(sock, conn)
+            return
         try:
             if events & selectors.EVENT_READ and not conn.out:
                 data = sock.recv(READ_SIZE)
@@ -207,10 +221,34 @@ class EventLoop:
         if conn.out:
             # Wait until the client reads; read nothing more from it meanwhile.
             self.selector.modify(sock, selectors.EVENT_WRITE, conn)
-        elif conn.closing or not self.alive():
+        elif not self.alive():
             self.close(sock)
+        elif conn.closing:
+            self.linger(sock, conn)
         elif events & selectors.EVENT_WRITE:
             self.selector.modify(sock, selectors.EVENT_READ, conn)
+
+    def linger(self, sock: socket.socket, conn: Connection):
+        """Everything is written: shut our side and drain the client's until it closes."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close(sock)
+            return
+        conn.lingering_since = self.clock()
+        conn.lingered = 0
+        self.selector.modify(sock, selectors.EVENT_READ, conn)
+
+    def drain(self, sock: socket.socket, conn: Connection):
+        try:
+            data = sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.lingered += len(data)
+        if not data or conn.lingered > LINGER_BYTES:
+            self.close(sock)
 
     def refused(self, problem: str):
         self.problem(problem, logging.WARNING, f"refused a request: {problem}")

@@ -205,3 +205,31 @@ def test_a_client_that_does_not_read_is_not_read_from_and_is_dropped(make_loop, 
     loop.sweep(clock.now)
     assert not loop.connections
     client.close()
+
+
+def test_a_refused_client_still_sending_gets_its_answer_before_the_close(make_loop, listener, clock):
+    loop = make_loop()
+    client = connect(listener)
+    assert spin(loop, lambda: len(loop.connections) == 1)
+    client.setblocking(False)
+    client.send(b"POST /dnsapi HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n")
+    answer = b""
+    for _ in range(300):  # keep sending body bytes while the server refuses
+        try:
+            client.send(b"x" * 4096)
+        except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+            pass
+        loop.step(0.005)
+        try:
+            answer += client.recv(65536)
+        except BlockingIOError:
+            pass
+        if b"\r\n\r\n" in answer and answer.endswith(b"}"):
+            break
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
+    [conn] = loop.connections.values()
+    assert conn.lingering_since is not None
+    clock.now += 2  # the drain is bounded in time
+    loop.sweep(clock.now)
+    assert not loop.connections
+    client.close()
