@@ -54,7 +54,6 @@ ACCEPT_BATCH = 32
 
 _PEER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF, errno.ECONNABORTED)
 
-log = logging.getLogger("mountdns.backend")
 
 
 class EventLoop:
@@ -194,6 +193,8 @@ class EventLoop:
     # --- I/O --------------------------------------------------------------------------
 
     def ready(self, sock: socket.socket, conn: Connection, events: int):
+        if self.connections.get(sock) is not conn:
+            return  # closed earlier in this round (evicted to admit a newcomer)
         if conn.lingering_since is not None:
             self.drain(sock, conn)
             return
