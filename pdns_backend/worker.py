@@ -55,7 +55,6 @@ ACCEPT_BATCH = 32
 _PEER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF, errno.ECONNABORTED)
 
 
-
 class EventLoop:
     """One event loop: its own selector and connections, `limit` of them at most.
 

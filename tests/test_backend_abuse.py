@@ -195,3 +195,22 @@ def test_a_pipelining_client_that_reads_late_gets_every_answer(stack, guard):
     finally:
         client.close()
     assert statuses == [200] * 3000
+
+
+def test_a_redis_outage_is_one_log_line_per_interval_and_bodies_do_not_say_where_redis_is(stack):
+    redis_server, backend, pdns, worker = stack
+    path = rest_lookup_path("container_a_0.domain.foo.bar.")
+    before = backend.log_tail(10_000).count("store unavailable")
+    redis_server.stop()
+    client = RawClient(backend.port)
+    try:
+        answers = [client.get(path) for _ in range(300)]
+    finally:
+        client.close()
+        redis_server.start()
+        load(RedisStore(redis_server.client()), SEED_STATE)
+    assert {(status, body) for status, _, body in answers} == {(500, b'{"result":false,"log":["mountdns: store unavailable"]}')}
+    # 300 failures in (well) under the 10 s interval: one line, maybe two on a slow machine.
+    assert backend.log_tail(10_000).count("store unavailable") - before <= 2
+    assert child_pids(backend.proc.pid) == [worker]
+    assert eventually(lambda: pdns.query("Container_A_0.domain.foo.bar", "A").rcode() == 0, timeout=10)
