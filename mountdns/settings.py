@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "MOUNTDNS_"
 
@@ -61,13 +61,21 @@ def repeated(args: argparse.Namespace, dest: str) -> list:
     return given if given is not None else getattr(args, dest + "_env")
 
 
+# user:password@ in any URL, and password=... in a query string (redis-py reads both).
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^/\s]*(?=@)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|pass|passwd|api[-_]?key)=)[^&#\s]*", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ****, whether it is given
+    as user:password@ or as a password= query parameter."""
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + "****", text)
+    return _QUERY_PASSWORD.sub(lambda m: m["head"] + "****", text)
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced, for the startup log line."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":****@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    """The URL with its password replaced, for log lines and error messages."""
+    return mask_secrets(url)
 
 
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")

@@ -1,8 +1,9 @@
 """`mountdns-backend`: serve the remote backend with gunicorn.
 
 The worker class is pdns_backend.worker.EventLoopWorker: it keeps PowerDNS's connections
-alive (a server that closes idle ones races PowerDNS into SERVFAILs, PowerDNS issue #5619)
-and serves them without per-request thread hand-offs.
+alive (a server that closes idle ones races PowerDNS into SERVFAILs, PowerDNS issue #5619),
+serves them without per-request thread hand-offs, and keeps other clients from stalling
+or crowding them out.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from gunicorn.app.base import BaseApplication
 
 from mountdns.keyspace import DEFAULT_PREFIX
 from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, parse_bind
+from pdns_backend.app import create_app
+from pdns_backend.worker import EventLoopWorker
 
 log = logging.getLogger("mountdns.backend")
 
@@ -29,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--threads", default=1, cast=int,
              help="event-loop threads per worker (more than 1 only contends for the GIL)")
     add_flag(parser, "--max-connections", default=256, cast=int,
-             help="open connections per worker; more are refused (PowerDNS keeps one per distributor thread)")
+             help="open connections per worker; at the limit the longest-idle one is closed, or, when all "
+                  "are mid-request, new ones wait (PowerDNS keeps one per distributor thread)")
+    add_flag(parser, "--request-timeout", default=5.0, cast=float,
+             help="seconds a client has to send a whole request (from its first byte, or from connecting)")
+    add_flag(parser, "--idle-timeout", default=300.0, cast=float,
+             help="seconds an idle keep-alive connection is kept (long: PowerDNS reuses its connections)")
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
     return parser
 
@@ -48,6 +56,26 @@ class _Gunicorn(BaseApplication):
         return self.app_factory()
 
 
+def gunicorn_options(args: argparse.Namespace, host: str, port: int) -> dict:
+    """gunicorn's settings for validated flags."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": args.workers,
+        "threads": args.threads,
+        "worker_class": EventLoopWorker.configured(args.request_timeout, args.idle_timeout),
+        "worker_connections": args.max_connections,
+        "loglevel": args.log_level.lower(),
+        "accesslog": None,
+        "graceful_timeout": 5,
+        # Nothing here reads forwarding headers (X-Forwarded-*); trusting every peer
+        # spares gunicorn parsing the peer's address on every request.
+        "forwarded_allow_ips": "*",
+        # No runtime control socket (by default a file in $HOME): nothing uses it, and it
+        # is one more way in.
+        "control_socket_disable": True,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -59,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--threads: must be at least 1, got {args.threads}")
         if args.max_connections < 1:
             raise ConfigError(f"--max-connections: must be at least 1, got {args.max_connections}")
+        if not args.request_timeout > 0:
+            raise ConfigError(f"--request-timeout: must be more than 0, got {args.request_timeout}")
+        if not args.idle_timeout > 0:
+            raise ConfigError(f"--idle-timeout: must be more than 0, got {args.idle_timeout}")
         if args.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
     except ConfigError as exc:
@@ -71,22 +103,9 @@ def main(argv: list[str] | None = None) -> int:
              args.max_connections)
 
     def factory():
-        from pdns_backend.app import create_app
         return create_app({"REDIS_URL": args.redis_url, "KEY_PREFIX": args.key_prefix})
 
-    _Gunicorn(factory, {
-        "bind": f"{host}:{port}",
-        "workers": args.workers,
-        "threads": args.threads,
-        "worker_class": "pdns_backend.worker.EventLoopWorker",
-        "worker_connections": args.max_connections,
-        "loglevel": args.log_level.lower(),
-        "accesslog": None,
-        "graceful_timeout": 5,
-        # Nothing here reads forwarding headers (X-Forwarded-*); trusting every peer
-        # spares gunicorn parsing the peer's address on every request.
-        "forwarded_allow_ips": "*",
-    }).run()
+    _Gunicorn(factory, gunicorn_options(args, host, port)).run()
     return 0
 
 

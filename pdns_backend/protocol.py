@@ -73,6 +73,7 @@ def _json_object(body: bytes | str, what: str) -> dict:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        # orjson's message gives the position, not the text.
         raise BadRequest(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise BadRequest(f"{what} is not a JSON object")
@@ -87,7 +88,8 @@ def post_form_call(method_segment: str, form_body: bytes) -> Call:
     try:
         form = parse_qs(form_body.decode("latin-1"), keep_blank_values=True, strict_parsing=bool(form_body))
     except ValueError as exc:
-        raise BadRequest(f"form body is not url-encoded: {exc}") from exc
+        # parse_qs's message quotes the offending field: never echo the body.
+        raise BadRequest("form body is not url-encoded") from exc
     raw = form.get("parameters", ["{}"])[-1]
     return Call(method, _json_object(raw, "the parameters field"))
 

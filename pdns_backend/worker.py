@@ -1,169 +1,302 @@
-"""A gunicorn worker for PowerDNS's traffic: a few long-lived connections, one request at
-a time on each, and every request a lookup that costs less than serving it.
+"""A gunicorn worker for PowerDNS's traffic that no other client can stall.
 
-Each worker thread runs an event loop over its connections: when one becomes readable,
-the thread reads the request, answers it and goes back to waiting. Compared with gunicorn's
-gthread worker there is no hand-off from a poller to a thread pool and back for every
-request, and with the default of one loop thread per process no thread ever waits for the
-GIL, which on a 2-core machine was most of the difference (see the README's benchmarks).
-Connections stay open: PowerDNS reuses them, and a server that closes idle connections
-races it into SERVFAILs. Parsing (gunicorn's, with its C parser when installed), the WSGI
-environment and response writing for the non-lookup routes are gunicorn's own.
+PowerDNS keeps a few long-lived connections and sends one small request at a time on
+each; every request is a lookup that costs less than serving it. Each worker thread runs
+an event loop over non-blocking sockets: it reads whatever bytes a socket has, lets
+`pdns_backend.connection` parse them incrementally, answers complete requests through
+the app's `Backend.respond` (the same entry the Flask app uses) and writes each response
+in one write. There is no hand-off to a thread pool and, with the default of one loop per
+process, no thread ever waits for the GIL.
 
-A request is read once its connection is readable, in one blocking read bounded by
-`timeout` (gunicorn's --timeout), so a client that stalls mid-request delays the other
-connections of its loop by at most that and is then dropped. The backend's clients are
-PowerDNS servers, which send whole requests.
+What keeps strangers from hurting PowerDNS:
+- nothing blocks the loop on one client: a client that drips its request a byte at a
+  time is just a connection with a partial request, closed when its whole-request
+  deadline (`--request-timeout`, from its first byte) passes;
+- a loop at its connection limit makes room by closing its longest-idle connection
+  (fresh connections that never completed a request first, then keep-alive ones by
+  last activity; PowerDNS's are in use and come last), and when every connection is
+  mid-request it stops accepting, leaving new connections to the kernel's backlog and
+  the other workers, until a connection closes;
+- keep-alive connections idle longer than `--idle-timeout` are closed. That timeout is
+  long on purpose: a server that closes a connection PowerDNS is about to reuse makes
+  it answer SERVFAIL (PowerDNS issue #5619);
+- a client that sends requests but does not read the answers is not read from until it
+  does, and is closed after the request timeout.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import selectors
 import socket
 import threading
-from datetime import datetime
+import time
 
-from gunicorn import http
-from gunicorn.http import wsgi
 from gunicorn.workers import base
 
-_PEER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF)
-_REASONS = {200: b"OK", 400: b"Bad Request", 500: b"Internal Server Error"}
-_READ_TIMEOUT = 5.0
+from pdns_backend.app import BACKEND
+from pdns_backend.connection import Connection
+from pdns_backend.loglimit import LogLimiter
+
+READ_SIZE = 16 * 1024
+# How often deadlines are checked; they are enforced to within this.
+SWEEP_INTERVAL = 0.25
+# After a refused request the client may still be sending: its connection is shut for
+# writing and drained (discarding) for up to this long or this many bytes before it is
+# closed, so that closing does not reset the connection before the client reads the answer.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 256 * 1024
+# Connections accepted per readable event: a burst is taken in a few gulps, and the
+# kernel can hand the rest to other workers meanwhile.
+ACCEPT_BATCH = 32
+
+_PEER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF, errno.ECONNABORTED)
 
 
-class _Connection:
-    def __init__(self, worker, listener, sock, addr):
-        self.listener = listener
-        self.sock = sock
-        self.addr = addr
-        self.parser = http.get_parser(worker.cfg, sock, addr)
+class EventLoop:
+    """One event loop: its own selector and connections, `limit` of them at most.
 
-    def buffered(self) -> bool:
-        """Whether the parser already holds the start of another request (pipelining)."""
-        buf = self.parser.unreader.buf
-        buf.seek(0, 2)
-        return buf.tell() > 0
+    Independent of gunicorn (the worker passes its sockets, `alive` and a heartbeat), so
+    tests drive it with socket pairs and an injected clock."""
+
+    def __init__(self, respond, limiter: LogLimiter, listeners, limit: int, request_timeout: float,
+                 idle_timeout: float, alive=lambda: True, clock=time.monotonic):
+        self.respond = respond
+        self.limiter = limiter
+        self.listeners = listeners
+        self.limit = limit
+        self.request_timeout = request_timeout
+        self.idle_timeout = idle_timeout
+        self.alive = alive
+        self.clock = clock
+        self.selector = selectors.DefaultSelector()
+        self.connections: dict[socket.socket, Connection] = {}
+        self.listening = False
+
+    # --- the loop -------------------------------------------------------------------
+
+    def run(self, heartbeat=None):
+        """Serve until `alive()` is false; `heartbeat()` (false to stop) about once a second."""
+        self.listen(True)
+        next_sweep = next_beat = 0.0
+        try:
+            while self.alive():
+                now = self.clock()
+                if heartbeat is not None and now >= next_beat:
+                    next_beat = now + 1.0
+                    if not heartbeat():
+                        return
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_INTERVAL
+                    self.sweep(now)
+                self.step(SWEEP_INTERVAL)
+        finally:
+            for sock in list(self.connections):
+                self.close(sock)
+            self.selector.close()
+
+    def step(self, timeout: float):
+        """Wait up to `timeout` for sockets to be ready and serve them."""
+        for key, events in self.selector.select(timeout):
+            if key.data is None:
+                self.accept(key.fileobj)
+            else:
+                self.ready(key.fileobj, key.data, events)
+
+    def listen(self, on: bool):
+        if on == self.listening:
+            return
+        for listener in self.listeners:
+            if on:
+                self.selector.register(listener, selectors.EVENT_READ, None)
+            else:
+                self.selector.unregister(listener)
+        self.listening = on
+
+    # --- connections ----------------------------------------------------------------
+
+    def accept(self, listener):
+        for _ in range(ACCEPT_BATCH):
+            if len(self.connections) >= self.limit and self.evictable() is None:
+                # Every connection is mid-request: let the backlog and other workers wait
+                # for us until one completes, fails its deadline or closes.
+                self.listen(False)
+                self.problem("at limit", logging.WARNING,
+                             f"connection limit ({self.limit}) reached with every connection mid-request: "
+                             "not accepting until one closes")
+                return
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # another loop or worker took it
+            except OSError as exc:  # EMFILE and the like: back off until a connection closes
+                self.listen(False)
+                self.problem("accept failed", logging.ERROR, f"accept failed: {exc}")
+                return
+            if len(self.connections) >= self.limit:
+                victim = self.evictable()
+                self.problem("evicted", logging.WARNING,
+                             f"connection limit ({self.limit}) reached: closed the longest-idle connection")
+                self.close(victim)
+            self.add(sock)
+
+    def add(self, sock: socket.socket):
+        """Serve an accepted connection."""
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # A response is one write, but a pipelined batch or a large one may not be:
+            # never let a part wait for the peer's delayed ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(self.respond, self.clock(), self.refused)
+        self.connections[sock] = conn
+        self.selector.register(sock, selectors.EVENT_READ, conn)
+
+    def evictable(self) -> socket.socket | None:
+        """The connection to close to make room: idle ones only, those that never
+        completed a request first, then the least recently active."""
+        best, best_key = None, None
+        for sock, conn in self.connections.items():
+            if conn.idle or conn.lingering_since is not None:
+                key = (conn.lingering_since is None, conn.served > 0, conn.last_active)
+                if best_key is None or key < best_key:
+                    best, best_key = sock, key
+        return best
+
+    def close(self, sock: socket.socket):
+        self.connections.pop(sock, None)
+        try:
+            self.selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        sock.close()
+        if not self.listening and self.alive():
+            self.listen(True)
+
+    def sweep(self, now: float):
+        for sock, conn in list(self.connections.items()):
+            if conn.lingering_since is not None:
+                if now - conn.lingering_since > LINGER_SECONDS:
+                    self.close(sock)
+                continue
+            reason = conn.expired(now, self.request_timeout, self.idle_timeout)
+            if reason:
+                if reason != "idle":
+                    self.problem(reason, logging.INFO, f"closed a connection: {reason}")
+                self.close(sock)
+        if not self.listening:
+            self.listen(True)  # a connection may have become idle: accept() decides again
+        self.limiter.flush()
+
+    # --- I/O --------------------------------------------------------------------------
+
+    def ready(self, sock: socket.socket, conn: Connection, events: int):
+        if self.connections.get(sock) is not conn:
+            return  # closed earlier in this round (evicted to admit a newcomer)
+        if conn.lingering_since is not None:
+            self.drain(sock, conn)
+            return
+        try:
+            if events & selectors.EVENT_READ and not conn.out:
+                data = sock.recv(READ_SIZE)
+                if not data:
+                    self.close(sock)  # the client closed its side
+                    return
+                conn.received(data, self.clock())
+            if conn.out:
+                conn.sent(sock.send(conn.out), self.clock())
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            if exc.errno not in _PEER_GONE:
+                self.problem("socket error", logging.WARNING, f"socket error: {exc}")
+            self.close(sock)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one connection, not the worker
+            self.problem(f"internal error {type(exc).__name__}", logging.ERROR,
+                         "unexpected error serving a connection; closed it", exc_info=exc)
+            self.close(sock)
+            return
+        if conn.out:
+            # Wait until the client reads; read nothing more from it meanwhile.
+            self.selector.modify(sock, selectors.EVENT_WRITE, conn)
+        elif not self.alive():
+            self.close(sock)
+        elif conn.closing:
+            self.linger(sock, conn)
+        elif events & selectors.EVENT_WRITE:
+            self.selector.modify(sock, selectors.EVENT_READ, conn)
+
+    def linger(self, sock: socket.socket, conn: Connection):
+        """Everything is written: shut our side and drain the client's until it closes."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close(sock)
+            return
+        conn.lingering_since = self.clock()
+        conn.lingered = 0
+        self.selector.modify(sock, selectors.EVENT_READ, conn)
+
+    def drain(self, sock: socket.socket, conn: Connection):
+        try:
+            data = sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.lingered += len(data)
+        if not data or conn.lingered > LINGER_BYTES:
+            self.close(sock)
+
+    def refused(self, problem: str):
+        self.problem(problem, logging.WARNING, f"refused a request: {problem}")
+
+    def problem(self, key: str, level: int, message: str, exc_info=None):
+        self.limiter.log(key, level, message, exc_info=exc_info)
 
 
 class EventLoopWorker(base.Worker):
     """`threads` event loops per worker process (default 1), each accepting and serving its
-    own connections; at most `worker_connections` open connections per process."""
+    own connections; `worker_connections` per process, split evenly among the loops.
 
-    def init_process(self):
-        self._slots = threading.BoundedSemaphore(self.cfg.worker_connections)
-        super().init_process()
+    Serves only a pdns_backend app: it calls the app's Backend directly rather than going
+    through WSGI, so the request path is the same as the Flask app's catch-all route."""
+
+    request_timeout = 5.0
+    idle_timeout = 300.0
+
+    @classmethod
+    def configured(cls, request_timeout: float, idle_timeout: float) -> type["EventLoopWorker"]:
+        """This worker class with the given timeouts (gunicorn has no settings for them,
+        and takes a worker class, not an instance)."""
+        return type(cls.__name__, (cls,), {"request_timeout": request_timeout, "idle_timeout": idle_timeout})
 
     def load_wsgi(self):
         super().load_wsgi()
-        # The app may offer a raw route for its hot path (see pdns_backend.app.RAW_ROUTE).
-        self.raw_route = getattr(self.wsgi, "extensions", {}).get("mountdns.raw_route")
+        self.backend = getattr(self.wsgi, "extensions", {}).get(BACKEND)
+        if self.backend is None:
+            raise RuntimeError("EventLoopWorker serves only pdns_backend.app.create_app() applications")
 
     def run(self):
         for listener in self.sockets:
             listener.setblocking(False)
-        loops = [threading.Thread(target=self.loop, name=f"loop-{i}", daemon=True)
-                 for i in range(1, self.cfg.threads)]
-        for thread in loops:
-            thread.start()
-        self.loop(heartbeat=True)
+        threads = max(1, self.cfg.threads)
+        limit = max(1, self.cfg.worker_connections // threads)
 
-    def loop(self, heartbeat: bool = False):
-        selector = selectors.DefaultSelector()
-        for listener in self.sockets:
-            selector.register(listener, selectors.EVENT_READ)
-        try:
-            while self.alive:
-                if heartbeat:
-                    self.notify()  # tells the arbiter this worker is alive
-                    if self.ppid != os.getppid():
-                        self.log.info("parent changed, shutting down: %s", self)
-                        return
-                for key, _ in selector.select(1.0):
-                    if key.data is None:
-                        self.accept(selector, key.fileobj)
-                    elif not self.serve(key.data):
-                        self.close(selector, key.data)
-        finally:
-            for key in list(selector.get_map().values()):
-                if key.data is not None:
-                    self.close(selector, key.data)
-            selector.close()
+        def loop():
+            return EventLoop(self.backend.respond, self.backend.limiter, self.sockets, limit,
+                             self.request_timeout, self.idle_timeout, alive=lambda: self.alive)
 
-    def accept(self, selector, listener):
-        try:
-            sock, addr = listener.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return  # another loop or process took it
-        if not self._slots.acquire(blocking=False):
-            self.log.warning("refusing connection from %s: %d connections already open",
-                             addr, self.cfg.worker_connections)
-            sock.close()
-            return
-        sock.setblocking(True)
-        sock.settimeout(_READ_TIMEOUT)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            # WSGI responses go out as headers then body: without this the body waits for
-            # the peer's delayed ACK (~40 ms).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        selector.register(sock, selectors.EVENT_READ, _Connection(self, listener, sock, addr))
+        for i in range(1, threads):
+            threading.Thread(target=loop().run, name=f"loop-{i}", daemon=True).start()
+        loop().run(heartbeat=self.heartbeat)
 
-    def close(self, selector, connection: _Connection):
-        try:
-            selector.unregister(connection.sock)
-        except (KeyError, ValueError):
-            pass
-        connection.sock.close()
-        self._slots.release()
-
-    def serve(self, connection: _Connection) -> bool:
-        """Answer the request(s) waiting on a readable connection; False to close it."""
-        try:
-            while True:
-                request = next(connection.parser)
-                if not self.answer(connection, request) or not self.alive:
-                    return False
-                if not connection.buffered():
-                    return True
-        except (StopIteration, http.errors.NoMoreData):
-            return False  # the client closed the connection
-        except socket.timeout:
-            self.log.warning("dropping %s: no complete request within %.0f s", connection.addr, _READ_TIMEOUT)
+    def heartbeat(self) -> bool:
+        """Tell the arbiter this worker is alive; False when the arbiter is gone."""
+        self.notify()
+        if self.ppid != os.getppid():
+            self.log.info("parent changed, shutting down: %s", self)
             return False
-        except OSError as exc:
-            if exc.errno not in _PEER_GONE:
-                self.log.exception("socket error on a connection from %s", connection.addr)
-            return False
-        except Exception as exc:  # noqa: BLE001 - a bad request: gunicorn answers 400 and logs
-            self.handle_error(None, connection.sock, connection.addr, exc)
-            return False
-
-    def answer(self, connection: _Connection, request) -> bool:
-        """Serve one request; True when the connection may carry another."""
-        self.nr += 1
-        if self.raw_route is not None:
-            hit = self.raw_route(request.method, request.uri)
-            if hit is not None:
-                status, body = hit
-                keep_alive = not request.should_close()
-                # Status line, headers and body in one write.
-                connection.sock.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                                        b"Content-Length: %d\r\n%s\r\n%s" % (
-                                            status, _REASONS[status], len(body),
-                                            b"" if keep_alive else b"Connection: close\r\n", body))
-                return keep_alive
-        started = datetime.now()
-        response, environ = wsgi.create(request, connection.sock, connection.addr,
-                                        connection.listener.getsockname(), self.cfg)
-        body = self.wsgi(environ, response.start_response)
-        try:
-            for chunk in body:
-                response.write(chunk)
-            response.close()
-        finally:
-            self.log.access(response, request, environ, datetime.now() - started)
-            if hasattr(body, "close"):
-                body.close()
-        return not response.should_close()
+        return True

@@ -1,0 +1,105 @@
+"""The one path from an HTTP request to the pure lookup, and the one error mapping.
+
+Both ways in end here: the gunicorn worker (pdns_backend.worker) parses requests itself
+and calls `Backend.respond` directly; the Flask app (pdns_backend.app, used by tests and
+any other WSGI server) calls the same method from a catch-all route. Either way a request
+is (method, raw target, body) and the answer is (status, JSON body), so every connector
+mode and every server gives the same answers and the same errors.
+
+Failures are never answered with an empty result: an empty lookup would become a wrong
+NXDOMAIN and an empty getAllDomains makes PowerDNS refuse every query, so a store failure
+is an HTTP 500, which PowerDNS turns into SERVFAIL while keeping its zone list. Error
+bodies say what kind of failure it was, never where the store is or what the client sent
+beyond a short excerpt of a bad name; the details go to the log, rate-limited.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from mountdns.settings import mask_secrets
+from mountdns.store import StoreError
+from pdns_backend import methods
+from pdns_backend.loglimit import LogLimiter
+from pdns_backend.protocol import BadRequest, Call, post_form_call, post_json_call, rest_call
+
+log = logging.getLogger("mountdns.backend")
+
+# Far above any PowerDNS request (a post_json lookup is about 200 bytes) and far below
+# what would cost memory; larger bodies are refused without being read (413).
+MAX_BODY = 8 * 1024
+
+
+def encode(result, log_lines: list[str] | None = None) -> bytes:
+    body = {"result": result}
+    if log_lines:
+        body["log"] = log_lines
+    return orjson.dumps(body)
+
+
+def failure(status: int, reason: str) -> tuple[int, bytes]:
+    """An error answer: `{"result": false, "log": ["mountdns: <reason>"]}`."""
+    return status, encode(False, [f"mountdns: {reason}"])
+
+
+# Answers to requests that never reach a method; fixed texts, nothing the client sent.
+NOT_FOUND = failure(404, "no such path")
+METHOD_NOT_ALLOWED = failure(405, "only GET and POST are served")
+BODY_TOO_LARGE = failure(413, f"request body over {MAX_BODY} bytes")
+HEAD_TOO_LARGE = failure(431, "request line or headers too large")
+MALFORMED = failure(400, "malformed HTTP request")
+STORE_UNAVAILABLE = failure(500, "store unavailable")
+
+
+class Backend:
+    """PowerDNS's remote-backend calls answered from `store`, under `url_prefix`."""
+
+    def __init__(self, store, url_prefix: str = "/dnsapi", limiter: LogLimiter | None = None):
+        self.store = store
+        self.url_prefix = url_prefix.rstrip("/")
+        self.limiter = limiter or LogLimiter(log)
+
+    def respond(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        """(HTTP status, JSON body) for one request; `target` is the raw request target
+        (path still percent-encoded, with its query string)."""
+        path, _, query = target.partition("?")
+        if method not in ("GET", "POST"):
+            return METHOD_NOT_ALLOWED
+        if path == self.url_prefix or path.startswith(self.url_prefix + "/"):
+            return self.call(lambda: self.decode(method, path[len(self.url_prefix):], query, body), path)
+        if path == "/healthz" and method == "GET":
+            return 200, encode(True)
+        if path == "/readyz" and method == "GET":
+            return (200, encode(True)) if self.store.ping() else (503, encode(False, ["mountdns: store unavailable"]))
+        return NOT_FOUND
+
+    @staticmethod
+    def decode(method: str, rest: str, query: str, body: bytes) -> Call:
+        """The Call of any connector mode, from the path after the url prefix."""
+        if method == "GET":
+            return rest_call(rest, query)
+        method_segment = rest.strip("/")
+        if method_segment:
+            return post_form_call(method_segment.split("/")[0], body)
+        return post_json_call(body)
+
+    def call(self, decode, path: str) -> tuple[int, bytes]:
+        """Decode and run one call; the only place errors become answers."""
+        try:
+            call = decode()
+            return 200, encode(methods.call(self.store, call.method, call.parameters))
+        except BadRequest as exc:
+            self.problem("bad request", logging.WARNING, f"bad request on {path[:120]!r}: {exc}")
+            return failure(400, str(exc))
+        except StoreError as exc:
+            self.problem("store unavailable", logging.ERROR, f"store unavailable: {mask_secrets(str(exc))}")
+            return STORE_UNAVAILABLE
+        except Exception as exc:  # noqa: BLE001 - never a stack trace on the wire; it goes to our log
+            self.problem(f"internal error {type(exc).__name__}", logging.ERROR,
+                         f"unexpected error on {path[:120]!r}", exc_info=exc)
+            return failure(500, f"internal error: {type(exc).__name__}")
+
+    def problem(self, key: str, level: int, message: str, exc_info=None):
+        self.limiter.log(key, level, message, exc_info=exc_info)
