@@ -63,7 +63,12 @@ class RulesConfig:
 
 
 class NotPublishable(ValueError):
-    """A Container cannot be published; the message says why."""
+    """A Container cannot be published; the message says why, `code` says it in one
+    CamelCase word (the reason of its Published condition)."""
+
+    def __init__(self, message: str, code: str = "InvalidSpec"):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -120,12 +125,13 @@ class ContainerReader:
         try:
             fqdn = normalize(raw)
         except InvalidName as exc:
-            raise NotPublishable(f"invalid fqdn {raw!r}: {exc}") from None
+            raise NotPublishable(f"invalid fqdn {raw!r}: {exc}", "InvalidName") from None
         zone = self._zone_of(fqdn)
         if zone is None:
-            raise NotPublishable(f"fqdn {fqdn} is outside the configured zones ({', '.join(self.config.zone_names)})")
+            raise NotPublishable(f"fqdn {fqdn} is outside the configured zones ({', '.join(self.config.zone_names)})",
+                                 "OutOfZone")
         if zone == fqdn:
-            raise NotPublishable(f"fqdn {fqdn} is the apex of zone {zone}, not a name below it")
+            raise NotPublishable(f"fqdn {fqdn} is the apex of zone {zone}, not a name below it", "OutOfZone")
         return fqdn
 
     def _zone_of(self, fqdn: str) -> str | None:

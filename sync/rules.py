@@ -26,7 +26,7 @@ count it instead of dropping it silently; node problems come back as warnings.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Callable, Iterable, Mapping
 
@@ -34,25 +34,50 @@ from mountdns.records import State
 from sync.objects import (DEFAULT_NAMESPACE, Claim, ContainerReader, NotPublishable, ObjectKey, RulesConfig,
                           ipv4_first, node_addresses)
 
-__all__ = ["Desired", "RulesConfig", "Skip", "addressless_node_warnings", "desired_state"]
+__all__ = ["CODES", "Desired", "RulesConfig", "Skip", "addressless_node_warnings", "desired_state", "publication"]
+
+# Why a Container is not published, in one CamelCase word each (the `reason` of its
+# Published condition, and a metrics label): a closed set, so alerts can name them.
+CODES = ("NotMounted", "ParentNotFound", "ParentNotPublished", "MountCycle", "NameConflict", "OwnedElsewhere",
+         "OutOfZone", "InvalidName", "InvalidSpec", "NodeNotFound", "NodeHasNoAddress")
 
 
 @dataclass(frozen=True, order=True)
 class Skip:
-    """A Container that is not published, and why."""
+    """A Container that is not published: why, for people (`reason`) and as one of CODES."""
 
     namespace: str
     name: str
     reason: str
+    code: str
 
 
 @dataclass(frozen=True)
 class Desired:
-    """The desired state, with the Containers left out of it and problems with Nodes."""
+    """The desired state, with the Containers left out of it and problems with Nodes.
+
+    `published` holds the Claim of every published Container (`publication` tells its
+    fqdn and target from it): the claims exist already, so keeping them costs the rules
+    one dict entry per object, not a new tuple.
+    """
 
     state: State
     skipped: tuple[Skip, ...] = ()
     warnings: tuple[str, ...] = ()
+    published: Mapping[ObjectKey, Claim] = field(default_factory=dict)
+
+
+def publication(published: Mapping[ObjectKey, Claim], key: ObjectKey) -> tuple[str, str, str]:
+    """(fqdn, target, node) of a published Container: target is the node of a parent and
+    the parent's fqdn for a child; node is the one whose addresses the name resolves to
+    (the parent's own, or that of the parent at the top of a child's chain)."""
+    claim = published[key]
+    if claim.mounted_to is None:
+        return claim.fqdn, claim.node, claim.node
+    parent = top = published[(claim.namespace, claim.mounted_to)]
+    while top.mounted_to is not None:  # a published chain ends at a parent within max_mount_depth
+        top = published[(top.namespace, top.mounted_to)]
+    return claim.fqdn, parent.fqdn, top.node
 
 
 # --- Containers on their own -------------------------------------------------------
@@ -73,7 +98,7 @@ def _read_containers(containers: Iterable[dict], config: RulesConfig):
                 raise NotPublishable(f"not an object: {type(obj).__name__}")
             claims.append(reader.read(obj))
         except NotPublishable as exc:
-            skipped.append(Skip(*_identity(obj), str(exc)))
+            skipped.append(Skip(*_identity(obj), str(exc), exc.code))
     return claims, skipped
 
 
@@ -100,7 +125,7 @@ def _oldest_by(claims: Iterable[Claim], key: Callable[[Claim], object]) -> dict:
 def _resolve_conflicts(claims: list[Claim]) -> tuple[dict[ObjectKey, Claim], list[Skip]]:
     """The claims that keep their fqdn, by object; the oldest claimant of an fqdn wins."""
     copies = _oldest_by(claims, attrgetter("key"))
-    skipped = [Skip(claim.namespace, claim.name, "listed twice; one copy is used")
+    skipped = [Skip(claim.namespace, claim.name, "listed twice; one copy is used", "NameConflict")
                for claim in claims if copies[claim.key] is not claim]
     owners = _oldest_by(copies.values(), attrgetter("fqdn"))
     winners: dict[ObjectKey, Claim] = {}
@@ -111,7 +136,8 @@ def _resolve_conflicts(claims: list[Claim]) -> tuple[dict[ObjectKey, Claim], lis
             continue
         why = "older" if owner.created < claim.created else "as old and first by namespace/name"
         skipped.append(Skip(claim.namespace, claim.name,
-                            f"fqdn {claim.fqdn} is taken by {owner.namespace}/{owner.name} ({why})"))
+                            f"fqdn {claim.fqdn} is taken by {owner.namespace}/{owner.name} ({why})",
+                            "NameConflict"))
     return winners, skipped
 
 
@@ -124,7 +150,7 @@ def _cycle_reason(members: list[ObjectKey]) -> str:
 
 
 def _mount_chain(start: ObjectKey, winners: Mapping[ObjectKey, Claim], depth: Mapping[ObjectKey, int],
-                 rejected: Mapping[ObjectKey, str]) -> tuple[list[ObjectKey], ObjectKey, list[ObjectKey]]:
+                 rejected: Mapping[ObjectKey, tuple[str, str]]) -> tuple[list[ObjectKey], ObjectKey, list[ObjectKey]]:
     """Follow mountedTo from `start` until a settled object, an unknown one or a cycle.
 
     Returns the unsettled children in mount order, the object the last of them is mounted
@@ -145,27 +171,27 @@ def _mount_chain(start: ObjectKey, winners: Mapping[ObjectKey, Claim], depth: Ma
 
 
 def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey],
-                    max_depth: int) -> tuple[dict[ObjectKey, int], dict[ObjectKey, str]]:
-    """Depth of every published object (0 for a parent) and the reason for every other.
+                    max_depth: int) -> tuple[dict[ObjectKey, int], dict[ObjectKey, tuple[str, str]]]:
+    """Depth of every published object (0 for a parent) and (reason, code) for every other.
 
     Each object is walked once: a chain is followed until it reaches something already
     settled, then settled from its far end back, so the work is linear in the objects.
     """
     depth: dict[ObjectKey, int] = {}
-    rejected: dict[ObjectKey, str] = {}
+    rejected: dict[ObjectKey, tuple[str, str]] = {}
     too_deep: dict[ObjectKey, int] = {}  # rejected for depth, kept so descendants say so too
     for key, claim in winners.items():
         if claim.mounted_to is None:
             if claim.node:
                 depth[key] = 0
             else:
-                rejected[key] = claim.unmounted_reason
+                rejected[key] = (claim.unmounted_reason, "NotMounted")
     for start in winners:
         if start in depth or start in rejected:
             continue
         chain, parent, cycle = _mount_chain(start, winners, depth, rejected)
         if cycle:
-            reason = _cycle_reason(cycle)
+            reason = (_cycle_reason(cycle), "MountCycle")
             for member in cycle:
                 rejected[member] = reason
         for child in reversed(chain):
@@ -174,7 +200,9 @@ def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey],
                 rejected[child] = _unpublished_parent_reason(parent, listed)
             elif level > max_depth:
                 too_deep[child] = level
-                rejected[child] = f"mount depth {level} exceeds max_mount_depth {max_depth}"
+                # Too deep a chain is refused like a cycle: the mounts never end in a parent
+                # within reach, and the fix is the same (shorten the chain).
+                rejected[child] = (f"mount depth {level} exceeds max_mount_depth {max_depth}", "MountCycle")
             else:
                 depth[child] = level
             parent = child
@@ -191,11 +219,11 @@ def _level_below(parent: ObjectKey, depth: Mapping[ObjectKey, int], too_deep: Ma
     return None
 
 
-def _unpublished_parent_reason(parent: ObjectKey, listed: set[ObjectKey]) -> str:
+def _unpublished_parent_reason(parent: ObjectKey, listed: set[ObjectKey]) -> tuple[str, str]:
     namespace, name = parent
     if parent in listed:
-        return f"parent {namespace}/{name} not published"
-    return f"parent {namespace}/{name} not found"
+        return f"parent {namespace}/{name} not published", "ParentNotPublished"
+    return f"parent {namespace}/{name} not found", "ParentNotFound"
 
 
 # --- Nodes ---------------------------------------------------------------------------------
@@ -237,14 +265,15 @@ def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: Rul
 
     parents: dict[str, str] = {}
     children: dict[str, str] = {}
+    published: dict[ObjectKey, Claim] = {}
     for key, level in depth.items():
-        claim = winners[key]
+        claim = published[key] = winners[key]
         if level == 0:
             parents[claim.fqdn] = claim.node
         else:
             children[claim.fqdn] = winners[(claim.namespace, claim.mounted_to)].fqdn
     skipped += lost
-    skipped += (Skip(namespace, name, reason) for (namespace, name), reason in rejected.items())
+    skipped += (Skip(namespace, name, *why) for (namespace, name), why in rejected.items())
 
     node_map, warnings = _read_nodes(nodes, config)
     warnings += addressless_node_warnings(parents, node_map)
@@ -255,4 +284,5 @@ def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: Rul
         parents=dict(sorted(parents.items())),
         children=dict(sorted(children.items())),
     )
-    return Desired(state=state, skipped=tuple(sorted(skipped)), warnings=tuple(sorted(warnings)))
+    return Desired(state=state, skipped=tuple(sorted(skipped)), warnings=tuple(sorted(warnings)),
+                   published=published)

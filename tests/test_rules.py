@@ -11,7 +11,7 @@ import pytest
 
 from mountdns.plan import Changes, diff
 from mountdns.records import State, Zone
-from sync.rules import Desired, RulesConfig, Skip, desired_state
+from sync.rules import CODES, Desired, RulesConfig, Skip, desired_state, publication
 from mountdns.testing.objects import SEED_CONFIG, container, node, seed_fqdn, seed_objects
 from mountdns.testing.seed import CHILDREN, NODES, PARENTS, SEED_STATE, SEED_ZONE, ZONE
 
@@ -49,7 +49,20 @@ def remove(objects, name) -> None:
 def test_first_sync_of_the_seed_topology_gives_the_seed_state():
     plan = sync(*seed_objects())
 
-    assert plan == Desired(state=SEED_STATE, skipped=(), warnings=())
+    assert plan.state == SEED_STATE and plan.skipped == () and plan.warnings == ()
+    # Each published Container's fqdn, target (node of a parent, parent fqdn of a child)
+    # and the node its name resolves to, for its status.
+    a_0, a_1, a_2, b_0 = (seed_fqdn(f"Container_{x}").lower() for x in ("A_0", "A_1", "A_2", "B_0"))
+    assert {key: publication(plan.published, key) for key in plan.published} == {
+        ("default", "container-a-0"): (a_0, "node-0", "node-0"),
+        ("default", "container-a-1"): (a_1, "node-1", "node-1"),
+        ("default", "container-b-0"): (b_0, "node-1", "node-1"),
+        ("default", "container-a-2"): (a_2, "node-2", "node-2"),
+        ("default", "container-c-0"): (seed_fqdn("Container_C_0").lower(), a_1, "node-1"),
+        ("default", "container-c-1"): (seed_fqdn("Container_C_1").lower(), a_2, "node-2"),
+        ("default", "container-d-0"): (D_0, b_0, "node-1"),
+        ("default", "container-e-0"): (E_0, a_0, "node-0"),
+    }
     assert diff(State(), plan.state) == Changes(
         zones_put={ZONE: SEED_ZONE}, nodes_put=NODES, parents_put=PARENTS, children_put=CHILDREN,
         bump_serials=BUMP)
@@ -115,7 +128,7 @@ def test_child_unmounted_without_a_node_is_removed():
     plan, changes = seed_changes(unmount_d_0_without_node)
 
     assert plan.skipped == (Skip("default", "container-d-0", "no spec.nodeName and not mounted "
-                                 "(status.deviceStatus is 'UNMOUNTED', not 'MOUNTED')"),)
+                                 "(status.deviceStatus is 'UNMOUNTED', not 'MOUNTED')", "NotMounted"),)
     assert changes == Changes(children_delete=frozenset({D_0}), bump_serials=BUMP)
 
 
@@ -123,13 +136,13 @@ def test_container_without_node_or_mount_is_skipped():
     plan = sync([container("idle")], [])
 
     assert plan.state.parents == {} and plan.state.children == {}
-    assert plan.skipped == (Skip("default", "idle", "no spec.nodeName and not mounted"),)
+    assert plan.skipped == (Skip("default", "idle", "no spec.nodeName and not mounted", "NotMounted"),)
 
 
 def test_parent_deleted_drops_its_children_too():
     plan, changes = seed_changes(lambda containers, nodes: remove(containers, "container-b-0"))
 
-    assert plan.skipped == (Skip("default", "container-d-0", "parent default/container-b-0 not found"),)
+    assert plan.skipped == (Skip("default", "container-d-0", "parent default/container-b-0 not found", "ParentNotFound"),)
     assert changes == Changes(parents_delete=frozenset({B_0}), children_delete=frozenset({D_0}), bump_serials=BUMP)
 
 
@@ -164,8 +177,8 @@ def test_mounts_nested_deeper_than_eight_levels_are_not_published():
     assert plan.state.children == {**CHILDREN, level_fqdn(1): A_0,
                                    **{level_fqdn(n): level_fqdn(n - 1) for n in range(2, 9)}}
     assert plan.skipped == (
-        Skip("default", "level-10", "mount depth 10 exceeds max_mount_depth 8"),
-        Skip("default", "level-9", "mount depth 9 exceeds max_mount_depth 8"),
+        Skip("default", "level-10", "mount depth 10 exceeds max_mount_depth 8", "MountCycle"),
+        Skip("default", "level-9", "mount depth 9 exceeds max_mount_depth 8", "MountCycle"),
     )
 
 
@@ -175,7 +188,7 @@ def test_max_mount_depth_is_configurable():
     plan = sync(containers + mount_chain(2), nodes, config)
 
     assert plan.state.children == {**CHILDREN, "level-1.default.domain.foo.bar": A_0}
-    assert plan.skipped == (Skip("default", "level-2", "mount depth 2 exceeds max_mount_depth 1"),)
+    assert plan.skipped == (Skip("default", "level-2", "mount depth 2 exceeds max_mount_depth 1", "MountCycle"),)
 
 
 def test_mount_cycle_publishes_none_of_its_members_nor_what_hangs_off_it():
@@ -190,10 +203,10 @@ def test_mount_cycle_publishes_none_of_its_members_nor_what_hangs_off_it():
 
     assert plan.state == SEED_STATE
     assert plan.skipped == (
-        Skip("default", "w", "parent default/x not published"),
-        Skip("default", "x", "mount cycle: x -> y -> z -> x"),
-        Skip("default", "y", "mount cycle: x -> y -> z -> x"),
-        Skip("default", "z", "mount cycle: x -> y -> z -> x"),
+        Skip("default", "w", "parent default/x not published", "ParentNotPublished"),
+        Skip("default", "x", "mount cycle: x -> y -> z -> x", "MountCycle"),
+        Skip("default", "y", "mount cycle: x -> y -> z -> x", "MountCycle"),
+        Skip("default", "z", "mount cycle: x -> y -> z -> x", "MountCycle"),
     )
 
 
@@ -201,7 +214,7 @@ def test_container_mounted_to_itself_is_a_cycle():
     plan = sync([container("loop", node="node-0", mounted_to="loop", status="MOUNTED")], [node("node-0", "1.2.3.4")])
 
     assert plan.state.parents == {} and plan.state.children == {}
-    assert plan.skipped == (Skip("default", "loop", "mount cycle: loop -> loop"),)
+    assert plan.skipped == (Skip("default", "loop", "mount cycle: loop -> loop", "MountCycle"),)
 
 
 # --- conflicts and missing parents -------------------------------------------------------
@@ -219,10 +232,10 @@ def test_fqdn_conflict_is_won_by_the_older_container():
     plan, changes = seed_changes(add_younger_and_older_claimants)
 
     assert plan.skipped == (
-        Skip("default", "container-a-0", f"fqdn {A_0} is taken by default/original (older)"),
+        Skip("default", "container-a-0", f"fqdn {A_0} is taken by default/original (older)", "NameConflict"),
         # mountedTo names the object container-a-0, not the fqdn it lost.
-        Skip("default", "container-e-0", "parent default/container-a-0 not published"),
-        Skip("default", "impostor", f"fqdn {A_0} is taken by default/original (older)"),
+        Skip("default", "container-e-0", "parent default/container-a-0 not published", "ParentNotPublished"),
+        Skip("default", "impostor", f"fqdn {A_0} is taken by default/original (older)", "NameConflict"),
     )
     assert changes == Changes(parents_put={A_0: "node-2"}, children_delete=frozenset({E_0}), bump_serials=BUMP)
 
@@ -237,7 +250,7 @@ def test_fqdn_conflict_between_containers_of_the_same_age_is_won_by_namespace_th
 
     assert plan.state.parents == {"shared.domain.foo.bar": "node-0"}
     reason = "fqdn shared.domain.foo.bar is taken by alpha/z (as old and first by namespace/name)"
-    assert plan.skipped == (Skip("beta", "a", reason), Skip("beta", "b", reason))
+    assert plan.skipped == (Skip("beta", "a", reason, "NameConflict"), Skip("beta", "b", reason, "NameConflict"))
 
 
 def test_container_without_creation_time_loses_to_a_dated_one():
@@ -245,7 +258,7 @@ def test_container_without_creation_time_loses_to_a_dated_one():
                  container("dated", node="node-1", fqdn="n.domain.foo.bar", created="2030-01-01T00:00:00+02:00")], [])
 
     assert plan.state.parents == {"n.domain.foo.bar": "node-1"}
-    assert plan.skipped == (Skip("default", "undated", "fqdn n.domain.foo.bar is taken by default/dated (older)"),)
+    assert plan.skipped == (Skip("default", "undated", "fqdn n.domain.foo.bar is taken by default/dated (older)", "NameConflict"),)
 
 
 def test_child_of_a_conflict_loser_is_not_published():
@@ -258,8 +271,8 @@ def test_child_of_a_conflict_loser_is_not_published():
 
     assert plan.state.children == {}
     assert plan.skipped == (
-        Skip("default", "child", "parent default/loser not published"),
-        Skip("default", "loser", "fqdn p.domain.foo.bar is taken by default/winner (older)"),
+        Skip("default", "child", "parent default/loser not published", "ParentNotPublished"),
+        Skip("default", "loser", "fqdn p.domain.foo.bar is taken by default/winner (older)", "NameConflict"),
     )
 
 
@@ -268,7 +281,7 @@ def test_child_of_a_missing_parent_is_skipped():
     plan = sync(containers + [container("orphan", mounted_to="nothere", status="MOUNTED")], nodes)
 
     assert plan.state == SEED_STATE
-    assert plan.skipped == (Skip("default", "orphan", "parent default/nothere not found"),)
+    assert plan.skipped == (Skip("default", "orphan", "parent default/nothere not found", "ParentNotFound"),)
 
 
 def test_mounted_to_names_a_container_of_the_same_namespace_only():
@@ -277,7 +290,7 @@ def test_mounted_to_names_a_container_of_the_same_namespace_only():
     plan = sync(containers + [stray], nodes)
 
     assert plan.state == SEED_STATE
-    assert plan.skipped == (Skip("other", "stray", "parent other/container-a-0 not found"),)
+    assert plan.skipped == (Skip("other", "stray", "parent other/container-a-0 not found", "ParentNotFound"),)
 
 
 def test_child_of_a_parent_with_an_invalid_fqdn_is_not_published():
@@ -285,8 +298,8 @@ def test_child_of_a_parent_with_an_invalid_fqdn_is_not_published():
                  container("child", mounted_to="bad", status="MOUNTED")], [])
 
     assert plan.skipped == (
-        Skip("default", "bad", "invalid fqdn 'a..domain.foo.bar': empty label in 'a..domain.foo.bar'"),
-        Skip("default", "child", "parent default/bad not published"),
+        Skip("default", "bad", "invalid fqdn 'a..domain.foo.bar': empty label in 'a..domain.foo.bar'", "InvalidName"),
+        Skip("default", "child", "parent default/bad not published", "ParentNotPublished"),
     )
 
 
@@ -298,7 +311,7 @@ def test_fqdn_outside_every_zone_is_skipped():
 
     assert plan.state.parents == {}
     assert plan.skipped == (
-        Skip("default", "web", "fqdn web.example.org is outside the configured zones (domain.foo.bar)"),)
+        Skip("default", "web", "fqdn web.example.org is outside the configured zones (domain.foo.bar)", "OutOfZone"),)
 
 
 def test_zone_apex_fqdn_is_rejected():
@@ -306,7 +319,7 @@ def test_zone_apex_fqdn_is_rejected():
 
     assert plan.state.parents == {}
     assert plan.skipped == (
-        Skip("default", "apex", "fqdn domain.foo.bar is the apex of zone domain.foo.bar, not a name below it"),)
+        Skip("default", "apex", "fqdn domain.foo.bar is the apex of zone domain.foo.bar, not a name below it", "OutOfZone"),)
 
 
 def test_too_long_label_is_skipped():
@@ -315,7 +328,7 @@ def test_too_long_label_is_skipped():
 
     assert plan.skipped == (
         Skip("default", "long", f"invalid fqdn '{label}.domain.foo.bar': label longer than 63 octets in "
-                                f"'{label}.domain.foo.bar'"),)
+                                f"'{label}.domain.foo.bar'", "InvalidName"),)
 
 
 def test_default_fqdn_is_name_dot_namespace_dot_default_zone():
@@ -336,7 +349,7 @@ def test_name_in_a_delegated_subzone_belongs_to_the_subzone():
 
     assert plan.state.parents == {"x.sub.domain.foo.bar": "node-0"}
     assert plan.skipped == (Skip("default", "apex-of-sub", "fqdn sub.domain.foo.bar is the apex of zone "
-                                                          "sub.domain.foo.bar, not a name below it"),)
+                                                          "sub.domain.foo.bar, not a name below it", "OutOfZone"),)
 
 
 def test_mount_types_filter_keeps_other_types_as_parents():
@@ -355,7 +368,7 @@ def test_mount_types_filter_says_why_a_container_without_node_is_skipped():
                 config)
 
     assert plan.skipped == (
-        Skip("default", "c", "no spec.nodeName and not mounted (spec.type 'upf' cannot be mounted)"),)
+        Skip("default", "c", "no spec.nodeName and not mounted (spec.type 'upf' cannot be mounted)", "NotMounted"),)
 
 
 def test_custom_mounted_status_is_honoured():
@@ -444,7 +457,7 @@ def test_object_listed_twice_is_published_once():
     plan = sync([twin, dict(twin)], [])
 
     assert plan.state.parents == {"twin.default.domain.foo.bar": "node-0"}
-    assert plan.skipped == (Skip("default", "twin", "listed twice; one copy is used"),)
+    assert plan.skipped == (Skip("default", "twin", "listed twice; one copy is used", "NameConflict"),)
 
 
 def test_rules_config_needs_a_normalized_zone():
@@ -452,3 +465,18 @@ def test_rules_config_needs_a_normalized_zone():
         RulesConfig(zones=())
     with pytest.raises(ValueError, match="normalized"):
         RulesConfig(zones=(Zone(name="Domain.Foo.Bar.", nameservers=("ns1",), hostmaster="h"),))
+
+
+def test_a_grandchild_resolves_to_the_node_of_the_parent_at_the_top_of_its_chain():
+    plan = sync([container("top", node="node-7"), container("mid", mounted_to="top", status="MOUNTED"),
+                 container("leaf", node="node-0", mounted_to="mid", status="MOUNTED")], [])
+
+    assert publication(plan.published, ("default", "leaf")) == (
+        f"leaf.default.{ZONE}", f"mid.default.{ZONE}", "node-7")
+
+
+def test_objects_that_cannot_be_read_are_skipped_as_invalid_spec():
+    plan = sync([container("typed", node=5), "not an object"], [])
+
+    assert {(skip.name, skip.code) for skip in plan.skipped} == {("typed", "InvalidSpec"), ("", "InvalidSpec")}
+    assert {skip.code for skip in plan.skipped} <= set(CODES)
