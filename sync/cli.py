@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     purger = None
     if settings.pdns_api_urls and not settings.dry_run:
         purger = CachePurger(settings.pdns_api_urls, settings.pdns_api_key).start()
-    reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run)
+    status = None
+    if settings.status_qps and not (settings.manifests or settings.dry_run or settings.once):
+        from sync.status_writer import build_status_writer  # Container status: leader only, off the DNS path
+        status = build_status_writer(settings.kubeconfig, settings.status_qps).start(stop)
+    reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run, status=status)
     daemon = SyncDaemon(cache, source, reconciler, resync_interval=settings.resync_interval,
                         coalesce_seconds=settings.coalesce_seconds)
 

@@ -51,6 +51,8 @@ class SyncSettings:
     """X-API-Key for the PowerDNS API."""
     coalesce_seconds: float = 0.05
     """How long to gather further events after the first before writing a batch."""
+    status_qps: float = 10.0
+    """Container status writes and Events per second, at most (0: write no status)."""
     log_level: str = "info"
 
     def describe(self) -> str:
@@ -60,7 +62,8 @@ class SyncSettings:
                 f"namespace={self.namespace or '*'} resync={self.resync_interval}s "
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
                 f"address_types={list(self.node_address_types)} pdns_api={list(self.pdns_api_urls)} "
-                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run}")
+                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run}"
+                f" status_qps={self.status_qps}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--pdns-api-url", repeatable=True, help="PowerDNS API base URL to purge caches on change")
     add_flag(p, "--pdns-api-key", default="", help="PowerDNS API key")
     add_flag(p, "--coalesce-seconds", default=0.05, cast=float, help="gather events this long before writing")
+    add_flag(p, "--status-qps", default=10.0, cast=float,
+             help="Container status writes and Events per second, at most (0: write no status)")
     add_flag(p, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(p, "--once", switch=True, help="sync once, then exit")
     add_flag(p, "--dry-run", switch=True, help="print the changes, write nothing")
@@ -141,6 +146,8 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
             raise ConfigError(f"--pdns-api-url: expected http(s)://HOST:PORT, got {url!r}")
     if urls and not args.pdns_api_key:
         raise ConfigError("--pdns-api-key: required with --pdns-api-url")
+    if not 0 <= args.status_qps <= 1000:
+        raise ConfigError(f"--status-qps: must be between 0 and 1000, got {args.status_qps}")
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
 
@@ -150,7 +157,7 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         mounted_status=args.mounted_status, mount_types=frozenset(repeated(args, "mount_types")),
         node_address_types=address_types, once=args.once, dry_run=args.dry_run, pdns_api_urls=urls,
         pdns_api_key=args.pdns_api_key, coalesce_seconds=args.coalesce_seconds,
-        log_level=args.log_level.lower())
+        log_level=args.log_level.lower(), status_qps=args.status_qps)
 
 
 def parse(argv: list[str] | None = None) -> SyncSettings:

@@ -52,7 +52,9 @@ def _same_objects(before: tuple, now: tuple) -> bool:
 
 
 class Reconciler:
-    def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print):
+    def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print,
+                 status=None):
+        self.status = status  # a StatusWriter: told of each batch after its DNS write, in O(1)
         self.store = store
         self.rules = rules
         self.purger = purger
@@ -119,6 +121,8 @@ class Reconciler:
         else:
             self.known = current
         seconds = time.monotonic() - started
+        if self.status is not None:
+            self.status.offer(snapshot.containers, snapshot.nodes, plan)
         if not changes.empty:
             log.info("%s %s in %.1f ms%s", "planned" if self.dry_run else "wrote", changes.summary(),
                      seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)")

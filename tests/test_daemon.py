@@ -222,20 +222,27 @@ def test_run_once_lists_and_writes_everything(run):
     assert daemon.run_once() == 0
 
 
-def test_the_cache_keeps_only_what_the_rules_read():
+def test_the_cache_keeps_only_what_the_rules_and_the_status_writer_read():
     cache = ObjectCache()
     listed = container("big", node="node-0", mounted_to="parent", status="MOUNTED")
     listed["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}] * 50
     listed["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "x" * 5000}
-    listed["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    published = {"type": "Published", "status": "True", "reason": "Published", "message": "m",
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 3}
+    listed["metadata"]["generation"] = 3
+    listed["status"]["conditions"] = [{"type": "Ready", "status": "True", "message": "x" * 1000}, published]
+    listed["status"]["fqdn"] = "big.default.domain.foo.bar"
     big_node = node("node-0", "1.2.3.4")
     big_node["status"]["images"] = [{"names": ["registry/image:tag"], "sizeBytes": 1}] * 100
     cache.replace(CONTAINER, [listed])
     cache.replace(NODE, [big_node])
     (kept,) = cache.snapshot().containers
     assert kept == {"apiVersion": listed["apiVersion"], "kind": "Container",
-                    "metadata": {k: listed["metadata"][k] for k in ("name", "namespace", "creationTimestamp")
-                                 if k in listed["metadata"]},
-                    "spec": listed["spec"], "status": {"deviceStatus": "MOUNTED"}}
+                    "metadata": {k: listed["metadata"][k] for k in ("name", "namespace", "creationTimestamp",
+                                                                     "generation") if k in listed["metadata"]},
+                    "spec": listed["spec"],
+                    # Other controllers' conditions only as a marker: the writer re-reads before patching.
+                    "status": {"deviceStatus": "MOUNTED", "fqdn": "big.default.domain.foo.bar",
+                               "conditions": [published], "mountdns.io/foreignConditions": True}}
     (kept_node,) = cache.snapshot().nodes
     assert kept_node["status"] == {"addresses": big_node["status"]["addresses"]}

@@ -63,6 +63,7 @@ ENV_CASES = [
     ({"MOUNTDNS_PDNS_API_KEY": "s3cret"}, lambda s: s.pdns_api_key, "s3cret"),
     ({"MOUNTDNS_COALESCE_SECONDS": "0.5"}, lambda s: s.coalesce_seconds, 0.5),
     ({"MOUNTDNS_LOG_LEVEL": "DEBUG"}, lambda s: s.log_level, "debug"),
+    ({"MOUNTDNS_STATUS_QPS": "2.5"}, lambda s: s.status_qps, 2.5),
     ({"MOUNTDNS_ONCE": "true"}, lambda s: s.once, True),
     ({"MOUNTDNS_DRY_RUN": "1"}, lambda s: s.dry_run, True),
 ]
@@ -137,6 +138,7 @@ BAD_CONFIGURATIONS = {
     "negative resync interval": (ZONE_ARGS + ["--resync-interval", "-1"], "--resync-interval"),
     "zero resync interval": (ZONE_ARGS + ["--resync-interval", "0"], "--resync-interval"),
     "coalesce too long": (ZONE_ARGS + ["--coalesce-seconds", "11"], "--coalesce-seconds"),
+    "negative status rate": (ZONE_ARGS + ["--status-qps", "-1"], "--status-qps"),
     "empty mounted status": (ZONE_ARGS + ["--mounted-status", ""], "--mounted-status"),
     "unknown node address type": (ZONE_ARGS + ["--node-address-type", "PublicIP"], "--node-address-type"),
     "manifests not a directory": (ZONE_ARGS + ["--manifests", "<file>"], "--manifests"),

@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from sync.status import slim_status
+
 CONTAINER = "Container"
 NODE = "Node"
 KINDS = (CONTAINER, NODE)
 
 
-_KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion")
+_KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "generation")
 
 
 def slim(kind: str, obj: dict) -> dict:
@@ -28,9 +30,10 @@ def slim(kind: str, obj: dict) -> dict:
     kept["metadata"] = {k: meta[k] for k in _KEPT_METADATA if k in meta}
     if kind != NODE and spec is not None:
         kept["spec"] = spec
-    if status is not None:
-        wanted = "addresses" if kind == NODE else "deviceStatus"
-        kept["status"] = {wanted: status[wanted]} if wanted in status else {}
+    if status is not None and kind == NODE:
+        kept["status"] = {"addresses": status["addresses"]} if "addresses" in status else {}
+    elif status is not None:
+        kept["status"] = slim_status(status)  # deviceStatus, and what the status writer compares
     return kept
 
 
