@@ -64,7 +64,9 @@ class Desired:
     state: State
     skipped: tuple[Skip, ...] = ()
     warnings: tuple[str, ...] = ()
-    published: Mapping[ObjectKey, Claim] = field(default_factory=dict)
+    # Not compared: claims carry what the records do not (creation times), and two plans
+    # that publish the same records are the same plan.
+    published: Mapping[ObjectKey, Claim] = field(default_factory=dict, compare=False)
 
 
 def publication(published: Mapping[ObjectKey, Claim], key: ObjectKey) -> tuple[str, str, str]:

@@ -90,6 +90,8 @@ def slim_status(status: Mapping) -> dict:
             kept["conditions"] = ours[:1]
         if len(ours) != len(conditions):
             kept[FOREIGN_CONDITIONS] = True
+    if status.get(FOREIGN_CONDITIONS):
+        kept[FOREIGN_CONDITIONS] = True  # slimmed twice (a list slims pages, then the cache): keep the mark
     return kept
 
 

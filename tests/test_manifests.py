@@ -72,14 +72,18 @@ def test_crd_serves_and_stores_v1alpha1_with_a_status_subresource(crd):
     assert version["subresources"] == {"status": {}}
 
 
-def test_crd_printer_columns_show_fqdn_node_mount_and_status(crd):
+def test_crd_printer_columns_show_fqdn_node_mount_status_and_published(crd):
     columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [(c["name"], c["type"], c["jsonPath"]) for c in columns] == [
-        ("FQDN", "string", ".spec.fqdn"),
-        ("Node", "string", ".spec.nodeName"),
-        ("Mounted-To", "string", ".spec.mountedTo"),
-        ("Device-Status", "string", ".status.deviceStatus"),
-        ("Age", "date", ".metadata.creationTimestamp"),
+    published = '.status.conditions[?(@.type=="Published")]'
+    assert [(c["name"], c["type"], c["jsonPath"], c.get("priority", 0)) for c in columns] == [
+        ("FQDN", "string", ".spec.fqdn", 0),
+        ("Node", "string", ".spec.nodeName", 0),
+        ("Mounted-To", "string", ".spec.mountedTo", 0),
+        ("Device-Status", "string", ".status.deviceStatus", 0),
+        ("Published", "string", f"{published}.status", 0),
+        ("Reason", "string", f"{published}.reason", 1),
+        ("Target", "string", ".status.target", 1),
+        ("Age", "date", ".metadata.creationTimestamp", 0),
     ]
 
 
@@ -154,14 +158,24 @@ def test_crd_requires_a_spec(validator):
 # --- RBAC ---------------------------------------------------------------------------------------------
 
 
-def test_rbac_lets_the_sync_read_containers_and_nodes_and_nothing_else():
-    account, role, binding = load_documents(RBAC_PATH)
+def test_rbac_lets_the_sync_read_containers_and_nodes_write_their_status_and_events_only():
+    account, role, binding, lease_role, lease_binding = load_documents(RBAC_PATH)
     assert (account["kind"], account["metadata"]["name"]) == ("ServiceAccount", "mountdns-sync")
     assert role["kind"] == "ClusterRole"
     assert role["rules"] == [
         {"apiGroups": ["mountdns.io"], "resources": ["containers"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["mountdns.io"], "resources": ["containers/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+        # Events live in their object's namespace, and Containers are everywhere.
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
+    # The Lease only in the sync's own namespace.
+    assert (lease_role["kind"], lease_role["metadata"]["namespace"]) == ("Role", account["metadata"]["namespace"])
+    assert lease_role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                    "verbs": ["get", "create", "update"]}]
+    assert lease_binding["roleRef"]["name"] == lease_role["metadata"]["name"]
+    assert lease_binding["subjects"] == [{"kind": "ServiceAccount", "name": "mountdns-sync",
+                                          "namespace": account["metadata"]["namespace"]}]
     assert binding["kind"] == "ClusterRoleBinding"
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": role["metadata"]["name"]}

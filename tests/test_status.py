@@ -174,3 +174,11 @@ def test_slim_status_keeps_our_condition_and_marks_others():
     assert slim_status(status) == {"deviceStatus": "MOUNTED", "fqdn": "a", "target": "n",
                                    "conditions": [ours], FOREIGN_CONDITIONS: True}
     assert slim_status({"conditions": [ours]}) == {"conditions": [ours]}
+
+
+def test_slimming_twice_keeps_the_mark_of_other_conditions():
+    # A list slims each page and the cache slims what it stores: losing the mark there
+    # made the next patch drop another controller's condition.
+    status = {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Published", "status": "True"}]}
+
+    assert slim_status(slim_status(status)) == slim_status(status)
