@@ -17,6 +17,7 @@ survive every write.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -30,6 +31,9 @@ FOREIGN_CONDITIONS = "mountdns.io/foreignConditions"
 # The status fields of ours that the cache keeps, besides conditions (and deviceStatus,
 # which the rules read).
 _OWN_FIELDS = ("fqdn", "target")
+# Condition fields with few distinct values, shared between objects in memory: ~250 bytes
+# less per Container (100,000 Containers each holding a condition cost ~80 MiB without).
+_INTERNED = frozenset({"type", "status", "reason", "lastTransitionTime"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +87,14 @@ def slim_status(status: Mapping) -> dict:
     read it), our fields and our condition; other conditions only as a marker, since
     keeping every controller's conditions for 100,000 objects is what slimming avoids."""
     kept = {k: status[k] for k in ("deviceStatus", *_OWN_FIELDS) if k in status}
+    if isinstance(kept.get("target"), str):
+        kept["target"] = sys.intern(kept["target"])  # a parent's target is its node: few distinct
     conditions = status.get("conditions")
     if isinstance(conditions, list):
         ours = [c for c in conditions if isinstance(c, dict) and c.get("type") == PUBLISHED]
         if ours:
-            kept["conditions"] = ours[:1]
+            kept["conditions"] = [{k: sys.intern(v) if k in _INTERNED and isinstance(v, str) else v
+                                   for k, v in ours[0].items()}]
         if len(ours) != len(conditions):
             kept[FOREIGN_CONDITIONS] = True
     if status.get(FOREIGN_CONDITIONS):
