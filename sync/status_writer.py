@@ -186,7 +186,7 @@ class StatusWriter:
                 continue
             if obj is old_objects.get(key) and verdict == old_verdicts.get(key):
                 continue  # looked at already
-            if up_to_date(obj, verdict) or self._in_flight(key, obj, verdict):
+            if up_to_date(obj.copy(), verdict) or self._in_flight(key, obj, verdict):
                 pending.pop(key, None)
             else:
                 pending[key] = None
@@ -221,6 +221,9 @@ class StatusWriter:
             key = next(iter(self._pending))
             del self._pending[key]
             obj, verdict = self._objects.get(key), self._verdicts.get(key)
+            # The cache swaps a Container's metadata and status in place when only they
+            # change; a copy holds one version of both (a status with its resourceVersion).
+            obj = obj.copy() if obj is not None else None
             if obj is None or verdict is None or up_to_date(obj, verdict) or self._in_flight(key, obj, verdict):
                 continue
             try:

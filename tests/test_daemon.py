@@ -246,3 +246,34 @@ def test_the_cache_keeps_only_what_the_rules_and_the_status_writer_read():
                                "conditions": [published], "mountdns.io/foreignConditions": True}}
     (kept_node,) = cache.snapshot().nodes
     assert kept_node["status"] == {"addresses": big_node["status"]["addresses"]}
+
+
+def test_a_status_only_change_keeps_the_object_the_rules_saw_and_wakes_nobody():
+    # The sync's own status writes come back as watch events: they must not make the next
+    # batch re-run the rules over every Container (the object is the same for them).
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [container("c", node="node-0", status="MOUNTED")])
+    (before,) = cache.snapshot().containers
+    cache.changed.clear()
+    written = container("c", node="node-0", status="MOUNTED")
+    written["metadata"]["resourceVersion"] = "42"
+    written["status"]["conditions"] = [{"type": "Published", "status": "True"}]
+
+    cache.put(CONTAINER, written)
+
+    (after,) = cache.snapshot().containers
+    assert after is before and not cache.changed.is_set()
+    assert after["metadata"]["resourceVersion"] == "42"
+    assert after["status"]["conditions"] == [{"type": "Published", "status": "True"}]
+
+
+def test_a_device_status_or_spec_change_is_a_new_object_for_the_rules():
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [container("c", node="node-0", status="MOUNTED")])
+    (before,) = cache.snapshot().containers
+    for changed in (container("c", node="node-0", status="CONNECTING"), container("c", node="node-1")):
+        cache.changed.clear()
+        cache.put(CONTAINER, changed)
+        (after,) = cache.snapshot().containers
+        assert after is not before and cache.changed.is_set()
+        before = after

@@ -37,6 +37,19 @@ def slim(kind: str, obj: dict) -> dict:
     return kept
 
 
+def _same_for_rules(old: dict, new: dict) -> bool:
+    """Two slimmed Containers the rules cannot tell apart (and whose metadata and status
+    can be swapped as wholes)."""
+    old_meta, new_meta = old.get("metadata"), new.get("metadata")
+    old_status, new_status = old.get("status"), new.get("status")
+    if not (isinstance(old_meta, dict) and isinstance(new_meta, dict)
+            and isinstance(old_status, dict) and isinstance(new_status, dict)):
+        return False
+    return (old.get("spec") == new.get("spec") and old.get("apiVersion") == new.get("apiVersion")
+            and old_status.get("deviceStatus") == new_status.get("deviceStatus")
+            and all(old_meta.get(k) == new_meta.get(k) for k in ("name", "namespace", "creationTimestamp")))
+
+
 def object_key(obj: dict) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return meta.get("namespace") or "", meta.get("name") or ""
@@ -74,8 +87,20 @@ class ObjectCache:
             self._complete[kind] = False
 
     def put(self, kind: str, obj: dict) -> None:
+        kept = slim(kind, obj)
         with self._lock:
-            self._objects[kind][object_key(obj)] = slim(kind, obj)
+            objects = self._objects[kind]
+            key = object_key(obj)
+            old = objects.get(key)
+            if kind == CONTAINER and old is not None and _same_for_rules(old, kept):
+                # Only status the sync writes (or metadata) changed, e.g. its own status write
+                # coming back: keep the dict the rules saw, so the next batch reuses their
+                # result instead of re-running them over every Container, and wake nobody:
+                # Redis does not change. One update() swaps metadata and status together;
+                # readers copy() the dict to see both from the same version.
+                old.update(metadata=kept["metadata"], status=kept["status"])
+                return
+            objects[key] = kept
         self.changed.set()
 
     def remove(self, kind: str, obj: dict) -> None:
