@@ -289,7 +289,11 @@ class StatusWriter:
         `leading` every `idle_poll` seconds while there is work it may not do."""
         while not stop.is_set():
             now = self.clock()
-            self.step(now)
+            try:
+                self.step(now)
+            except Exception:  # noqa: BLE001 - a bug here must not end status reporting for good
+                log.exception("status writer failed; retrying")
+                self._retry_at = now + self.backoff.next_delay()
             if not self._pending:
                 delay = None
             elif now < self._retry_at:

@@ -129,6 +129,19 @@ def test_what_another_controller_writes_to_status_survives(stack):
     assert status["conditions"][0] == FOREIGN
 
 
+def test_our_condition_removed_by_someone_else_is_written_again_at_the_next_resync(stack):
+    api, sync, other = stack
+    wait_published(api, sync, "container-c-1", "True")
+    resyncs = sync.log_count("periodic resync")
+    other.patch_status("default", "container-c-1", {"status": {"conditions": [FOREIGN], "fqdn": None}})
+
+    sync.wait_for_log("periodic resync", DEADLINE, count=resyncs + 1)
+    wait_published(api, sync, "container-c-1", "True")
+    status = api.get("Container", "container-c-1")["status"]
+    assert [c["type"] for c in status["conditions"]] == ["Reachable", "Published"]
+    assert status["fqdn"] == seed_fqdn("Container_C_1").lower()
+
+
 def test_an_idle_cluster_gets_no_status_writes(stack):
     api, sync, _ = stack
     containers, _ = seed_objects()
