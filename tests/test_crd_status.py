@@ -163,4 +163,4 @@ def render_table(version, objects, wide: bool, now: datetime) -> str:
 def test_readme_shows_kubectl_get_rendered_from_the_printer_columns_and_real_statuses(version, written):
     table = render_table(version, written, wide=True, now=SHOWN_AT)
 
-    assert f"$ kubectl get containers -o wide\n{table}\n" in README.read_text(), table
+    assert f"\n```\n$ kubectl get containers -o wide\n{table}\n```\n" in README.read_text(), table
