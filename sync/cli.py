@@ -102,8 +102,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mountdns-sync: {exc}", file=sys.stderr)
             return 2
     metrics.set_leader(elector is None)  # without leader election every sync writes
+    status = None
+    if settings.status_qps and not (settings.manifests or settings.dry_run or settings.once):
+        from sync.status_writer import build_status_writer  # Container status: leader only, off the DNS path
+        leading = elector.may_write if elector is not None else (lambda: True)
+        status = build_status_writer(settings.kubeconfig, settings.status_qps, leading=leading).start(stop)
     reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run,
-                            metrics=metrics)
+                            metrics=metrics, status=status)
     daemon = SyncDaemon(cache, source, reconciler, resync_interval=settings.resync_interval,
                         coalesce_seconds=settings.coalesce_seconds, leader=elector, health=health)
 

@@ -57,6 +57,8 @@ class SyncSettings:
     watch_idle_timeout: float = 90.0
     """Seconds a watch may deliver nothing, not even a bookmark, before it is dropped and
     resumed from its last resourceVersion."""
+    status_qps: float = 10.0
+    """Container status writes and Events per second, at most (0: write no status)."""
     log_level: str = "info"
     leader_elect: bool = False
     """Run as one of several replicas: only the holder of a Lease writes Redis."""
@@ -87,7 +89,7 @@ class SyncSettings:
                 f"address_types={list(self.node_address_types)} pdns_api={list(self.pdns_api_urls)} "
                 f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run} "
                 f"metrics_bind={'%s:%d' % self.metrics_bind if self.metrics_bind else 'off'} "
-                f"allow_special_addresses={self.allow_special_addresses}"
+                f"allow_special_addresses={self.allow_special_addresses} status_qps={self.status_qps}"
                 + (f" leader_elect=Lease {self.lease_namespace}/{self.lease_name} identity={self.identity} "
                    f"lease_duration={self.lease_duration}s renew_deadline={self.renew_deadline}s "
                    f"retry_period={self.retry_period}s" if self.leader_elect else " leader_elect=off"))
@@ -114,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--watch-idle-timeout", default=90.0, cast=float,
              help="seconds a silent watch (not even a bookmark) is kept before it is resumed")
     add_flag(p, "--coalesce-seconds", default=0.05, cast=float, help="gather events this long before writing")
+    add_flag(p, "--status-qps", default=10.0, cast=float,
+             help="Container status writes and Events per second, at most (0: write no status)")
     add_flag(p, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(p, "--once", switch=True, help="sync once, then exit")
     add_flag(p, "--dry-run", switch=True, help="print the changes, write nothing")
@@ -193,6 +197,8 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
     if urls and not args.pdns_api_key:
         raise ConfigError("--pdns-api-key: required with --pdns-api-url")
     metrics_bind = _metrics_bind(args.metrics_bind)
+    if not 0 <= args.status_qps <= 1000:
+        raise ConfigError(f"--status-qps: must be between 0 and 1000, got {args.status_qps}")
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
 
@@ -209,7 +215,7 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         pdns_api_key=args.pdns_api_key, coalesce_seconds=args.coalesce_seconds,
         watch_idle_timeout=args.watch_idle_timeout,
         log_level=args.log_level.lower(), metrics_bind=metrics_bind,
-        allow_special_addresses=args.allow_special_addresses)
+        allow_special_addresses=args.allow_special_addresses, status_qps=args.status_qps)
 
 
 def _metrics_bind(value: str | None) -> tuple[str, int] | None:

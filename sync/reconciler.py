@@ -54,7 +54,8 @@ def _same_objects(before: tuple, now: tuple) -> bool:
 
 class Reconciler:
     def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print,
-                 metrics=None):
+                 metrics=None, status=None):
+        self.status = status  # a StatusWriter: told of each batch after its DNS write, in O(1)
         self.store = store
         self.metrics = metrics  # sync.metrics.SyncMetrics, or None
         self.rules = rules
@@ -137,6 +138,8 @@ class Reconciler:
         if self.metrics is not None and (self.dry_run or changes.empty):
             self.metrics.nothing_to_write()
         seconds = time.monotonic() - started
+        if self.status is not None:
+            self.status.offer(snapshot.containers, snapshot.nodes, plan)
         if not changes.empty:
             log.info("%s %s in %.1f ms%s", "planned" if self.dry_run else "wrote", changes.summary(),
                      seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)")

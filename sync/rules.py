@@ -38,8 +38,12 @@ from mountdns.records import State
 from sync.objects import (DEFAULT_NAMESPACE, Claim, ContainerReader, NotPublishable, ObjectKey, RulesConfig,
                           SkipCode, ipv4_first, node_addresses)
 
-__all__ = ["Desired", "RulesConfig", "Skip", "SkipCode", "addressless_node_warnings", "desired_state",
-           "with_nodes"]
+__all__ = ["CODES", "Desired", "RulesConfig", "Skip", "SkipCode", "addressless_node_warnings", "desired_state",
+           "publication", "with_nodes"]
+
+# Every reason code, in one CamelCase word each (the `reason` of a Published condition,
+# and a metrics label): a closed set, so alerts and dashboards can name them.
+CODES = tuple(code.value for code in SkipCode)
 
 
 @dataclass(frozen=True, order=True)
@@ -61,6 +65,9 @@ class Desired:
     is not listed (NodeNotFound) or has no usable address (NodeHasNoAddress).
     parents_by_node: the objects behind the published parents, by node, so that a batch
     in which only Nodes changed recomputes `unresolved` per node (see `with_nodes`).
+    published: the Claim of every published Container (`publication` tells its fqdn and
+    target from it): the claims exist already, so keeping them costs the rules one dict
+    entry per object, not a new tuple.
     """
 
     state: State
@@ -68,6 +75,22 @@ class Desired:
     warnings: tuple[str, ...] = ()
     unresolved: tuple[Skip, ...] = ()
     parents_by_node: Mapping[str, tuple[ObjectKey, ...]] = field(default_factory=dict, repr=False, compare=False)
+    # Not compared: claims carry what the records do not (creation times), and two plans
+    # that publish the same records are the same plan.
+    published: Mapping[ObjectKey, Claim] = field(default_factory=dict, repr=False, compare=False)
+
+
+def publication(published: Mapping[ObjectKey, Claim], key: ObjectKey) -> tuple[str, str, str]:
+    """(fqdn, target, node) of a published Container: target is the node of a parent and
+    the parent's fqdn for a child; node is the one whose addresses the name resolves to
+    (the parent's own, or that of the parent at the top of a child's chain)."""
+    claim = published[key]
+    if claim.mounted_to is None:
+        return claim.fqdn, claim.node, claim.node
+    parent = top = published[(claim.namespace, claim.mounted_to)]
+    while top.mounted_to is not None:  # a published chain ends at a parent within max_mount_depth
+        top = published[(top.namespace, top.mounted_to)]
+    return claim.fqdn, parent.fqdn, top.node
 
 
 # --- Containers on their own -------------------------------------------------------
@@ -282,8 +305,9 @@ def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: Rul
     parents: dict[str, str] = {}
     children: dict[str, str] = {}
     by_node: dict[str, list[ObjectKey]] = {}
+    published: dict[ObjectKey, Claim] = {}
     for key, level in depth.items():
-        claim = winners[key]
+        claim = published[key] = winners[key]
         if level == 0:
             parents[claim.fqdn] = claim.node
             by_node.setdefault(claim.node, []).append(key)
@@ -304,7 +328,7 @@ def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: Rul
     parents_by_node = {node: tuple(keys) for node, keys in by_node.items()}
     return Desired(state=state, skipped=tuple(sorted(skipped)), warnings=tuple(sorted(warnings)),
                    unresolved=unresolved_parents(parents_by_node, node_map, node_names),
-                   parents_by_node=parents_by_node)
+                   parents_by_node=parents_by_node, published=published)
 
 
 def with_nodes(last: Desired, nodes: Iterable[dict], config: RulesConfig) -> Desired:

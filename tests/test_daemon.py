@@ -331,20 +331,58 @@ def test_run_once_lists_and_writes_everything():
     assert daemon.run_once() == 0
 
 
-def test_the_cache_keeps_only_what_the_rules_read():
+def test_the_cache_keeps_only_what_the_rules_and_the_status_writer_read():
     cache = ObjectCache()
     listed = container("big", node="node-0", mounted_to="parent", status="MOUNTED")
     listed["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}] * 50
     listed["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "x" * 5000}
-    listed["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    published = {"type": "Published", "status": "True", "reason": "Published", "message": "m",
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 3}
+    listed["metadata"]["generation"] = 3
+    listed["status"]["conditions"] = [{"type": "Ready", "status": "True", "message": "x" * 1000}, published]
+    listed["status"]["fqdn"] = "big.default.domain.foo.bar"
     big_node = node("node-0", "1.2.3.4")
     big_node["status"]["images"] = [{"names": ["registry/image:tag"], "sizeBytes": 1}] * 100
     cache.replace(CONTAINER, [listed])
     cache.replace(NODE, [big_node])
     (kept,) = cache.snapshot().containers
     assert kept == {"apiVersion": listed["apiVersion"], "kind": "Container",
-                    "metadata": {k: listed["metadata"][k] for k in ("name", "namespace", "creationTimestamp")
-                                 if k in listed["metadata"]},
-                    "spec": listed["spec"], "status": {"deviceStatus": "MOUNTED"}}
+                    "metadata": {k: listed["metadata"][k] for k in ("name", "namespace", "creationTimestamp",
+                                                                     "generation") if k in listed["metadata"]},
+                    "spec": listed["spec"],
+                    # Other controllers' conditions only as a marker: the writer re-reads before patching.
+                    "status": {"deviceStatus": "MOUNTED", "fqdn": "big.default.domain.foo.bar",
+                               "conditions": [published], "mountdns.io/foreignConditions": True}}
     (kept_node,) = cache.snapshot().nodes
     assert kept_node["status"] == {"addresses": big_node["status"]["addresses"]}
+
+
+def test_a_status_only_change_keeps_the_object_the_rules_saw_and_wakes_nobody():
+    # The sync's own status writes come back as watch events: they must not make the next
+    # batch re-run the rules over every Container (the object is the same for them).
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [container("c", node="node-0", status="MOUNTED")])
+    (before,) = cache.snapshot().containers
+    cache.changed.clear()
+    written = container("c", node="node-0", status="MOUNTED")
+    written["metadata"]["resourceVersion"] = "42"
+    written["status"]["conditions"] = [{"type": "Published", "status": "True"}]
+
+    cache.put(CONTAINER, written)
+
+    (after,) = cache.snapshot().containers
+    assert after is before and not cache.changed.is_set()
+    assert after["metadata"]["resourceVersion"] == "42"
+    assert after["status"]["conditions"] == [{"type": "Published", "status": "True"}]
+
+
+def test_a_device_status_or_spec_change_is_a_new_object_for_the_rules():
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [container("c", node="node-0", status="MOUNTED")])
+    (before,) = cache.snapshot().containers
+    for changed in (container("c", node="node-0", status="CONNECTING"), container("c", node="node-1")):
+        cache.changed.clear()
+        cache.put(CONTAINER, changed)
+        (after,) = cache.snapshot().containers
+        assert after is not before and cache.changed.is_set()
+        before = after

@@ -71,14 +71,18 @@ def test_crd_serves_and_stores_v1alpha1_with_a_status_subresource(crd):
     assert version["subresources"] == {"status": {}}
 
 
-def test_crd_printer_columns_show_fqdn_node_mount_and_status(crd):
+def test_crd_printer_columns_show_fqdn_node_mount_status_and_published(crd):
     columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [(c["name"], c["type"], c["jsonPath"]) for c in columns] == [
-        ("FQDN", "string", ".spec.fqdn"),
-        ("Node", "string", ".spec.nodeName"),
-        ("Mounted-To", "string", ".spec.mountedTo"),
-        ("Device-Status", "string", ".status.deviceStatus"),
-        ("Age", "date", ".metadata.creationTimestamp"),
+    published = '.status.conditions[?(@.type=="Published")]'
+    assert [(c["name"], c["type"], c["jsonPath"], c.get("priority", 0)) for c in columns] == [
+        ("FQDN", "string", ".spec.fqdn", 0),
+        ("Node", "string", ".spec.nodeName", 0),
+        ("Mounted-To", "string", ".spec.mountedTo", 0),
+        ("Device-Status", "string", ".status.deviceStatus", 0),
+        ("Published", "string", f"{published}.status", 0),
+        ("Reason", "string", f"{published}.reason", 1),
+        ("Target", "string", ".status.target", 1),
+        ("Age", "date", ".metadata.creationTimestamp", 0),
     ]
 
 

@@ -231,3 +231,35 @@ def test_purger_is_not_called_when_nothing_changed(store):
     reconciler.reconcile(seed_snapshot(), full=True)
 
     assert len(purger.calls) == 1
+
+
+class RecordingStatus:
+    """Stands in for the StatusWriter: what the reconciler offers it, and when."""
+
+    def __init__(self, store=None):
+        self.store = store
+        self.offers: list[tuple] = []
+
+    def offer(self, containers, nodes, desired) -> None:
+        written = records(self.store) if self.store is not None else None
+        self.offers.append((containers, nodes, desired, written))
+
+
+def test_status_is_offered_each_batch_after_its_dns_write_and_not_after_a_failed_one():
+    store = FailingStore(failures=1)
+    status = RecordingStatus(store.inner)
+    reconciler = Reconciler(store, SEED_CONFIG, status=status)
+    snapshot = seed_snapshot()
+
+    with pytest.raises(StoreError):
+        reconciler.reconcile(snapshot)
+    assert status.offers == []  # nothing reported as published that Redis does not hold
+
+    reconciler.reconcile(snapshot)
+    reconciler.reconcile(snapshot)  # nothing to write: still offered (status may lag behind)
+
+    assert len(status.offers) == 2
+    containers, nodes, desired, written_before_offer = status.offers[0]
+    assert containers is snapshot.containers and nodes is snapshot.nodes
+    assert desired.state.parents == SEED_STATE.parents
+    assert written_before_offer == SEED_RECORDS

@@ -11,7 +11,7 @@ import pytest
 
 from mountdns.plan import Changes, diff
 from mountdns.records import State, Zone
-from sync.rules import Desired, RulesConfig, Skip, SkipCode, desired_state
+from sync.rules import CODES, Desired, RulesConfig, Skip, SkipCode, desired_state, publication
 from mountdns.testing.objects import SEED_CONFIG, container, node, seed_fqdn, seed_objects
 from mountdns.testing.seed import CHILDREN, NODES, PARENTS, SEED_STATE, SEED_ZONE, ZONE
 
@@ -49,7 +49,20 @@ def remove(objects, name) -> None:
 def test_first_sync_of_the_seed_topology_gives_the_seed_state():
     plan = sync(*seed_objects())
 
-    assert plan == Desired(state=SEED_STATE, skipped=(), warnings=())
+    assert plan.state == SEED_STATE and plan.skipped == () and plan.warnings == ()
+    # Each published Container's fqdn, target (node of a parent, parent fqdn of a child)
+    # and the node its name resolves to, for its status.
+    a_0, a_1, a_2, b_0 = (seed_fqdn(f"Container_{x}").lower() for x in ("A_0", "A_1", "A_2", "B_0"))
+    assert {key: publication(plan.published, key) for key in plan.published} == {
+        ("default", "container-a-0"): (a_0, "node-0", "node-0"),
+        ("default", "container-a-1"): (a_1, "node-1", "node-1"),
+        ("default", "container-b-0"): (b_0, "node-1", "node-1"),
+        ("default", "container-a-2"): (a_2, "node-2", "node-2"),
+        ("default", "container-c-0"): (seed_fqdn("Container_C_0").lower(), a_1, "node-1"),
+        ("default", "container-c-1"): (seed_fqdn("Container_C_1").lower(), a_2, "node-2"),
+        ("default", "container-d-0"): (D_0, b_0, "node-1"),
+        ("default", "container-e-0"): (E_0, a_0, "node-0"),
+    }
     assert diff(State(), plan.state) == Changes(
         zones_put={ZONE: SEED_ZONE}, nodes_put=NODES, parents_put=PARENTS, children_put=CHILDREN,
         bump_serials=BUMP)
@@ -452,3 +465,18 @@ def test_rules_config_needs_a_normalized_zone():
         RulesConfig(zones=())
     with pytest.raises(ValueError, match="normalized"):
         RulesConfig(zones=(Zone(name="Domain.Foo.Bar.", nameservers=("ns1",), hostmaster="h"),))
+
+
+def test_a_grandchild_resolves_to_the_node_of_the_parent_at_the_top_of_its_chain():
+    plan = sync([container("top", node="node-7"), container("mid", mounted_to="top", status="MOUNTED"),
+                 container("leaf", node="node-0", mounted_to="mid", status="MOUNTED")], [])
+
+    assert publication(plan.published, ("default", "leaf")) == (
+        f"leaf.default.{ZONE}", f"mid.default.{ZONE}", "node-7")
+
+
+def test_objects_that_cannot_be_read_are_skipped_as_invalid_spec():
+    plan = sync([container("typed", node=5), "not an object"], [])
+
+    assert {(skip.name, skip.code) for skip in plan.skipped} == {("typed", "InvalidSpec"), ("", "InvalidSpec")}
+    assert {skip.code for skip in plan.skipped} <= set(CODES)

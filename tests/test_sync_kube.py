@@ -493,7 +493,9 @@ def test_a_silent_watch_is_resumed_from_its_last_resource_version_without_a_reli
     api.apply_many(nodes + containers)
     listed_at = str(api.resource_version)
     sync = SyncProcess(tmp_path, redis_server.url, kubeconfig=api.write_kubeconfig(tmp_path / "kubeconfig"),
-                       resync_interval=300, extra_args=("--watch-idle-timeout", "0.3"))
+                       resync_interval=300,
+                       # No status writes: they are Container events, and this cluster must stay silent.
+                       extra_args=("--watch-idle-timeout", "0.3", "--status-qps", "0"))
     try:
         sync.start()
         sync.wait_until(lambda: is_seed(redis_client), 20, "the seed published")

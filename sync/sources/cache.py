@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from sync.status import slim_status
+
 CONTAINER = "Container"
 NODE = "Node"
 KINDS = (CONTAINER, NODE)
 
 
-_KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion")
+_KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "generation")
 
 
 def slim(kind: str, obj: dict) -> dict:
@@ -28,10 +30,24 @@ def slim(kind: str, obj: dict) -> dict:
     kept["metadata"] = {k: meta[k] for k in _KEPT_METADATA if k in meta}
     if kind != NODE and spec is not None:
         kept["spec"] = spec
-    if status is not None:
-        wanted = "addresses" if kind == NODE else "deviceStatus"
-        kept["status"] = {wanted: status[wanted]} if wanted in status else {}
+    if status is not None and kind == NODE:
+        kept["status"] = {"addresses": status["addresses"]} if "addresses" in status else {}
+    elif status is not None:
+        kept["status"] = slim_status(status)  # deviceStatus, and what the status writer compares
     return kept
+
+
+def _same_for_rules(old: dict, new: dict) -> bool:
+    """Two slimmed Containers the rules cannot tell apart (and whose metadata and status
+    can be swapped as wholes)."""
+    old_meta, new_meta = old.get("metadata"), new.get("metadata")
+    old_status, new_status = old.get("status"), new.get("status")
+    if not (isinstance(old_meta, dict) and isinstance(new_meta, dict)
+            and isinstance(old_status, dict) and isinstance(new_status, dict)):
+        return False
+    return (old.get("spec") == new.get("spec") and old.get("apiVersion") == new.get("apiVersion")
+            and old_status.get("deviceStatus") == new_status.get("deviceStatus")
+            and all(old_meta.get(k) == new_meta.get(k) for k in ("name", "namespace", "creationTimestamp")))
 
 
 def object_key(obj: dict) -> tuple[str, str]:
@@ -81,8 +97,20 @@ class ObjectCache:
     def put(self, kind: str, obj: dict, received: float | None = None) -> None:
         """A watch event's object; `received` is when the event arrived (monotonic), for
         the event-to-write latency."""
+        kept = slim(kind, obj)
         with self._lock:
-            self._objects[kind][object_key(obj)] = slim(kind, obj)
+            objects = self._objects[kind]
+            key = object_key(obj)
+            old = objects.get(key)
+            if kind == CONTAINER and old is not None and _same_for_rules(old, kept):
+                # Only status the sync writes (or metadata) changed, e.g. its own status write
+                # coming back: keep the dict the rules saw, so the next batch reuses their
+                # result instead of re-running them over every Container, and wake nobody:
+                # Redis does not change. One update() swaps metadata and status together;
+                # readers copy() the dict to see both from the same version.
+                old.update(metadata=kept["metadata"], status=kept["status"])
+                return
+            objects[key] = kept
             self._note_event(received)
         self.changed.set()
 

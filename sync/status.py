@@ -1,0 +1,199 @@
+"""What each Container's status should say, and the patch that makes it say so.
+
+The rules decide which Containers are published; this module turns that into the
+`Published` condition (metav1.Condition: status, CamelCase reason, message,
+observedGeneration, lastTransitionTime) plus `status.fqdn` and `status.target`, compares
+it with the status the object has, and builds a JSON merge patch only when they differ,
+so an idle cluster sees no status writes. Pure: no Kubernetes client, no clock (the
+caller passes the time), so every transition is a named scenario in the tests.
+
+A merge patch replaces a whole list, so the patch carries the complete `conditions`
+list (other controllers' conditions kept, in place) and the object's resourceVersion as
+a precondition: if anyone wrote in between, the server answers 409 and the writer
+re-reads and recomputes (what client-go's meta.SetStatusCondition callers do).
+`status.deviceStatus` and any other status field are left out of the patch, so they
+survive every write.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Mapping, NamedTuple
+
+from sync.objects import ObjectKey
+from sync.rules import Desired, publication
+
+PUBLISHED = "Published"
+# Set in a slimmed object's status when it had conditions of other types: the cache keeps
+# only ours, and a patch built from it would drop the others, so the writer re-reads first.
+FOREIGN_CONDITIONS = "mountdns.io/foreignConditions"
+# The status fields of ours that the cache keeps, besides conditions (and deviceStatus,
+# which the rules read).
+_OWN_FIELDS = ("fqdn", "target")
+# Condition fields with few distinct values, shared between objects in memory: ~250 bytes
+# less per Container (100,000 Containers each holding a condition cost ~80 MiB without).
+_INTERNED = frozenset({"type", "status", "reason", "lastTransitionTime"})
+
+
+class Verdict(NamedTuple):
+    """What one Container's status should say. (A NamedTuple: 100,000 of them are made
+    after every change to Containers, and a frozen dataclass takes three times as long.)"""
+
+    published: bool
+    reason: str  # "Published" or one of sync.rules.CODES
+    message: str
+    fqdn: str | None = None  # set only when published
+    target: str | None = None
+
+
+def verdicts(desired: Desired, nodes: Iterable[dict]) -> dict[ObjectKey, Verdict]:
+    """A Verdict for every Container the rules saw.
+
+    A Container whose record is written but whose name cannot resolve, because the node
+    at the end of its chain is not listed or has no usable address, is not Published:
+    the condition answers "does my name work", not "is there a key in Redis".
+    """
+    addressed = desired.state.nodes
+    listed = {_node_name(n) for n in nodes}
+    published = desired.published
+    result: dict[ObjectKey, Verdict] = {}
+    for key, claim in published.items():
+        fqdn = claim.fqdn
+        if claim.mounted_to is None:  # a parent, most of them: no chain to follow
+            node = target = claim.node
+            message = f"{fqdn} has the addresses of node {target}"
+        else:
+            fqdn, target, node = publication(published, key)
+            message = f"{fqdn} is a CNAME to {target}"
+        if node in addressed:
+            result[key] = Verdict(True, PUBLISHED, message, fqdn, target)
+        elif node in listed:
+            result[key] = Verdict(False, "NodeHasNoAddress",
+                                  f"{fqdn} is written but node {node} has no usable address, so it does not resolve")
+        else:
+            result[key] = Verdict(False, "NodeNotFound",
+                                  f"{fqdn} is written but node {node} does not exist, so it does not resolve")
+    for skip in desired.skipped:
+        result[(skip.namespace, skip.name)] = Verdict(False, skip.code, skip.reason)
+    return result
+
+
+def _node_name(node) -> str | None:
+    name = ((node.get("metadata") if isinstance(node, dict) else None) or {}).get("name")
+    return name.lower() if isinstance(name, str) else None
+
+
+# --- reading what an object's status says --------------------------------------------
+
+
+def slim_status(status: Mapping) -> dict:
+    """The part of a Container's status the sync keeps in memory: deviceStatus (the rules
+    read it), our fields and our condition; other conditions only as a marker, since
+    keeping every controller's conditions for 100,000 objects is what slimming avoids."""
+    kept = {k: status[k] for k in ("deviceStatus", *_OWN_FIELDS) if k in status}
+    if isinstance(kept.get("target"), str):
+        kept["target"] = sys.intern(kept["target"])  # a parent's target is its node: few distinct
+    conditions = status.get("conditions")
+    if isinstance(conditions, list):
+        ours = [c for c in conditions if isinstance(c, dict) and c.get("type") == PUBLISHED]
+        if ours:
+            kept["conditions"] = [{k: sys.intern(v) if k in _INTERNED and isinstance(v, str) else v
+                                   for k, v in ours[0].items()}]
+        if len(ours) != len(conditions):
+            kept[FOREIGN_CONDITIONS] = True
+    if status.get(FOREIGN_CONDITIONS):
+        kept[FOREIGN_CONDITIONS] = True  # slimmed twice (a list slims pages, then the cache): keep the mark
+    return kept
+
+
+def has_foreign_conditions(obj: Mapping) -> bool:
+    """The object was slimmed and had conditions it no longer shows."""
+    return bool((obj.get("status") or {}).get(FOREIGN_CONDITIONS))
+
+
+def current_condition(obj: Mapping) -> dict | None:
+    conditions = (obj.get("status") or {}).get("conditions")
+    if isinstance(conditions, list):
+        for condition in conditions:
+            if isinstance(condition, dict) and condition.get("type") == PUBLISHED:
+                return condition
+    return None
+
+
+def generation(obj: Mapping) -> int | None:
+    value = (obj.get("metadata") or {}).get("generation")
+    return value if isinstance(value, int) else None
+
+
+def up_to_date(obj: Mapping, verdict: Verdict) -> bool:
+    """The object's status already says what `verdict` says."""
+    condition = current_condition(obj)
+    if condition is None:
+        return False
+    status = obj.get("status") or {}
+    return (condition.get("status") == _status_word(verdict)
+            and condition.get("reason") == verdict.reason
+            and condition.get("message") == verdict.message
+            and condition.get("observedGeneration") == generation(obj)
+            and status.get("fqdn") == verdict.fqdn
+            and status.get("target") == verdict.target)
+
+
+def enters_failure(obj: Mapping, verdict: Verdict) -> bool:
+    """Writing `verdict` moves the object into a failure reason it did not have: the
+    moment for a Warning Event (not on every write of the same failure)."""
+    if verdict.published:
+        return False
+    condition = current_condition(obj)
+    return condition is None or condition.get("status") != "False" or condition.get("reason") != verdict.reason
+
+
+# --- the patch ---------------------------------------------------------------------------
+
+
+def status_patch(obj: Mapping, verdict: Verdict, now: str) -> dict | None:
+    """The JSON merge patch for the object's status subresource that makes it say
+    `verdict`, or None when it says so already.
+
+    `obj` must show every condition the object has (not a slimmed copy with foreign
+    ones left out). `now` is the RFC 3339 time for lastTransitionTime, which moves only
+    when the condition's status does.
+    """
+    if up_to_date(obj, verdict):
+        return None
+    status = obj.get("status") or {}
+    previous = current_condition(obj)
+    word = _status_word(verdict)
+    condition = {
+        "type": PUBLISHED,
+        "status": word,
+        "reason": verdict.reason,
+        "message": verdict.message,
+        "lastTransitionTime": (previous.get("lastTransitionTime")
+                               if previous is not None and previous.get("status") == word
+                               and previous.get("lastTransitionTime") else now),
+    }
+    observed = generation(obj)
+    if observed is not None:
+        condition["observedGeneration"] = observed
+    conditions = [c for c in status.get("conditions") or () if isinstance(c, dict)]
+    for index, existing in enumerate(conditions):
+        if existing.get("type") == PUBLISHED:
+            conditions[index] = condition
+            break
+    else:
+        conditions.append(condition)
+    patch_status: dict = {"conditions": conditions}
+    for field_name in _OWN_FIELDS:
+        wanted = getattr(verdict, field_name)
+        if status.get(field_name) != wanted:
+            patch_status[field_name] = wanted  # None deletes the field (merge patch)
+    patch: dict = {"status": patch_status}
+    resource_version = (obj.get("metadata") or {}).get("resourceVersion")
+    if resource_version:
+        patch["metadata"] = {"resourceVersion": resource_version}
+    return patch
+
+
+def _status_word(verdict: Verdict) -> str:
+    return "True" if verdict.published else "False"

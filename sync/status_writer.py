@@ -1,0 +1,324 @@
+"""Writes Containers' status in the background: only what changed, only from the leader,
+at a bounded rate, never in the way of a DNS write.
+
+The reconciler hands over each batch's result with `offer()` (it only keeps a
+reference, so the batch is not slowed); a thread of its own works out which Containers'
+status differs from what it should say (`sync.status`) and patches their status
+subresource, no more than `qps` API requests per second on average (a token bucket, as
+client-go's rate limiter). A newer batch replaces the work not yet done, so a Container
+that flaps is written in its latest state, once. On a transition into a failure reason
+the Container also gets a Warning Event (`sync.events`).
+
+Conflicts (409: someone wrote since the watch showed us the object) re-read the object
+and recompute, up to a few times; other failures are logged and retried with backoff.
+Nothing here is needed for DNS: with the API unreachable, Redis keeps being written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import operator
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable, Mapping
+
+from mountdns.backoff import Backoff
+from sync.events import EventError, EventRecorder, EventsClient, rfc3339
+from sync.objects import DEFAULT_NAMESPACE, ObjectKey
+from sync.rules import Desired
+from sync.status import (Verdict, enters_failure, has_foreign_conditions, status_patch, up_to_date,
+                         verdicts)
+
+log = logging.getLogger("mountdns.sync.status")
+
+GROUP, VERSION, PLURAL = "mountdns.io", "v1alpha1", "containers"
+CONFLICT_RETRIES = 3
+
+
+class StatusWriteError(Exception):
+    """A status write failed for a reason that retrying later may fix."""
+
+
+class Conflict(StatusWriteError):
+    """409: the object changed since it was read."""
+
+
+class NotFound(StatusWriteError):
+    """404: the object is gone."""
+
+
+class ContainerStatusClient:
+    """Reads Containers and merge-patches their status subresource; plain dicts in and out."""
+
+    def __init__(self, api_client):
+        from kubernetes import client
+
+        self.custom = client.CustomObjectsApi(api_client)
+
+    def get(self, namespace: str, name: str) -> dict:
+        return self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+
+    def patch_status(self, namespace: str, name: str, patch: dict) -> dict:
+        # Merge patch, not strategic (which custom resources refuse with 415).
+        return self._call(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, PLURAL,
+                          name, patch, _content_type="application/merge-patch+json")
+
+    @staticmethod
+    def _call(method, *args, **kwargs) -> dict:
+        from kubernetes.client.rest import ApiException
+
+        try:
+            response = method(*args, _preload_content=False, _request_timeout=10, **kwargs)
+            return json.loads(response.data)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(exc.reason) from exc
+            if exc.status == 404:
+                raise NotFound(exc.reason) from exc
+            raise StatusWriteError(f"{exc.status} {exc.reason}: {exc.body}") from exc
+        except Exception as exc:  # noqa: BLE001 - connection errors of every kind
+            raise StatusWriteError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class TokenBucket:
+    """At most `qps` requests per second on average, `burst` at once (client-go's
+    token bucket). A request may overdraw the bucket (a write that meets a conflict
+    needs a read and a second patch), which the next requests then wait out."""
+
+    def __init__(self, qps: float, burst: int, now: float):
+        if qps <= 0 or burst < 1:
+            raise ValueError("qps must be positive and burst at least 1")
+        self.qps = qps
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = now
+
+    def _fill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.qps)
+        self.updated = max(self.updated, now)
+
+    def ready(self, now: float) -> bool:
+        self._fill(now)
+        return self.tokens >= 1
+
+    def take(self, now: float) -> None:
+        self._fill(now)
+        self.tokens -= 1
+
+    def delay(self, now: float) -> float:
+        """Seconds until a request may go."""
+        self._fill(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.qps
+
+
+def _key(obj: Mapping) -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or "")
+
+
+def _resource_version(obj: Mapping) -> str | None:
+    return (obj.get("metadata") or {}).get("resourceVersion")
+
+
+class StatusWriter:
+    """The background writer of Container status and Events."""
+
+    def __init__(self, client, events: EventRecorder | None, *, qps: float, burst: int | None = None,
+                 leading: Callable[[], bool] = lambda: True, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.client = client
+        self.events = events
+        self.leading = leading
+        self.clock = clock
+        self.wall = wall
+        self.bucket = TokenBucket(qps, burst or max(1, int(qps)), clock())
+        self.backoff = Backoff(initial=0.5, maximum=30.0)
+        self._lock = threading.Lock()
+        self._offered: tuple | None = None
+        self._wake = threading.Event()
+        self._inputs: tuple = ((), None, None, None)  # containers, published, skipped, node signature
+        self._objects: dict[ObjectKey, dict] = {}
+        self._verdicts: dict[ObjectKey, Verdict] = {}
+        self._pending: dict[ObjectKey, None] = {}  # an ordered set: first in, first written
+        self._sent: dict[ObjectKey, tuple[str | None, Verdict]] = {}  # written, not yet seen back
+        self._retry_at = 0.0
+        self.requests = 0
+        self.writes = 0
+        self.failures = 0
+        self.thread: threading.Thread | None = None
+
+    # -- the reconciler's side: O(1) --------------------------------------------------
+    def offer(self, containers: tuple, nodes: tuple, desired: Desired) -> None:
+        """The latest batch: the Containers as the cache holds them and the rules' result."""
+        with self._lock:
+            self._offered = (containers, nodes, desired)
+        self._wake.set()
+
+    # -- working out what to write --------------------------------------------------------
+    def _refresh(self) -> None:
+        with self._lock:
+            offered, self._offered = self._offered, None
+        if offered is None:
+            return
+        containers, nodes, desired = offered
+        old_containers, old_published, old_skipped, old_nodes = self._inputs
+        node_signature = (frozenset(desired.state.nodes),
+                          frozenset(((n.get("metadata") or {}).get("name") or "").lower() for n in nodes))
+        same_rules = (desired.published is old_published and desired.skipped is old_skipped
+                      and node_signature == old_nodes)
+        same_objects = len(containers) == len(old_containers) and all(
+            map(operator.is_, containers, old_containers))
+        self._inputs = (containers, desired.published, desired.skipped, node_signature)
+        if same_rules and same_objects:
+            return  # a node moved, nothing else: no Container's status changes
+        old_objects, old_verdicts = self._objects, self._verdicts
+        if not same_rules:
+            self._verdicts = verdicts(desired, nodes)
+        if not same_objects:
+            self._objects = {_key(obj): obj for obj in containers if isinstance(obj, dict)}
+        pending = self._pending
+        for key, verdict in self._verdicts.items():
+            obj = self._objects.get(key)
+            if obj is None:
+                pending.pop(key, None)
+                continue
+            if obj is old_objects.get(key) and verdict == old_verdicts.get(key):
+                continue  # looked at already
+            if up_to_date(obj.copy(), verdict) or self._in_flight(key, obj, verdict):
+                pending.pop(key, None)
+            else:
+                pending[key] = None
+        for key in [k for k in pending if k not in self._objects]:
+            del pending[key]
+
+    def _in_flight(self, key: ObjectKey, obj: Mapping, verdict: Verdict) -> bool:
+        """We wrote exactly this for this version of the object; the watch has not shown
+        the result yet. Writing again would only meet a conflict."""
+        sent = self._sent.get(key)
+        if sent is None:
+            return False
+        if sent[0] == _resource_version(obj) and sent[1] == verdict:
+            return True
+        del self._sent[key]  # the object moved on: what we sent is history
+        return False
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- writing ---------------------------------------------------------------------------
+    def step(self, now: float | None = None) -> int:
+        """Write what the rate allows; returns the API requests made. Does nothing when
+        not leading (the work stays pending for when it is)."""
+        now = self.clock() if now is None else now
+        self._refresh()
+        if not self._pending or now < self._retry_at or not self.leading():
+            return 0
+        made = self.requests
+        while self._pending and self.bucket.ready(now):
+            key = next(iter(self._pending))
+            del self._pending[key]
+            obj, verdict = self._objects.get(key), self._verdicts.get(key)
+            # The cache swaps a Container's metadata and status in place when only they
+            # change; a copy holds one version of both (a status with its resourceVersion).
+            obj = obj.copy() if obj is not None else None
+            if obj is None or verdict is None or up_to_date(obj, verdict) or self._in_flight(key, obj, verdict):
+                continue
+            try:
+                self._write(key, obj, verdict, now)
+                self.backoff.reset()
+            except StatusWriteError as exc:
+                self.failures += 1
+                self._pending[key] = None  # at the back: the others get their turn
+                delay = self.backoff.next_delay()
+                self._retry_at = now + delay
+                log.warning("status of %s/%s not written (%s); retrying in %.1fs", *key, exc, delay)
+                break
+        return self.requests - made
+
+    def _request(self, now: float, call, *args):
+        self.bucket.take(now)
+        self.requests += 1
+        return call(*args)
+
+    def _write(self, key: ObjectKey, obj: Mapping, verdict: Verdict, now: float) -> None:
+        namespace, name = key
+        source = obj
+        if has_foreign_conditions(obj):
+            source = self._read(key, now)  # the cache left other conditions out; the patch must keep them
+        for _ in range(CONFLICT_RETRIES):
+            if source is None:
+                return
+            patch = status_patch(source, verdict, rfc3339(self.wall()))
+            if patch is None:
+                return
+            warn = enters_failure(source, verdict)
+            try:
+                written = self._request(now, self.client.patch_status, namespace, name, patch)
+            except Conflict:
+                source = self._read(key, now)
+                continue
+            except NotFound:
+                return
+            self.writes += 1
+            self._sent[key] = (_resource_version(obj), verdict)
+            log.debug("status of %s/%s: Published=%s %s", namespace, name, verdict.published, verdict.reason)
+            if warn and self.events is not None:
+                self._warn(written, verdict, now)
+            return
+        raise StatusWriteError(f"still conflicting after {CONFLICT_RETRIES} attempts")
+
+    def _read(self, key: ObjectKey, now: float) -> dict | None:
+        try:
+            return self._request(now, self.client.get, *key)
+        except NotFound:
+            return None
+
+    def _warn(self, obj: Mapping, verdict: Verdict, now: float) -> None:
+        try:
+            self._request(now, self.events.warning, obj, verdict.reason, verdict.message)
+        except EventError as exc:
+            # An Event is a courtesy to people; the status already says it.
+            log.warning("event for %s/%s not recorded: %s", *_key(obj), exc)
+
+    # -- the thread ---------------------------------------------------------------------------
+    def run(self, stop: threading.Event, idle_poll: float = 1.0) -> None:
+        """Write until `stop` is set. Sleeps until an offer comes or a token is due; polls
+        `leading` every `idle_poll` seconds while there is work it may not do."""
+        while not stop.is_set():
+            now = self.clock()
+            try:
+                self.step(now)
+            except Exception:  # noqa: BLE001 - a bug here must not end status reporting for good
+                log.exception("status writer failed; retrying")
+                self._retry_at = now + self.backoff.next_delay()
+            if not self._pending:
+                delay = None
+            elif now < self._retry_at:
+                delay = self._retry_at - now
+            elif not self.leading():
+                delay = idle_poll
+            else:
+                delay = self.bucket.delay(self.clock())
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def start(self, stop: threading.Event) -> "StatusWriter":
+        threading.Thread(target=lambda: (stop.wait(), self._wake.set()), name="status-stop-waker",
+                         daemon=True).start()
+        self.thread = threading.Thread(target=self.run, args=(stop,), name="status-writer", daemon=True)
+        self.thread.start()
+        return self
+
+
+def build_status_writer(kubeconfig: str | None, qps: float,
+                        leading: Callable[[], bool] = lambda: True) -> StatusWriter:
+    """A writer with its own API client (its own connections: status writes never queue
+    behind the watches)."""
+    from sync.sources.kube import load_client
+
+    api_client = load_client(kubeconfig)
+    return StatusWriter(ContainerStatusClient(api_client), EventRecorder(EventsClient(api_client)),
+                        qps=qps, leading=leading)

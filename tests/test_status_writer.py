@@ -1,0 +1,240 @@
+"""The status writer and the Event recorder against the Kubernetes API double, over real
+HTTP through the official client, driven step by step with an injected clock.
+
+Every assertion about what was sent counts the double's request log, so "no write" and
+"at most N writes" are checked against what the server saw.
+"""
+
+from datetime import datetime, timezone
+
+import pytest
+from kubernetes import config
+
+from mountdns.testing.kube_double import KubeAPIDouble
+from mountdns.testing.objects import SEED_CONFIG, container, node
+from sync.events import EventRecorder, EventsClient
+from sync.rules import desired_state
+from sync.sources.cache import CONTAINER, NODE, ObjectCache
+from sync.status_writer import ContainerStatusClient, StatusWriter, TokenBucket
+
+pytestmark = pytest.mark.timeout(60)
+
+WALL = datetime(2026, 1, 1, tzinfo=timezone.utc)
+FOREIGN = {"type": "Ready", "status": "True", "reason": "Up", "message": "serving",
+           "lastTransitionTime": "2025-12-31T00:00:00Z"}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def api(tmp_path):
+    with KubeAPIDouble(bookmark_interval=None) as double:
+        double.api_client = config.new_client_from_config(config_file=double.write_kubeconfig(tmp_path / "kc"))
+        yield double
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def make_writer(api, clock, qps=100.0, burst=100, leading=lambda: True):
+    events = EventRecorder(EventsClient(api.api_client), host="test", wall=lambda: WALL)
+    return StatusWriter(ContainerStatusClient(api.api_client), events, qps=qps, burst=burst, leading=leading,
+                        clock=clock, wall=lambda: WALL)
+
+
+def offer(writer, api):
+    """What the daemon does after a batch: the cache's slimmed objects and the rules' result."""
+    cache = ObjectCache()
+    cache.replace(CONTAINER, api.objects("Container"))
+    cache.replace(NODE, api.objects("Node"))
+    snapshot = cache.snapshot()
+    writer.offer(snapshot.containers, snapshot.nodes, desired_state(snapshot.containers, snapshot.nodes, SEED_CONFIG))
+
+
+def status_patches(api):
+    return [path for method, path, _ in list(api.requests) if method == "PATCH" and path.endswith("/status")]
+
+
+def condition(api, name):
+    (found,) = [c for c in api.get("Container", name)["status"]["conditions"] if c["type"] == "Published"]
+    return found
+
+
+def topology(api):
+    api.apply_many([node("node-0", "10.0.0.1"), container("p", node="node-0"),
+                    container("c", mounted_to="p", status="MOUNTED")])
+
+
+def test_first_pass_publishes_and_an_unchanged_cluster_gets_no_further_writes(api, clock):
+    topology(api)
+    writer = make_writer(api, clock)
+    offer(writer, api)
+    assert writer.step() == 2
+
+    assert condition(api, "p")["status"] == "True"
+    assert api.get("Container", "c")["status"] == {
+        "deviceStatus": "MOUNTED", "fqdn": "c.default.domain.foo.bar", "target": "p.default.domain.foo.bar",
+        "conditions": [condition(api, "c")]}
+    before = len(status_patches(api))
+    for _ in range(3):  # the watch now shows the written status: nothing differs
+        offer(writer, api)
+        clock.now += 60
+        assert writer.step() == 0
+    assert len(status_patches(api)) == before == 2
+
+
+def test_a_write_not_yet_seen_back_through_the_watch_is_not_repeated(api, clock):
+    topology(api)
+    writer = make_writer(api, clock)
+    cache = ObjectCache()
+    cache.replace(CONTAINER, api.objects("Container"))
+    cache.replace(NODE, api.objects("Node"))
+    stale = cache.snapshot()
+    writer.offer(stale.containers, stale.nodes, desired_state(stale.containers, stale.nodes, SEED_CONFIG))
+    writer.step()
+    # Another batch from the same (stale) cache, e.g. a node event: same objects, new plan.
+    writer.offer(stale.containers, stale.nodes, desired_state(stale.containers, stale.nodes, SEED_CONFIG))
+
+    assert writer.step() == 0
+    assert len(status_patches(api)) == 2
+
+
+def test_status_qps_bounds_the_requests_per_second(api, clock):
+    api.apply_many([node("node-0", "10.0.0.1")] + [container(f"p{i}", node="node-0") for i in range(40)])
+    writer = make_writer(api, clock, qps=4, burst=4)
+    offer(writer, api)
+
+    sent = [writer.step()]
+    for _ in range(5):
+        clock.now += 1.0
+        sent.append(writer.step())
+
+    assert sent == [4, 4, 4, 4, 4, 4]
+    assert len(status_patches(api)) == 24 and writer.pending == 16
+    clock.now += 0.1  # not a whole token yet
+    assert writer.step() == 0
+
+
+def test_token_bucket_allows_a_burst_then_the_rate_and_may_be_overdrawn():
+    bucket = TokenBucket(qps=2, burst=3, now=0.0)
+    taken = 0
+    while bucket.ready(0.0):
+        bucket.take(0.0)
+        taken += 1
+    bucket.take(0.0)  # a retry after a conflict: the bucket goes into debt
+
+    assert taken == 3
+    assert bucket.delay(0.0) == pytest.approx(1.0)  # (1 - (-1)) / 2
+    assert not bucket.ready(0.9) and bucket.ready(1.0)
+
+
+def test_a_follower_writes_nothing_until_it_leads(api, clock):
+    topology(api)
+    leading = [False]
+    writer = make_writer(api, clock, leading=lambda: leading[0])
+    offer(writer, api)
+
+    assert writer.step() == 0 and status_patches(api) == []
+    leading[0] = True
+    assert writer.step() == 2
+
+
+def test_other_controllers_conditions_survive_via_a_re_read(api, clock):
+    topology(api)
+    api.apply({**api.get("Container", "p"), "status": {"deviceStatus": "X", "conditions": [FOREIGN]}})
+    writer = make_writer(api, clock)
+    offer(writer, api)
+    writer.step()
+
+    status = api.get("Container", "p")["status"]
+    assert status["deviceStatus"] == "X"
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Published"]
+    assert status["conditions"][0] == FOREIGN
+    reads = [path for method, path, _ in api.requests if method == "GET" and path.endswith("/containers/p")]
+    assert len(reads) == 1  # the cache had only a marker for Ready
+
+
+def test_a_status_written_by_someone_else_after_the_snapshot_is_a_conflict_then_kept(api, clock):
+    topology(api)
+    writer = make_writer(api, clock)
+    offer(writer, api)  # the snapshot the writer works from
+    # Another controller writes status meanwhile (its own condition, a deviceStatus).
+    ContainerStatusClient(api.api_client).patch_status("default", "p", {"status": {"conditions": [FOREIGN],
+                                                                                  "deviceStatus": "UP"}})
+    writer.step()
+
+    status = api.get("Container", "p")["status"]
+    assert status["deviceStatus"] == "UP"
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Published"]
+    patches = [path for path in status_patches(api) if path.endswith("/containers/p/status")]
+    assert len(patches) == 3  # the other controller's, our 409, our retry
+
+
+def test_transition_into_a_failure_records_one_warning_and_a_repeat_counts_it(api, clock):
+    topology(api)
+    writer = make_writer(api, clock)
+    offer(writer, api)
+    writer.step()
+    for _ in range(2):
+        parent = api.get("Container", "p")
+        api.delete("Container", "p")
+        offer(writer, api)
+        writer.step()
+        assert condition(api, "c")["reason"] == "ParentNotFound"
+        offer(writer, api)  # the same failure again: no new Event
+        writer.step()
+        api.apply({k: v for k, v in parent.items() if k != "status"} | {"metadata": {
+            "name": "p", "namespace": "default", "creationTimestamp": parent["metadata"]["creationTimestamp"]}})
+        offer(writer, api)
+        writer.step()
+        assert condition(api, "c")["status"] == "True"
+
+    (event,) = api.objects("Event")
+    assert (event["type"], event["reason"], event["count"]) == ("Warning", "ParentNotFound", 2)
+    assert event["message"] == "parent default/p not found"
+    assert event["involvedObject"]["name"] == "c" and event["involvedObject"]["uid"]
+    assert event["metadata"]["namespace"] == "default"
+
+
+def test_events_go_to_each_objects_own_namespace(api):
+    recorder = EventRecorder(EventsClient(api.api_client), host="test", wall=lambda: WALL)
+    for namespace in ("red", "blue"):
+        obj = api.apply(container("x", node="node-0", namespace=namespace))
+        recorder.warning(obj, "NodeNotFound", "node node-0 does not exist")
+
+    assert sorted(e["metadata"]["namespace"] for e in api.objects("Event")) == ["blue", "red"]
+
+
+def test_a_repeat_of_an_expired_event_creates_it_again_with_the_count_carried_on(api):
+    recorder = EventRecorder(EventsClient(api.api_client), host="test", wall=lambda: WALL)
+    obj = api.apply(container("x", node="node-0"))
+    first = recorder.warning(obj, "NodeNotFound", "gone")
+    api.delete("Event", first["metadata"]["name"], "default")
+
+    recorder.warning(obj, "NodeNotFound", "gone")
+
+    (event,) = api.objects("Event")
+    assert event["count"] == 2
+
+
+def test_api_unavailable_is_retried_after_a_backoff(api, clock):
+    topology(api)
+    writer = make_writer(api, clock)
+    offer(writer, api)
+    api.set_available(False)
+    writer.step()
+    assert writer.failures == 1 and writer.pending == 2
+    api.set_available(True)
+
+    assert writer.step() == 0  # still backing off
+    clock.now += 60
+    assert writer.step() == 2
+    assert condition(api, "p")["status"] == condition(api, "c")["status"] == "True"
