@@ -15,6 +15,7 @@ import time
 
 from mountdns.store import StoreError
 from mountdns.backoff import Backoff
+from sync.data_loss import MarkerWatch
 from sync.sources.cache import ObjectCache
 from sync.reconciler import Reconciler
 
@@ -23,7 +24,8 @@ log = logging.getLogger("mountdns.sync")
 
 class SyncDaemon:
     def __init__(self, cache: ObjectCache, source, reconciler: Reconciler, *,
-                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05):
+                 resync_interval: float = 300.0, coalesce_seconds: float = 0.05,
+                 marker_watch: MarkerWatch | None = None):
         self.cache = cache
         self.source = source
         self.reconciler = reconciler
@@ -31,6 +33,7 @@ class SyncDaemon:
         self.coalesce_seconds = coalesce_seconds
         self.backoff = Backoff(initial=0.2, maximum=10.0)
         self.store_failures = 0
+        self.marker_watch = marker_watch or MarkerWatch(reconciler)  # Redis data loss, within seconds
 
     def run_once(self) -> int:
         """List everything once, reconcile fully, return the number of key writes."""
@@ -50,10 +53,12 @@ class SyncDaemon:
         batches = 0
         try:
             while not stop.is_set() and (max_batches is None or batches < max_batches):
-                timeout = max(0.0, next_resync - time.monotonic())
+                timeout = max(0.0, min(next_resync - time.monotonic(), self.marker_watch.seconds_to_next()))
                 self.cache.changed.wait(timeout)
                 if stop.is_set():
                     break
+                if self.marker_watch.data_lost():
+                    full = True
                 if time.monotonic() >= next_resync:
                     log.info("periodic resync")
                     self.source.request_resync()
