@@ -118,20 +118,18 @@ class Reconciler:
         started = time.monotonic()
         plan = self._desired(snapshot, full)
         self._report_skips(plan)
-        if full or self.known is None:
-            current = self.store.read_state()
-        else:
-            current = self.known
+        fresh = full or self.known is None  # diffed against what the store holds now
+        current = self.store.read_state() if fresh else self.known
         changes = diff(current, plan.state, collect_garbage=snapshot.complete)
         if self.dry_run:
             for line in describe_changes(changes):
                 self.printer(line)
             self.printer(f"dry run: {changes.summary()} (nothing written)")
             self.known = applied(current, changes)
-        elif not changes.empty or (full and not self.marked):
+        elif not changes.empty or (fresh and not self.marked):
             try:
-                result = self.store.apply(changes, term=self.term, mark=full,
-                                          require_marker=self.marked and not full)
+                result = self.store.apply(changes, term=self.term, mark=fresh,
+                                          require_marker=self.marked and not fresh)
             except Exception as exc:
                 self.known = None  # unsure what was written: re-read next time
                 if isinstance(exc, DataLost):
@@ -140,14 +138,15 @@ class Reconciler:
                     # Maybe written: its names are purged after the next write, whatever it finds.
                     self._unsure.extend(purge_waves(changes, current, applied(current, changes)))
                 raise
-            if full:
+            if fresh:
                 self.marked = True
             self.batches += not changes.empty
             self._report_owned_elsewhere(result)
             # Names another owner holds are not ours: the next batch asks for them again.
             self.known = without_names(applied(current, changes), result.owned_elsewhere)
-            if self.purger is not None:
-                self.purger.submit([*purge_waves(changes, current, self.known), *self._unsure], plan.state.zones)
+            waves = [*purge_waves(changes, current, self.known), *self._unsure]
+            if self.purger is not None and waves:
+                self.purger.submit(waves, plan.state.zones)
                 self._unsure = []
         else:
             self.known = current
