@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from mountdns.plan import Changes, applied, diff, without_names
 from mountdns.records import State
-from mountdns.store import NOTHING_APPLIED, DataLost
+from mountdns.store import NOTHING_APPLIED, DataLost, UnknownOutcome
 from sync.sources.cache import Snapshot
 from sync.purge import purge_waves
 from sync.rules import Desired, RulesConfig, addressless_node_warnings, desired_state
@@ -134,7 +134,7 @@ class Reconciler:
                 self.known = None  # unsure what was written: re-read next time
                 if isinstance(exc, DataLost):
                     self.marked = False
-                elif self.purger is not None:
+                elif isinstance(exc, UnknownOutcome) and self.purger is not None:
                     # Maybe written: its names are purged after the next write, whatever it finds.
                     self._unsure.extend(purge_waves(changes, current, applied(current, changes)))
                 raise
@@ -144,7 +144,9 @@ class Reconciler:
             self._report_owned_elsewhere(result)
             # Names another owner holds are not ours: the next batch asks for them again.
             self.known = without_names(applied(current, changes), result.owned_elsewhere)
-            waves = [*purge_waves(changes, current, self.known), *self._unsure]
+            refused = result.owned_elsewhere  # unchanged answers: nothing to purge for them
+            waves = [w - refused for w in purge_waves(changes, current, self.known) if w - refused]
+            waves += self._unsure
             if self.purger is not None and waves:
                 self.purger.submit(waves, plan.state.zones)
                 self._unsure = []
