@@ -138,6 +138,7 @@ class Reconciler:
                     # Maybe written: its names are purged after the next write, whatever it finds.
                     self._unsure.extend(purge_waves(changes, current, applied(current, changes)))
                 raise
+            result = result or NOTHING_APPLIED  # a store that reports nothing refused nothing
             if fresh:
                 self.marked = True
             self.batches += not changes.empty
