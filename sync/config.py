@@ -59,7 +59,8 @@ class SyncSettings:
     def describe(self) -> str:
         """The startup log line: everything but secrets."""
         return (f"zones={[z.name for z in self.zones]} redis={mask_url(self.redis_url)} "
-                f"prefix={self.key_prefix!r} owner={self.owner_id} source={'manifests:' + self.manifests if self.manifests else 'kubernetes'} "
+                f"prefix={self.key_prefix!r} owner={self.owner_id} "
+                f"source={'manifests:' + self.manifests if self.manifests else 'kubernetes'} "
                 f"namespace={self.namespace or '*'} resync={self.resync_interval}s "
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
                 f"address_types={list(self.node_address_types)} pdns_api={list(self.pdns_api_urls)} "
@@ -154,7 +155,8 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
 
     return SyncSettings(
-        zones=zones, redis_url=args.redis_url, key_prefix=args.key_prefix, owner_id=args.owner_id, kubeconfig=args.kubeconfig,
+        zones=zones, redis_url=args.redis_url, key_prefix=args.key_prefix, owner_id=args.owner_id,
+        kubeconfig=args.kubeconfig,
         namespace=args.namespace, manifests=args.manifests, resync_interval=args.resync_interval,
         mounted_status=args.mounted_status, mount_types=frozenset(repeated(args, "mount_types")),
         node_address_types=address_types, once=args.once, dry_run=args.dry_run, pdns_api_urls=urls,

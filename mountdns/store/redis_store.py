@@ -154,8 +154,8 @@ class RedisStore:
         nodes they use keyed by the parents' node references (`<owner>/<node>`)."""
         try:
             suffix = "." + zone
-            parents = {k: _text(raw) for k, raw in (
-                (self.keys.strip("parent", key), raw) for key, raw in self._scan_values(self.keys.pattern("parent", suffix)))}
+            parents = {self.keys.strip("parent", key): _text(raw)  # values are node references
+                       for key, raw in self._scan_values(self.keys.pattern("parent", suffix))}
             children = {n: v for n, _, v in self._names("child", suffix)}
             refs = sorted(set(parents.values()))
             values = self.redis.mget([self.keys.node_ref(r) for r in refs]) if refs else []
