@@ -8,7 +8,7 @@ to the parent + the parent's A) sits in PowerDNS's caches; then the Node's Inter
 changed in the API (`api.apply`) and PowerDNS is polled over UDP until the child answers
 the new address. The latency runs from just before `api.apply` to the first correct
 answer; the Redis node key is polled in the same loop, which splits the figure into
-"API -> Redis" (watch event, coalescing, rules, diff, the write script) and "Redis -> answer"
+"API -> Redis" (watch event, coalescing, rules, diff, MULTI/EXEC) and "Redis -> answer"
 (the purge through the PowerDNS API, then a fresh lookup).
 
 For comparison a few moves run with a sync started WITHOUT --pdns-api-url: the answer
@@ -31,7 +31,7 @@ import dns.query
 import dns.rdatatype
 
 from bench.report import Table
-from mountdns.keyspace import DEFAULT_OWNER, Keys, decode_addresses
+from mountdns.keyspace import Keys, decode_addresses
 from mountdns.testing.objects import MOUNTED, container, node, seed_objects
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.servers import BackendServer, PdnsServer, RedisServer, wait_until, workdir
@@ -98,7 +98,7 @@ class Probe:
                 for rdata in rrset}
 
     def node_in_redis(self, name: str) -> tuple[str, ...]:
-        return decode_addresses(self.redis.get(self.keys.node(DEFAULT_OWNER, name)))
+        return decode_addresses(self.redis.get(self.keys.node(name)))
 
     def api(self, method: str, path: str) -> dict | list | None:
         request = urllib.request.Request(f"{self.pdns.api_url}/api/v1/servers/localhost{path}", method=method,

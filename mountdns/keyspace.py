@@ -70,7 +70,7 @@ class Keys:
     def zone_owners(self, name: str) -> str:
         return f"{self.prefix}zone-owners:{name}"
 
-    def node(self, owner: str, name: str) -> str:
+    def node(self, name: str, owner: str = DEFAULT_OWNER) -> str:
         return f"{self.prefix}node:{owner}{OWNER_SEPARATOR}{name}"
 
     def node_ref(self, ref: str) -> str:

@@ -9,7 +9,7 @@ from mountdns.keyspace import Keys, check_owner, owned, split_owned
 
 def test_a_parents_value_is_the_suffix_of_its_node_key():
     keys = Keys("mountdns:")
-    assert keys.node("east", "node-1") == keys.node_ref(owned("east", "node-1")) == "mountdns:node:east/node-1"
+    assert keys.node("node-1", "east") == keys.node_ref(owned("east", "node-1")) == "mountdns:node:east/node-1"
 
 
 def test_an_owned_value_splits_at_the_first_slash():
@@ -30,6 +30,10 @@ def test_owner_ids_are_dns_labels(owner):
 def test_other_owner_ids_are_refused(owner):
     with pytest.raises(ValueError, match="owner id"):
         check_owner(owner)
+
+
+def test_node_keys_default_to_the_default_owner():
+    assert Keys("mountdns:").node("node-1") == "mountdns:node:default/node-1"
 
 
 def test_the_node_pattern_of_one_owner_matches_none_of_another():

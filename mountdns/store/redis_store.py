@@ -137,7 +137,7 @@ class RedisStore:
         """This owner's published state (SCAN + MGET), for diffing against a desired one:
         the zones it publishes in, its nodes, and the names it holds. Another owner's
         records are never in it, so nothing diffed against it deletes them."""
-        node_prefix = len(self.keys.node(self.owner, ""))
+        node_prefix = len(self.keys.node("", self.owner))
         try:
             return State(
                 zones=self._own_zones(),
