@@ -29,13 +29,14 @@ class MarkerWatch:
         self.next_check = clock() + interval
         self.losses = 0
 
-    def seconds_to_next(self) -> float:
-        return max(0.0, self.next_check - self.clock())
+    def seconds_to_next(self, now: float | None = None) -> float:
+        return max(0.0, self.next_check - (self.clock() if now is None else now))
 
-    def data_lost(self) -> bool:
-        """When due, check the marker; True when it is gone and everything must be
-        rewritten (the reconciler then forgets what it believed the store holds)."""
-        now = self.clock()
+    def data_lost(self, now: float | None = None) -> bool:
+        """When due at `now` (default: the clock), check the marker; True when it is gone
+        and everything must be rewritten (the reconciler then forgets what it believed
+        the store holds)."""
+        now = self.clock() if now is None else now
         if now < self.next_check:
             return False
         self.next_check = now + self.interval

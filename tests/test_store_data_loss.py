@@ -112,6 +112,11 @@ def test_the_heartbeat_checks_only_when_due_and_forgets_what_was_written_when_lo
     assert store.read_state().parents == SEED_STATE.parents and store.marker_present()
     clock.now += 1.0
     assert watch.data_lost() is False
+    # A loop deciding on a time of its own passes it in.
+    lose_everything(store)
+    assert watch.seconds_to_next(clock.now + 0.25) == 0.75
+    assert watch.data_lost(clock.now + 0.5) is False
+    assert watch.data_lost(clock.now + 1.0) is True
 
 
 def test_the_heartbeat_waits_for_the_first_full_write(store):
