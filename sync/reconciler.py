@@ -56,10 +56,8 @@ def _same_objects(before: tuple, now: tuple) -> bool:
 
 
 class Reconciler:
-    def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print,
-                 term: int | None = None):
-        self.store = store
-        self.term = term  # the leader's term, fencing every write (None: a single sync, unfenced)
+    def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print):
+        self.store = store  # with leader election, a wrapper adding the leader's term to every apply
         self.marked = False  # the store's data-loss marker was written by a full write of ours
         self.owned_elsewhere: frozenset[str] = frozenset()  # desired names another owner holds
         self.zones_elsewhere: frozenset[str] = frozenset()
@@ -128,8 +126,7 @@ class Reconciler:
             self.known = applied(current, changes)
         elif not changes.empty or (fresh and not self.marked):
             try:
-                result = self.store.apply(changes, term=self.term, mark=fresh,
-                                          require_marker=self.marked and not fresh)
+                result = self.store.apply(changes, mark=fresh, require_marker=self.marked and not fresh)
             except Exception as exc:
                 self.known = None  # unsure what was written: re-read next time
                 if isinstance(exc, DataLost):

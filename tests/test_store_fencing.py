@@ -15,7 +15,10 @@ from mountdns.records import State
 from mountdns.store import Fenced
 from mountdns.store.memory_store import MemoryStore
 from mountdns.store.redis_store import RedisStore
+from mountdns.testing.objects import SEED_CONFIG, seed_objects
 from mountdns.testing.seed import SEED_STATE, SEED_ZONE, ZONE
+from sync.reconciler import Reconciler
+from sync.sources.cache import Snapshot
 
 MOVE = Changes(nodes_put={"node-1": ("12.34.5.6",)}, bump_serials=frozenset({ZONE}))
 
@@ -117,3 +120,34 @@ def test_two_writers_racing_the_stale_one_stops_at_the_fence(redis_server, redis
     assert old_writes  # the race did happen: the old leader wrote before the fence
     assert redis_client.get("mountdns:node:default/node-1") == b"12.34.5.6"
     assert redis_client.get("mountdns:fence:default") == b"8"
+
+
+class WithTerm:
+    """What leader election wraps the store in: every apply carries the leader's term."""
+
+    def __init__(self, store, term: int):
+        self.store = store
+        self.term = term
+
+    def apply(self, changes, **options):
+        return self.store.apply(changes, term=self.term, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_a_reconciler_with_a_stale_term_is_fenced_and_writes_nothing(redis_client, redis_server):
+    RedisStore(redis_client).take_term(2)
+    containers, nodes = seed_objects()
+    stale = Reconciler(WithTerm(RedisStore(redis_server.client()), 1), SEED_CONFIG)
+
+    with pytest.raises(Fenced):
+        stale.reconcile(Snapshot(containers=tuple(containers), nodes=tuple(nodes), complete=True), full=True)
+
+    assert redis_client.keys("mountdns:*") == [b"mountdns:fence:default"]
+    assert stale.known is None and not stale.marked
+
+    leader = Reconciler(WithTerm(RedisStore(redis_server.client()), 2), SEED_CONFIG)
+    leader.reconcile(Snapshot(containers=tuple(containers), nodes=tuple(nodes), complete=True), full=True)
+    assert RedisStore(redis_client).read_state().parents == SEED_STATE.parents
+    assert RedisStore(redis_client).marker_present()
