@@ -2,7 +2,7 @@
 
 10,000 parents and 10,000 mounted children all on ONE node, in a real redis-server. The
 node's address changes back and forth; each move is planned with `mountdns.plan.diff`
-and committed with `RedisStore.apply` (one MULTI/EXEC). Parents point at the node by
+and committed with `RedisStore.apply` (one script call, atomic like a MULTI/EXEC). Parents point at the node by
 name and children at their parent, so the plan is one node key, whatever the size.
 
 The seed (US 2024/0031284 A1, FIG. 6) updates every container's record when its node

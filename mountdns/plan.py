@@ -7,7 +7,7 @@ scenario by scenario with exact changes (first sync, second sync, node moved, ..
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from mountdns.names import containing_zone
@@ -115,3 +115,11 @@ def applied(state: State, changes: Changes) -> State:
         parents=merge(state.parents, changes.parents_put, changes.parents_delete),
         children=merge(state.children, changes.children_put, changes.children_delete),
     )
+
+
+def without_names(state: State, names) -> State:
+    """`state` less the parents and children named (names a store refused to write)."""
+    if not names:
+        return state
+    return replace(state, parents={k: v for k, v in state.parents.items() if k not in names},
+                   children={k: v for k, v in state.children.items() if k not in names})

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mountdns-sync: {exc}", file=sys.stderr)
         return 2
     store = RedisStore(redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
-                       prefix=settings.key_prefix)
+                       prefix=settings.key_prefix, owner=settings.owner_id)
     purger = None
     if settings.pdns_api_urls and not settings.dry_run:
         purger = CachePurger(settings.pdns_api_urls, settings.pdns_api_key).start()

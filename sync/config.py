@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from mountdns.keyspace import DEFAULT_PREFIX, Keys
+from mountdns.keyspace import DEFAULT_OWNER, DEFAULT_PREFIX, Keys, check_owner
 from mountdns.names import InvalidName, normalize
 from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, parse_bind, repeated
 from mountdns.records import Zone
@@ -30,6 +30,9 @@ class SyncSettings:
     """Redis that the backend reads."""
     key_prefix: str = DEFAULT_PREFIX
     """Prefix of every mountdns key; nothing outside it is ever touched."""
+    owner_id: str = DEFAULT_OWNER
+    """Who this sync writes as: syncs sharing one Redis and prefix never touch each other's
+    names; replicas of one sync share it."""
     kubeconfig: str | None = None
     """Kubeconfig file; None means in-cluster configuration."""
     namespace: str | None = None
@@ -82,7 +85,8 @@ class SyncSettings:
     def describe(self) -> str:
         """The startup log line: everything but secrets."""
         return (f"zones={[z.name for z in self.zones]} redis={mask_url(self.redis_url)} "
-                f"prefix={self.key_prefix!r} source={'manifests:' + self.manifests if self.manifests else 'kubernetes'} "
+                f"prefix={self.key_prefix!r} owner={self.owner_id} "
+                f"source={'manifests:' + self.manifests if self.manifests else 'kubernetes'} "
                 f"namespace={self.namespace or '*'} resync={self.resync_interval}s "
                 f"watch_idle_timeout={self.watch_idle_timeout}s "
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
@@ -104,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--ttl", default=30, cast=int, help="TTL of every record, seconds")
     add_flag(p, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis the backend reads")
     add_flag(p, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
+    add_flag(p, "--owner-id", default=DEFAULT_OWNER,
+             help="owner of the names this sync writes (a DNS label; shared by its replicas)")
     add_flag(p, "--kubeconfig", help="kubeconfig file (default: in-cluster configuration)")
     add_flag(p, "--namespace", help="watch Containers in this namespace only (default: all)")
     add_flag(p, "--manifests", help="read Container and Node YAML from this directory instead of a cluster")
@@ -173,6 +179,10 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         Keys(args.key_prefix)
     except ValueError as exc:
         raise ConfigError(f"--key-prefix: {exc}") from exc
+    try:
+        check_owner(args.owner_id)
+    except ValueError as exc:
+        raise ConfigError(f"--owner-id: {exc}") from exc
     if args.resync_interval <= 0:
         raise ConfigError(f"--resync-interval: must be positive, got {args.resync_interval}")
     if not 0 < args.watch_idle_timeout <= 3600:
@@ -208,7 +218,8 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
 
     return SyncSettings(
         **election,
-        zones=zones, redis_url=args.redis_url, key_prefix=args.key_prefix, kubeconfig=args.kubeconfig,
+        zones=zones, redis_url=args.redis_url, key_prefix=args.key_prefix, owner_id=args.owner_id,
+        kubeconfig=args.kubeconfig,
         namespace=args.namespace, manifests=args.manifests, resync_interval=args.resync_interval,
         mounted_status=args.mounted_status, mount_types=frozenset(repeated(args, "mount_types")),
         node_address_types=address_types, once=args.once, dry_run=args.dry_run, pdns_api_urls=urls,

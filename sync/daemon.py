@@ -21,6 +21,7 @@ from typing import Callable
 
 from mountdns.backoff import Backoff
 from mountdns.store import StoreError
+from sync.data_loss import MarkerWatch
 from sync.reconciler import Reconciler
 from sync.sources.cache import ObjectCache
 from sync.leader import NotLeading
@@ -42,7 +43,7 @@ class SyncDaemon:
     def __init__(self, cache: ObjectCache, source, reconciler: Reconciler, *,
                  resync_interval: float = 300.0, coalesce_seconds: float = 0.05,
                  backoff: Backoff | None = None, clock: Callable[[], float] = time.monotonic, leader=None,
-                 health=None):
+                 health=None, marker_watch: MarkerWatch | None = None):
         self.cache = cache
         self.source = source
         self.reconciler = reconciler
@@ -59,12 +60,16 @@ class SyncDaemon:
         self.retry_at: float | None = None  # after a failed write: no batch before this
         self.leader = leader  # leader election: a sync.leader.LeaderElector, or None to always write
         self.health = health  # sync.health.Health: the loop's heartbeat, or None
+        # Redis data loss, noticed within seconds: checked on the loop's own clock.
+        self.marker_watch = marker_watch or MarkerWatch(reconciler, clock=clock)
 
     # -- one iteration -----------------------------------------------------------------
     def step(self, now: float) -> Wait:
         """Do what is due at `now`: start a periodic resync, start gathering a batch,
         reconcile a gathered one (or schedule its retry); return what to wait for next."""
         self._resync_if_due(now)
+        if self.marker_watch.data_lost(now):
+            self.request_full()  # Redis came back empty: rewrite everything now, not at the resync
         if self.retry_at is not None:
             if now < self.retry_at:
                 return Wait(min(self.retry_at, self.next_resync), on_change=False)
@@ -146,8 +151,10 @@ class SyncDaemon:
                 if self.health is not None:
                     self.health.beat()  # on the health's own clock, which its probes read
                 wait = self.step(self.clock())
-                # Wake at least every heartbeat interval, so /healthz sees a live loop when idle.
-                timeout = max(0.0, min(wait.until - self.clock(), HEARTBEAT_INTERVAL))
+                # Wake at least every heartbeat interval, so /healthz sees a live loop when idle,
+                # and whenever the data-loss marker is due for a check.
+                timeout = max(0.0, min(wait.until - self.clock(), HEARTBEAT_INTERVAL,
+                                       self.marker_watch.seconds_to_next(self.clock())))
                 if wait.on_change:
                     self.cache.changed.wait(timeout)
                 else:

@@ -38,13 +38,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
-from mountdns.store import StoreError
-
-try:  # the store's own error for a stale term
-    from mountdns.store import Fenced  # type: ignore[attr-defined]
-except ImportError:  # a store without fencing yet (see FencedStore)
-    class Fenced(StoreError):  # type: ignore[no-redef]
-        """A newer leader's term is recorded in the store: this writer is stale."""
+from mountdns.store import Fenced, StoreError
 
 log = logging.getLogger("mountdns.sync.leader")
 
@@ -487,23 +481,17 @@ class FencedStore:
     def __init__(self, store, elector: LeaderElector):
         self._store = store
         self._elector = elector
-        self.fencing = hasattr(store, "take_term")
-        if not self.fencing:
-            log.warning("this store records no leader terms: a stale leader's write is not fenced off in Redis")
 
     def take_term(self, term: int) -> None:
-        if self.fencing:
-            self._store.take_term(term)
+        self._store.take_term(term)
 
-    def apply(self, changes, *args, **kwargs) -> None:
+    def apply(self, changes, *args, **kwargs):
+        """The store's result (what it refused as another owner's), or NotLeading."""
         term = self._elector.write_term()
         if term is None:
             raise NotLeading("not the leader: nothing written")
         try:
-            if self.fencing:
-                self._store.apply(changes, *args, term=term, **kwargs)
-            else:
-                self._store.apply(changes, *args, **kwargs)
+            return self._store.apply(changes, *args, term=term, **kwargs)
         except Fenced as exc:
             self._elector.step_down(f"a newer leader's term is recorded in Redis ({exc})")
             raise NotLeading(f"fenced: {exc}") from exc

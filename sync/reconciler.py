@@ -3,7 +3,10 @@ one atomic write, then the PowerDNS cache purge.
 
 The reconciler remembers what it last wrote, so a batch after a watch event diffs against
 memory instead of re-reading every key; a full resync (and any failed write) re-reads
-Redis, which is how a Redis restarted empty is rewritten.
+Redis, which is how a Redis restarted empty is rewritten. Full writes carry the store's
+data-loss marker and later batches require it, so a batch is never diffed against data
+Redis has lost. A write whose reply never came is not assumed either way: the next batch
+re-reads the store and purges the names of the unsure batch too, written or not.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import operator
 import time
 from dataclasses import dataclass
 
-from mountdns.plan import Changes, applied, diff
+from mountdns.plan import Changes, applied, diff, without_names
 from mountdns.records import State
-from mountdns.store import StoreError
+from mountdns.store import NOTHING_APPLIED, DataLost, StoreError, UnknownOutcome
 from sync.sources.cache import Snapshot
 from sync.purge import purge_waves
 from sync.rules import Desired, RulesConfig, desired_state, with_nodes
@@ -56,8 +59,12 @@ class Reconciler:
     def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print,
                  metrics=None, status=None):
         self.status = status  # a StatusWriter: told of each batch after its DNS write, in O(1)
-        self.store = store
+        self.store = store  # with leader election, a wrapper adding the leader's term to every apply
         self.metrics = metrics  # sync.metrics.SyncMetrics, or None
+        self.marked = False  # the store's data-loss marker was written by a full write of ours
+        self.owned_elsewhere: frozenset[str] = frozenset()  # desired names another owner holds
+        self.zones_elsewhere: frozenset[str] = frozenset()
+        self._unsure: list[set[str]] = []  # purge waves of writes whose outcome is unknown
         self.rules = rules
         self.purger = purger
         self.dry_run = dry_run
@@ -92,6 +99,18 @@ class Reconciler:
             log.warning("%s", warning)
         self._warnings = set(plan.warnings)
 
+    def _report_owned_elsewhere(self, result) -> None:
+        """Log each name another owner holds once, and once when it is ours again."""
+        if result is NOTHING_APPLIED:
+            return
+        for name in sorted(result.owned_elsewhere - self.owned_elsewhere):
+            log.warning("not published: %s: held by another owner (first writer keeps it)", name)
+        for name in sorted(self.owned_elsewhere - result.owned_elsewhere):
+            log.info("no longer held by another owner: %s", name)
+        for name in sorted(result.zones_elsewhere - self.zones_elsewhere):
+            log.warning("zone %s: defined differently by another owner; its definition stays", name)
+        self.owned_elsewhere, self.zones_elsewhere = result.owned_elsewhere, result.zones_elsewhere
+
     def reconcile(self, snapshot: Snapshot, full: bool = False) -> Outcome:
         """Make the store match the snapshot. Raises StoreError when the store fails."""
         if self.metrics is None:
@@ -109,7 +128,8 @@ class Reconciler:
         self._report_skips(plan)
         if self.metrics is not None:
             self.metrics.plan_computed(plan)
-        if full or self.known is None:
+        fresh = full or self.known is None  # diffed against what the store holds now
+        if fresh:
             current = self.store.read_state()
             if self.metrics is not None and self.metrics.store_read(current, plan.state.zones):
                 log.warning("Redis lost its data (zones missing): rewriting everything")
@@ -121,26 +141,45 @@ class Reconciler:
                 self.printer(line)
             self.printer(f"dry run: {changes.summary()} (nothing written)")
             self.known = applied(current, changes)
-        elif not changes.empty:
+        elif not changes.empty or (fresh and not self.marked):
             try:
-                self.store.apply(changes)
-            except Exception:
+                result = self.store.apply(changes, mark=fresh, require_marker=self.marked and not fresh)
+            except Exception as exc:
                 self.known = None  # unsure what was written: re-read next time
+                if isinstance(exc, DataLost):
+                    self.marked = False
+                elif isinstance(exc, UnknownOutcome) and self.purger is not None:
+                    # Maybe written: its names are purged after the next write, whatever it finds.
+                    self._unsure.extend(purge_waves(changes, current, applied(current, changes)))
                 raise
-            self.batches += 1
-            self.known = applied(current, changes)
-            if self.metrics is not None:
+            result = result or NOTHING_APPLIED  # a store that reports nothing refused nothing
+            if fresh:
+                self.marked = True
+            self.batches += not changes.empty
+            if self.metrics is not None and not changes.empty:
                 self.metrics.write_committed()
-            if self.purger is not None:
-                self.purger.submit(purge_waves(changes, current, self.known), plan.state.zones)
+            self._report_owned_elsewhere(result)
+            # Names another owner holds are not ours: the next batch asks for them again.
+            self.known = without_names(applied(current, changes), result.owned_elsewhere)
+            refused = result.owned_elsewhere  # unchanged answers: nothing to purge for them
+            waves = [w - refused for w in purge_waves(changes, current, self.known) if w - refused]
+            waves += self._unsure
+            if self.purger is not None and waves:
+                self.purger.submit(waves, plan.state.zones)
+                self._unsure = []
         else:
             self.known = current
+            if self.purger is not None and self._unsure:
+                self.purger.submit(self._unsure, plan.state.zones)
+                self._unsure = []
         if self.metrics is not None and (self.dry_run or changes.empty):
             self.metrics.nothing_to_write()
         seconds = time.monotonic() - started
         if self.status is not None:
             self.status.offer(snapshot.containers, snapshot.nodes, plan)
         if not changes.empty:
-            log.info("%s %s in %.1f ms%s", "planned" if self.dry_run else "wrote", changes.summary(),
-                     seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)")
+            log.info("%s %s in %.1f ms%s%s", "planned" if self.dry_run else "wrote", changes.summary(),
+                     seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)",
+                     f" ({len(self.owned_elsewhere)} held by another owner, not written)"
+                     if self.owned_elsewhere and not self.dry_run else "")
         return Outcome(changes, seconds, full, plan.state.name_count())

@@ -75,12 +75,15 @@ class CountingStore:
         self.reads += 1
         return self.inner.read_state()
 
-    def apply(self, changes, pipeline=None) -> None:
+    def marker_present(self) -> bool:
+        return self.inner.marker_present()
+
+    def apply(self, changes, **options):
         if self.failed < self.failures:
             self.failed += 1
             raise StoreError("redis write failed: connection refused")
         self.applies += 1
-        self.inner.apply(changes)
+        return self.inner.apply(changes, **options)
 
 
 def records(store) -> tuple:

@@ -145,7 +145,7 @@ def test_node_moves_with_one_write_and_children_follow(pdns, store, redis_client
     changes = load(store, moved)
 
     assert changes.key_writes() == 1 and dict(changes.nodes_put) == {NODE_1: ("12.34.5.6",)}
-    assert redis_client.get(f"mountdns:node:{NODE_1}") == b"12.34.5.6"
+    assert redis_client.get(f"mountdns:node:default/{NODE_1}") == b"12.34.5.6"
     assert raw_keys(redis_client, "mountdns:child:*") == children_before
     assert raw_keys(redis_client, "mountdns:parent:*") == parents_before
     for name in ("Container_D_0", "Container_B_0", "Container_A_1", "Container_C_0"):

@@ -20,7 +20,7 @@ from mountdns.testing.kube_double import KubeAPIDouble
 from sync.daemon import SyncDaemon
 from sync.reconciler import Reconciler
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
-from sync.leader import (ElectionConfig, Fenced, FencedStore, KubeLeaseLock, LeaderElector, LeaseConflict,
+from sync.leader import (ElectionConfig, FencedStore, KubeLeaseLock, LeaderElector, LeaseConflict,
                          LeaseError, LeaseRecord, NotLeading, format_micro_time)
 
 EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
@@ -359,25 +359,24 @@ def test_election_config_requires_retry_below_deadline_below_duration():
 
 
 class FencingStore(MemoryStore):
-    """The store's fencing interface with its documented semantics: take_term records the
-    term unless a higher one is recorded; apply with a term lower than the recorded one
-    is refused with Fenced and changes nothing."""
+    """The in-memory store (which fences like the Redis one: take_term records the term
+    unless a higher one is recorded; apply with an older term is refused with Fenced and
+    changes nothing), noting the term of every apply it accepted."""
 
     def __init__(self):
         super().__init__()
-        self.recorded = None
         self.terms = []
 
-    def take_term(self, term):
-        if self.recorded is not None and self.recorded > term:
-            raise Fenced(f"term {self.recorded} is recorded, {term} is older")
-        self.recorded = term
+    @property
+    def recorded(self):
+        """The term the store holds, or None."""
+        return self._data.fences.get(self.owner)
 
-    def apply(self, changes, pipeline=None, *, term=None):
-        if term is not None and self.recorded is not None and self.recorded > term:
-            raise Fenced(f"term {self.recorded} is recorded, {term} is older")
-        self.terms.append(term)
-        super().apply(changes)
+    def apply(self, changes, **kwargs):
+        result = super().apply(changes, **kwargs)
+        if not changes.empty:
+            self.terms.append(kwargs.get("term"))
+        return result
 
 
 ZONE = Zone(name="domain.foo.bar", nameservers=("ns1.domain.foo.bar",), hostmaster="hostmaster.domain.foo.bar")
@@ -441,7 +440,7 @@ def test_a_stale_leader_is_fenced_steps_down_and_its_write_is_lost():
 def test_fenced_at_take_term_gives_the_lease_back_until_the_term_passes_the_fence():
     # The Lease was deleted and re-created (transitions back to 0) while Redis records 2.
     lease, store = MemoryLease(), FencingStore()
-    store.recorded = 2
+    store.take_term(2)
     a, _ = fenced_elector(lease, store, "a")
     a.step()
     assert not a.is_leader() and lease.record.holder == "" and lease.record.transitions == 0
@@ -471,15 +470,20 @@ def test_store_unreachable_at_take_term_keeps_the_lease_and_retries():
     assert a.is_leader() and calls == [0, 0] and store.recorded == 0
 
 
-def test_a_store_without_fencing_is_still_gated_by_the_elector():
+def test_the_memory_store_is_gated_by_the_elector_and_fenced_by_a_newer_term():
     lease, store = MemoryLease(), MemoryStore()
     a = elector(lease, "a")
     wrapped = FencedStore(store, a)
-    assert not wrapped.fencing
     with pytest.raises(NotLeading):
         wrapped.apply(changes_for(store, "p.domain.foo.bar", "node-1"))
     a.step()
     wrapped.apply(changes_for(store, "p.domain.foo.bar", "node-1"))
+    assert store.read_state().parents == {"p.domain.foo.bar": "node-1"}
+
+    store.take_term(a.write_term() + 1)  # a newer leader recorded its term
+    with pytest.raises(NotLeading):
+        wrapped.apply(changes_for(store, "q.domain.foo.bar", "node-1"))
+    assert not a.is_leader()
     assert store.read_state().parents == {"p.domain.foo.bar": "node-1"}
 
 

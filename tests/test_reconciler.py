@@ -43,11 +43,14 @@ class FailingStore:
         self.reads += 1
         return self.inner.read_state()
 
-    def apply(self, changes, pipeline=None) -> None:
+    def marker_present(self) -> bool:
+        return self.inner.marker_present()
+
+    def apply(self, changes, **options):
         if self.failures:
             self.failures -= 1
             raise StoreError("redis write failed: connection refused")
-        self.inner.apply(changes)
+        return self.inner.apply(changes, **options)
 
 
 class RecordingPurger:

@@ -50,6 +50,7 @@ ENV_CASES = [
     ({"MOUNTDNS_TTL": "60"}, lambda s: (s.zones[0].ttl, s.zones[0].minimum), (60, 60)),
     ({"MOUNTDNS_REDIS_URL": "redis://redis:6380/2"}, lambda s: s.redis_url, "redis://redis:6380/2"),
     ({"MOUNTDNS_KEY_PREFIX": "dns:"}, lambda s: s.key_prefix, "dns:"),
+    ({"MOUNTDNS_OWNER_ID": "cluster-east"}, lambda s: s.owner_id, "cluster-east"),
     ({"MOUNTDNS_KUBECONFIG": "<kubeconfig>"}, lambda s: s.kubeconfig, "<kubeconfig>"),
     ({"MOUNTDNS_NAMESPACE": "prod"}, lambda s: s.namespace, "prod"),
     ({"MOUNTDNS_MANIFESTS": "<dir>"}, lambda s: s.manifests, "<dir>"),
@@ -187,6 +188,10 @@ BAD_CONFIGURATIONS = {
     "leader election with --once": (ZONE_ARGS + ["--leader-elect", "--once"], "--leader-elect"),
     "metrics bind without port": (ZONE_ARGS + ["--metrics-bind", "127.0.0.1"], "--metrics-bind"),
     "metrics bind port out of range": (ZONE_ARGS + ["--metrics-bind", "127.0.0.1:70000"], "--metrics-bind"),
+    "owner id with a slash": (ZONE_ARGS + ["--owner-id", "east/1"], "--owner-id"),
+    "owner id in upper case": (ZONE_ARGS + ["--owner-id", "East"], "--owner-id"),
+    "empty owner id": (ZONE_ARGS + ["--owner-id", ""], "--owner-id"),
+    "owner id over 63 characters": (ZONE_ARGS + ["--owner-id", "a" * 64], "--owner-id"),
 }
 
 
@@ -248,6 +253,18 @@ def test_sync_console_script_exits_2_on_a_bad_key_prefix_instead_of_a_traceback(
     assert result.returncode == 2
     assert result.stderr.startswith("mountdns-sync: --key-prefix: ")
     assert "Traceback" not in result.stderr
+
+
+def test_sync_console_script_exits_2_on_a_bad_owner_id():
+    result = _run_script("mountdns-sync", "--zone", "example.com", "--owner-id", "East:1")
+    assert result.returncode == 2
+    assert result.stderr.startswith("mountdns-sync: --owner-id: ")
+
+
+def test_owner_id_defaults_to_default_and_is_in_the_startup_line():
+    settings = parse(ZONE_ARGS)
+    assert settings.owner_id == "default"
+    assert " owner=default " in settings.describe()
 
 
 def test_backend_console_script_exits_2_naming_bind():

@@ -184,7 +184,7 @@ def test_the_seed_story_in_dns(api, make_sync, pdns, redis_server, tmp_path):
     assert answer(pdns, "Container_E_0") == child_answer("Container_A_0", "1.2.3.4")
     assert raw_keys(client, "mountdns:child:*") == children_before
     assert raw_keys(client, "mountdns:parent:*") == parents_before
-    assert client.get("mountdns:node:node-1") == b"12.34.5.6"
+    assert client.get("mountdns:node:default/node-1") == b"12.34.5.6"
 
     # FIG. 7: a child is unmounted. Without a node of its own it is gone from DNS; one that
     # runs on a node answers as a parent there.
@@ -227,9 +227,9 @@ def test_node_move_shows_through_the_shipped_caches_as_soon_as_the_sync_has_purg
         answer(cached_pdns, label)  # cached now as well
 
     # The answer is cached now: a change behind PowerDNS's back (no purge) is not seen ...
-    client.set("mountdns:node:node-1", "9.9.9.9")
+    client.set("mountdns:node:default/node-1", "9.9.9.9")
     assert answer(cached_pdns, "Container_D_0") == child_answer("Container_B_0", "2.3.4.5")
-    client.set("mountdns:node:node-1", "2.3.4.5")
+    client.set("mountdns:node:default/node-1", "2.3.4.5")
 
     # ... while the sync's write is followed by a purge of every name it affects: once those
     # purges are answered, the next queries get the new address (without them, every answer

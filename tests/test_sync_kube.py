@@ -24,9 +24,10 @@ from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
 
-NODE_1_KEY = b"mountdns:node:node-1"
-SEED_KEYS = ({b"mountdns:zones", b"mountdns:zone:domain.foo.bar"}
-             | {f"mountdns:node:{n}".encode() for n in SEED_STATE.nodes}
+NODE_1_KEY = b"mountdns:node:default/node-1"
+MARKER_KEY = b"mountdns:marker:default"
+SEED_KEYS = ({b"mountdns:zones", b"mountdns:zone:domain.foo.bar", b"mountdns:zone-owners:domain.foo.bar", MARKER_KEY}
+             | {f"mountdns:node:default/{n}".encode() for n in SEED_STATE.nodes}
              | {f"mountdns:parent:{p}".encode() for p in SEED_STATE.parents}
              | {f"mountdns:child:{c}".encode() for c in SEED_STATE.children})
 
@@ -44,12 +45,19 @@ def is_seed(client) -> bool:
 
 
 def string_keys(client, pattern: str = "mountdns:*") -> dict[bytes, bytes]:
-    """Every string key under the prefix with its raw value (zone hashes and the zone set left out)."""
-    return {k: client.get(k) for k in client.scan_iter(match=pattern) if client.type(k) == b"string"}
+    """Every string key under the prefix with its raw value (zone hashes, the zone set and
+    the data-loss marker, which holds the time of the last full write, left out)."""
+    return {k: client.get(k) for k in client.scan_iter(match=pattern)
+            if client.type(k) == b"string" and k != MARKER_KEY}
 
 
 def exec_calls(client) -> int:
-    return int(client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0))
+    """Write transactions so far: the sync writes with one script call (EVALSHA) per batch;
+    a NOSCRIPT reply (the script loaded then called again) is counted as failed."""
+    stats = client.info("commandstats")
+    evalsha, eval_ = stats.get("cmdstat_evalsha", {}), stats.get("cmdstat_eval", {})
+    return (int(evalsha.get("calls", 0)) - int(evalsha.get("failed_calls", 0))
+            + int(eval_.get("calls", 0)) - int(eval_.get("failed_calls", 0)))
 
 
 def child_key(label: str) -> bytes:
@@ -164,8 +172,8 @@ def test_first_sync_writes_exactly_the_seed_keys_then_watches_with_bookmarks(syn
     assert set(shared_redis.keys("*")) == SEED_KEYS
     assert published(shared_redis) == SEED_STATE
     assert shared_redis.get(NODE_1_KEY) == b"2.3.4.5"
-    assert shared_redis.get(child_key("Container_D_0")) == b"container_b_0.domain.foo.bar"
-    assert shared_redis.get(parent_key("Container_A_0")) == b"node-0"
+    assert shared_redis.get(child_key("Container_D_0")) == b"default/container_b_0.domain.foo.bar"
+    assert shared_redis.get(parent_key("Container_A_0")) == b"default/node-0"
 
     watches = watch_requests(shared_api)
     assert {path for path, _ in watches} == {"/api/v1/nodes", "/apis/mountdns.io/v1alpha1/containers"}
@@ -199,26 +207,26 @@ def test_node_moved_changes_only_its_node_key(synced, shared_api, shared_redis):
 
 def test_container_added_then_mounted_then_unmounted(synced, shared_api, shared_redis):
     shared_api.apply(container("container-f-0", node="node-2", fqdn=seed_fqdn("Container_F_0"), type="odl"))
-    synced.wait_until(lambda: shared_redis.get(parent_key("Container_F_0")) == b"node-2", 15, "F_0 added")
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_F_0")) == b"default/node-2", 15, "F_0 added")
 
     # A child that is still connecting is a parent on its own node ...
     child = container("container-g-0", node="node-1", fqdn=seed_fqdn("Container_G_0"), type="netconf",
                       mounted_to="container-f-0", status="CONNECTING")
     shared_api.apply(child)
-    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"node-1", 15, "G_0 connecting")
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"default/node-1", 15, "G_0 connecting")
     assert shared_redis.get(child_key("Container_G_0")) is None
 
     # ... becomes a CNAME to its parent once its deviceStatus is MOUNTED ...
     child["status"] = {"deviceStatus": MOUNTED}
     shared_api.apply(child)
-    synced.wait_until(lambda: shared_redis.get(child_key("Container_G_0")) == b"container_f_0.domain.foo.bar",
+    synced.wait_until(lambda: shared_redis.get(child_key("Container_G_0")) == b"default/container_f_0.domain.foo.bar",
                       5, "G_0 mounted")
     assert shared_redis.get(parent_key("Container_G_0")) is None
 
     # ... and a parent of its own node again when unmounted.
     child["status"] = {"deviceStatus": "UNMOUNTED"}
     shared_api.apply(child)
-    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"node-1", 15, "G_0 unmounted")
+    synced.wait_until(lambda: shared_redis.get(parent_key("Container_G_0")) == b"default/node-1", 15, "G_0 unmounted")
     assert shared_redis.get(child_key("Container_G_0")) is None
 
     # A seed child without a nodeName that is unmounted is published as nothing at all.
@@ -331,7 +339,7 @@ def test_compaction_and_dropped_watches_relist_and_converge(synced, shared_api, 
     shared_api.drop_watches()
     shared_api.apply(node("node-2", "13.14.15.16"))
 
-    synced.wait_until(lambda: shared_redis.get(b"mountdns:node:node-2") == b"13.14.15.16", 20, "node-2 moved")
+    synced.wait_until(lambda: shared_redis.get(b"mountdns:node:default/node-2") == b"13.14.15.16", 20, "node-2 moved")
     synced.wait_until(lambda: sum(shared_api.list_calls.values()) >= lists + 2, 15, "both kinds re-listed")
     assert shared_api.wait_for_open_watches(2, timeout=15)
     # Watches after the compaction start from a fresh list, never from a compacted version.
@@ -406,7 +414,7 @@ def test_namespace_flag_limits_containers_to_one_namespace(seeded_api, make_sync
 
     seeded_api.apply(container("other-0", node="node-1", fqdn="other_0.domain.foo.bar", namespace="default"))
     seeded_api.apply(container("x-1", node="node-1", fqdn="x_1.domain.foo.bar", namespace="team-a"))
-    sync.wait_until(lambda: redis_client.get(b"mountdns:parent:x_1.domain.foo.bar") == b"node-1", 15, "x-1")
+    sync.wait_until(lambda: redis_client.get(b"mountdns:parent:x_1.domain.foo.bar") == b"default/node-1", 15, "x-1")
     state = published(redis_client)
     assert state.parents == {"x_0.domain.foo.bar": "node-0", "x_1.domain.foo.bar": "node-1"}
     assert state.children == {}
@@ -446,8 +454,8 @@ def test_dry_run_once_prints_the_plan_and_writes_nothing(seeded_api, make_sync, 
 def test_keys_outside_the_prefix_survive_garbage_collection(seeded_api, make_sync, redis_client):
     redis_client.set("other:key", "keep")
     redis_client.set("mountdns-other:x", "keep too")
-    redis_client.set("mountdns:parent:stale.domain.foo.bar", "node-9")
-    redis_client.set("mountdns:node:node-9", "9.9.9.9")
+    redis_client.set("mountdns:parent:stale.domain.foo.bar", "default/node-9")
+    redis_client.set("mountdns:node:default/node-9", "9.9.9.9")
 
     sync = make_sync(resync_interval=0.5).start()
     sync.wait_until(lambda: is_seed(redis_client), 20, "the seed published, the stale keys collected")

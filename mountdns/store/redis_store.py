@@ -1,56 +1,27 @@
 """The Redis store: published records read and written through the keyspace.
 
-The sync applies a plan's changes here in one MULTI/EXEC; the backend resolves a name
-here in one EVALSHA. Key names come from `mountdns.keyspace`, nothing here spells one.
+The sync applies a plan's changes here in one EVALSHA (a script: fenced by the writer's
+term, refusing names other owners hold); the backend resolves a name here in one
+EVALSHA. Key names come from `mountdns.keyspace`, nothing here spells one.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from typing import Iterator
 
 import redis
 
-from mountdns.keyspace import DEFAULT_PREFIX, ZONE_FIELDS, Keys, decode_addresses, encode_addresses, zone_from_hash, zone_to_hash
+from mountdns.keyspace import (DEFAULT_OWNER, DEFAULT_PREFIX, ZONE_FIELDS, Keys, check_owner, decode_addresses,
+                               encode_addresses, split_owned, zone_from_hash, zone_to_hash)
 from mountdns.plan import Changes
 from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
-from mountdns.store import StoreError
+from mountdns.store import NOTHING_APPLIED, Applied, DataLost, Fenced, StoreError, UnknownOutcome
+from mountdns.store.scripts import APPLY_SCRIPT, RESOLVE_SCRIPT, TAKE_TERM_SCRIPT
 
 _SCAN_BATCH = 2000
-
-
-# One round trip per lookup, whatever the name turns out to be: find the zone by
-# walking up the name, then the child, parent and node keys. The keys are computed
-# inside the script from the name, which standalone Redis allows (not Redis Cluster).
-RESOLVE_SCRIPT = """
-local prefix, qname = ARGV[1], ARGV[2]
-local zone = qname
-while redis.call('SISMEMBER', prefix .. 'zones', zone) == 0 do
-  local dot = string.find(zone, '.', 1, true)
-  if not dot then return {'outside'} end
-  zone = string.sub(zone, dot + 1)
-end
-local z = redis.call('HMGET', prefix .. 'zone:' .. zone,
-  'nameservers', 'hostmaster', 'ttl', 'refresh', 'retry', 'expire', 'minimum', 'serial')
-for i = 1, 8 do if not z[i] then z[i] = '' end end
-local kind, value = 'none', ''
-if qname == zone then
-  kind = 'apex'
-else
-  local target = redis.call('GET', prefix .. 'child:' .. qname)
-  if target then
-    kind, value = 'child', target
-  else
-    local node = redis.call('GET', prefix .. 'parent:' .. qname)
-    if node then
-      kind = 'parent'
-      value = redis.call('GET', prefix .. 'node:' .. node) or ''
-    end
-  end
-end
-return {kind, value, zone, z[1], z[2], z[3], z[4], z[5], z[6], z[7], z[8]}
-"""
 
 
 def _text(value) -> str:
@@ -77,12 +48,16 @@ def resolution_from_reply(reply: list) -> Resolution:
 
 
 class RedisStore:
-    """Published records in Redis. The connection is passed in, never global."""
+    """Published records in Redis, read and written as one owner. The connection is
+    passed in, never global."""
 
-    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX):
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, owner: str = DEFAULT_OWNER):
         self.redis = client
         self.keys = Keys(prefix)
+        self.owner = check_owner(owner)
         self._resolve = client.register_script(RESOLVE_SCRIPT)
+        self._apply = client.register_script(APPLY_SCRIPT)
+        self._take_term = client.register_script(TAKE_TERM_SCRIPT)
         # EVALSHA <sha> 0 <prefix> <qname> in RESP, all but the name encoded once.
         sha, prefix_arg = self._resolve.sha.encode(), prefix.encode()
         self._resolve_command_head = b"*5\r\n$7\r\nEVALSHA\r\n$%d\r\n%s\r\n$1\r\n0\r\n$%d\r\n%s\r\n" % (
@@ -135,37 +110,58 @@ class RedisStore:
     def zone(self, name: str) -> Zone | None:
         return next((z for z in self.zones() if z.name == name), None)
 
-    def _scan_values(self, kind: str, suffix: str = "") -> Iterator[tuple[str, str]]:
-        keys = list(self.redis.scan_iter(match=self.keys.pattern(kind, suffix), count=_SCAN_BATCH))
+    def _scan_values(self, pattern: str) -> Iterator[tuple[bytes, bytes]]:
+        keys = list(self.redis.scan_iter(match=pattern, count=_SCAN_BATCH))
         for start in range(0, len(keys), _SCAN_BATCH):
             chunk = keys[start:start + _SCAN_BATCH]
             for key, value in zip(chunk, self.redis.mget(chunk)):
                 if value is not None:  # deleted between SCAN and MGET
-                    yield self.keys.strip(kind, key), _text(value)
+                    yield key, value
+
+    def _names(self, kind: str, suffix: str = "") -> Iterator[tuple[str, str | None, str]]:
+        """(fqdn, owner, value) of every name of `kind` ("parent" or "child")."""
+        for key, raw in self._scan_values(self.keys.pattern(kind, suffix)):
+            owner, value = split_owned(raw)
+            yield self.keys.strip(kind, key), owner, value
+
+    def _own_zones(self) -> dict[str, Zone]:
+        names = sorted(_text(n) for n in self.redis.smembers(self.keys.zones))
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self.keys.zone(name))
+            pipe.sismember(self.keys.zone_owners(name), self.owner)
+        replies = pipe.execute()
+        return {n: zone_from_hash(n, h) for n, h, mine in zip(names, replies[::2], replies[1::2]) if h and mine}
 
     def read_state(self) -> State:
-        """The whole published state (SCAN + MGET), for diffing against a desired one."""
+        """This owner's published state (SCAN + MGET), for diffing against a desired one:
+        the zones it publishes in, its nodes, and the names it holds. Another owner's
+        records are never in it, so nothing diffed against it deletes them."""
+        node_prefix = len(self.keys.node("", self.owner))
         try:
             return State(
-                zones={z.name: z for z in self.zones()},
-                nodes={n: decode_addresses(v) for n, v in self._scan_values("node")},
-                parents=dict(self._scan_values("parent")),
-                children=dict(self._scan_values("child")),
+                zones=self._own_zones(),
+                nodes={_text(k)[node_prefix:]: decode_addresses(v)
+                       for k, v in self._scan_values(self.keys.node_pattern(self.owner))},
+                parents={n: v for n, o, v in self._names("parent") if o == self.owner},
+                children={n: v for n, o, v in self._names("child") if o == self.owner},
             )
         except redis.RedisError as exc:
             raise StoreError(f"redis read of the published state failed: {exc}") from exc
 
     def zone_state(self, zone: str) -> State:
-        """The records of one zone (for AXFR): its names and the nodes they use."""
+        """The records of one zone (for AXFR), whoever owns them: its names, and the
+        nodes they use keyed by the parents' node references (`<owner>/<node>`)."""
         try:
             suffix = "." + zone
-            parents = {k: v for k, v in self._scan_values("parent", suffix)}
-            children = {k: v for k, v in self._scan_values("child", suffix)}
-            node_names = sorted(set(parents.values()))
-            values = self.redis.mget([self.keys.node(n) for n in node_names]) if node_names else []
+            parents = {self.keys.strip("parent", key): _text(raw)  # values are node references
+                       for key, raw in self._scan_values(self.keys.pattern("parent", suffix))}
+            children = {n: v for n, _, v in self._names("child", suffix)}
+            refs = sorted(set(parents.values()))
+            values = self.redis.mget([self.keys.node_ref(r) for r in refs]) if refs else []
         except redis.RedisError as exc:
             raise StoreError(f"redis read of zone {zone!r} failed: {exc}") from exc
-        nodes = {n: decode_addresses(v) for n, v in zip(node_names, values) if v is not None}
+        nodes = {r: decode_addresses(v) for r, v in zip(refs, values) if v is not None}
         return State(parents=parents, children=children, nodes=nodes)
 
     def ping(self) -> bool:
@@ -175,39 +171,75 @@ class RedisStore:
             return False
 
     # -- writing -----------------------------------------------------------------
-    def apply(self, changes: Changes, pipeline: redis.client.Pipeline | None = None) -> None:
-        """Write a batch in one MULTI/EXEC: a reader never sees half of it.
+    def apply(self, changes: Changes, *, term: int | None = None, mark: bool = False,
+              require_marker: bool = False) -> Applied:
+        """Write a batch in one script call: a reader never sees half of it.
 
-        Given a `pipeline`, the commands are queued on it and the caller executes it.
+        With a `term`, the batch is refused inside Redis (Fenced, nothing written) when
+        the owner's fence holds a newer one. `mark` writes the data-loss marker with the
+        batch (a full write); `require_marker` refuses the batch (DataLost, nothing
+        written) when the marker is gone, for a batch diffed against what was there.
+        Names another owner holds are left alone and reported in the result.
         """
-        if changes.empty and not changes.bump_serials:
-            return
-        pipe = pipeline if pipeline is not None else self.redis.pipeline(transaction=True)
-        k = self.keys
+        if changes.empty and not changes.bump_serials and not mark:
+            return NOTHING_APPLIED
+        args = [self.keys.prefix, self.owner, "" if term is None else str(int(term)),
+                "write" if mark else ("require" if require_marker else ""), str(int(time.time())),
+                str(initial_serial())]
+        args.append(len(changes.zones_put))
         for name, zone in changes.zones_put.items():
-            pipe.sadd(k.zones, name)
-            pipe.hset(k.zone(name), mapping=zone_to_hash(zone))
-            pipe.hsetnx(k.zone(name), "serial", initial_serial())
-        for name in changes.zones_delete:
-            pipe.srem(k.zones, name)
-            pipe.delete(k.zone(name))
+            fields = zone_to_hash(zone)
+            args.append(name)
+            args.extend(fields[f] for f in ZONE_FIELDS[:7])
+        args.append(len(changes.zones_delete))
+        args.extend(changes.zones_delete)
+        args.append(len(changes.nodes_put))
         for name, addresses in changes.nodes_put.items():
-            pipe.set(k.node(name), encode_addresses(addresses))
-        for name, node in changes.parents_put.items():
-            pipe.set(k.parent(name), node)
-        for name, target in changes.children_put.items():
-            pipe.set(k.child(name), target)
-        deletes = (
-            [k.node(n) for n in changes.nodes_delete]
-            + [k.parent(n) for n in changes.parents_delete]
-            + [k.child(n) for n in changes.children_delete]
-        )
-        for start in range(0, len(deletes), 1000):
-            pipe.delete(*deletes[start:start + 1000])
-        for name in sorted(changes.bump_serials):
-            pipe.hincrby(k.zone(name), "serial", 1)
-        if pipeline is None:
-            try:
-                pipe.execute()
-            except redis.RedisError as exc:
-                raise StoreError(f"redis write of {changes.summary()} failed: {exc}") from exc
+            args += (name, encode_addresses(addresses))
+        args.append(len(changes.nodes_delete))
+        args.extend(changes.nodes_delete)
+        for put in (changes.parents_put, changes.children_put):
+            args.append(len(put))
+            for name, value in put.items():
+                args += (name, value)
+        for delete in (changes.parents_delete, changes.children_delete):
+            args.append(len(delete))
+            args.extend(delete)
+        args.append(len(changes.bump_serials))
+        args.extend(sorted(changes.bump_serials))
+        try:
+            reply = self._apply(args=args)
+        except (redis.TimeoutError, redis.ConnectionError) as exc:
+            raise UnknownOutcome(f"redis write of {changes.summary()}: no reply ({exc}); "
+                                 "it may or may not have been applied") from exc
+        except redis.RedisError as exc:
+            raise StoreError(f"redis write of {changes.summary()} failed: {exc}") from exc
+        status = _text(reply[0])
+        if status == "fenced":
+            raise Fenced(f"redis write of {changes.summary()} refused: owner {self.owner!r} is fenced at "
+                         f"term {_text(reply[1])}, this writer has {term}", recorded=int(reply[1]))
+        if status == "lost":
+            raise DataLost(f"redis write of {changes.summary()} refused: the marker of owner {self.owner!r} "
+                           "is gone, Redis lost its data")
+        return Applied(owned_elsewhere=frozenset(_text(n) for n in reply[1]),
+                       zones_elsewhere=frozenset(_text(n) for n in reply[2]))
+
+    def take_term(self, term: int) -> None:
+        """Record `term` as this owner's newest writer; Fenced when a newer one is there."""
+        try:
+            reply = self._take_term(keys=[self.keys.fence(self.owner)], args=[str(int(term))])
+        except redis.RedisError as exc:
+            raise StoreError(f"redis write of the fence of owner {self.owner!r} failed: {exc}") from exc
+        if _text(reply[0]) == "fenced":
+            raise Fenced(f"owner {self.owner!r} is fenced at term {_text(reply[1])}, newer than {term}",
+                         recorded=int(reply[1]))
+
+    def write_marker(self, *, term: int | None = None) -> None:
+        """Write the data-loss marker alone (a full sync that had nothing to change)."""
+        self.apply(Changes(), term=term, mark=True)
+
+    def marker_present(self) -> bool:
+        try:
+            return bool(self.redis.exists(self.keys.marker(self.owner)))
+        except redis.RedisError as exc:
+            raise StoreError(f"redis read of the marker of owner {self.owner!r} failed: {exc}") from exc

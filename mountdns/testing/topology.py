@@ -127,7 +127,7 @@ def write_query_file(path: Path, pairs, qtype: str = "A") -> Path:
 
 
 def load_into_redis(client: redis.Redis, state: State, prefix: str | None = None) -> Changes:
-    """Write `state` into an EMPTY keyspace in one MULTI/EXEC (no read, no SCAN)."""
+    """Write `state` into an EMPTY keyspace in one transaction (no read, no SCAN)."""
     store = RedisStore(client) if prefix is None else RedisStore(client, prefix=prefix)
     changes = diff(State(), state)
     store.apply(changes)
