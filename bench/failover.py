@@ -19,13 +19,14 @@ import statistics
 import time
 
 from bench.report import Table
+from mountdns.keyspace import Keys
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.objects import node, seed_objects
 from mountdns.testing.servers import RedisServer, wait_until, workdir
 from mountdns.testing.sync_process import SyncProcess
 
 NAMESPACE, LEASE = "mountdns", "mountdns-sync"
-NODE_1 = b"mountdns:node:node-1"
+NODE_1 = Keys().node("node-1").encode()  # the default owner's node-1
 DEFAULTS = (15.0, 10.0, 2.0)  # the shipped --leader-elect-lease-duration, -renew-deadline, -retry-period
 SHORT = (3.0, 2.0, 0.5)  # what the tests use
 REPLICAS = 3
