@@ -9,6 +9,7 @@ person with redis-cli (names lowercased, no trailing dot):
   {prefix}parent:<fqdn>      STRING node name                       get mountdns:parent:container_a_0.domain.foo.bar
   {prefix}child:<fqdn>       STRING parent fqdn                     get mountdns:child:container_d_0.domain.foo.bar
   {prefix}node:<node>        STRING addresses, space separated      get mountdns:node:node-1
+  {prefix}announcements      STREAM names each batch changed        xrevrange mountdns:announcements + - count 5
 
 A node moving to a new address is one SET of its node key: parents point at the node
 by name and children at their parent by name, so neither changes.
@@ -48,6 +49,12 @@ class Keys:
 
     def node(self, name: str) -> str:
         return f"{self.prefix}node:{name}"
+
+    @property
+    def announcements(self) -> str:
+        """The stream on which the sync announces the names each batch changed (see
+        mountdns.announce); backends follow it to purge their PowerDNS caches."""
+        return self.prefix + "announcements"
 
     def pattern(self, kind: str, suffix: str = "") -> str:
         """SCAN pattern for all keys of `kind` ("parent", "child", "node"), optionally

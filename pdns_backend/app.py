@@ -13,10 +13,11 @@ import logging
 from urllib.parse import quote
 
 import orjson
-import redis
 from flask import Flask, Response, request
 
+from mountdns import redis_connect
 from mountdns.keyspace import DEFAULT_PREFIX
+from mountdns.redis_connect import RedisTarget
 from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
 from pdns_backend import methods
@@ -99,12 +100,9 @@ class LookupFastPath:
 
 
 def make_store(config) -> RedisStore:
-    client = redis.Redis.from_url(
-        config["REDIS_URL"],
-        socket_timeout=float(config["REDIS_TIMEOUT"]),
-        socket_connect_timeout=float(config["REDIS_TIMEOUT"]),
-        health_check_interval=30,
-    )
+    # REDIS_TARGET (mountdns.redis_connect) may name Sentinels; else REDIS_URL is used.
+    target = config.get("REDIS_TARGET") or RedisTarget(url=config["REDIS_URL"])
+    client = redis_connect.connect(target, timeout=float(config["REDIS_TIMEOUT"]), health_check_interval=30)
     return RedisStore(client, prefix=config["KEY_PREFIX"])
 
 

@@ -3,6 +3,10 @@
 The worker class is pdns_backend.worker.EventLoopWorker: it keeps PowerDNS's connections
 alive (a server that closes idle ones races PowerDNS into SERVFAILs, PowerDNS issue #5619)
 and serves them without per-request thread hand-offs.
+
+With `--pdns-api-url`, gunicorn's master process also runs the purge follower
+(pdns_backend.purge_follower) on a thread: one per backend instance, however many
+workers, and it lives exactly as long as the instance.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import sys
 from gunicorn.app.base import BaseApplication
 
 from mountdns.keyspace import DEFAULT_PREFIX
-from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, parse_bind
+from mountdns.redis_connect import add_sentinel_flags, target_from_args
+from mountdns.settings import ConfigError, add_flag, parse_bind, repeated
 
 log = logging.getLogger("mountdns.backend")
 
@@ -23,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mountdns-backend", description=__doc__.splitlines()[0])
     add_flag(parser, "--bind", default="127.0.0.1:8053", help="HOST:PORT to listen on")
     add_flag(parser, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis holding the mountdns keyspace")
+    add_sentinel_flags(parser)
     add_flag(parser, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
     add_flag(parser, "--workers", default=3, cast=int,
              help="worker processes (more than cores: each waits on Redis for part of every lookup)")
@@ -31,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--max-connections", default=256, cast=int,
              help="open connections per worker; more are refused (PowerDNS keeps one per distributor thread)")
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
+    # Purge follower (pdns_backend.purge_follower): this instance's own PowerDNS.
+    add_flag(parser, "--pdns-api-url", help="HTTP API of this backend's PowerDNS, whose caches it purges on change")
+    add_flag(parser, "--pdns-api-key", default="", help="X-API-Key of that API")
+    add_flag(parser, "--purge-repeat-after", repeatable=True, cast=float,
+             help="seconds after which each purge is sent again, for lookups in flight "
+                  "(default 0.1,0.5,2.5)")
     return parser
 
 
@@ -52,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         host, port = parse_bind(args.bind)
-        check_redis_url(args.redis_url)
+        target = target_from_args(args)
         if args.workers < 1:
             raise ConfigError(f"--workers: must be at least 1, got {args.workers}")
         if args.threads < 1:
@@ -61,20 +73,22 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--max-connections: must be at least 1, got {args.max_connections}")
         if args.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
+        purge = purge_settings(args)
     except ConfigError as exc:
         print(f"mountdns-backend: {exc}", file=sys.stderr)
         return 2
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.info("starting on %s:%d, redis %s, prefix %r, %d workers x %d threads, %d connections each",
-             host, port, mask_url(args.redis_url), args.key_prefix, args.workers, args.threads,
-             args.max_connections)
+    log.info("starting on %s:%d, redis %s, prefix %r, %d workers x %d threads, %d connections each, %s",
+             host, port, target.describe(), args.key_prefix, args.workers, args.threads,
+             args.max_connections, f"purging PowerDNS at {purge[0]} (key ****)" if purge else "no purge follower")
 
     def factory():
         from pdns_backend.app import create_app
-        return create_app({"REDIS_URL": args.redis_url, "KEY_PREFIX": args.key_prefix})
+        return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix})
 
     _Gunicorn(factory, {
+        **(follower_hooks(target, args.key_prefix, *purge) if purge else {}),
         "bind": f"{host}:{port}",
         "workers": args.workers,
         "threads": args.threads,
@@ -88,6 +102,49 @@ def main(argv: list[str] | None = None) -> int:
         "forwarded_allow_ips": "*",
     }).run()
     return 0
+
+
+def purge_settings(args) -> tuple[str, str, tuple[float, ...]] | None:
+    """(--pdns-api-url, --pdns-api-key, --purge-repeat-after), validated; None without a URL."""
+    repeats = tuple(repeated(args, "purge_repeat_after"))
+    for delay in repeats:
+        if not 0 < delay <= 60:
+            raise ConfigError(f"--purge-repeat-after: each delay must be between 0 and 60 seconds, got {delay}")
+    if not args.pdns_api_url:
+        if args.pdns_api_key:
+            raise ConfigError("--pdns-api-url: required with --pdns-api-key")
+        return None
+    url = args.pdns_api_url.rstrip("/")
+    if not url.startswith("http://"):
+        raise ConfigError(f"--pdns-api-url: expected http://HOST:PORT (PowerDNS's API has no TLS), got {url!r}")
+    if not args.pdns_api_key:
+        raise ConfigError("--pdns-api-key: required with --pdns-api-url")
+    from pdns_backend.purge_follower import REPEAT_AFTER
+    return url, args.pdns_api_key, repeats or REPEAT_AFTER
+
+
+def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after) -> dict:
+    """gunicorn server hooks running the purge follower in the master process: started
+    once the workers are forked (`when_ready`), stopped on exit. A thread in the master,
+    not a worker: one follower per instance, and the workers (which the master forks
+    again when one dies) never run it."""
+    running = []
+
+    def when_ready(server):
+        from mountdns import redis_connect
+        from pdns_backend.purge_follower import FollowerThread, PdnsApi, PurgeFollower
+        client = redis_connect.connect(target, timeout=5.0, health_check_interval=30)
+        follower = PurgeFollower(client, PdnsApi(api_url, api_key), prefix, repeat_after=repeat_after)
+        server.purge_follower = follower  # for whoever exposes its metrics
+        running.append(FollowerThread(follower).start())
+        log.info("purge follower started: PowerDNS at %s, repeats after %s s", api_url,
+                 ", ".join(f"{d:g}" for d in repeat_after))
+
+    def on_exit(server):
+        for thread in running:
+            thread.stop()
+
+    return {"when_ready": when_ready, "on_exit": on_exit}
 
 
 if __name__ == "__main__":

@@ -7,15 +7,13 @@ import signal
 import sys
 import threading
 
-import redis
-
+from mountdns import redis_connect
 from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
 from mountdns.settings import ConfigError
 from sync.sources.cache import ObjectCache
 from sync.config import SyncSettings, build_parser, settings_from_args
 from sync.daemon import SyncDaemon
-from sync.purge import CachePurger
 from sync.reconciler import Reconciler
 from sync.rules import RulesConfig
 
@@ -56,12 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mountdns-sync: {exc}", file=sys.stderr)
         return 2
-    store = RedisStore(redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
-                       prefix=settings.key_prefix)
-    purger = None
-    if settings.pdns_api_urls and not settings.dry_run:
-        purger = CachePurger(settings.pdns_api_urls, settings.pdns_api_key).start()
-    reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run)
+    store = RedisStore(redis_connect.connect(settings.redis_target, timeout=5), prefix=settings.key_prefix)
+    reconciler = Reconciler(store, rules_config(settings), dry_run=settings.dry_run)
     daemon = SyncDaemon(cache, source, reconciler, resync_interval=settings.resync_interval,
                         coalesce_seconds=settings.coalesce_seconds)
 
@@ -74,29 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - a failed list: report it, exit non-zero
             log.error("listing failed, nothing written: %s", exc)
             return 1
-        finally:
-            if purger:
-                _drain(purger)
         log.info("sync done: %d key writes", writes)
         return 0
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     daemon.run(stop)
-    if purger:
-        purger.stop()
     log.info("stopped")
     return 0
-
-
-def _drain(purger: CachePurger, seconds: float = 5.0) -> None:
-    """Give queued purges a moment to go out before --once exits."""
-    stopper = threading.Event()
-    for _ in range(int(seconds / 0.05)):
-        if purger.pending() == 0:
-            break
-        stopper.wait(0.05)
-    purger.stop()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """One reconciliation: desired state (pure rules) -> diff against the store (pure) ->
-one atomic write, then the PowerDNS cache purge.
+one atomic write, which also announces the names it changed (mountdns.announce) so that
+every backend purges them from its PowerDNS's caches.
 
 The reconciler remembers what it last wrote, so a batch after a watch event diffs against
 memory instead of re-reading every key; a full resync (and any failed write) re-reads
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from mountdns.plan import Changes, applied, diff
 from mountdns.records import State
 from sync.sources.cache import Snapshot
-from sync.purge import purge_waves
+from mountdns import announce
 from sync.rules import Desired, RulesConfig, addressless_node_warnings, desired_state
 
 log = logging.getLogger("mountdns.sync")
@@ -52,10 +53,9 @@ def _same_objects(before: tuple, now: tuple) -> bool:
 
 
 class Reconciler:
-    def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print):
+    def __init__(self, store, rules: RulesConfig, dry_run: bool = False, printer=print):
         self.store = store
         self.rules = rules
-        self.purger = purger
         self.dry_run = dry_run
         self.printer = printer
         self.known: State | None = None  # what the store holds, as far as we know
@@ -107,15 +107,15 @@ class Reconciler:
             self.printer(f"dry run: {changes.summary()} (nothing written)")
             self.known = applied(current, changes)
         elif not changes.empty:
+            after = applied(current, changes)
             try:
-                self.store.apply(changes)
+                self.store.apply(changes, announcement=announce.from_changes(
+                    changes, current, after, plan.state.zones))
             except Exception:
                 self.known = None  # unsure what was written: re-read next time
                 raise
             self.batches += 1
-            self.known = applied(current, changes)
-            if self.purger is not None:
-                self.purger.submit(purge_waves(changes, current, self.known), plan.state.zones)
+            self.known = after
         else:
             self.known = current
         seconds = time.monotonic() - started

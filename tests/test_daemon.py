@@ -74,7 +74,7 @@ class CountingStore:
         self.reads += 1
         return self.inner.read_state()
 
-    def apply(self, changes, pipeline=None) -> None:
+    def apply(self, changes, pipeline=None, announcement=None) -> None:
         if self.failed < self.failures:
             self.failed += 1
             raise StoreError("redis write failed: connection refused")

@@ -23,6 +23,7 @@ class MemoryStore:
         self._parents = dict(state.parents)
         self._children = dict(state.children)
         self.batches: list[Changes] = []  # every non-empty batch applied, for dry runs and tests
+        self.announcements: list = []  # every announcement applied with a batch (mountdns.announce)
 
     def resolve(self, qname: str) -> Resolution:
         with self._lock:
@@ -60,9 +61,11 @@ class MemoryStore:
     def ping(self) -> bool:
         return True
 
-    def apply(self, changes: Changes, pipeline=None) -> None:
+    def apply(self, changes: Changes, pipeline=None, announcement=None) -> None:
         if changes.empty and not changes.bump_serials:
             return
+        if announcement is not None:
+            self.announcements.append(announcement)  # nobody follows them: kept for tests
         with self._lock:
             for name, zone in changes.zones_put.items():
                 old = self._zones.get(name)

@@ -12,6 +12,8 @@ from typing import Iterator
 
 import redis
 
+from mountdns import announce
+from mountdns.announce import Announcement
 from mountdns.keyspace import DEFAULT_PREFIX, ZONE_FIELDS, Keys, decode_addresses, encode_addresses, zone_from_hash, zone_to_hash
 from mountdns.plan import Changes
 from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
@@ -175,8 +177,10 @@ class RedisStore:
             return False
 
     # -- writing -----------------------------------------------------------------
-    def apply(self, changes: Changes, pipeline: redis.client.Pipeline | None = None) -> None:
-        """Write a batch in one MULTI/EXEC: a reader never sees half of it.
+    def apply(self, changes: Changes, pipeline: redis.client.Pipeline | None = None,
+              announcement: Announcement | None = None) -> None:
+        """Write a batch in one MULTI/EXEC: a reader never sees half of it. An
+        `announcement` of the names it changes goes in the same transaction.
 
         Given a `pipeline`, the commands are queued on it and the caller executes it.
         """
@@ -206,6 +210,8 @@ class RedisStore:
             pipe.delete(*deletes[start:start + 1000])
         for name in sorted(changes.bump_serials):
             pipe.hincrby(k.zone(name), "serial", 1)
+        if announcement is not None:
+            announce.queue(pipe, k, announcement)
         if pipeline is None:
             try:
                 pipe.execute()
