@@ -194,13 +194,14 @@ class PurgeFollower:
             return "stream-reset"
         if announce.parse_id(info.get("last-generated-id", b"0-0")) < last:
             return "stream-reset"  # restarted empty, or a primary that never had our entries
-        deleted = info.get("max-deleted-entry-id")
-        if deleted is not None and announce.parse_id(deleted) > last:
-            return "trimmed"  # entries after ours were trimmed before we read them
-        if deleted is None:  # Redis before 7.0: an oldest entry past ours may hide a trim
-            first = info.get("first-entry")
-            if first and announce.parse_id(first[0]) > last and last != (0, 0):
+        # Trimming drops the oldest entries first (and does not move max-deleted-entry-id):
+        # when the oldest entry left is past ours, ours is gone and maybe some after it.
+        first = info.get("first-entry")
+        if first and announce.parse_id(first[0]) > last:
+            if last != (0, 0):
                 return "trimmed"
+            if int(info.get("entries-added", 0)) > int(info.get("length", 0)):
+                return "trimmed"  # followed from an empty stream, and entries are gone
         return None
 
     # -- purging ----------------------------------------------------------------------
@@ -227,7 +228,7 @@ class PurgeFollower:
         waves: list[set[str]] = []
         for item in ready:
             waves = merge_waves(waves, item.waves)
-        targets = purge_targets(waves, self.zones)
+        targets = _without_covered(purge_targets(waves, self.zones))
         sent = 0
         for i, target in enumerate(targets):
             try:
@@ -289,6 +290,13 @@ class FollowerThread:
     def stop(self, timeout: float = 5.0) -> None:
         self.stop_event.set()
         self.thread.join(timeout)
+
+
+def _without_covered(targets: list[str]) -> list[str]:
+    """Drop names below another target: PowerDNS flushes a name and everything below it,
+    so after a gap the whole zones make the announced names in them redundant."""
+    chosen = set(targets)
+    return [t for t in targets if not any(t.endswith("." + other) for other in chosen)]
 
 
 def _text(value) -> str:
