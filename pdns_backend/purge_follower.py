@@ -132,7 +132,10 @@ class PurgeFollower:
         `lost_connection()`."""
         if self.last_id is None:
             self._resynchronise("start" if self.replication_id is None else "reconnect")
-        block_ms = None if block is None else max(1, int(block * 1000))
+        nxt = self.next_due()
+        if block is not None and nxt is not None:  # wake up for the next purge that falls due
+            block = min(block, nxt - self.clock())
+        block_ms = None if block is None or block <= 0 else max(1, int(block * 1000))
         reply = self.redis.xread({self.keys.announcements: self.last_id}, count=READ_COUNT, block=block_ms)
         entries = reply[0][1] if reply else []
         gap = self._history_gap()
@@ -173,8 +176,10 @@ class PurgeFollower:
         self.replication_id = str(replication.get("master_replid", ""))
         self.zones = {_text(z) for z in zones}
         self.metrics.gaps.labels(reason).inc()
-        log.info("announcements followed from %s (%s): purging zones %s whole", self.last_id, reason,
-                 sorted(self.zones))
+        # A gap after the start is worth an operator's attention: it costs every zone's caches.
+        log.log(logging.INFO if reason == "start" else logging.WARNING,
+                "announcements followed from %s (%s): purging zones %s whole", self.last_id, reason,
+                sorted(self.zones))
         self._queue([set(self.zones)])
 
     def _history_gap(self) -> str | None:
@@ -257,11 +262,7 @@ class PurgeFollower:
         while not stop.is_set():
             try:
                 self.purge_due()
-                wait = block
-                nxt = self.next_due()
-                if nxt is not None:
-                    wait = max(0.001, min(block, nxt - self.clock()))
-                self.read(wait)
+                self.read(block)
                 backoff = 0.0
             except redis.RedisError as exc:
                 self.lost_connection(exc)
