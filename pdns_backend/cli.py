@@ -130,9 +130,12 @@ def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after
     again when one dies) never run it."""
     running = []
 
+    # Imported now, not in the hook: the hook runs once the socket listens, and every
+    # moment before the first purge PowerDNS may answer from caches older than the restart.
+    from mountdns import redis_connect
+    from pdns_backend.purge_follower import FollowerThread, PdnsApi, PurgeFollower
+
     def when_ready(server):
-        from mountdns import redis_connect
-        from pdns_backend.purge_follower import FollowerThread, PdnsApi, PurgeFollower
         client = redis_connect.connect(target, timeout=5.0, health_check_interval=30)
         follower = PurgeFollower(client, PdnsApi(api_url, api_key), prefix, repeat_after=repeat_after)
         server.purge_follower = follower  # for whoever exposes its metrics

@@ -249,6 +249,7 @@ class PurgeFollower:
         else:
             self._backoff = 0.0
         self._update_pending()
+        log.debug("purged %s", targets[:sent])
         return sent
 
     def _update_pending(self) -> None:
