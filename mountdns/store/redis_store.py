@@ -95,7 +95,12 @@ class RedisStore:
     def resolve(self, qname: str) -> Resolution:
         """Everything about normalized `qname` in one round trip (EVALSHA)."""
         try:
-            reply = self._evalsha_resolve(qname)
+            try:
+                reply = self._evalsha_resolve(qname)
+            except (redis.ConnectionError, OSError):
+                # Once more on a new connection: an idle one may have been closed under us
+                # (Sentinel kills every client of a replica it promotes; Redis restarts).
+                reply = self._evalsha_resolve(qname)
         except redis.exceptions.NoScriptError:
             # Redis restarted or was flushed of scripts: load it again (EVAL does).
             try:
@@ -113,14 +118,17 @@ class RedisStore:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             pool = self.redis.connection_pool
-            connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+            connection = pool.connection_class(**pool.connection_kwargs)
+            connection.connect()  # where a Sentinel-managed connection asks for the primary
+            self._local.connection = connection
         name = qname.encode()
         try:
             connection.send_packed_command(
                 [b"%s$%d\r\n%s\r\n" % (self._resolve_command_head, len(name), name)], False)
             return connection.read_response()
         except (redis.ConnectionError, redis.TimeoutError, OSError):
-            connection.disconnect()  # reconnects on the next call; a half-read reply is dropped
+            connection.disconnect()  # a half-read reply is dropped
+            self._local.connection = None  # a new one next call (with Sentinel: the primary now)
             raise
 
     def zones(self) -> list[Zone]:

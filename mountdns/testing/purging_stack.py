@@ -9,12 +9,13 @@ follower's first purge fails and is retried, as it would be in a pod.
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import dns.rcode
 import dns.rdatatype
 
-from mountdns.testing.servers import BackendServer, PdnsServer, free_port
+from mountdns.testing.servers import BackendServer, PdnsServer, free_port, wait_until
 
 SEED_ZONE = "domain.foo.bar"
 
@@ -33,8 +34,18 @@ def purging_pair(directory: Path, redis_url: str, *, backend_args: tuple[str, ..
 
 def start_pair(backend: BackendServer, pdns: PdnsServer) -> tuple[BackendServer, PdnsServer]:
     backend.start()
+    wait_for_workers(backend)
     pdns.start()
     return backend, pdns
+
+
+def wait_for_workers(backend: BackendServer, timeout: float = 30.0) -> None:
+    """Until a worker answers (the socket listens earlier): PowerDNS gives up at start-up if
+    its first call, the zone list, takes more than its 2 s timeout."""
+    def healthy():
+        with urllib.request.urlopen(f"{backend.url}/healthz", timeout=2) as response:
+            return response.status == 200
+    wait_until(healthy, timeout, f"a worker of the backend on {backend.port}", interval=0.1)
 
 
 def a_records(pdns: PdnsServer, name: str, timeout: float = 2.0) -> tuple[str, list[str]]:
