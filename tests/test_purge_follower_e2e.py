@@ -86,6 +86,8 @@ def test_a_node_move_is_answered_through_the_replica_and_the_purged_caches(seede
                interval=0.002)
     record_property("move_to_answer_ms", round((time.monotonic() - started) * 1000, 1))
     assert a_records(pdns, PARENT) == ("NOERROR", ["12.34.5.6"])
+    # One follower for the instance (gunicorn's master), not one per worker (3 here).
+    assert backend.log_path.read_text().count("purge follower started") == 1
 
 
 def test_a_change_behind_the_followers_back_stays_cached_until_announced(seeded):

@@ -21,8 +21,7 @@ class SyncProcess(Process):
 
     def __init__(self, workdir: Path, redis_url: str, *, kubeconfig: str | None = None,
                  manifests: str | None = None, zone: str = ZONE, resync_interval: float = 30.0,
-                 coalesce_seconds: float = 0.02, pdns_api_url: str | None = None,
-                 pdns_api_key: str | None = None, log_level: str = "debug",
+                 coalesce_seconds: float = 0.02, log_level: str = "debug",
                  extra_args: tuple[str, ...] = (), name: str = "sync"):
         super().__init__(name, workdir)
         if (kubeconfig is None) == (manifests is None):
@@ -33,8 +32,6 @@ class SyncProcess(Process):
         self.zone = zone
         self.resync_interval = resync_interval
         self.coalesce_seconds = coalesce_seconds
-        self.pdns_api_url = pdns_api_url
-        self.pdns_api_key = pdns_api_key
         self.log_level = log_level
         self.extra_args = tuple(extra_args)
 
@@ -46,8 +43,6 @@ class SyncProcess(Process):
             argv += ["--kubeconfig", self.kubeconfig]
         if self.manifests:
             argv += ["--manifests", self.manifests]
-        if self.pdns_api_url:
-            argv += ["--pdns-api-url", self.pdns_api_url, "--pdns-api-key", self.pdns_api_key or ""]
         return argv + list(self.extra_args) + list(more)
 
     def start(self, *more: str) -> "SyncProcess":
