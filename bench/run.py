@@ -21,6 +21,7 @@ SUITES = {
     "node_move": "bench.node_move",       # keys written and commit time of a node move vs the seed's way
     "change_latency": "bench.change_latency",  # Kubernetes change -> PowerDNS answer, caches on
     "sync_scale": "bench.sync_scale",     # initial sync of 100,000 Containers
+    "purge_latency": "bench.purge_latency",  # node move -> every DNS pod (primary and replica) answers
 }
 
 
