@@ -24,7 +24,8 @@ from mountdns.testing.sync_process import SyncProcess
 pytestmark = pytest.mark.integration
 
 NODE_1_KEY = b"mountdns:node:node-1"
-SEED_KEYS = ({b"mountdns:zones", b"mountdns:zone:domain.foo.bar"}
+# With the stream on which each write announces the names it changed (mountdns.announce).
+SEED_KEYS = ({b"mountdns:zones", b"mountdns:zone:domain.foo.bar", b"mountdns:announcements"}
              | {f"mountdns:node:{n}".encode() for n in SEED_STATE.nodes}
              | {f"mountdns:parent:{p}".encode() for p in SEED_STATE.parents}
              | {f"mountdns:child:{c}".encode() for c in SEED_STATE.children})
