@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--purge-repeat-after", repeatable=True, cast=float,
              help="seconds after which each purge is sent again, for lookups in flight "
                   "(default 0.1,0.5,2.5)")
+    add_flag(parser, "--purge-metrics-bind",
+             help="HOST:PORT serving the purge follower's Prometheus metrics (default: not served)")
     return parser
 
 
@@ -104,9 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def purge_settings(args) -> tuple[str, str, tuple[float, ...]] | None:
-    """(--pdns-api-url, --pdns-api-key, --purge-repeat-after), validated; None without a URL."""
+def purge_settings(args) -> tuple[str, str, tuple[float, ...], tuple[str, int] | None] | None:
+    """(--pdns-api-url, --pdns-api-key, --purge-repeat-after, --purge-metrics-bind),
+    validated; None without a URL."""
     repeats = tuple(repeated(args, "purge_repeat_after"))
+    metrics_bind = None
+    if args.purge_metrics_bind:
+        try:
+            metrics_bind = parse_bind(args.purge_metrics_bind)
+        except ConfigError:
+            raise ConfigError(f"--purge-metrics-bind: expected HOST:PORT, got {args.purge_metrics_bind!r}") from None
+        if not args.pdns_api_url:
+            raise ConfigError("--purge-metrics-bind: needs --pdns-api-url (there is no follower without it)")
     for delay in repeats:
         if not 0 < delay <= 60:
             raise ConfigError(f"--purge-repeat-after: each delay must be between 0 and 60 seconds, got {delay}")
@@ -120,10 +131,10 @@ def purge_settings(args) -> tuple[str, str, tuple[float, ...]] | None:
     if not args.pdns_api_key:
         raise ConfigError("--pdns-api-key: required with --pdns-api-url")
     from pdns_backend.purge_follower import REPEAT_AFTER
-    return url, args.pdns_api_key, repeats or REPEAT_AFTER
+    return url, args.pdns_api_key, repeats or REPEAT_AFTER, metrics_bind
 
 
-def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after) -> dict:
+def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after, metrics_bind=None) -> dict:
     """gunicorn server hooks running the purge follower in the master process: started
     once the workers are forked (`when_ready`), stopped on exit. A thread in the master,
     not a worker: one follower per instance, and the workers (which the master forks
@@ -140,6 +151,11 @@ def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after
         follower = PurgeFollower(client, PdnsApi(api_url, api_key), prefix, repeat_after=repeat_after)
         server.purge_follower = follower  # for whoever exposes its metrics
         running.append(FollowerThread(follower).start())
+        if metrics_bind:
+            # The follower's counters live in this (master) process, which workers cannot see.
+            from prometheus_client import start_http_server
+            start_http_server(metrics_bind[1], addr=metrics_bind[0].strip("[]"),
+                              registry=follower.metrics.registry)
         log.info("purge follower started: PowerDNS at %s, repeats after %s s", api_url,
                  ", ".join(f"{d:g}" for d in repeat_after))
 

@@ -79,18 +79,18 @@ class FollowerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.purges_sent = Counter("mountdns_purges_sent", "cache flushes PowerDNS accepted", registry=r)
-        self.purges_failed = Counter("mountdns_purges_failed", "cache flushes that failed (each is retried)",
+        self.purges_sent = Counter("mountdns_backend_purges_sent", "cache flushes PowerDNS accepted", registry=r)
+        self.purges_failed = Counter("mountdns_backend_purges_failed", "cache flushes that failed (each is retried)",
                                      registry=r)
-        self.announcements = Counter("mountdns_announcements_read", "announcements read from the stream",
+        self.announcements = Counter("mountdns_backend_announcements_read", "announcements read from the stream",
                                      registry=r)
-        self.gaps = Counter("mountdns_announcement_gaps", "times every zone was purged whole, by reason",
+        self.gaps = Counter("mountdns_backend_announcement_gaps", "times every zone was purged whole, by reason",
                             ["reason"], registry=r)
-        self.lag = Histogram("mountdns_announcement_lag_seconds",
+        self.lag = Histogram("mountdns_backend_announcement_lag_seconds",
                              "announcement read time minus its write time (the primary's clock)",
                              buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                              registry=r)
-        self.pending = Gauge("mountdns_purges_pending", "names or zones owed a flush (incl. repeats)", registry=r)
+        self.pending = Gauge("mountdns_backend_purges_pending", "names or zones owed a flush (incl. repeats)", registry=r)
 
 
 @dataclass

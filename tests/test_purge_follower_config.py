@@ -20,14 +20,15 @@ def test_without_an_api_url_there_is_no_follower():
 
 def test_api_url_and_key_with_the_default_repeats():
     assert settings("--pdns-api-url", "http://pdns:8081/", "--pdns-api-key", "k") == (
-        "http://pdns:8081", "k", REPEAT_AFTER)
+        "http://pdns:8081", "k", REPEAT_AFTER, None)
 
 
 def test_flags_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("MOUNTDNS_PDNS_API_URL", "http://127.0.0.1:8081")
     monkeypatch.setenv("MOUNTDNS_PDNS_API_KEY", "s3cret")
     monkeypatch.setenv("MOUNTDNS_PURGE_REPEAT_AFTER", "0.2,1.5")
-    assert settings() == ("http://127.0.0.1:8081", "s3cret", (0.2, 1.5))
+    monkeypatch.setenv("MOUNTDNS_PURGE_METRICS_BIND", "0.0.0.0:9153")
+    assert settings() == ("http://127.0.0.1:8081", "s3cret", (0.2, 1.5), ("0.0.0.0", 9153))
 
 
 BAD = {
@@ -38,6 +39,9 @@ BAD = {
     "zero repeat": (["--pdns-api-url", "http://p:1", "--pdns-api-key", "k", "--purge-repeat-after", "0"],
                     "--purge-repeat-after"),
     "negative repeat": (["--purge-repeat-after", "-1"], "--purge-repeat-after"),
+    "metrics without a follower": (["--purge-metrics-bind", "127.0.0.1:9153"], "--purge-metrics-bind"),
+    "metrics bind without port": (["--pdns-api-url", "http://p:1", "--pdns-api-key", "k",
+                                   "--purge-metrics-bind", "localhost"], "--purge-metrics-bind"),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+import urllib.request
 from dataclasses import replace
 
 import pytest
@@ -21,7 +22,7 @@ from mountdns.store.redis_store import RedisStore
 from mountdns.testing.purging_stack import a_records, purging_pair, start_pair
 from mountdns.testing.seed import SEED_STATE
 from mountdns.testing.sentinel import primary_server, replica_of
-from mountdns.testing.servers import wait_until, workdir
+from mountdns.testing.servers import free_port, wait_until, workdir
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,10 @@ def stack():
     replica = replica_of(primary, directory, "redis-replica")
     # One short repeat (repeats are tested in test_purge_follower.py): tests that fill the
     # cache on purpose wait it out (REPEAT_SETTLE) instead of 2.5 s.
-    backend, pdns = purging_pair(directory, replica.url, backend_args=("--purge-repeat-after", "0.05", "--log-level", "info"))
+    metrics_port = free_port()
+    backend, pdns = purging_pair(directory, replica.url, backend_args=(
+        "--purge-repeat-after", "0.05", "--log-level", "info", "--purge-metrics-bind", f"127.0.0.1:{metrics_port}"))
+    backend.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     processes = [primary, replica, backend, pdns]
     try:
         primary.start()
@@ -115,14 +119,26 @@ def test_a_follower_that_lost_its_replica_purges_every_zone_when_it_is_back(seed
     assert "purging zones ['domain.foo.bar'] whole" in log and "(reconnect)" in log
 
 
-def test_purges_that_failed_while_powerdns_was_down_are_retried(seeded):
+def metric(backend, name: str) -> float:
+    """One sample of the follower's metrics, as Prometheus scrapes them."""
+    with urllib.request.urlopen(backend.metrics_url, timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not exposed")
+
+
+def test_purges_that_failed_while_powerdns_was_down_are_retried_and_counted(seeded):
     primary, replica, backend, pdns = seeded
+    failed_before = metric(backend, "mountdns_backend_purges_failed_total")
+    sent_before = metric(backend, "mountdns_backend_purges_sent_total")
     pdns.stop()
     write(primary.client(), SEED_STATE, with_node(SEED_STATE, "node-1", "6.6.6.6"))
-    wait_until(lambda: backend.log_path.read_text().count("failed (retrying in") >= 2, 20,
+    wait_until(lambda: metric(backend, "mountdns_backend_purges_failed_total") >= failed_before + 2, 20,
                "the follower failing and retrying")
     pdns.start()
     wait_until(lambda: a_records(pdns, CHILD) == ("NOERROR", ["6.6.6.6"]), 10, "the move answered")
+    assert metric(backend, "mountdns_backend_purges_sent_total") > sent_before
 
 
 def test_the_backend_restarted_purges_so_no_stale_answer_outlives_it(seeded, record_property):
