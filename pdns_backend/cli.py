@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix})
 
     _Gunicorn(factory, {
-        **(follower_hooks(target, args.key_prefix, *purge) if purge else {}),
+        **(follower_hooks(target, args.key_prefix, *purge, backend=(host, port)) if purge else {}),
         "bind": f"{host}:{port}",
         "workers": args.workers,
         "threads": args.threads,
@@ -134,7 +134,8 @@ def purge_settings(args) -> tuple[str, str, tuple[float, ...], tuple[str, int] |
     return url, args.pdns_api_key, repeats or REPEAT_AFTER, metrics_bind
 
 
-def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after, metrics_bind=None) -> dict:
+def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after, metrics_bind=None, *,
+                   backend: tuple[str, int]) -> dict:
     """gunicorn server hooks running the purge follower in the master process: started
     once the workers are forked (`when_ready`), stopped on exit. A thread in the master,
     not a worker: one follower per instance, and the workers (which the master forks
@@ -150,7 +151,7 @@ def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after
         client = redis_connect.connect(target, timeout=5.0, health_check_interval=30)
         follower = PurgeFollower(client, PdnsApi(api_url, api_key), prefix, repeat_after=repeat_after)
         server.purge_follower = follower  # for whoever exposes its metrics
-        running.append(FollowerThread(follower).start())
+        running.append(FollowerThread(follower, ready=lambda: _answers(*backend)).start())
         if metrics_bind:
             # The follower's counters live in this (master) process, which workers cannot see.
             from prometheus_client import start_http_server
@@ -164,6 +165,18 @@ def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after
             thread.stop()
 
     return {"when_ready": when_ready, "on_exit": on_exit}
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether a worker of this backend answers (GET /healthz)."""
+    import http.client
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host in ("::", "[::]") else host.strip("[]"))
+    connection = http.client.HTTPConnection(host, port, timeout=1.0)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    finally:
+        connection.close()
 
 
 if __name__ == "__main__":

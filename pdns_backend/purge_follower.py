@@ -256,9 +256,22 @@ class PurgeFollower:
         self.metrics.pending.set(sum(len(w) for d in self.due for w in d.waves))
 
     # -- the loop ---------------------------------------------------------------------
-    def run(self, stop: threading.Event, block: float = BLOCK_SECONDS) -> None:
+    def run(self, stop: threading.Event, block: float = BLOCK_SECONDS,
+            ready: Callable[[], bool] | None = None, ready_timeout: float = 30.0) -> None:
         """Read and purge until `stop` is set. Redis errors are logged and retried with
-        backoff; every resumption purges every zone."""
+        backoff; every resumption purges every zone.
+
+        `ready` says whether the backend answers lookups yet: PowerDNS's cache flush calls
+        the backend, and while no worker answers it fails after PowerDNS's 2 s backend
+        timeout (HTTP 500), so the first purge waits for it (at most `ready_timeout`)."""
+        deadline = self.clock() + ready_timeout
+        while ready is not None and not stop.is_set() and self.clock() < deadline:
+            try:
+                if ready():
+                    break
+            except Exception:  # noqa: BLE001 - not ready yet
+                pass
+            stop.wait(0.02)
         backoff = 0.0
         while not stop.is_set():
             try:
@@ -279,11 +292,11 @@ class PurgeFollower:
 class FollowerThread:
     """A PurgeFollower on a daemon thread, stoppable."""
 
-    def __init__(self, follower: PurgeFollower):
+    def __init__(self, follower: PurgeFollower, ready: Callable[[], bool] | None = None):
         self.follower = follower
         self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=follower.run, args=(self.stop_event,), name="purge-follower",
-                                       daemon=True)
+        self.thread = threading.Thread(target=follower.run, args=(self.stop_event,), kwargs={"ready": ready},
+                                       name="purge-follower", daemon=True)
 
     def start(self) -> "FollowerThread":
         self.thread.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import threading
 from dataclasses import replace
 
 import pytest
@@ -19,7 +20,7 @@ from mountdns.records import State, Zone
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.fake_pdns_api import FLUSH, FakePdnsApi
 from mountdns.testing.seed import SEED_STATE
-from mountdns.testing.servers import RedisServer, wait_until, workdir
+from mountdns.testing.servers import RedisServer, eventually, wait_until, workdir
 from pdns_backend.purge_follower import PdnsApi, PurgeError, PurgeFollower
 
 ZONE = "domain.foo.bar"
@@ -276,3 +277,19 @@ def test_a_replica_resynchronised_from_another_primary_makes_every_zone_purged(o
 
     assert flushed(api) == [ZONE + "."]
     assert follower.metrics.gaps.labels("replication")._value.get() == 1
+
+
+def test_the_first_purge_waits_until_the_backend_answers(redis_client, store, api):
+    # PowerDNS's flush calls the backend: before a worker answers it fails after 2 s.
+    follower = PurgeFollower(redis_client, PdnsApi(api.url, "k"), repeat_after=())
+    backend_ready = threading.Event()
+    stop = threading.Event()
+    thread = threading.Thread(target=follower.run, args=(stop,), kwargs={"block": 0.05, "ready": backend_ready.is_set})
+    thread.start()
+    try:
+        assert not eventually(lambda: api.requests, timeout=0.5)
+        backend_ready.set()
+        assert eventually(lambda: flushed(api) == [ZONE + "."], timeout=5)
+    finally:
+        stop.set()
+        thread.join(5)
