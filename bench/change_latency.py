@@ -8,10 +8,11 @@ to the parent + the parent's A) sits in PowerDNS's caches; then the Node's Inter
 changed in the API (`api.apply`) and PowerDNS is polled over UDP until the child answers
 the new address. The latency runs from just before `api.apply` to the first correct
 answer; the Redis node key is polled in the same loop, which splits the figure into
-"API -> Redis" (watch event, coalescing, rules, diff, MULTI/EXEC) and "Redis -> answer"
-(the purge through the PowerDNS API, then a fresh lookup).
+"API -> Redis" (watch event, coalescing, rules, diff, MULTI/EXEC with the announcement) and
+"Redis -> answer" (the backend's purge follower reads the announcement and purges through
+the PowerDNS API, then a fresh lookup).
 
-For comparison a few moves run with a sync started WITHOUT --pdns-api-url: the answer
+For comparison a few moves run with a backend started WITHOUT --pdns-api-url: the answer
 then stays stale until PowerDNS's caches expire.
 """
 
@@ -34,7 +35,9 @@ from mountdns.keyspace import Keys, decode_addresses
 from mountdns.testing.stats import percentile
 from mountdns.testing.objects import MOUNTED, container, node, seed_objects
 from mountdns.testing.kube_double import KubeAPIDouble
+from mountdns.testing.purging_stack import purging_pair, wait_for_workers
 from mountdns.testing.servers import BackendServer, PdnsServer, RedisServer, wait_until, workdir
+from pdns_backend.purge_follower import REPEAT_AFTER
 from mountdns.testing.sync_process import ZONE, SyncProcess
 
 COALESCE_SECONDS = 0.05  # the shipped default of --coalesce-seconds
@@ -182,18 +185,19 @@ def run(quick: bool) -> list[Table]:
         redis_server.start()
         client = redis_server.client()
         client.flushall()
-        backend = BackendServer(directory, redis_server.url).start()
-        # Shipped pdns.conf caches: no `settings` override. pdns_server only learns its zones
-        # at start-up (or every zone-cache-refresh-interval), so the sync publishes first.
-        pdns = PdnsServer(directory, backend.url)
+        # Shipped pdns.conf caches: no `settings` override. The backend purges them (its
+        # --pdns-api-url). pdns_server only learns its zones at start-up (or every
+        # zone-cache-refresh-interval), so the sync publishes first.
+        backend, pdns = purging_pair(directory, redis_server.url)
+        backend.start()
         sync = SyncProcess(directory, redis_server.url, kubeconfig=kubeconfig, coalesce_seconds=COALESCE_SECONDS,
-                           resync_interval=300.0, pdns_api_url=pdns.api_url, pdns_api_key=pdns.api_key,
-                           log_level="info", name="sync-purge")
+                           resync_interval=300.0, log_level="info", name="sync")
         syncs.append(sync)
         sync.start()
         expected_keys = len(containers) + len(nodes) + 2  # every Container is published; + zone set and hash
         sync.wait_until(lambda: client.dbsize() >= expected_keys, 60,
                         "the topology published")
+        wait_for_workers(backend)
         pdns.start()
         probe = Probe(pdns, client, Keys())
         some_child = next(iter(children.values()))[0]
@@ -214,20 +218,15 @@ def run(quick: bool) -> list[Table]:
         measured = run_moves(api, probe, children, size["moves"], moves_done, POLL_LIMIT, POLL_SLEEP)
         moves_done += size["moves"]
         hits_after = probe.statistic("packetcache-hit")
-        purge_errors = sync.log_count("purging")
+        purge_errors = backend.log_path.read_text(errors="replace").count("failed (retrying in")
         reconcile_seconds = [float(ms) / 1000 for ms in _WROTE_MS.findall(sync.log_text())][-size["moves"]:]
         load_after = os.getloadavg()[0]
-        sync.stop()
 
-        # The same without purging: a second sync on the same Redis, without --pdns-api-url.
-        quiet = SyncProcess(directory, redis_server.url, kubeconfig=kubeconfig, coalesce_seconds=COALESCE_SECONDS,
-                            resync_interval=300.0, log_level="info", name="sync-no-purge")
-        syncs.append(quiet)
-        quiet.start()
-        time.sleep(0.5)  # the stopped sync's watches close on the double's next peer check
-        if not api.wait_until(lambda: api.open_watches == 2 and api.list_calls["Node"] >= 2, timeout=10):
-            raise RuntimeError("the second sync did not open its watches")
-        time.sleep(1.0)  # its first (full, empty) reconcile
+        # The same without purging: the backend again on its port, without --pdns-api-url.
+        backend.stop()
+        backend = BackendServer(directory, redis_server.url, port=backend.port, name="backend-no-purge").start()
+        wait_for_workers(backend)
+        time.sleep(max(REPEAT_AFTER))  # PowerDNS reconnects; nothing purges any more
         unpurged = []
         for i in range(size["no_purge_moves"]):
             # Start from freshly cached answers: flush the zone, then the move's first query
@@ -235,7 +234,6 @@ def run(quick: bool) -> list[Table]:
             probe.flush(ZONE)
             unpurged += run_moves(api, probe, children, 1, moves_done, NO_PURGE_LIMIT, NO_PURGE_POLL_SLEEP)
             moves_done += 1
-        quiet.stop()
     finally:
         for process in [*syncs, pdns, backend]:
             if process is not None:
@@ -251,19 +249,20 @@ def run(quick: bool) -> list[Table]:
     answered = [s for s, _ in measured if s is not None]
     to_redis = [r for _, r in measured if r is not None]
     redis_to_answer = [s - r for s, r in measured if s is not None and r is not None]
-    row(table, "API change -> PowerDNS answers (sync purges the caches)", answered, size["moves"],
+    row(table, "API change -> PowerDNS answers (the backend purges the caches)", answered, size["moves"],
         f"p99 < {TARGET_P99_MS:.0f} ms", lambda p99: p99 < TARGET_P99_MS)
     row(table, "  API change -> Redis node key written", to_redis, size["moves"])
-    row(table, "  Redis key written -> PowerDNS answers (purge + fresh lookup)", redis_to_answer, size["moves"])
+    row(table, "  Redis key written -> PowerDNS answers (announcement, purge, fresh lookup)", redis_to_answer,
+        size["moves"])
     row(table, "  the sync's batch: rules + diff + write (its log)", reconcile_seconds, len(reconcile_seconds))
     if size["no_purge_moves"]:
         stale = [s for s, _ in unpurged if s is not None]
-        row(table, "API change -> PowerDNS answers, sync WITHOUT --pdns-api-url", stale,
+        row(table, "API change -> PowerDNS answers, backend WITHOUT --pdns-api-url", stale,
             size["no_purge_moves"], "(bounded by the caches, ~20-40 s)")
     table.notes += [
-        f"mountdns-sync with --coalesce-seconds {COALESCE_SECONDS} (the default) and "
-        f"--pdns-api-url/--pdns-api-key of the pdns_server under test; pdns_server runs pdns/pdns.conf "
-        f"unchanged but for addresses, ports and the backend URL.",
+        f"mountdns-sync with --coalesce-seconds {COALESCE_SECONDS} (the default); mountdns-backend with "
+        f"--pdns-api-url/--pdns-api-key of the pdns_server under test (its purge follower, default "
+        f"repeats); pdns_server runs pdns/pdns.conf unchanged but for addresses, ports and the backend URL.",
         f"Each move: the child is asked twice (its old answer cached), the Node's InternalIP changes via "
         f"api.apply, then PowerDNS is polled over UDP every {POLL_SLEEP * 1000:.0f} ms (plus the query's own "
         f"round trip) until the child's answer holds the new address; limit {POLL_LIMIT:.0f} s. Timer from "
@@ -271,7 +270,7 @@ def run(quick: bool) -> list[Table]:
         f"packet cache hits during the measured moves: {hits_after - hits_before:,} "
         f"(at least one per move shows the old answer was cached).",
         f"{size['moves'] - len(answered)} of {size['moves']} purged moves timed out; "
-        f"{purge_errors} purge warnings in the sync's log (purges sent while pdns_server was still "
+        f"{purge_errors} failed purges in the backend's log (purges sent while pdns_server was still "
         f"starting are logged and retried).",
         f"1-minute load average {load_before:.1f} before and {load_after:.1f} after the purged moves "
         f"({os.cpu_count()} cores; every process of the stack, and anything else running, shares them).",

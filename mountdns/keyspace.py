@@ -13,6 +13,7 @@ with redis-cli (names lowercased, no trailing dot):
   {prefix}node:<owner>/<node>   STRING addresses, space separated get mountdns:node:default/node-1
   {prefix}fence:<owner>         STRING the newest writer's term   get mountdns:fence:default
   {prefix}marker:<owner>        STRING when the owner last wrote everything (unix time)
+  {prefix}announcements         STREAM names each batch changed   xrevrange mountdns:announcements + - count 5
 
 A node moving to a new address is one SET of its node key: parents point at the node
 by name and children at their parent by name, so neither changes.
@@ -82,6 +83,12 @@ class Keys:
 
     def marker(self, owner: str) -> str:
         return f"{self.prefix}marker:{owner}"
+
+    @property
+    def announcements(self) -> str:
+        """The stream on which the sync announces the names each batch changed (see
+        mountdns.announce); backends follow it to purge their PowerDNS caches."""
+        return self.prefix + "announcements"
 
     def pattern(self, kind: str, suffix: str = "") -> str:
         """SCAN pattern for all keys of `kind` ("parent", "child"), optionally only

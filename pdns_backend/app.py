@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import redis
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from mountdns import redis_connect
 from mountdns.keyspace import DEFAULT_PREFIX
+from mountdns.redis_connect import RedisTarget
 from mountdns.store.redis_store import RedisStore
 from pdns_backend.service import BODY_TOO_LARGE, MAX_BODY, Backend
 
@@ -33,12 +34,9 @@ BACKEND = "mountdns.backend"
 
 
 def make_store(config) -> RedisStore:
-    client = redis.Redis.from_url(
-        config["REDIS_URL"],
-        socket_timeout=float(config["REDIS_TIMEOUT"]),
-        socket_connect_timeout=float(config["REDIS_TIMEOUT"]),
-        health_check_interval=30,
-    )
+    # REDIS_TARGET (mountdns.redis_connect) may name Sentinels; else REDIS_URL is used.
+    target = config.get("REDIS_TARGET") or RedisTarget(url=config["REDIS_URL"])
+    client = redis_connect.connect(target, timeout=float(config["REDIS_TIMEOUT"]), health_check_interval=30)
     return RedisStore(client, prefix=config["KEY_PREFIX"])
 
 

@@ -4,6 +4,10 @@ The worker class is pdns_backend.worker.EventLoopWorker: it keeps PowerDNS's con
 alive (a server that closes idle ones races PowerDNS into SERVFAILs, PowerDNS issue #5619),
 serves them without per-request thread hand-offs, and keeps other clients from stalling
 or crowding them out.
+
+With `--pdns-api-url`, gunicorn's master process also runs the purge follower
+(pdns_backend.purge_follower) on a thread: one per backend instance, however many
+workers, and it lives exactly as long as the instance.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import sys
 from gunicorn.app.base import BaseApplication
 
 from mountdns.keyspace import DEFAULT_PREFIX
-from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, parse_bind
+from mountdns.redis_connect import add_sentinel_flags, target_from_args
+from mountdns.settings import ConfigError, add_flag, parse_bind, repeated
 from pdns_backend.app import create_app
 from pdns_backend.worker import EventLoopWorker
 
@@ -26,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mountdns-backend", description=__doc__.splitlines()[0])
     add_flag(parser, "--bind", default="127.0.0.1:8053", help="HOST:PORT to listen on")
     add_flag(parser, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis holding the mountdns keyspace")
+    add_sentinel_flags(parser)
     add_flag(parser, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
     add_flag(parser, "--workers", default=3, cast=int,
              help="worker processes (more than cores: each waits on Redis for part of every lookup)")
@@ -39,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--idle-timeout", default=300.0, cast=float,
              help="seconds an idle keep-alive connection is kept (long: PowerDNS reuses its connections)")
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
+    # Purge follower (pdns_backend.purge_follower): this instance's own PowerDNS.
+    add_flag(parser, "--pdns-api-url", help="HTTP API of this backend's PowerDNS, whose caches it purges on change")
+    add_flag(parser, "--pdns-api-key", default="", help="X-API-Key of that API")
+    add_flag(parser, "--purge-repeat-after", repeatable=True, cast=float,
+             help="seconds after which each purge is sent again, for lookups in flight "
+                  "(default 0.1,0.5,2.5)")
+    add_flag(parser, "--purge-metrics-bind",
+             help="HOST:PORT serving the purge follower's Prometheus metrics (default: not served)")
     return parser
 
 
@@ -80,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         host, port = parse_bind(args.bind)
-        check_redis_url(args.redis_url)
+        target = target_from_args(args)
         if args.workers < 1:
             raise ConfigError(f"--workers: must be at least 1, got {args.workers}")
         if args.threads < 1:
@@ -93,20 +107,97 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--idle-timeout: must be more than 0, got {args.idle_timeout}")
         if args.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
+        purge = purge_settings(args)
     except ConfigError as exc:
         print(f"mountdns-backend: {exc}", file=sys.stderr)
         return 2
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.info("starting on %s:%d, redis %s, prefix %r, %d workers x %d threads, %d connections each",
-             host, port, mask_url(args.redis_url), args.key_prefix, args.workers, args.threads,
-             args.max_connections)
+    log.info("starting on %s:%d, redis %s, prefix %r, %d workers x %d threads, %d connections each, %s",
+             host, port, target.describe(), args.key_prefix, args.workers, args.threads,
+             args.max_connections, f"purging PowerDNS at {purge[0]} (key ****)" if purge else "no purge follower")
 
     def factory():
-        return create_app({"REDIS_URL": args.redis_url, "KEY_PREFIX": args.key_prefix})
+        return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix})
 
-    _Gunicorn(factory, gunicorn_options(args, host, port)).run()
+    _Gunicorn(factory, {
+        **(follower_hooks(target, args.key_prefix, *purge, backend=(host, port)) if purge else {}),
+        **gunicorn_options(args, host, port),
+    }).run()
     return 0
+
+
+def purge_settings(args) -> tuple[str, str, tuple[float, ...], tuple[str, int] | None] | None:
+    """(--pdns-api-url, --pdns-api-key, --purge-repeat-after, --purge-metrics-bind),
+    validated; None without a URL."""
+    repeats = tuple(repeated(args, "purge_repeat_after"))
+    metrics_bind = None
+    if args.purge_metrics_bind:
+        try:
+            metrics_bind = parse_bind(args.purge_metrics_bind)
+        except ConfigError:
+            raise ConfigError(f"--purge-metrics-bind: expected HOST:PORT, got {args.purge_metrics_bind!r}") from None
+        if not args.pdns_api_url:
+            raise ConfigError("--purge-metrics-bind: needs --pdns-api-url (there is no follower without it)")
+    for delay in repeats:
+        if not 0 < delay <= 60:
+            raise ConfigError(f"--purge-repeat-after: each delay must be between 0 and 60 seconds, got {delay}")
+    if not args.pdns_api_url:
+        if args.pdns_api_key:
+            raise ConfigError("--pdns-api-url: required with --pdns-api-key")
+        return None
+    url = args.pdns_api_url.rstrip("/")
+    if not url.startswith("http://"):
+        raise ConfigError(f"--pdns-api-url: expected http://HOST:PORT (PowerDNS's API has no TLS), got {url!r}")
+    if not args.pdns_api_key:
+        raise ConfigError("--pdns-api-key: required with --pdns-api-url")
+    from pdns_backend.purge_follower import REPEAT_AFTER
+    return url, args.pdns_api_key, repeats or REPEAT_AFTER, metrics_bind
+
+
+def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after, metrics_bind=None, *,
+                   backend: tuple[str, int]) -> dict:
+    """gunicorn server hooks running the purge follower in the master process: started
+    once the workers are forked (`when_ready`), stopped on exit. A thread in the master,
+    not a worker: one follower per instance, and the workers (which the master forks
+    again when one dies) never run it."""
+    running = []
+
+    # Imported now, not in the hook: the hook runs once the socket listens, and every
+    # moment before the first purge PowerDNS may answer from caches older than the restart.
+    from mountdns import redis_connect
+    from pdns_backend.purge_follower import FollowerThread, PdnsApi, PurgeFollower
+
+    def when_ready(server):
+        client = redis_connect.connect(target, timeout=5.0, health_check_interval=30)
+        follower = PurgeFollower(client, PdnsApi(api_url, api_key), prefix, repeat_after=repeat_after)
+        server.purge_follower = follower  # for whoever exposes its metrics
+        running.append(FollowerThread(follower, ready=lambda: _answers(*backend)).start())
+        if metrics_bind:
+            # The follower's counters live in this (master) process, which workers cannot see.
+            from prometheus_client import start_http_server
+            start_http_server(metrics_bind[1], addr=metrics_bind[0].strip("[]"),
+                              registry=follower.metrics.registry)
+        log.info("purge follower started: PowerDNS at %s, repeats after %s s", api_url,
+                 ", ".join(f"{d:g}" for d in repeat_after))
+
+    def on_exit(server):
+        for thread in running:
+            thread.stop()
+
+    return {"when_ready": when_ready, "on_exit": on_exit}
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether a worker of this backend answers (GET /healthz)."""
+    import http.client
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host in ("::", "[::]") else host.strip("[]"))
+    connection = http.client.HTTPConnection(host, port, timeout=1.0)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    finally:
+        connection.close()
 
 
 if __name__ == "__main__":

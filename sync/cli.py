@@ -7,9 +7,9 @@ import signal
 import sys
 import threading
 
-import redis
 from prometheus_client import CollectorRegistry
 
+from mountdns import redis_connect
 from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
 from mountdns.settings import ConfigError
@@ -18,7 +18,6 @@ from sync.config import SyncSettings, build_parser, settings_from_args
 from sync.daemon import SyncDaemon
 from sync.health import Health
 from sync.metrics import SyncMetrics
-from sync.purge import CachePurger
 from sync.reconciler import Reconciler
 from sync.rules import RulesConfig
 
@@ -89,11 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mountdns-sync: {exc}", file=sys.stderr)
         return 2
-    store = RedisStore(redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
-                       prefix=settings.key_prefix, owner=settings.owner_id)
-    purger = None
-    if settings.pdns_api_urls and not settings.dry_run:
-        purger = CachePurger(settings.pdns_api_urls, settings.pdns_api_key).start()
+    store = RedisStore(redis_connect.connect(settings.redis_target, timeout=5), prefix=settings.key_prefix,
+                       owner=settings.owner_id)
     elector = None
     if settings.leader_elect:
         try:
@@ -107,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         from sync.status_writer import build_status_writer  # Container status: leader only, off the DNS path
         leading = elector.may_write if elector is not None else (lambda: True)
         status = build_status_writer(settings.kubeconfig, settings.status_qps, leading=leading).start(stop)
-    reconciler = Reconciler(store, rules_config(settings), purger=purger, dry_run=settings.dry_run,
+    reconciler = Reconciler(store, rules_config(settings), dry_run=settings.dry_run,
                             metrics=metrics, status=status)
     daemon = SyncDaemon(cache, source, reconciler, resync_interval=settings.resync_interval,
                         coalesce_seconds=settings.coalesce_seconds, leader=elector, health=health)
@@ -121,9 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - a failed list: report it, exit non-zero
             log.error("listing failed, nothing written: %s", exc)
             return 1
-        finally:
-            if purger:
-                _drain(purger)
         log.info("sync done: %d key writes", writes)
         return 0
 
@@ -142,22 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     if elector:
         election.join(timeout=settings.renew_deadline)
         elector.release()  # after the last write: the next replica takes over at once
-    if purger:
-        purger.stop()
     if status_server:
         status_server.stop()
     log.info("stopped")
     return 0
-
-
-def _drain(purger: CachePurger, seconds: float = 5.0) -> None:
-    """Give queued purges a moment to go out before --once exits."""
-    stopper = threading.Event()
-    for _ in range(int(seconds / 0.05)):
-        if purger.pending() == 0:
-            break
-        stopper.wait(0.05)
-    purger.stop()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from mountdns.keyspace import DEFAULT_OWNER, DEFAULT_PREFIX, Keys, check_owner
 from mountdns.names import InvalidName, normalize
-from mountdns.settings import ConfigError, add_flag, check_redis_url, mask_url, parse_bind, repeated
+from mountdns.redis_connect import RedisTarget, add_sentinel_flags, target_from_args
+from mountdns.settings import ConfigError, add_flag, parse_bind, repeated
 from mountdns.records import Zone
 from sync.leader import default_identity, default_namespace
 
@@ -28,6 +29,8 @@ class SyncSettings:
     """Zones served; the first is the default zone for Containers without spec.fqdn."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis that the backend reads."""
+    redis_target: RedisTarget = RedisTarget()
+    """How to reach the primary: redis_url, or through Sentinel."""
     key_prefix: str = DEFAULT_PREFIX
     """Prefix of every mountdns key; nothing outside it is ever touched."""
     owner_id: str = DEFAULT_OWNER
@@ -51,10 +54,6 @@ class SyncSettings:
     """Sync once and exit."""
     dry_run: bool = False
     """Print the changes, write nothing."""
-    pdns_api_urls: tuple[str, ...] = ()
-    """PowerDNS HTTP API base URLs whose caches are purged after each committed batch."""
-    pdns_api_key: str = field(default="", repr=False)
-    """X-API-Key for the PowerDNS API."""
     coalesce_seconds: float = 0.05
     """How long to gather further events after the first before writing a batch."""
     watch_idle_timeout: float = 90.0
@@ -84,14 +83,13 @@ class SyncSettings:
 
     def describe(self) -> str:
         """The startup log line: everything but secrets."""
-        return (f"zones={[z.name for z in self.zones]} redis={mask_url(self.redis_url)} "
+        return (f"zones={[z.name for z in self.zones]} redis={self.redis_target.describe()} "
                 f"prefix={self.key_prefix!r} owner={self.owner_id} "
                 f"source={'manifests:' + self.manifests if self.manifests else 'kubernetes'} "
                 f"namespace={self.namespace or '*'} resync={self.resync_interval}s "
                 f"watch_idle_timeout={self.watch_idle_timeout}s "
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
-                f"address_types={list(self.node_address_types)} pdns_api={list(self.pdns_api_urls)} "
-                f"pdns_api_key={'****' if self.pdns_api_key else '(none)'} once={self.once} dry_run={self.dry_run} "
+                f"address_types={list(self.node_address_types)} once={self.once} dry_run={self.dry_run} "
                 f"metrics_bind={'%s:%d' % self.metrics_bind if self.metrics_bind else 'off'} "
                 f"allow_special_addresses={self.allow_special_addresses} status_qps={self.status_qps}"
                 + (f" leader_elect=Lease {self.lease_namespace}/{self.lease_name} identity={self.identity} "
@@ -107,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--hostmaster", help="SOA contact as a name (default hostmaster.<zone>)")
     add_flag(p, "--ttl", default=30, cast=int, help="TTL of every record, seconds")
     add_flag(p, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis the backend reads")
+    add_sentinel_flags(p)
     add_flag(p, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
     add_flag(p, "--owner-id", default=DEFAULT_OWNER,
              help="owner of the names this sync writes (a DNS label; shared by its replicas)")
@@ -117,8 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--mounted-status", default="MOUNTED", help="status.deviceStatus that means mounted")
     add_flag(p, "--mount-types", repeatable=True, help="spec.type values that can be mounted (default: all)")
     add_flag(p, "--node-address-type", repeatable=True, help="Node address types to publish (default: InternalIP)")
-    add_flag(p, "--pdns-api-url", repeatable=True, help="PowerDNS API base URL to purge caches on change")
-    add_flag(p, "--pdns-api-key", default="", help="PowerDNS API key")
     add_flag(p, "--watch-idle-timeout", default=90.0, cast=float,
              help="seconds a silent watch (not even a bookmark) is kept before it is resumed")
     add_flag(p, "--coalesce-seconds", default=0.05, cast=float, help="gather events this long before writing")
@@ -174,7 +171,7 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
             raise ConfigError(f"--zone: {zone.name} and {ids[zone.id]} would share a zone id; rename one")
         ids[zone.id] = zone.name
 
-    check_redis_url(args.redis_url)
+    redis_target = target_from_args(args)
     try:
         Keys(args.key_prefix)
     except ValueError as exc:
@@ -200,12 +197,6 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         raise ConfigError(f"--manifests: {args.manifests!r} is not a directory")
     if args.kubeconfig and not os.path.isfile(args.kubeconfig):
         raise ConfigError(f"--kubeconfig: {args.kubeconfig!r} does not exist")
-    urls = tuple(u.rstrip("/") for u in repeated(args, "pdns_api_url"))
-    for url in urls:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--pdns-api-url: expected http(s)://HOST:PORT, got {url!r}")
-    if urls and not args.pdns_api_key:
-        raise ConfigError("--pdns-api-key: required with --pdns-api-url")
     metrics_bind = _metrics_bind(args.metrics_bind)
     if not 0 <= args.status_qps <= 1000:
         raise ConfigError(f"--status-qps: must be between 0 and 1000, got {args.status_qps}")
@@ -218,12 +209,13 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
 
     return SyncSettings(
         **election,
-        zones=zones, redis_url=args.redis_url, key_prefix=args.key_prefix, owner_id=args.owner_id,
+        zones=zones, redis_url=args.redis_url, redis_target=redis_target, key_prefix=args.key_prefix,
+        owner_id=args.owner_id,
         kubeconfig=args.kubeconfig,
         namespace=args.namespace, manifests=args.manifests, resync_interval=args.resync_interval,
         mounted_status=args.mounted_status, mount_types=frozenset(repeated(args, "mount_types")),
-        node_address_types=address_types, once=args.once, dry_run=args.dry_run, pdns_api_urls=urls,
-        pdns_api_key=args.pdns_api_key, coalesce_seconds=args.coalesce_seconds,
+        node_address_types=address_types, once=args.once, dry_run=args.dry_run,
+        coalesce_seconds=args.coalesce_seconds,
         watch_idle_timeout=args.watch_idle_timeout,
         log_level=args.log_level.lower(), metrics_bind=metrics_bind,
         allow_special_addresses=args.allow_special_addresses, status_qps=args.status_qps)

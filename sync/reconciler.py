@@ -1,5 +1,6 @@
 """One reconciliation: desired state (pure rules) -> diff against the store (pure) ->
-one atomic write, then the PowerDNS cache purge.
+one atomic write, which also announces the names it changed (mountdns.announce) so that
+every backend purges them from its PowerDNS's caches.
 
 The reconciler remembers what it last wrote, so a batch after a watch event diffs against
 memory instead of re-reading every key; a full resync (and any failed write) re-reads
@@ -20,7 +21,8 @@ from mountdns.plan import Changes, applied, diff, without_names
 from mountdns.records import State
 from mountdns.store import NOTHING_APPLIED, DataLost, StoreError, UnknownOutcome
 from sync.sources.cache import Snapshot
-from sync.purge import purge_waves
+from mountdns import announce
+from mountdns.purge import purge_waves
 from sync.rules import Desired, RulesConfig, desired_state, with_nodes
 
 log = logging.getLogger("mountdns.sync")
@@ -56,7 +58,7 @@ def _same_objects(before: tuple, now: tuple) -> bool:
 
 
 class Reconciler:
-    def __init__(self, store, rules: RulesConfig, purger=None, dry_run: bool = False, printer=print,
+    def __init__(self, store, rules: RulesConfig, dry_run: bool = False, printer=print,
                  metrics=None, status=None):
         self.status = status  # a StatusWriter: told of each batch after its DNS write, in O(1)
         self.store = store  # with leader election, a wrapper adding the leader's term to every apply
@@ -66,7 +68,6 @@ class Reconciler:
         self.zones_elsewhere: frozenset[str] = frozenset()
         self._unsure: list[set[str]] = []  # purge waves of writes whose outcome is unknown
         self.rules = rules
-        self.purger = purger
         self.dry_run = dry_run
         self.printer = printer
         self.known: State | None = None  # what the store holds, as far as we know
@@ -141,18 +142,25 @@ class Reconciler:
                 self.printer(line)
             self.printer(f"dry run: {changes.summary()} (nothing written)")
             self.known = applied(current, changes)
-        elif not changes.empty or (fresh and not self.marked):
+        elif not changes.empty or (fresh and not self.marked) or self._unsure:
+            after = applied(current, changes)
+            # The backends purge what the batch's announcement names; after a write of
+            # unknown outcome its names are announced again with the next one, written or not.
+            announcement = announce.from_changes(changes, current, after, plan.state.zones,
+                                                 extra_waves=self._unsure)
             try:
-                result = self.store.apply(changes, mark=fresh, require_marker=self.marked and not fresh)
+                result = self.store.apply(changes, mark=fresh, require_marker=self.marked and not fresh,
+                                          announcement=announcement, announce_always=bool(self._unsure))
             except Exception as exc:
                 self.known = None  # unsure what was written: re-read next time
                 if isinstance(exc, DataLost):
                     self.marked = False
-                elif isinstance(exc, UnknownOutcome) and self.purger is not None:
-                    # Maybe written: its names are purged after the next write, whatever it finds.
-                    self._unsure.extend(purge_waves(changes, current, applied(current, changes)))
+                elif isinstance(exc, UnknownOutcome):
+                    # Maybe written: its names are announced with the next write, whatever it finds.
+                    self._unsure.extend(purge_waves(changes, current, after))
                 raise
             result = result or NOTHING_APPLIED  # a store that reports nothing refused nothing
+            self._unsure = []
             if fresh:
                 self.marked = True
             self.batches += not changes.empty
@@ -160,18 +168,9 @@ class Reconciler:
                 self.metrics.write_committed()
             self._report_owned_elsewhere(result)
             # Names another owner holds are not ours: the next batch asks for them again.
-            self.known = without_names(applied(current, changes), result.owned_elsewhere)
-            refused = result.owned_elsewhere  # unchanged answers: nothing to purge for them
-            waves = [w - refused for w in purge_waves(changes, current, self.known) if w - refused]
-            waves += self._unsure
-            if self.purger is not None and waves:
-                self.purger.submit(waves, plan.state.zones)
-                self._unsure = []
+            self.known = without_names(after, result.owned_elsewhere)
         else:
             self.known = current
-            if self.purger is not None and self._unsure:
-                self.purger.submit(self._unsure, plan.state.zones)
-                self._unsure = []
         if self.metrics is not None and (self.dry_run or changes.empty):
             self.metrics.nothing_to_write()
         seconds = time.monotonic() - started

@@ -7,6 +7,7 @@ import yaml
 
 from pdns_backend.app import DEFAULTS as BACKEND_DEFAULTS
 from pdns_backend.cli import build_parser as backend_parser
+from pdns_backend.cli import purge_settings
 from sync.config import build_parser as sync_parser
 from sync.config import settings_from_args
 
@@ -15,10 +16,13 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 
 
-def test_backend_command_parses_and_listens_where_pdns_looks():
+def test_backend_command_parses_and_listens_where_pdns_looks(monkeypatch):
     command = SERVICES["backend"]["command"]
     assert command[0] == "mountdns-backend"
+    for name, value in SERVICES["backend"]["environment"].items():
+        monkeypatch.setenv(name, value)
     args = backend_parser().parse_args(command[1:])
+    assert purge_settings(args)[:2] == ("http://pdns:8081", "change-me")  # it purges pdns's caches
     port = args.bind.rsplit(":", 1)[1]
     connection = next(a for a in SERVICES["pdns"]["command"] if a.startswith("--remote-connection-string="))
     assert f"url=http://backend:{port}{BACKEND_DEFAULTS['URL_PREFIX']}," in connection
@@ -35,14 +39,13 @@ def test_sync_command_is_valid_configuration(monkeypatch):
             for a in command[1:]]
     settings = settings_from_args(sync_parser().parse_args(argv))
     assert [z.name for z in settings.zones] == ["domain.foo.bar"]
-    assert settings.pdns_api_urls == ("http://pdns:8081",) and settings.pdns_api_key
 
 
-def test_pdns_runs_the_shipped_config_with_the_api_the_sync_purges():
+def test_pdns_runs_the_shipped_config_with_the_api_the_backend_purges():
     volumes = SERVICES["pdns"]["volumes"]
     assert "./pdns/pdns.conf:/etc/mountdns/pdns.conf:ro" in volumes
     assert "--config-dir=/etc/mountdns" in SERVICES["pdns"]["command"]
     conf = dict(line.split("=", 1) for line in (REPO / "pdns" / "pdns.conf").read_text().splitlines()
                 if line and not line.startswith("#"))
     assert conf["launch"] == "remote" and conf["api"] == "yes" and conf["webserver-port"] == "8081"
-    assert conf["api-key"] == SERVICES["sync"]["environment"]["MOUNTDNS_PDNS_API_KEY"]
+    assert conf["api-key"] == SERVICES["backend"]["environment"]["MOUNTDNS_PDNS_API_KEY"]

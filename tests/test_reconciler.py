@@ -53,16 +53,6 @@ class FailingStore:
         return self.inner.apply(changes, **options)
 
 
-class RecordingPurger:
-    def __init__(self):
-        self.calls: list[tuple[set[str], set[str]]] = []
-        self.waves: list[list[set[str]]] = []
-
-    def submit(self, waves, zones) -> None:
-        self.calls.append((set().union(*waves), set(zones)))
-        self.waves.append(waves)
-
-
 @pytest.fixture
 def store() -> MemoryStore:
     return MemoryStore()
@@ -124,8 +114,7 @@ def test_incomplete_snapshot_still_adds_and_updates(store):
 
 def test_dry_run_prints_the_changes_and_writes_nothing(store):
     printed: list[str] = []
-    purger = RecordingPurger()
-    reconciler = Reconciler(store, SEED_CONFIG, purger=purger, dry_run=True, printer=printed.append)
+    reconciler = Reconciler(store, SEED_CONFIG, dry_run=True, printer=printed.append)
 
     reconciler.reconcile(seed_snapshot())
 
@@ -146,7 +135,7 @@ def test_dry_run_prints_the_changes_and_writes_nothing(store):
     ]
     assert store.batches == []
     assert store.read_state() == State()
-    assert purger.calls == []
+    assert store.announcements == []
 
 
 def test_dry_run_prints_only_what_changed_since_the_last_run(store):
@@ -202,38 +191,38 @@ def test_wiped_redis_is_rewritten_by_a_full_reconcile_but_not_by_a_partial_one()
     assert [z.definition() for z in store.zones()] == [SEED_ZONE]
 
 
-def test_purger_receives_every_affected_name_after_a_write(store):
-    purger = RecordingPurger()
-    reconciler = Reconciler(store, SEED_CONFIG, purger=purger)
+def test_a_write_announces_every_affected_name(store):
+    reconciler = Reconciler(store, SEED_CONFIG)
 
     reconciler.reconcile(seed_snapshot())
 
-    assert purger.calls == [(set(SEED_STATE.parents) | set(SEED_STATE.children) | {ZONE}, {ZONE})]
+    assert [(a.names, a.zones) for a in store.announcements] == [
+        (set(SEED_STATE.parents) | set(SEED_STATE.children) | {ZONE}, {ZONE})]
 
 
-def test_purger_receives_the_parents_and_children_of_a_moved_node(store):
-    purger = RecordingPurger()
-    reconciler = Reconciler(store, SEED_CONFIG, purger=purger)
+def test_a_node_move_announces_its_parents_then_the_children_chained_to_them(store):
+    reconciler = Reconciler(store, SEED_CONFIG)
     reconciler.reconcile(seed_snapshot())
-    purger.calls.clear()
+    store.announcements.clear()
     _, nodes = seed_objects()
     nodes[1] = node("node-1", "7.7.7.7")
 
     reconciler.reconcile(seed_snapshot(nodes=nodes))
 
-    assert purger.waves[-1][0] == {"container_a_1.domain.foo.bar", "container_b_0.domain.foo.bar"}
-    assert purger.calls == [({"container_a_1.domain.foo.bar", "container_b_0.domain.foo.bar",
-                              "container_c_0.domain.foo.bar", "container_d_0.domain.foo.bar"}, {ZONE})]
+    [moved] = store.announcements
+    assert moved.waves[0] == {"container_a_1.domain.foo.bar", "container_b_0.domain.foo.bar"}
+    assert moved.names == {"container_a_1.domain.foo.bar", "container_b_0.domain.foo.bar",
+                           "container_c_0.domain.foo.bar", "container_d_0.domain.foo.bar"}
+    assert moved.zones == {ZONE}
 
 
-def test_purger_is_not_called_when_nothing_changed(store):
-    purger = RecordingPurger()
-    reconciler = Reconciler(store, SEED_CONFIG, purger=purger)
+def test_nothing_is_announced_when_nothing_changed(store):
+    reconciler = Reconciler(store, SEED_CONFIG)
     reconciler.reconcile(seed_snapshot())
 
     reconciler.reconcile(seed_snapshot(), full=True)
 
-    assert len(purger.calls) == 1
+    assert len(store.announcements) == 1
 
 
 class RecordingStatus:

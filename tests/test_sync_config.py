@@ -59,9 +59,8 @@ ENV_CASES = [
     ({"MOUNTDNS_MOUNT_TYPES": "odl,netconf"}, lambda s: s.mount_types, frozenset({"odl", "netconf"})),
     ({"MOUNTDNS_NODE_ADDRESS_TYPE": "InternalIP,ExternalIP"}, lambda s: s.node_address_types,
      ("InternalIP", "ExternalIP")),
-    ({"MOUNTDNS_PDNS_API_URL": "http://pdns-a:8081/,https://pdns-b:8081", "MOUNTDNS_PDNS_API_KEY": "k"},
-     lambda s: s.pdns_api_urls, ("http://pdns-a:8081", "https://pdns-b:8081")),
-    ({"MOUNTDNS_PDNS_API_KEY": "s3cret"}, lambda s: s.pdns_api_key, "s3cret"),
+    ({"MOUNTDNS_REDIS_SENTINEL": "s1:26379,s2:26379", "MOUNTDNS_REDIS_SENTINEL_MASTER": "dns"},
+     lambda s: (s.redis_target.sentinels, s.redis_target.master), ((("s1", 26379), ("s2", 26379)), "dns")),
     ({"MOUNTDNS_COALESCE_SECONDS": "0.5"}, lambda s: s.coalesce_seconds, 0.5),
     ({"MOUNTDNS_WATCH_IDLE_TIMEOUT": "30"}, lambda s: s.watch_idle_timeout, 30.0),
     ({"MOUNTDNS_LOG_LEVEL": "DEBUG"}, lambda s: s.log_level, "debug"),
@@ -129,7 +128,7 @@ def test_defaults_make_the_first_zone_the_default_with_ns1_and_hostmaster():
         ("redis://127.0.0.1:6379/0", "mountdns:", 300.0)
     assert (settings.node_address_types, settings.mount_types, settings.mounted_status) == \
         (("InternalIP",), frozenset(), "MOUNTED")
-    assert (settings.once, settings.dry_run, settings.pdns_api_urls, settings.log_level) == \
+    assert (settings.once, settings.dry_run, settings.redis_target.sentinels, settings.log_level) == \
         (False, False, (), "info")
 
 
@@ -166,9 +165,10 @@ BAD_CONFIGURATIONS = {
     "unknown node address type": (ZONE_ARGS + ["--node-address-type", "PublicIP"], "--node-address-type"),
     "manifests not a directory": (ZONE_ARGS + ["--manifests", "<file>"], "--manifests"),
     "kubeconfig missing": (ZONE_ARGS + ["--kubeconfig", "<missing>"], "--kubeconfig"),
-    "pdns api url without key": (ZONE_ARGS + ["--pdns-api-url", "http://pdns:8081"], "--pdns-api-key"),
-    "pdns api url without http": (ZONE_ARGS + ["--pdns-api-url", "pdns:8081", "--pdns-api-key", "k"],
-                                  "--pdns-api-url"),
+    "sentinel without a master name": (ZONE_ARGS + ["--redis-sentinel", "s1:26379"], "--redis-sentinel-master"),
+    "sentinel master without sentinels": (ZONE_ARGS + ["--redis-sentinel-master", "dns"], "--redis-sentinel"),
+    "sentinel without a port": (ZONE_ARGS + ["--redis-sentinel", "s1", "--redis-sentinel-master", "dns"],
+                                "--redis-sentinel"),
     "redis url with a wrong scheme": (ZONE_ARGS + ["--redis-url", "http://redis:6379"], "--redis-url"),
     "key prefix with a space": (ZONE_ARGS + ["--key-prefix", "a b"], "--key-prefix"),
     "key prefix with a glob": (ZONE_ARGS + ["--key-prefix", "dns*"], "--key-prefix"),
@@ -205,9 +205,12 @@ def test_bad_configuration_raises_config_error_naming_the_flag(tmp_path, argv, f
     assert str(caught.value).startswith(flag + ": ")
 
 
-def test_api_url_without_key_says_which_flag_needs_it():
-    with pytest.raises(ConfigError, match="^--pdns-api-key: required with --pdns-api-url$"):
+def test_the_sync_no_longer_takes_a_pdns_api_url(capsys):
+    # Backends purge their own PowerDNS now (they follow the sync's announcements).
+    with pytest.raises(SystemExit) as caught:
         parse(ZONE_ARGS + ["--pdns-api-url", "http://pdns:8081"])
+    assert caught.value.code == 2
+    assert "--pdns-api-url" in capsys.readouterr().err
 
 
 def test_unreadable_environment_value_names_variable_and_flag(monkeypatch):
@@ -222,18 +225,20 @@ def test_bad_configuration_from_environment_names_the_flag(monkeypatch):
         parse(ZONE_ARGS)
 
 
-def test_describe_masks_redis_password_and_api_key():
-    settings = parse(ZONE_ARGS + ["--redis-url", "redis://user:hunter2@redis:6379/0",
-                                  "--pdns-api-url", "http://pdns:8081", "--pdns-api-key", "topsecret"])
+def test_describe_masks_redis_password():
+    settings = parse(ZONE_ARGS + ["--redis-url", "redis://user:hunter2@redis:6379/0"])
     line = settings.describe()
     assert "redis=redis://user:****@redis:6379/0 " in line
-    assert "pdns_api_key=**** " in line
-    assert "hunter2" not in line and "topsecret" not in line
-    assert "topsecret" not in repr(settings)
+    assert "hunter2" not in line
 
 
-def test_describe_says_when_there_is_no_api_key():
-    assert "pdns_api_key=(none) " in parse(ZONE_ARGS).describe()
+def test_describe_names_the_sentinels_and_hides_the_password():
+    settings = parse(ZONE_ARGS + ["--redis-url", "redis://:hunter2@ignored/3", "--redis-sentinel", "s1:26379",
+                                  "--redis-sentinel", "s2:26380", "--redis-sentinel-master", "dns"])
+    assert settings.redis_target.password == "hunter2"
+    line = settings.describe()
+    assert "redis=sentinel s1:26379,s2:26380 master 'dns' db 3 " in line
+    assert "hunter2" not in line
 
 
 def _run_script(name: str, *args: str) -> subprocess.CompletedProcess:

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 
 NODE_1_KEY = b"mountdns:node:default/node-1"
 MARKER_KEY = b"mountdns:marker:default"
-SEED_KEYS = ({b"mountdns:zones", b"mountdns:zone:domain.foo.bar", b"mountdns:zone-owners:domain.foo.bar", MARKER_KEY}
+# With the stream on which each write announces the names it changed (mountdns.announce).
+SEED_KEYS = ({b"mountdns:zones", b"mountdns:zone:domain.foo.bar", b"mountdns:zone-owners:domain.foo.bar", MARKER_KEY,
+              b"mountdns:announcements"}
              | {f"mountdns:node:default/{n}".encode() for n in SEED_STATE.nodes}
              | {f"mountdns:parent:{p}".encode() for p in SEED_STATE.parents}
              | {f"mountdns:child:{c}".encode() for c in SEED_STATE.children})

@@ -49,6 +49,7 @@ class MemoryStore:
             d.nodes.update({(owner, n): a for n, a in state.nodes.items()})
             d.names.update({n: ("parent", owner, v) for n, v in state.parents.items()})
             d.names.update({n: ("child", owner, v) for n, v in state.children.items()})
+        self.announcements: list = []  # every announcement applied with a batch (mountdns.announce)
 
     def view(self, owner: str) -> "MemoryStore":
         """The same data, read and written as another owner (another cluster's sync)."""
@@ -130,8 +131,8 @@ class MemoryStore:
         self.apply(Changes(), term=term, mark=True)
 
     def apply(self, changes: Changes, *, term: int | None = None, mark: bool = False,
-              require_marker: bool = False) -> Applied:
-        if changes.empty and not changes.bump_serials and not mark:
+              require_marker: bool = False, announcement=None, announce_always: bool = False) -> Applied:
+        if changes.empty and not changes.bump_serials and not mark and not (announcement and announce_always):
             return NOTHING_APPLIED
         d, me = self._data, self.owner
         with self._lock:
@@ -190,6 +191,8 @@ class MemoryStore:
                         d.zones[name] = replace(d.zones[name], serial=d.zones[name].serial + 1)
             if mark:
                 d.markers[me] = int(time.time())
+            if announcement is not None and (wrote or announce_always):
+                self.announcements.append(announcement)  # nobody follows them here: kept for tests
             if not changes.empty or changes.bump_serials:
                 self.batches.append(changes)
             return Applied(owned_elsewhere=frozenset(refused), zones_elsewhere=frozenset(zones_elsewhere))

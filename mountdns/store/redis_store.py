@@ -14,6 +14,8 @@ from typing import Iterator
 
 import redis
 
+from mountdns import announce
+from mountdns.announce import Announcement
 from mountdns.keyspace import (DEFAULT_OWNER, DEFAULT_PREFIX, ZONE_FIELDS, Keys, check_owner, decode_addresses,
                                encode_addresses, split_owned, zone_from_hash, zone_to_hash)
 from mountdns.plan import Changes
@@ -68,7 +70,12 @@ class RedisStore:
     def resolve(self, qname: str) -> Resolution:
         """Everything about normalized `qname` in one round trip (EVALSHA)."""
         try:
-            reply = self._evalsha_resolve(qname)
+            try:
+                reply = self._evalsha_resolve(qname)
+            except (redis.ConnectionError, OSError):
+                # Once more on a new connection: an idle one may have been closed under us
+                # (Sentinel kills every client of a replica it promotes; Redis restarts).
+                reply = self._evalsha_resolve(qname)
         except redis.exceptions.NoScriptError:
             # Redis restarted or was flushed of scripts: load it again (EVAL does).
             try:
@@ -86,14 +93,17 @@ class RedisStore:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             pool = self.redis.connection_pool
-            connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+            connection = pool.connection_class(**pool.connection_kwargs)
+            connection.connect()  # where a Sentinel-managed connection asks for the primary
+            self._local.connection = connection
         name = qname.encode()
         try:
             connection.send_packed_command(
                 [b"%s$%d\r\n%s\r\n" % (self._resolve_command_head, len(name), name)], False)
             return connection.read_response()
         except (redis.ConnectionError, redis.TimeoutError, OSError):
-            connection.disconnect()  # reconnects on the next call; a half-read reply is dropped
+            connection.disconnect()  # a half-read reply is dropped
+            self._local.connection = None  # a new one next call (with Sentinel: the primary now)
             raise
 
     def zones(self) -> list[Zone]:
@@ -172,8 +182,11 @@ class RedisStore:
 
     # -- writing -----------------------------------------------------------------
     def apply(self, changes: Changes, *, term: int | None = None, mark: bool = False,
-              require_marker: bool = False) -> Applied:
-        """Write a batch in one script call: a reader never sees half of it.
+              require_marker: bool = False, announcement: Announcement | None = None,
+              announce_always: bool = False) -> Applied:
+        """Write a batch in one script call: a reader never sees half of it. An
+        `announcement` of the names it changes is appended to the announcement stream in
+        the same call, when something was written or `announce_always`.
 
         With a `term`, the batch is refused inside Redis (Fenced, nothing written) when
         the owner's fence holds a newer one. `mark` writes the data-loss marker with the
@@ -181,7 +194,7 @@ class RedisStore:
         written) when the marker is gone, for a batch diffed against what was there.
         Names another owner holds are left alone and reported in the result.
         """
-        if changes.empty and not changes.bump_serials and not mark:
+        if changes.empty and not changes.bump_serials and not mark and not (announcement and announce_always):
             return NOTHING_APPLIED
         args = [self.keys.prefix, self.owner, "" if term is None else str(int(term)),
                 "write" if mark else ("require" if require_marker else ""), str(int(time.time())),
@@ -207,6 +220,11 @@ class RedisStore:
             args.extend(delete)
         args.append(len(changes.bump_serials))
         args.extend(sorted(changes.bump_serials))
+        if announcement is None:
+            args.append(0)
+        else:
+            fields = announce.encode(announcement)
+            args += (2 if announce_always else 1, announce.MAXLEN, fields["waves"], fields["zones"])
         try:
             reply = self._apply(args=args)
         except (redis.TimeoutError, redis.ConnectionError) as exc:

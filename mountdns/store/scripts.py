@@ -57,7 +57,11 @@ return {'ok'}
 
 # A batch of changes, all or nothing. ARGV: prefix, owner, term ('' = unfenced), marker
 # ('write', 'require' or ''), marker value, initial serial, then sections, each a count
-# followed by that many entries (see RedisStore.apply for the order). Replies
+# followed by that many entries (see RedisStore.apply for the order), last the
+# announcement: 0 (none), 1 (when something was written) or 2 (always), then its
+# stream's MAXLEN, waves and zones (see
+# mountdns.announce), appended to the stream in the same atomic step as the records, so a
+# replica never holds the announcement without the data it announces. Replies
 # {'fenced', recorded term}, {'lost'} (marker required but gone; nothing written) or
 # {'ok', {names held by other owners}, {zones defined differently by another owner}}.
 APPLY_SCRIPT = """
@@ -162,5 +166,12 @@ if wrote then
   for _ = 1, bumps do redis.call('HINCRBY', prefix .. 'zone:' .. take(), 'serial', 1) end
 end
 if marker == 'write' then redis.call('SET', marker_key, marker_value) end
+local announcing = count()
+if announcing > 0 then
+  local maxlen, waves, zones = take(), take(), take()
+  if wrote or announcing == 2 then
+    redis.call('XADD', prefix .. 'announcements', 'MAXLEN', '~', maxlen, '*', 'waves', waves, 'zones', zones)
+  end
+end
 return {'ok', refused, zones_elsewhere}
 """

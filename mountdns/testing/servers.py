@@ -110,16 +110,18 @@ class Process:
 
 
 class RedisServer(Process):
-    def __init__(self, workdir: Path, port: int | None = None):
-        super().__init__("redis", workdir)
+    def __init__(self, workdir: Path, port: int | None = None, name: str = "redis",
+                 extra_args: tuple[str, ...] = ()):
+        super().__init__(name, workdir)
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.extra_args = tuple(extra_args)  # e.g. ("--replicaof", host, port)
 
     def start(self):
         # No persistence: a restart comes back empty, which tests use on purpose.
         self.spawn([shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1",
                     "--port", str(self.port), "--save", "", "--appendonly", "no",
-                    "--dir", str(self.workdir)])
+                    "--dir", str(self.workdir), "--dbfilename", f"{self.name}.rdb", *self.extra_args])
         wait_until(lambda: self.client().ping(), 10, f"redis-server on {self.port}")
         return self
 
@@ -129,8 +131,10 @@ class RedisServer(Process):
 
 class BackendServer(Process):
     def __init__(self, workdir: Path, redis_url: str, port: int | None = None, workers: int = 3,
-                 threads: int = 1, max_connections: int = 256):
-        super().__init__("backend", workdir)
+                 threads: int = 1, max_connections: int = 256, extra_args: tuple[str, ...] = (),
+                 name: str = "backend"):
+        super().__init__(name, workdir)
+        self.extra_args = tuple(extra_args)  # e.g. --pdns-api-url/--pdns-api-key
         self.port = port or free_port()
         self.redis_url = redis_url
         self.workers = workers
@@ -142,7 +146,7 @@ class BackendServer(Process):
         self.spawn([str(VENV_BIN / "mountdns-backend"), "--bind", f"127.0.0.1:{self.port}",
                     "--redis-url", self.redis_url, "--workers", str(self.workers),
                     "--threads", str(self.threads), "--max-connections", str(self.max_connections),
-                    "--log-level", "warning"])
+                    "--log-level", "warning", *self.extra_args])
 
         def healthy():
             if not self.running():

@@ -23,8 +23,7 @@ class SyncProcess(Process):
 
     def __init__(self, workdir: Path, redis_url: str, *, kubeconfig: str | None = None,
                  manifests: str | None = None, zone: str = ZONE, resync_interval: float = 30.0,
-                 coalesce_seconds: float = 0.02, pdns_api_url: str | None = None,
-                 pdns_api_key: str | None = None, log_level: str = "debug",
+                 coalesce_seconds: float = 0.02, log_level: str = "debug",
                  extra_args: tuple[str, ...] = (), name: str = "sync", metrics_bind: str = "off"):
         super().__init__(name, workdir)
         if (kubeconfig is None) == (manifests is None):
@@ -35,8 +34,6 @@ class SyncProcess(Process):
         self.zone = zone
         self.resync_interval = resync_interval
         self.coalesce_seconds = coalesce_seconds
-        self.pdns_api_url = pdns_api_url
-        self.pdns_api_key = pdns_api_key
         self.log_level = log_level
         self.extra_args = tuple(extra_args)
         # Off unless asked for: processes running side by side would all want 127.0.0.1:9153.
@@ -51,8 +48,6 @@ class SyncProcess(Process):
             argv += ["--kubeconfig", self.kubeconfig]
         if self.manifests:
             argv += ["--manifests", self.manifests]
-        if self.pdns_api_url:
-            argv += ["--pdns-api-url", self.pdns_api_url, "--pdns-api-key", self.pdns_api_key or ""]
         return argv + list(self.extra_args) + list(more)
 
     def start(self, *more: str) -> "SyncProcess":

@@ -1,0 +1,115 @@
+"""Announcements: the names each committed batch changed, written in the same MULTI/EXEC.
+
+Every backend instance purges its own PowerDNS's caches, so the sync cannot call them all
+(it does not know them, and in a cluster they come and go). Instead the sync appends one
+entry per batch to a Redis Stream (`Keys.announcements`) inside the transaction that
+writes the records, and each backend follows the stream on the Redis it reads
+(pdns_backend.purge_follower). Replication applies a transaction as a whole, in order,
+so when a follower reading a replica sees the entry, the replica already holds the data
+the entry announces: a purge can never land before the new data.
+
+Why a Stream and not Pub/Sub: Pub/Sub drops whatever is published while a subscriber is
+disconnected, and the subscriber cannot tell. A Stream keeps the last `MAXLEN` entries
+with increasing IDs; a follower remembers the last ID it handled, resumes from it after a
+reconnect, and can tell when entries it never saw were trimmed (`max-deleted-entry-id`)
+or when the stream's history was replaced (a Redis restarted empty, a replica resynced
+from a new primary), and then purges the affected zones whole. The entry ID also carries
+the primary's clock at the write, which gives the follower its announcement lag.
+
+An entry, as redis-cli shows it (waves: names to purge in order, parents before the
+children chained to them; zones: the zones the batch touched):
+
+    xrevrange mountdns:announcements + - count 1
+    1) 1) "1764633600000-0"
+       2) 1) "waves"  2) "[[\"container_b_0.domain.foo.bar\"],[\"container_d_0.domain.foo.bar\"]]"
+          3) "zones"  4) "[\"domain.foo.bar\"]"
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable
+
+from mountdns.keyspace import Keys
+from mountdns.names import containing_zone
+from mountdns.plan import Changes
+from mountdns.purge import MAX_NAMES_PER_PURGE, purge_waves
+from mountdns.records import State
+
+# Entries kept (approximately: trimming works on whole stream nodes, which is much
+# cheaper). A follower more than this many batches behind purges its zones whole.
+MAXLEN = 1000
+
+
+class AnnouncementError(ValueError):
+    """A stream entry is not an announcement this version can read."""
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """Names to purge, wave by wave (a name in wave i+1 is answered from one in wave i),
+    and the zones they lie in."""
+
+    waves: tuple[frozenset[str], ...]
+    zones: frozenset[str]
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset().union(*self.waves)
+
+
+def from_changes(changes: Changes, before: State, after: State, zones: Iterable[str],
+                 extra_waves: Iterable[set[str]] = ()) -> Announcement | None:
+    """The announcement for a batch taking the store from `before` to `after`, or None
+    when no answer changes (a serial bump alone). `extra_waves` are purged after the
+    batch's own (the names of an earlier write whose outcome was unknown). Past
+    MAX_NAMES_PER_PURGE names the waves become the zones themselves (PowerDNS flushes a
+    name and all below it), which keeps an entry small even for the first sync of
+    100,000 names."""
+    waves = purge_waves(changes, before, after) + [set(w) for w in extra_waves if w]
+    if not waves:
+        return None
+    zones = frozenset(zones)
+    names = set().union(*waves)
+    if len(names) > MAX_NAMES_PER_PURGE:
+        waves = [{containing_zone(n, zones) or n for n in names}]
+    touched = frozenset(z for z in (containing_zone(n, zones) for n in names) if z)
+    return Announcement(tuple(frozenset(w) for w in waves), touched)
+
+
+def encode(announcement: Announcement) -> dict[str, str]:
+    return {
+        "waves": json.dumps([sorted(w) for w in announcement.waves], separators=(",", ":")),
+        "zones": json.dumps(sorted(announcement.zones), separators=(",", ":")),
+    }
+
+
+def decode(fields: dict) -> Announcement:
+    """An Announcement from a stream entry's fields (bytes or str)."""
+    f = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
+    try:
+        waves = json.loads(f["waves"])
+        zones = json.loads(f["zones"])
+        if not (isinstance(waves, list) and all(isinstance(w, list) for w in waves)
+                and isinstance(zones, list)):
+            raise TypeError("waves must be a list of lists and zones a list")
+        return Announcement(tuple(frozenset(str(n) for n in w) for w in waves if w),
+                            frozenset(str(z) for z in zones))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnnouncementError(f"unreadable announcement {fields!r}: {exc}") from exc
+
+
+def queue(pipe, keys: Keys, announcement: Announcement, maxlen: int = MAXLEN) -> None:
+    """Add `announcement` to a pipeline (the caller's MULTI/EXEC), trimming the stream."""
+    pipe.xadd(keys.announcements, encode(announcement), maxlen=maxlen, approximate=True)
+
+
+def parse_id(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream ID as (milliseconds, sequence), to compare IDs and measure lag."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError as exc:
+        raise AnnouncementError(f"not a stream ID: {text!r}") from exc
