@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from bench.report import Table
 from mountdns import announce
+from mountdns.keyspace import Keys
 from mountdns.plan import diff
 from mountdns.records import State
 from mountdns.store.redis_store import RedisStore
@@ -33,6 +34,8 @@ from mountdns.testing.seed import SEED_STATE
 from mountdns.testing.sentinel import primary_server, replica_of
 from mountdns.testing.servers import wait_until, workdir
 from pdns_backend.purge_follower import REPEAT_AFTER
+
+KEYS = Keys()
 
 CHILD = "Container_D_0.domain.foo.bar"  # CNAME to Container_B_0 on node-1
 TARGET_P99_MS = 250.0
@@ -102,7 +105,7 @@ def series(directory, size, repeat_args: tuple[str, ...], label: str):
         client = primary.client()
         state = SEED_STATE
         RedisStore(client).apply(diff(State(), state))
-        wait_until(lambda: replica.client().exists("mountdns:zones"), 20, "the replica")
+        wait_until(lambda: replica.client().exists(KEYS.zones), 20, "the replica")
         start_pair(*pod_a)
         start_pair(*pod_b)
         pods = [pod_a[1], pod_b[1]]

@@ -16,6 +16,7 @@ from dataclasses import replace
 import pytest
 
 from mountdns import announce
+from mountdns.keyspace import Keys
 from mountdns.plan import diff
 from mountdns.records import State
 from mountdns.store.redis_store import RedisStore
@@ -23,6 +24,9 @@ from mountdns.testing.purging_stack import a_records, purging_pair, start_pair
 from mountdns.testing.seed import SEED_STATE
 from mountdns.testing.sentinel import primary_server, replica_of
 from mountdns.testing.servers import free_port, wait_until, workdir
+
+KEYS = Keys()
+NODE_1_KEY = KEYS.node("node-1")  # the default owner's node-1
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +61,7 @@ def stack():
         primary.start()
         replica.start()
         write(primary.client(), State(), SEED_STATE)
-        wait_until(lambda: replica.client().exists("mountdns:zones"), 20, "the replica holding the zone")
+        wait_until(lambda: replica.client().exists(KEYS.zones), 20, "the replica holding the zone")
         start_pair(backend, pdns)
         yield primary, replica, backend, pdns
     finally:
@@ -97,8 +101,8 @@ def test_a_node_move_is_answered_through_the_replica_and_the_purged_caches(seede
 def test_a_change_behind_the_followers_back_stays_cached_until_announced(seeded):
     primary, replica, backend, pdns = seeded
     assert a_records(pdns, CHILD) == ("NOERROR", ["2.3.4.5"])
-    primary.client().set("mountdns:node:node-1", "9.9.9.9")  # no announcement
-    wait_until(lambda: replica.client().get("mountdns:node:node-1") == b"9.9.9.9", 5, "replicated")
+    primary.client().set(NODE_1_KEY, "9.9.9.9")  # no announcement
+    wait_until(lambda: replica.client().get(NODE_1_KEY) == b"9.9.9.9", 5, "replicated")
     assert a_records(pdns, CHILD) == ("NOERROR", ["2.3.4.5"])  # the cache holds: nobody purged it
 
     write(primary.client(), with_node(SEED_STATE, "node-1", "9.9.9.9"), with_node(SEED_STATE, "node-1", "7.7.7.7"))
@@ -110,10 +114,10 @@ def test_a_follower_that_lost_its_replica_purges_every_zone_when_it_is_back(seed
     assert a_records(pdns, CHILD) == ("NOERROR", ["2.3.4.5"])
     replica.stop()
     # Written behind the follower's back: only a whole-zone purge on resuming can show it.
-    primary.client().set("mountdns:node:node-1", "8.8.8.8")
+    primary.client().set(NODE_1_KEY, "8.8.8.8")
     assert a_records(pdns, CHILD) == ("NOERROR", ["2.3.4.5"])  # cached while the replica is down
     replica.start()
-    wait_until(lambda: replica.client().get("mountdns:node:node-1") == b"8.8.8.8", 20, "the replica back")
+    wait_until(lambda: replica.client().get(NODE_1_KEY) == b"8.8.8.8", 20, "the replica back")
     wait_until(lambda: a_records(pdns, CHILD) == ("NOERROR", ["8.8.8.8"]), 10, "the zone purged on resume")
     log = backend.log_path.read_text()
     assert "purging zones ['domain.foo.bar'] whole" in log and "(reconnect)" in log
@@ -145,7 +149,7 @@ def test_the_backend_restarted_purges_so_no_stale_answer_outlives_it(seeded, rec
     primary, replica, backend, pdns = seeded
     assert a_records(pdns, CHILD) == ("NOERROR", ["2.3.4.5"])
     backend.stop(signal.SIGTERM)
-    primary.client().set("mountdns:node:node-1", "5.5.5.5")  # while no follower runs
+    primary.client().set(NODE_1_KEY, "5.5.5.5")  # while no follower runs
     backend.start()
     started = time.monotonic()
     last_stale = 0.0

@@ -16,6 +16,7 @@ import pytest
 import redis
 import yaml
 
+from mountdns.keyspace import Keys
 from mountdns.redis_connect import RedisTarget, connect, target_from_args
 from mountdns.settings import ConfigError
 from mountdns.testing.objects import node, seed_objects
@@ -24,6 +25,9 @@ from mountdns.testing.sentinel import MASTER, SentinelSetup
 from mountdns.testing.servers import BackendServer, CACHES_OFF, PdnsServer, RedisServer, wait_until, workdir
 from mountdns.testing.sync_process import SyncProcess
 from sync.config import build_parser
+
+KEYS = Keys()
+NODE_1_KEY = KEYS.node("node-1")  # the default owner's node-1
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +102,7 @@ def test_failover_the_sync_writes_the_new_primary_and_dns_keeps_answering(cluste
     sync = SyncProcess(directory, cluster.primary.url, manifests=str(manifests), resync_interval=300.0,
                        extra_args=tuple(cluster.sentinel_args()))
     processes.append(sync.start())
-    sync.wait_until(lambda: replica.client().exists("mountdns:node:node-1"), 20, "the seed on the replica")
+    sync.wait_until(lambda: replica.client().exists(NODE_1_KEY), 20, "the seed on the replica")
     backend, pdns = purging_pair(directory, replica.url)  # the backend reads the replica
     processes += [backend, pdns]
     start_pair(backend, pdns)
@@ -112,7 +116,7 @@ def test_failover_the_sync_writes_the_new_primary_and_dns_keeps_answering(cluste
         sync.wait_for_log("Redis failed", 20)
         wait_until(lambda: cluster.current_primary_port() == replica.port, 30, "the replica promoted")
         promoted = time.monotonic()
-        sync.wait_until(lambda: replica.client().get("mountdns:node:node-1") == b"12.34.5.6", 30,
+        sync.wait_until(lambda: replica.client().get(NODE_1_KEY) == b"12.34.5.6", 30,
                         "the sync writing the new primary")
         written = time.monotonic()
         assert replica.client().info("replication")["role"] == "master"
@@ -138,7 +142,7 @@ def test_the_backend_through_sentinel_answers_a_change_made_after_the_failover(c
     sync = SyncProcess(directory, cluster.primary.url, manifests=str(manifests), resync_interval=300.0,
                        extra_args=tuple(cluster.sentinel_args()))
     processes.append(sync.start())
-    sync.wait_until(lambda: primary.exists("mountdns:node:node-1"), 20, "the seed written")
+    sync.wait_until(lambda: primary.exists(NODE_1_KEY), 20, "the seed written")
     backend = BackendServer(directory, cluster.primary.url, workers=1, extra_args=tuple(cluster.sentinel_args()))
     processes.append(backend.start())
     wait_for_workers(backend)
@@ -149,7 +153,7 @@ def test_the_backend_through_sentinel_answers_a_change_made_after_the_failover(c
     cluster.primary.stop(signal.SIGKILL)
     wait_until(lambda: cluster.current_primary_port() == replica.port, 30, "the replica promoted")
     write_manifests(manifests, "12.34.5.6")
-    sync.wait_until(lambda: replica.client().get("mountdns:node:node-1") == b"12.34.5.6", 30,
+    sync.wait_until(lambda: replica.client().get(NODE_1_KEY) == b"12.34.5.6", 30,
                     "the sync writing the new primary")
 
     wait_until(lambda: a_records(pdns, CHILD) == ("NOERROR", ["12.34.5.6"]), 20,

@@ -161,9 +161,10 @@ for _, kind in ipairs({'parent', 'child'}) do
     end
   end
 end
-local bumps = count()
+local bumps = {}
+for _ = 1, count() do bumps[#bumps + 1] = take() end  -- read even when unused: sections follow
 if wrote then
-  for _ = 1, bumps do redis.call('HINCRBY', prefix .. 'zone:' .. take(), 'serial', 1) end
+  for _, zone in ipairs(bumps) do redis.call('HINCRBY', prefix .. 'zone:' .. zone, 'serial', 1) end
 end
 if marker == 'write' then redis.call('SET', marker_key, marker_value) end
 local announcing = count()
