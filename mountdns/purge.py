@@ -52,11 +52,6 @@ def purge_waves(changes: Changes, before: State, after: State) -> list[set[str]]
     return waves
 
 
-def affected_names(changes: Changes, before: State, after: State) -> set[str]:
-    """Every name whose answer may differ after `changes` (both sides of each mapping)."""
-    return set().union(*purge_waves(changes, before, after))
-
-
 def purge_targets(waves: list[set[str]], zones: Iterable[str]) -> list[str]:
     """The API `domain` values to flush, in order: the names wave by wave, or whole zones
     when there are many (one call each instead of one per name; PowerDNS flushes the

@@ -260,6 +260,3 @@ def _election(args: argparse.Namespace) -> dict:
     return dict(leader_elect=args.leader_elect, lease_name=name, lease_namespace=namespace, identity=identity,
                 lease_duration=duration, renew_deadline=deadline, retry_period=retry)
 
-
-def parse(argv: list[str] | None = None) -> SyncSettings:
-    return settings_from_args(build_parser().parse_args(argv))

@@ -30,9 +30,9 @@ log = logging.getLogger("mountdns.sync")
 
 @dataclass(frozen=True)
 class Outcome:
+    """What one reconciliation did: the changes it wrote (or planned, in a dry run), and
+    how many names the desired state publishes."""
     changes: Changes
-    seconds: float
-    full: bool
     published: int
 
 
@@ -181,4 +181,4 @@ class Reconciler:
                      seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)",
                      f" ({len(self.owned_elsewhere)} held by another owner, not written)"
                      if self.owned_elsewhere and not self.dry_run else "")
-        return Outcome(changes, seconds, full, plan.state.name_count())
+        return Outcome(changes, plan.state.name_count())

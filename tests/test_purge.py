@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from mountdns.plan import diff
 from mountdns.records import State, Zone
-from mountdns.purge import MAX_NAMES_PER_PURGE, affected_names, merge_waves, purge_targets, purge_waves
+from mountdns.purge import MAX_NAMES_PER_PURGE, merge_waves, purge_targets, purge_waves
 
 ZONE = "example.com"
 OTHER = "other.org"
@@ -32,10 +32,10 @@ def after(**changed) -> State:
 
 
 def affected(new: State) -> set[str]:
-    return affected_names(diff(BEFORE, new), BEFORE, new)
+    return set().union(*purge_waves(diff(BEFORE, new), BEFORE, new))
 
 
-# --- affected_names -----------------------------------------------------------------------
+# --- every name whose answer may differ -----------------------------------------------------------------------
 
 
 def test_node_move_purges_its_parents_and_every_chained_child_but_not_the_apex():

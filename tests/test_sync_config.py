@@ -13,7 +13,12 @@ import pytest
 
 from mountdns.settings import ENV_PREFIX, ConfigError, env_name
 from mountdns.records import Zone
-from sync.config import SyncSettings, build_parser, parse
+from sync.config import SyncSettings, build_parser, settings_from_args
+
+
+def parse(argv: list[str]) -> SyncSettings:
+    """Settings from flags, as `mountdns-sync` builds them."""
+    return settings_from_args(build_parser().parse_args(argv))
 
 BIN = Path(sys.executable).parent
 ZONE_ARGS = ["--zone", "example.com"]
