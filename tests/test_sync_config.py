@@ -20,6 +20,7 @@ def parse(argv: list[str]) -> SyncSettings:
     """Settings from flags, as `mountdns-sync` builds them."""
     return settings_from_args(build_parser().parse_args(argv))
 
+
 BIN = Path(sys.executable).parent
 ZONE_ARGS = ["--zone", "example.com"]
 
