@@ -1,4 +1,4 @@
-"""Where published records live: Redis in production, memory in tests and dry runs.
+"""Where published records live: Redis in production, memory in unit tests.
 
 Both stores answer the same small interface, so the sync's reconciler and the backend's
 lookup run unchanged against either:
@@ -6,8 +6,9 @@ lookup run unchanged against either:
   resolve(qname) -> Resolution     everything about one name, in one round trip
   zones() / zone(name)             the zones served
   read_state() / zone_state(zone)  this owner's published state, or one zone's (AXFR)
-  apply(changes, term=, mark=, require_marker=) -> Applied
-                                   a plan's changes, all or nothing, fenced by term
+  apply(changes, term=, mark=, require_marker=, announcement=, announce_always=) -> Applied
+                                   a plan's changes, all or nothing, fenced by term, with
+                                   the announcement of the names it changed
   take_term(term)                  a sync starting to lead records its term
   write_marker() / marker_present()  the owner's data-loss marker
   ping()                           reachable or not
