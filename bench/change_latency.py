@@ -8,7 +8,7 @@ to the parent + the parent's A) sits in PowerDNS's caches; then the Node's Inter
 changed in the API (`api.apply`) and PowerDNS is polled over UDP until the child answers
 the new address. The latency runs from just before `api.apply` to the first correct
 answer; the Redis node key is polled in the same loop, which splits the figure into
-"API -> Redis" (watch event, coalescing, rules, diff, MULTI/EXEC with the announcement) and
+"API -> Redis" (watch event, coalescing, rules, diff, the write script with the announcement) and
 "Redis -> answer" (the backend's purge follower reads the announcement and purges through
 the PowerDNS API, then a fresh lookup).
 

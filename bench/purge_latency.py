@@ -3,7 +3,7 @@
 Two "DNS pods", each a mountdns-backend (with its purge follower) and a pdns_server with
 the SHIPPED caches of pdns/pdns.conf: pod A reads the Redis primary, pod B a replica
 (`replicaof`). Each move is written to the primary the way the sync writes it (the
-changes and the announcement in one MULTI/EXEC); before it, a mounted child on the moved
+changes and the announcement in one script call); before it, a mounted child on the moved
 node is asked twice on each pod, so its old answer is cached. The timer runs from just
 before the write until both pods answer the new address (each polled over UDP, 1 ms apart).
 
@@ -167,7 +167,7 @@ def run(quick: bool) -> list[Table]:
     row(table, "move during a load burst, early repeats off (one after 60 s)", loaded_no_repeat)
     table.notes += [
         "Each move: the child Container_D_0 (CNAME to Container_B_0 on node-1) is asked twice on each pod, "
-        "then node-1's address is written to the primary with its announcement in one MULTI/EXEC (as the "
+        "then node-1's address is written to the primary with its announcement in one script call (as the "
         f"sync does), and both pods are polled over UDP ({POLL_SLEEP * 1000:.0f} ms apart) until both "
         f"answer the new address; limit {LIMIT:.0f} s.",
         f"Load burst: dnsperf -c 4 -q 200 against each pod for {size['burst_seconds']:g} s with 20,000 names "

@@ -1,9 +1,9 @@
-"""Announcements: the names each committed batch changed, written in the same MULTI/EXEC.
+"""Announcements: the names each committed batch changed, written in the batch's own write.
 
 Every backend instance purges its own PowerDNS's caches, so the sync cannot call them all
 (it does not know them, and in a cluster they come and go). Instead the sync appends one
-entry per batch to a Redis Stream (`Keys.announcements`) inside the transaction that
-writes the records, and each backend follows the stream on the Redis it reads
+entry per batch to a Redis Stream (`Keys.announcements`) inside the script call that
+writes the records (mountdns.store.scripts), and each backend follows the stream on the Redis it reads
 (pdns_backend.purge_follower). Replication applies a transaction as a whole, in order,
 so when a follower reading a replica sees the entry, the replica already holds the data
 the entry announces: a purge can never land before the new data.
@@ -31,7 +31,6 @@ import json
 from dataclasses import dataclass
 from typing import Iterable
 
-from mountdns.keyspace import Keys
 from mountdns.names import containing_zone
 from mountdns.plan import Changes
 from mountdns.purge import MAX_NAMES_PER_PURGE, purge_waves
@@ -98,11 +97,6 @@ def decode(fields: dict) -> Announcement:
                             frozenset(str(z) for z in zones))
     except (KeyError, TypeError, ValueError) as exc:
         raise AnnouncementError(f"unreadable announcement {fields!r}: {exc}") from exc
-
-
-def queue(pipe, keys: Keys, announcement: Announcement, maxlen: int = MAXLEN) -> None:
-    """Add `announcement` to a pipeline (the caller's MULTI/EXEC), trimming the stream."""
-    pipe.xadd(keys.announcements, encode(announcement), maxlen=maxlen, approximate=True)
 
 
 def parse_id(entry_id: bytes | str) -> tuple[int, int]:

@@ -136,7 +136,7 @@ class SyncMetrics:
         return self._lost_data
 
     def write_committed(self) -> None:
-        """The batch's MULTI/EXEC is done."""
+        """The batch's write is done."""
         self.writes.inc()
         self.last_write.set(self.wall_clock())
         if self._pending_event is not None:

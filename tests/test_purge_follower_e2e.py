@@ -36,7 +36,7 @@ REPEAT_SETTLE = 0.5
 
 
 def write(primary_client, before: State, after: State) -> None:
-    """What the sync does: the changes and their announcement in one MULTI/EXEC."""
+    """What the sync does: the changes and their announcement in one script call."""
     changes = diff(before, after)
     RedisStore(primary_client).apply(changes, announcement=announce.from_changes(changes, before, after, after.zones))
 
