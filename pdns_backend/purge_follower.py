@@ -36,6 +36,7 @@ import urllib3
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mountdns import announce
+from mountdns.backoff import Backoff
 from mountdns.keyspace import DEFAULT_PREFIX, Keys
 from mountdns.names import absolute
 from mountdns.purge import merge_waves, purge_targets
@@ -122,7 +123,7 @@ class PurgeFollower:
         self.replication_id: str | None = None
         self.zones: set[str] = set()
         self.due: list[_Due] = []
-        self._backoff = 0.0
+        self._backoff = Backoff(initial=0.1, maximum=max_backoff)  # between failed flushes
 
     # -- reading the stream ---------------------------------------------------------
     def read(self, block: float | None = None) -> int:
@@ -240,14 +241,14 @@ class PurgeFollower:
                 self.api.flush(target)
             except PurgeError as exc:
                 self.metrics.purges_failed.inc()
-                self._backoff = min(self.max_backoff, max(0.1, self._backoff * 2))
-                log.warning("purging %s failed (retrying in %.1f s): %s", target, self._backoff, exc)
-                self.due.append(_Due(now + self._backoff, [set(targets[i:])]))
+                delay = self._backoff.next_delay()
+                log.warning("purging %s failed (retrying in %.1f s): %s", target, delay, exc)
+                self.due.append(_Due(now + delay, [set(targets[i:])]))
                 break
             self.metrics.purges_sent.inc()
             sent += 1
         else:
-            self._backoff = 0.0
+            self._backoff.reset()
         self._update_pending()
         log.debug("purged %s", targets[:sent])
         return sent
@@ -272,17 +273,17 @@ class PurgeFollower:
             except Exception:  # noqa: BLE001 - not ready yet
                 pass
             stop.wait(0.02)
-        backoff = 0.0
+        backoff = Backoff(initial=0.1, maximum=self.max_backoff)  # between reconnects to Redis
         while not stop.is_set():
             try:
                 self.purge_due()
                 self.read(block)
-                backoff = 0.0
+                backoff.reset()
             except redis.RedisError as exc:
                 self.lost_connection(exc)
-                backoff = min(MAX_BACKOFF, max(0.1, backoff * 2))
+                delay = backoff.next_delay()
                 nxt = self.next_due()
-                stop.wait(backoff if nxt is None else max(0.0, min(backoff, nxt - self.clock())))
+                stop.wait(delay if nxt is None else max(0.0, min(delay, nxt - self.clock())))
             except Exception:  # noqa: BLE001 - the follower must outlive any surprise; logged
                 log.exception("purge follower error; resynchronising")
                 self.last_id = None
