@@ -17,6 +17,7 @@ import dns.rdatatype
 import pytest
 import yaml
 
+from mountdns.keyspace import Keys
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.objects import MOUNTED, SEED_CHILDREN, SEED_NODES, SEED_PARENTS, container, node, seed_fqdn, seed_objects
 from mountdns.testing.seed import SEED_STATE
@@ -25,6 +26,7 @@ from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
 
+KEYS = Keys()
 NODE_ADDRESS = dict(SEED_NODES)
 PARENT_NODE = {label: host for _, label, host, _ in SEED_PARENTS}
 CHILD_PARENT = {label: parent for _, label, _, _, parent in SEED_CHILDREN}
@@ -92,7 +94,7 @@ def zone_published(directory, redis_server):
     sync = SyncProcess(directory, redis_server.url, manifests=str(empty), name="sync-zone")
     result = sync.run("--once")
     assert result.returncode == 0, sync.log_tail()
-    assert redis_server.client().sismember("mountdns:zones", "domain.foo.bar")
+    assert redis_server.client().sismember(KEYS.zones, "domain.foo.bar")
 
 
 @pytest.fixture(scope="module")
@@ -175,16 +177,16 @@ def test_the_seed_story_in_dns(api, make_sync, pdns, redis_server, tmp_path):
     assert is_seed(client)
 
     # FIG. 5-6: node-1 fails over to 12.34.5.6. One key changes; the children's do not.
-    children_before = raw_keys(client, "mountdns:child:*")
-    parents_before = raw_keys(client, "mountdns:parent:*")
+    children_before = raw_keys(client, KEYS.pattern("child"))
+    parents_before = raw_keys(client, KEYS.pattern("parent"))
     api.apply(node("node-1", "12.34.5.6"))
     wait_for_answer(pdns, sync, "Container_D_0", child_answer("Container_B_0", "12.34.5.6"))
     assert answer(pdns, "Container_C_0") == child_answer("Container_A_1", "12.34.5.6")
     assert answer(pdns, "Container_B_0") == parent_answer("12.34.5.6")
     assert answer(pdns, "Container_E_0") == child_answer("Container_A_0", "1.2.3.4")
-    assert raw_keys(client, "mountdns:child:*") == children_before
-    assert raw_keys(client, "mountdns:parent:*") == parents_before
-    assert client.get("mountdns:node:default/node-1") == b"12.34.5.6"
+    assert raw_keys(client, KEYS.pattern("child")) == children_before
+    assert raw_keys(client, KEYS.pattern("parent")) == parents_before
+    assert client.get(KEYS.node("node-1")) == b"12.34.5.6"
 
     # FIG. 7: a child is unmounted. Without a node of its own it is gone from DNS; one that
     # runs on a node answers as a parent there.
@@ -227,9 +229,9 @@ def test_node_move_shows_through_the_shipped_caches_as_soon_as_the_sync_has_purg
         answer(cached_pdns, label)  # cached now as well
 
     # The answer is cached now: a change behind PowerDNS's back (no purge) is not seen ...
-    client.set("mountdns:node:default/node-1", "9.9.9.9")
+    client.set(KEYS.node("node-1"), "9.9.9.9")
     assert answer(cached_pdns, "Container_D_0") == child_answer("Container_B_0", "2.3.4.5")
-    client.set("mountdns:node:default/node-1", "2.3.4.5")
+    client.set(KEYS.node("node-1"), "2.3.4.5")
 
     # ... while the sync's write is followed by a purge of every name it affects: once those
     # purges are answered, the next queries get the new address (without them, every answer
