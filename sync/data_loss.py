@@ -5,7 +5,9 @@ empty replica. The sync's own memory of what it wrote (the reconciler's `known`)
 then hide the loss until the next full resync, minutes later. Every full write of the
 sync leaves a marker key in the store; this heartbeat checks every `interval` seconds
 that it is still there (so also on the first check after a reconnect) and, when it is
-gone, makes the daemon rewrite everything at once.
+gone, makes the daemon rewrite everything at once. The loss itself is noted (logged, and
+counted as one rewrite when the rewrite commits) by `Reconciler.data_lost`, the one place
+every way of noticing it goes through.
 """
 
 from __future__ import annotations
@@ -51,10 +53,7 @@ class MarkerWatch:
         except StoreError as exc:
             log.debug("marker check failed (%s); checking again after reconnecting", exc)
             return False
-        if present:
+        if present or not reconciler.data_lost("its marker is gone"):
             return False
         self.losses += 1
-        log.warning("Redis lost this sync's data (its marker is gone): rewriting everything now")
-        reconciler.marked = False
-        reconciler.known = None
         return True

@@ -86,8 +86,6 @@ class SyncMetrics:
         self.last_error: str | None = None  # the last batch's store error, until one succeeds
         self._pending_event: float | None = None
         self._counted: tuple[dict, dict] | None = None  # the parents/children dicts last counted
-        self._committed_once = False
-        self._lost_data = False
 
     # -- leadership ------------------------------------------------------------------
     def set_leader(self, leader: bool) -> None:
@@ -129,12 +127,6 @@ class SyncMetrics:
         batch that fails keeps it for the next one."""
         self._pending_event = _earlier(self._pending_event, oldest_event)
 
-    def store_read(self, current: State, zones: Iterable[str]) -> bool:
-        """A full read of the store; True when it lacks zones this process has written,
-        i.e. Redis lost its data (restarted empty, flushed) and everything is rewritten."""
-        self._lost_data = self._committed_once and not set(zones) <= set(current.zones)
-        return self._lost_data
-
     def write_committed(self) -> None:
         """The batch's write is done."""
         self.writes.inc()
@@ -142,11 +134,13 @@ class SyncMetrics:
         if self._pending_event is not None:
             self.event_to_write.observe(max(0.0, self.monotonic() - self._pending_event))
             self._pending_event = None
-        if self._lost_data:
-            self.store_rewrites.inc()
-            self._lost_data = False
-        self._committed_once = True
         self._succeeded()
+
+    def store_rewritten(self) -> None:
+        """The full write that restored this sync's data after Redis lost it committed.
+        Only the reconciler calls this, once per loss, however the loss was noticed (the
+        marker heartbeat, a refused batch, a full read): see `Reconciler.data_lost`."""
+        self.store_rewrites.inc()
 
     def nothing_to_write(self) -> None:
         """The batch found the store already right (or it was a dry run): the events it

@@ -6,7 +6,9 @@ The reconciler remembers what it last wrote, so a batch after a watch event diff
 memory instead of re-reading every key; a full resync (and any failed write) re-reads
 Redis, which is how a Redis restarted empty is rewritten. Full writes carry the store's
 data-loss marker and later batches require it, so a batch is never diffed against data
-Redis has lost. A write whose reply never came is not assumed either way: the next batch
+Redis has lost. However a loss is noticed (the daemon's marker heartbeat, a batch refused
+for want of the marker, the marker check of a full read), it goes through `data_lost`,
+which logs it once and has the next full write counted as one rewrite. A write whose reply never came is not assumed either way: the next batch
 re-reads the store and purges the names of the unsure batch too, written or not.
 """
 
@@ -64,6 +66,7 @@ class Reconciler:
         self.store = store  # with leader election, a wrapper adding the leader's term to every apply
         self.metrics = metrics  # sync.metrics.SyncMetrics, or None
         self.marked = False  # the store's data-loss marker was written by a full write of ours
+        self.rewrite_due = False  # Redis lost our data: the next full write restores it
         self.owned_elsewhere: frozenset[str] = frozenset()  # desired names another owner holds
         self.zones_elsewhere: frozenset[str] = frozenset()
         self._unsure: list[set[str]] = []  # purge waves of writes whose outcome is unknown
@@ -112,6 +115,34 @@ class Reconciler:
             log.warning("zone %s: defined differently by another owner; its definition stays", name)
         self.owned_elsewhere, self.zones_elsewhere = result.owned_elsewhere, result.zones_elsewhere
 
+    def data_lost(self, how: str) -> bool:
+        """Redis lost this sync's data, noticed `how`: forget what we believed it holds so
+        the next batch re-reads it and writes everything. The one place a loss is noted,
+        so a loss noticed several ways (the heartbeat, then the full read) counts once;
+        True when this is news (we had marked the store and had not noticed yet)."""
+        if not self.marked:
+            return False  # nothing of ours written yet, or the loss is already noted
+        log.warning("Redis lost this sync's data (%s): rewriting everything now", how)
+        self.marked = False
+        self.known = None
+        self.rewrite_due = True
+        return True
+
+    def _check_marker(self) -> None:
+        """Before a full read: is our marker still there? Read first, so the state read
+        after it reflects a loss it finds."""
+        present = getattr(self.store, "marker_present", None)
+        if present is None or self.dry_run or not (self.marked or self.rewrite_due):
+            return  # a store without a marker (a test double) cannot tell; nothing written yet
+        if present():
+            if self.rewrite_due:
+                # Restored meanwhile: by another replica of this owner that led in between
+                # (which counts it), or by a write of ours whose reply never came. Not counted.
+                log.info("Redis holds this sync's marker again: its data was rewritten meanwhile")
+                self.rewrite_due = False
+        else:
+            self.data_lost("its marker is gone")
+
     def reconcile(self, snapshot: Snapshot, full: bool = False) -> Outcome:
         """Make the store match the snapshot. Raises StoreError when the store fails."""
         if self.metrics is None:
@@ -131,9 +162,8 @@ class Reconciler:
             self.metrics.plan_computed(plan)
         fresh = full or self.known is None  # diffed against what the store holds now
         if fresh:
+            self._check_marker()
             current = self.store.read_state()
-            if self.metrics is not None and self.metrics.store_read(current, plan.state.zones):
-                log.warning("Redis lost its data (zones missing): rewriting everything")
         else:
             current = self.known
         changes = diff(current, plan.state, collect_garbage=snapshot.complete)
@@ -154,18 +184,21 @@ class Reconciler:
             except Exception as exc:
                 self.known = None  # unsure what was written: re-read next time
                 if isinstance(exc, DataLost):
-                    self.marked = False
+                    self.data_lost("a batch was refused: its marker is gone")
                 elif isinstance(exc, UnknownOutcome):
                     # Maybe written: its names are announced with the next write, whatever it finds.
                     self._unsure.extend(purge_waves(changes, current, after))
                 raise
             result = result or NOTHING_APPLIED  # a store that reports nothing refused nothing
             self._unsure = []
-            if fresh:
-                self.marked = True
             self.batches += not changes.empty
             if self.metrics is not None and not changes.empty:
                 self.metrics.write_committed()
+            if fresh:
+                self.marked = True
+                if self.rewrite_due and self.metrics is not None:
+                    self.metrics.store_rewritten()
+                self.rewrite_due = False
             self._report_owned_elsewhere(result)
             # Names another owner holds are not ours: the next batch asks for them again.
             self.known = without_names(after, result.owned_elsewhere)

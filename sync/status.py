@@ -106,13 +106,21 @@ def slim_status(status: Mapping) -> dict:
     return kept
 
 
+def part(obj: Mapping, name: str) -> Mapping:
+    """`obj[name]` when it is a mapping, else an empty one: a Container whose status or
+    metadata is a string or a list (the schema bypassed) is reported by the rules, and
+    its status is written over with ours, not a reason for the writer to fail."""
+    value = obj.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
 def has_foreign_conditions(obj: Mapping) -> bool:
     """The object was slimmed and had conditions it no longer shows."""
-    return bool((obj.get("status") or {}).get(FOREIGN_CONDITIONS))
+    return bool(part(obj, "status").get(FOREIGN_CONDITIONS))
 
 
 def current_condition(obj: Mapping) -> dict | None:
-    conditions = (obj.get("status") or {}).get("conditions")
+    conditions = part(obj, "status").get("conditions")
     if isinstance(conditions, list):
         for condition in conditions:
             if isinstance(condition, dict) and condition.get("type") == PUBLISHED:
@@ -121,7 +129,7 @@ def current_condition(obj: Mapping) -> dict | None:
 
 
 def generation(obj: Mapping) -> int | None:
-    value = (obj.get("metadata") or {}).get("generation")
+    value = part(obj, "metadata").get("generation")
     return value if isinstance(value, int) else None
 
 
@@ -130,7 +138,7 @@ def up_to_date(obj: Mapping, verdict: Verdict) -> bool:
     condition = current_condition(obj)
     if condition is None:
         return False
-    status = obj.get("status") or {}
+    status = part(obj, "status")
     return (condition.get("status") == _status_word(verdict)
             and condition.get("reason") == verdict.reason
             and condition.get("message") == verdict.message
@@ -161,7 +169,7 @@ def status_patch(obj: Mapping, verdict: Verdict, now: str) -> dict | None:
     """
     if up_to_date(obj, verdict):
         return None
-    status = obj.get("status") or {}
+    status = part(obj, "status")
     previous = current_condition(obj)
     word = _status_word(verdict)
     condition = {
@@ -176,7 +184,8 @@ def status_patch(obj: Mapping, verdict: Verdict, now: str) -> dict | None:
     observed = generation(obj)
     if observed is not None:
         condition["observedGeneration"] = observed
-    conditions = [c for c in status.get("conditions") or () if isinstance(c, dict)]
+    conditions = status.get("conditions")
+    conditions = [c for c in conditions if isinstance(c, dict)] if isinstance(conditions, list) else []
     for index, existing in enumerate(conditions):
         if existing.get("type") == PUBLISHED:
             conditions[index] = condition
@@ -189,7 +198,7 @@ def status_patch(obj: Mapping, verdict: Verdict, now: str) -> dict | None:
         if status.get(field_name) != wanted:
             patch_status[field_name] = wanted  # None deletes the field (merge patch)
     patch: dict = {"status": patch_status}
-    resource_version = (obj.get("metadata") or {}).get("resourceVersion")
+    resource_version = part(obj, "metadata").get("resourceVersion")
     if resource_version:
         patch["metadata"] = {"resourceVersion": resource_version}
     return patch

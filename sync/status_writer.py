@@ -28,7 +28,7 @@ from mountdns.backoff import Backoff
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import DEFAULT_NAMESPACE, ObjectKey
 from sync.rules import Desired
-from sync.status import (Verdict, enters_failure, has_foreign_conditions, status_patch, up_to_date,
+from sync.status import (Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date,
                          verdicts)
 
 log = logging.getLogger("mountdns.sync.status")
@@ -114,12 +114,12 @@ class TokenBucket:
 
 
 def _key(obj: Mapping) -> ObjectKey:
-    meta = obj.get("metadata") or {}
+    meta = part(obj, "metadata")
     return meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or "")
 
 
 def _resource_version(obj: Mapping) -> str | None:
-    return (obj.get("metadata") or {}).get("resourceVersion")
+    return part(obj, "metadata").get("resourceVersion")
 
 
 class StatusWriter:
@@ -165,7 +165,8 @@ class StatusWriter:
         containers, nodes, desired = offered
         old_containers, old_published, old_skipped, old_nodes = self._inputs
         node_signature = (frozenset(desired.state.nodes),
-                          frozenset(((n.get("metadata") or {}).get("name") or "").lower() for n in nodes))
+                          frozenset(str(part(n, "metadata").get("name") or "").lower()
+                                    for n in nodes if isinstance(n, dict)))
         same_rules = (desired.published is old_published and desired.skipped is old_skipped
                       and node_signature == old_nodes)
         same_objects = len(containers) == len(old_containers) and all(

@@ -155,10 +155,11 @@ def test_a_change_made_while_a_batch_is_written_makes_the_next_batch():
     source = FakeSource(cache, containers=containers, nodes=nodes)
 
     class PutDuringWrite(MemoryStore):
-        def apply(self, changes, pipeline=None):
-            super().apply(changes, pipeline)
+        def apply(self, changes, **options):
+            applied = super().apply(changes, **options)
             if len(self.batches) == 1:
                 cache.put(CONTAINER, container("late", node="node-0"))
+            return applied
 
     store = PutDuringWrite()
     daemon = daemon_for(cache, source, store)

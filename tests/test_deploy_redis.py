@@ -12,10 +12,12 @@ from __future__ import annotations
 import redis
 import pytest
 
+from mountdns.keyspace import Keys
 from mountdns.testing.deploy import container, render
 from mountdns.testing.servers import Process, free_port, wait_until
 
 pytestmark = pytest.mark.integration
+NODE_1 = Keys().node("node-1")  # a key the sync writes, as replicated data
 
 SECRETS = {"redis-password": "primary-secret", "redis-replica-password": "replica-secret",
            "pdns-api-key": "api-secret"}
@@ -61,24 +63,24 @@ def test_dns_pod_replica_syncs_as_the_replica_user_and_serves_stale_data(tmp_pat
     try:
         writer = redis.Redis(port=primary_port, password=SECRETS["redis-password"])
         wait_until(lambda: writer.ping(), 10, "the primary", give_up=lambda: not primary.running())
-        writer.set("mountdns:node:node-1", "2.3.4.5")
+        writer.set(NODE_1, "2.3.4.5")
         replica = _start("replica", _local(replica_argv, replica_port, tmp_path / "replica", primary_port), tmp_path)
         # The backend's URL, pointed at this replica's port.
         reader = redis.Redis.from_url(backend_url.replace(":6379/", f":{replica_port}/"))
-        wait_until(lambda: reader.get("mountdns:node:node-1") == b"2.3.4.5", 20, "the replica's first sync",
+        wait_until(lambda: reader.get(NODE_1) == b"2.3.4.5", 20, "the replica's first sync",
                    give_up=lambda: not replica.running())
 
         as_replica_user = redis.Redis(port=primary_port, username="replica", password=SECRETS["redis-replica-password"])
         with pytest.raises(redis.exceptions.NoPermissionError):
-            as_replica_user.set("mountdns:node:node-1", "6.6.6.6")
+            as_replica_user.set(NODE_1, "6.6.6.6")
         with pytest.raises(redis.exceptions.ReadOnlyError):
-            reader.set("mountdns:node:node-1", "6.6.6.6")
+            reader.set(NODE_1, "6.6.6.6")
 
-        writer.set("mountdns:node:node-1", "12.34.5.6")
-        wait_until(lambda: reader.get("mountdns:node:node-1") == b"12.34.5.6", 10, "the change replicated")
+        writer.set(NODE_1, "12.34.5.6")
+        wait_until(lambda: reader.get(NODE_1) == b"12.34.5.6", 10, "the change replicated")
         primary.stop()
         wait_until(lambda: reader.info("replication")["master_link_status"] == "down", 20, "the link down")
-        assert reader.get("mountdns:node:node-1") == b"12.34.5.6", "stale data is served while the primary is down"
+        assert reader.get(NODE_1) == b"12.34.5.6", "stale data is served while the primary is down"
     finally:
         if replica is not None:
             replica.stop()

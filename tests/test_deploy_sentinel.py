@@ -17,10 +17,12 @@ import subprocess
 import pytest
 import redis
 
+from mountdns.keyspace import Keys
 from mountdns.testing.deploy import container, find, render
 from mountdns.testing.servers import Process, free_port, wait_until
 
 pytestmark = pytest.mark.integration
+NODE_1 = Keys().node("node-1")  # a key the sync writes, as replicated data
 
 SECRETS = {"redis-password": "primary-secret", "redis-replica-password": "replica-secret",
            "pdns-api-key": "api-secret"}
@@ -116,8 +118,8 @@ def test_sentinels_promote_a_replica_and_the_old_primary_returns_as_a_replica(tm
         for i in range(3):
             cluster.start_sentinel(i)
         assert cluster.ready(0) and not cluster.ready(1) and not cluster.ready(2)
-        cluster.client(0).set("mountdns:node:node-1", "2.3.4.5")
-        wait_until(lambda: cluster.client(2).get("mountdns:node:node-1") == b"2.3.4.5", 20, "replication")
+        cluster.client(0).set(NODE_1, "2.3.4.5")
+        wait_until(lambda: cluster.client(2).get(NODE_1) == b"2.3.4.5", 20, "replication")
         # Each sentinel knows both replicas and the two other sentinels before the failure.
         wait_until(lambda: all(cluster.sentinel(i).sentinel_master("mountdns")["num-other-sentinels"] == 2
                                and cluster.sentinel(i).sentinel_master("mountdns")["num-slaves"] == 2
@@ -127,8 +129,8 @@ def test_sentinels_promote_a_replica_and_the_old_primary_returns_as_a_replica(tm
         promoted = wait_until(lambda: [i for i in (1, 2) if cluster.ready(i)], 60, "a replica promoted")
         assert len(promoted) == 1
         (new,) = promoted
-        assert cluster.client(new).get("mountdns:node:node-1") == b"2.3.4.5"
-        cluster.client(new).set("mountdns:node:node-1", "12.34.5.6")
+        assert cluster.client(new).get(NODE_1) == b"2.3.4.5"
+        cluster.client(new).set(NODE_1, "12.34.5.6")
 
         # The failover is complete once the sentinels name the new primary (a pod restarted
         # before that still hears of the old one: Sentinel's own window, closed by Sentinel
@@ -140,7 +142,7 @@ def test_sentinels_promote_a_replica_and_the_old_primary_returns_as_a_replica(tm
         # A replica from its first moment: the start script asked the sentinels.
         assert cluster.client(0).info("replication")["role"] == "slave"
         assert not cluster.ready(0), "a restarted old primary must not be a second primary"
-        wait_until(lambda: cluster.client(0).get("mountdns:node:node-1") == b"12.34.5.6", 30,
+        wait_until(lambda: cluster.client(0).get(NODE_1) == b"12.34.5.6", 30,
                    "the old primary replicating from the new one")
     finally:
         cluster.stop()

@@ -12,6 +12,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from mountdns.keyspace import Keys
 from mountdns.store.redis_store import RedisStore
 from mountdns.records import State
 from tests.conftest import load
@@ -20,6 +21,7 @@ from mountdns.testing.servers import CACHES_OFF, BackendServer, PdnsServer, Redi
 
 pytestmark = pytest.mark.integration
 
+KEYS = Keys()
 CONNECTOR_OPTIONS = {"rest": "", "post": ",post=1", "post_json": ",post=1,post_json=1"}
 NODE_1 = next(n for n, a in NODES.items() if a == ("2.3.4.5",))
 
@@ -137,17 +139,17 @@ def raw_keys(client, pattern):
 
 def test_node_moves_with_one_write_and_children_follow(pdns, store, redis_client):
     assert addresses(pdns.query("Container_D_0.domain.foo.bar", "A")) == ["2.3.4.5"]
-    children_before = raw_keys(redis_client, "mountdns:child:*")
-    parents_before = raw_keys(redis_client, "mountdns:parent:*")
+    children_before = raw_keys(redis_client, KEYS.pattern("child"))
+    parents_before = raw_keys(redis_client, KEYS.pattern("parent"))
 
     moved = State(zones=SEED_STATE.zones, nodes={**NODES, NODE_1: ("12.34.5.6",)},
                   parents=SEED_STATE.parents, children=SEED_STATE.children)
     changes = load(store, moved)
 
     assert changes.key_writes() == 1 and dict(changes.nodes_put) == {NODE_1: ("12.34.5.6",)}
-    assert redis_client.get(f"mountdns:node:default/{NODE_1}") == b"12.34.5.6"
-    assert raw_keys(redis_client, "mountdns:child:*") == children_before
-    assert raw_keys(redis_client, "mountdns:parent:*") == parents_before
+    assert redis_client.get(KEYS.node(NODE_1)) == b"12.34.5.6"
+    assert raw_keys(redis_client, KEYS.pattern("child")) == children_before
+    assert raw_keys(redis_client, KEYS.pattern("parent")) == parents_before
     for name in ("Container_D_0", "Container_B_0", "Container_A_1", "Container_C_0"):
         assert addresses(pdns.query(f"{name}.domain.foo.bar", "A")) == ["12.34.5.6"], name
     assert addresses(pdns.query("Container_E_0.domain.foo.bar", "A")) == ["1.2.3.4"]

@@ -11,12 +11,14 @@ import pytest
 from kubernetes.client.rest import ApiException
 from prometheus_client import CollectorRegistry
 
+from mountdns.keyspace import Keys, owned
 from mountdns.records import Zone
-from mountdns.store import StoreError
+from mountdns.store import DataLost, StoreError
 from mountdns.store.memory_store import MemoryStore
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.objects import SEED_CONFIG, container, node, seed_objects
 from mountdns.testing.seed import ZONE
+from sync.data_loss import MarkerWatch
 from sync.metrics import SyncMetrics
 from sync.objects import SkipCode
 from sync.reconciler import Reconciler
@@ -231,7 +233,65 @@ def test_a_rewrite_after_redis_lost_its_data_is_counted_once(registry, metrics):
 
     assert value(registry, "mountdns_sync_store_rewrites_total") == 1
     assert value(registry, "mountdns_sync_writes_total") == 2
-    assert client.get("mountdns:node:node-1") == b"2.3.4.5"
+    assert client.get(Keys().node("node-1")) == b"2.3.4.5"
+
+
+def test_a_loss_noticed_by_the_heartbeat_and_again_by_the_full_read_is_counted_once(registry, metrics):
+    clock = FakeClock(100.0)
+    client = fakeredis.FakeRedis()
+    reconciler = Reconciler(RedisStore(client), SEED_CONFIG, metrics=metrics)
+    watch = MarkerWatch(reconciler, interval=1.0, clock=clock)
+    cache = seeded_cache()
+    reconciler.reconcile(cache.snapshot(), full=True)
+
+    client.flushall()
+    clock.now += 1.0
+    assert watch.data_lost() is True
+    assert value(registry, "mountdns_sync_store_rewrites_total") == 0  # noticed, not yet rewritten
+    clock.now += 1.0
+    assert watch.data_lost() is False  # the marker is still gone, but the loss is already noted
+    reconciler.reconcile(cache.snapshot(), full=True)  # its full read finds the marker gone too
+    clock.now += 1.0
+    assert watch.data_lost() is False
+
+    assert value(registry, "mountdns_sync_store_rewrites_total") == 1
+    assert client.get(Keys().parent("container_a_0.domain.foo.bar")) == owned("default", "node-0").encode()
+
+
+def test_a_loss_noticed_by_a_refused_batch_is_counted_once_at_the_rewrite(registry, metrics):
+    client = fakeredis.FakeRedis()
+    reconciler = Reconciler(RedisStore(client), SEED_CONFIG, metrics=metrics)
+    cache = seeded_cache()
+    reconciler.reconcile(cache.snapshot(), full=True)
+
+    client.flushall()
+    cache.put(NODE, node("node-1", "9.8.7.6"))
+    with pytest.raises(DataLost):
+        reconciler.reconcile(cache.snapshot())  # diffed against what Redis lost: refused
+    assert value(registry, "mountdns_sync_store_rewrites_total") == 0
+    reconciler.reconcile(cache.snapshot(), full=True)  # its full read finds the marker gone too
+    reconciler.reconcile(cache.snapshot(), full=True)
+
+    assert value(registry, "mountdns_sync_store_rewrites_total") == 1
+    assert client.get(Keys().node("node-1")) == b"9.8.7.6"
+
+
+def test_a_loss_another_replica_rewrote_first_is_not_counted_again(registry, metrics):
+    client = fakeredis.FakeRedis()
+    follower = Reconciler(RedisStore(client), SEED_CONFIG, metrics=metrics)
+    cache = seeded_cache()
+    follower.reconcile(cache.snapshot(), full=True)  # it led once, so its marker was written
+    client.flushall()
+    assert MarkerWatch(follower, interval=0.0).data_lost() is True
+
+    leader_registry = CollectorRegistry()
+    leader = Reconciler(RedisStore(client), SEED_CONFIG, metrics=SyncMetrics(leader_registry, [ZONE]))
+    leader.marked = True  # the replica that led meanwhile had written the marker too
+    leader.reconcile(cache.snapshot(), full=True)
+    follower.reconcile(cache.snapshot(), full=True)  # leading again later: Redis is whole
+
+    assert value(leader_registry, "mountdns_sync_store_rewrites_total") == 1
+    assert value(registry, "mountdns_sync_store_rewrites_total") == 0
 
 
 def test_metrics_of_two_syncs_in_one_process_are_independent(wall, mono):

@@ -16,12 +16,19 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mountdns.keyspace import DEFAULT_OWNER, Keys, owned
 from mountdns.testing.objects import MOUNTED, container, node, seed_objects
 from mountdns.testing.seed import ZONE
 from mountdns.testing.servers import RedisServer, free_port, workdir
 from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
+KEYS = Keys()
+
+
+def held(value: str) -> bytes:
+    """A name's stored value as the sync (the default owner) writes it."""
+    return owned(DEFAULT_OWNER, value).encode()
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -80,8 +87,8 @@ def test_scraped_metrics_and_probes_follow_the_sync(stack, api, redis_server):
     api.apply(node("node-1", "9.8.7.6"))
     api.apply(container("extra", node="node-0"))
     redis = redis_server.client()
-    sync.wait_until(lambda: redis.get("mountdns:parent:extra.default.domain.foo.bar") == b"node-0"
-                    and redis.get("mountdns:node:node-1") == b"9.8.7.6", 10, "the changes in Redis")
+    sync.wait_until(lambda: redis.get(KEYS.parent("extra.default.domain.foo.bar")) == held("node-0")
+                    and redis.get(KEYS.node("node-1")) == b"9.8.7.6", 10, "the changes in Redis")
     sync.wait_until(lambda: sample(scrape(port), "mountdns_sync_names", zone=ZONE, kind="parent") == 5, 10,
                     "the new parent counted")
     after = scrape(port)
@@ -122,18 +129,18 @@ def test_container_whose_spec_is_a_list_is_skipped_and_the_sync_keeps_publishing
     sync.start()
     redis = redis_server.client()
 
-    sync.wait_until(lambda: redis.get("mountdns:parent:container_a_0.domain.foo.bar") == b"node-0"
-                    and redis.get("mountdns:child:container_d_0.domain.foo.bar") == b"container_b_0.domain.foo.bar",
-                    20, "the seed published")
+    sync.wait_until(lambda: redis.get(KEYS.parent("container_a_0.domain.foo.bar")) == held("node-0")
+                    and redis.get(KEYS.child("container_d_0.domain.foo.bar"))
+                    == held("container_b_0.domain.foo.bar"), 20, "the seed published")
     sync.wait_for_log("not published: default/broken: spec must be an object, got list", 10)
     assert sample(scrape(port), "mountdns_sync_skipped_objects", reason="InvalidSpec") == 1
 
     # Still running: later changes are published, including the broken object once fixed.
     api.apply(container("later", node="node-1", mounted_to="container-a-0", status=MOUNTED))
     api.apply(container("broken", node="node-2"))
-    sync.wait_until(lambda: redis.get("mountdns:child:later.default.domain.foo.bar")
-                    == b"container_a_0.domain.foo.bar"
-                    and redis.get("mountdns:parent:broken.default.domain.foo.bar") == b"node-2",
+    sync.wait_until(lambda: redis.get(KEYS.child("later.default.domain.foo.bar"))
+                    == held("container_a_0.domain.foo.bar")
+                    and redis.get(KEYS.parent("broken.default.domain.foo.bar")) == held("node-2"),
                     10, "later changes published")
     sync.wait_until(lambda: sample(scrape(port), "mountdns_sync_skipped_objects", reason="InvalidSpec") == 0, 10,
                     "the fixed object no longer skipped")
@@ -157,12 +164,12 @@ def test_other_malformed_containers_do_not_stop_the_process(stack, api, redis_se
     redis = redis_server.client()
 
     sync.wait_until(lambda: get(port, "/readyz")[0] == 200, 20, "/readyz 200")
-    sync.wait_until(lambda: redis.get("mountdns:parent:container_a_0.domain.foo.bar") == b"node-0", 10,
+    sync.wait_until(lambda: redis.get(KEYS.parent("container_a_0.domain.foo.bar")) == held("node-0"), 10,
                     "the seed published")
     skipped = scrape(port)
     assert (sample(skipped, "mountdns_sync_skipped_objects", reason="InvalidSpec")
             + sample(skipped, "mountdns_sync_skipped_objects", reason="InvalidName")) == 1
-    assert not any(b"elvin" in key or b"broken" in key for key in redis.keys("mountdns:*"))
+    assert not any(b"elvin" in key or b"broken" in key for key in redis.keys(KEYS.prefix + "*"))
     assert not sync.exited()
 
 
@@ -212,7 +219,7 @@ def test_redis_lost_shows_as_write_errors_and_not_ready_then_a_counted_rewrite(t
 
         own_redis.start()  # empty
         client = own_redis.client()
-        sync.wait_until(lambda: client.get("mountdns:node:node-1") == b"2.3.4.5", 10, "the seed rewritten")
+        sync.wait_until(lambda: client.get(KEYS.node("node-1")) == b"2.3.4.5", 10, "the seed rewritten")
         sync.wait_until(lambda: sample(scrape(port), "mountdns_sync_store_rewrites_total") == 1, 10,
                         "the rewrite counted")
         assert get(port, "/readyz") == (200, "ok\n")

@@ -2,6 +2,8 @@
 `Published` condition, and from the condition an object has to the exact patch (or none).
 """
 
+import pytest
+
 from mountdns.testing.objects import SEED_CONFIG, container, node, seed_fqdn, seed_objects
 from sync.rules import desired_state
 from sync.status import (FOREIGN_CONDITIONS, PUBLISHED, Verdict, enters_failure, slim_status, status_patch,
@@ -161,6 +163,29 @@ def test_a_spec_change_alone_rewrites_observed_generation():
 def test_first_status_that_is_a_failure_is_a_new_failure_but_a_publish_is_not():
     assert enters_failure(stored(), ORPHAN)
     assert not enters_failure(stored(), PARENT)
+
+
+@pytest.mark.parametrize("bad", ["MOUNTED", ["MOUNTED"], 12], ids=["a string", "a list", "a number"])
+def test_a_status_that_is_not_an_object_is_written_over_with_ours(bad):
+    # The schema bypassed: the rules skip such a Container, and its status says why.
+    obj = stored(status=bad)
+    invalid = Verdict(False, "InvalidSpec", "status must be an object")
+
+    assert not up_to_date(obj, invalid) and enters_failure(obj, invalid)
+    assert status_patch(obj, invalid, T0) == {
+        "metadata": {"resourceVersion": "7"},
+        "status": {"conditions": [{"type": "Published", "status": "False", "reason": "InvalidSpec",
+                                   "message": invalid.message, "lastTransitionTime": T0,
+                                   "observedGeneration": 1}]},
+    }
+
+
+def test_metadata_that_is_not_an_object_gives_a_patch_without_a_precondition():
+    obj = dict(stored(), metadata="c")
+
+    patch = status_patch(obj, ORPHAN, T0)
+
+    assert "metadata" not in patch and "observedGeneration" not in patch["status"]["conditions"][0]
 
 
 # --- what the cache keeps -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ import fakeredis
 import pytest
 
 from mountdns.plan import Changes, diff
+from mountdns.keyspace import Keys
 from mountdns.records import State
 from mountdns.store import Fenced
 from mountdns.store.memory_store import MemoryStore
@@ -20,6 +21,7 @@ from mountdns.testing.seed import SEED_STATE, SEED_ZONE, ZONE
 from sync.reconciler import Reconciler
 from sync.sources.cache import Snapshot
 
+KEYS = Keys()
 MOVE = Changes(nodes_put={"node-1": ("12.34.5.6",)}, bump_serials=frozenset({ZONE}))
 
 
@@ -85,8 +87,8 @@ def test_fences_are_per_owner(redis_client):
     east.take_term(10)
     west.take_term(1)
     west.apply(diff(State(), State(zones={ZONE: SEED_ZONE}, nodes={"n": ("1.1.1.1",)})), term=1)
-    assert redis_client.get("mountdns:fence:east") == b"10"
-    assert redis_client.get("mountdns:fence:west") == b"1"
+    assert redis_client.get(KEYS.fence("east")) == b"10"
+    assert redis_client.get(KEYS.fence("west")) == b"1"
 
 
 def test_two_writers_racing_the_stale_one_stops_at_the_fence(redis_server, redis_client):
@@ -118,8 +120,8 @@ def test_two_writers_racing_the_stale_one_stops_at_the_fence(redis_server, redis
 
     assert fenced_at.is_set() and not writer.is_alive()
     assert old_writes  # the race did happen: the old leader wrote before the fence
-    assert redis_client.get("mountdns:node:default/node-1") == b"12.34.5.6"
-    assert redis_client.get("mountdns:fence:default") == b"8"
+    assert redis_client.get(KEYS.node("node-1")) == b"12.34.5.6"
+    assert redis_client.get(KEYS.fence("default")) == b"8"
 
 
 class WithTerm:
@@ -144,7 +146,7 @@ def test_a_reconciler_with_a_stale_term_is_fenced_and_writes_nothing(redis_clien
     with pytest.raises(Fenced):
         stale.reconcile(Snapshot(containers=tuple(containers), nodes=tuple(nodes), complete=True), full=True)
 
-    assert redis_client.keys("mountdns:*") == [b"mountdns:fence:default"]
+    assert redis_client.keys(KEYS.prefix + "*") == [KEYS.fence("default").encode()]
     assert stale.known is None and not stale.marked
 
     leader = Reconciler(WithTerm(RedisStore(redis_server.client()), 2), SEED_CONFIG)

@@ -12,6 +12,7 @@ import fakeredis
 import pytest
 
 from mountdns.plan import diff
+from mountdns.keyspace import Keys, owned
 from mountdns.records import State
 from mountdns.store import Applied
 from mountdns.store.memory_store import MemoryStore
@@ -22,6 +23,7 @@ from sync.reconciler import Reconciler
 from sync.sources.cache import Snapshot
 
 EAST, WEST = "east", "west"
+KEYS = Keys()
 SHARED = f"shared.{ZONE}"
 
 
@@ -153,12 +155,12 @@ def test_a_zone_keeps_the_definition_of_the_owner_that_wrote_it_first(owners):
 
 
 def test_a_value_written_before_owners_existed_is_taken_over(redis_client):
-    redis_client.set(f"mountdns:parent:{SHARED}", "node-1")
+    redis_client.set(KEYS.parent(SHARED), "node-1")  # written before owners existed
     store = RedisStore(redis_client, owner=EAST)
 
     assert publish(store, parents={SHARED: "node-7"}, nodes={"node-7": ("10.0.0.7",)}) == Applied()
 
-    assert redis_client.get(f"mountdns:parent:{SHARED}") == b"east/node-7"
+    assert redis_client.get(KEYS.parent(SHARED)) == owned(EAST, "node-7").encode()
     assert store.resolve(SHARED).addresses == ("10.0.0.7",)
 
 
@@ -167,11 +169,11 @@ def test_the_keys_carry_their_owner(redis_client):
     publish(store, parents={f"p.{ZONE}": "node-1"}, children={f"c.{ZONE}": f"p.{ZONE}"},
             nodes={"node-1": ("10.0.0.1",)})
 
-    assert redis_client.get(f"mountdns:parent:p.{ZONE}") == b"east/node-1"
-    assert redis_client.get(f"mountdns:child:c.{ZONE}") == f"east/p.{ZONE}".encode()
-    assert redis_client.get("mountdns:node:east/node-1") == b"10.0.0.1"
-    assert redis_client.smembers(f"mountdns:zone-owners:{ZONE}") == {b"east"}
-    assert redis_client.hget(f"mountdns:zone:{ZONE}", "owner") == b"east"
+    assert redis_client.get(KEYS.parent(f"p.{ZONE}")) == owned(EAST, "node-1").encode()
+    assert redis_client.get(KEYS.child(f"c.{ZONE}")) == owned(EAST, f"p.{ZONE}").encode()
+    assert redis_client.get(KEYS.node("node-1", EAST)) == b"10.0.0.1"
+    assert redis_client.smembers(KEYS.zone_owners(ZONE)) == {b"east"}
+    assert redis_client.hget(KEYS.zone(ZONE), "owner") == b"east"
 
 
 def test_a_lookup_is_still_one_round_trip_with_owners(redis_client, redis_server):

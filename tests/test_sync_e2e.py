@@ -29,6 +29,7 @@ from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
 
+KEYS = Keys()
 NODE_ADDRESS = dict(SEED_NODES)
 PARENT_NODE = {label: host for _, label, host, _ in SEED_PARENTS}
 CHILD_PARENT = {label: parent for _, label, _, _, parent in SEED_CHILDREN}
@@ -96,7 +97,7 @@ def zone_published(directory, redis_server):
     sync = SyncProcess(directory, redis_server.url, manifests=str(empty), name="sync-zone")
     result = sync.run("--once")
     assert result.returncode == 0, sync.log_tail()
-    assert redis_server.client().sismember("mountdns:zones", "domain.foo.bar")
+    assert redis_server.client().sismember(KEYS.zones, "domain.foo.bar")
 
 
 @pytest.fixture(scope="module")
@@ -185,16 +186,16 @@ def test_the_seed_story_in_dns(api, make_sync, pdns, redis_server, tmp_path):
     assert is_seed(client)
 
     # FIG. 5-6: node-1 fails over to 12.34.5.6. One key changes; the children's do not.
-    children_before = raw_keys(client, "mountdns:child:*")
-    parents_before = raw_keys(client, "mountdns:parent:*")
+    children_before = raw_keys(client, KEYS.pattern("child"))
+    parents_before = raw_keys(client, KEYS.pattern("parent"))
     api.apply(node("node-1", "12.34.5.6"))
     wait_for_answer(pdns, sync, "Container_D_0", child_answer("Container_B_0", "12.34.5.6"))
     assert answer(pdns, "Container_C_0") == child_answer("Container_A_1", "12.34.5.6")
     assert answer(pdns, "Container_B_0") == parent_answer("12.34.5.6")
     assert answer(pdns, "Container_E_0") == child_answer("Container_A_0", "1.2.3.4")
-    assert raw_keys(client, "mountdns:child:*") == children_before
-    assert raw_keys(client, "mountdns:parent:*") == parents_before
-    assert client.get("mountdns:node:default/node-1") == b"12.34.5.6"
+    assert raw_keys(client, KEYS.pattern("child")) == children_before
+    assert raw_keys(client, KEYS.pattern("parent")) == parents_before
+    assert client.get(KEYS.node("node-1")) == b"12.34.5.6"
 
     # FIG. 7: a child is unmounted. Without a node of its own it is gone from DNS; one that
     # runs on a node answers as a parent there.

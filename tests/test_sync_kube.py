@@ -14,6 +14,7 @@ import shutil
 import pytest
 
 from mountdns.backoff import DEFAULT_MAXIMUM
+from mountdns.keyspace import DEFAULT_OWNER, Keys, owned
 from mountdns.store.redis_store import RedisStore
 from mountdns.records import State
 from mountdns.testing.objects import MOUNTED, container, node, seed_fqdn, seed_objects
@@ -24,14 +25,16 @@ from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
 
-NODE_1_KEY = b"mountdns:node:default/node-1"
-MARKER_KEY = b"mountdns:marker:default"
+KEYS = Keys()
+ZONE_KEY = KEYS.zone("domain.foo.bar")
+NODE_1_KEY = KEYS.node("node-1").encode()
+MARKER_KEY = KEYS.marker(DEFAULT_OWNER).encode()
 # With the stream on which each write announces the names it changed (mountdns.announce).
-SEED_KEYS = ({b"mountdns:zones", b"mountdns:zone:domain.foo.bar", b"mountdns:zone-owners:domain.foo.bar", MARKER_KEY,
-              b"mountdns:announcements"}
-             | {f"mountdns:node:default/{n}".encode() for n in SEED_STATE.nodes}
-             | {f"mountdns:parent:{p}".encode() for p in SEED_STATE.parents}
-             | {f"mountdns:child:{c}".encode() for c in SEED_STATE.children})
+SEED_KEYS = ({KEYS.zones.encode(), ZONE_KEY.encode(), KEYS.zone_owners("domain.foo.bar").encode(), MARKER_KEY,
+              KEYS.announcements.encode()}
+             | {KEYS.node(n).encode() for n in SEED_STATE.nodes}
+             | {KEYS.parent(p).encode() for p in SEED_STATE.parents}
+             | {KEYS.child(c).encode() for c in SEED_STATE.children})
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -46,7 +49,7 @@ def is_seed(client) -> bool:
     return published(client) == SEED_STATE
 
 
-def string_keys(client, pattern: str = "mountdns:*") -> dict[bytes, bytes]:
+def string_keys(client, pattern: str = KEYS.prefix + "*") -> dict[bytes, bytes]:
     """Every string key under the prefix with its raw value (zone hashes, the zone set and
     the data-loss marker, which holds the time of the last full write, left out)."""
     return {k: client.get(k) for k in client.scan_iter(match=pattern)
@@ -63,11 +66,11 @@ def exec_calls(client) -> int:
 
 
 def child_key(label: str) -> bytes:
-    return f"mountdns:child:{label.lower()}.domain.foo.bar".encode()
+    return KEYS.child(f"{label.lower()}.domain.foo.bar").encode()
 
 
 def parent_key(label: str) -> bytes:
-    return f"mountdns:parent:{label.lower()}.domain.foo.bar".encode()
+    return KEYS.parent(f"{label.lower()}.domain.foo.bar").encode()
 
 
 def seed_container(name: str) -> dict:
@@ -197,14 +200,14 @@ def test_resync_without_changes_writes_nothing(seeded_api, make_sync, redis_clie
 # --- watch events ------------------------------------------------------------------------
 def test_node_moved_changes_only_its_node_key(synced, shared_api, shared_redis):
     before = string_keys(shared_redis)
-    serial_before = int(shared_redis.hget("mountdns:zone:domain.foo.bar", "serial"))
+    serial_before = int(shared_redis.hget(ZONE_KEY, "serial"))
 
     shared_api.apply(node("node-1", "12.34.5.6"))
 
     synced.wait_until(lambda: shared_redis.get(NODE_1_KEY) == b"12.34.5.6", 15, "node-1 moved")
     after = string_keys(shared_redis)
     assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == {NODE_1_KEY}
-    assert int(shared_redis.hget("mountdns:zone:domain.foo.bar", "serial")) > serial_before
+    assert int(shared_redis.hget(ZONE_KEY, "serial")) > serial_before
 
 
 def test_container_added_then_mounted_then_unmounted(synced, shared_api, shared_redis):
@@ -341,7 +344,7 @@ def test_compaction_and_dropped_watches_relist_and_converge(synced, shared_api, 
     shared_api.drop_watches()
     shared_api.apply(node("node-2", "13.14.15.16"))
 
-    synced.wait_until(lambda: shared_redis.get(b"mountdns:node:default/node-2") == b"13.14.15.16", 20, "node-2 moved")
+    synced.wait_until(lambda: shared_redis.get(KEYS.node("node-2")) == b"13.14.15.16", 20, "node-2 moved")
     synced.wait_until(lambda: sum(shared_api.list_calls.values()) >= lists + 2, 15, "both kinds re-listed")
     assert shared_api.wait_for_open_watches(2, timeout=15)
     # Watches after the compaction start from a fresh list, never from a compacted version.
@@ -355,7 +358,7 @@ def test_list_cut_short_by_410_is_relisted_before_anything_is_written(api, make_
     api.truncate_next_list()  # the continue request of the first paginated list gets 410
     execs = exec_calls(redis_client)
     sync = make_sync().start()
-    sync.wait_until(lambda: len(list(redis_client.scan_iter(match="mountdns:parent:*", count=1000))) == 600,
+    sync.wait_until(lambda: len(list(redis_client.scan_iter(match=KEYS.pattern("parent"), count=1000))) == 600,
                     10, "600 parents")
     assert "410 Gone: re-listing" in sync.log_text()
     assert api.list_calls["Container"] >= 4  # page 1, expired page 2, then both pages again
@@ -400,7 +403,8 @@ def test_burst_of_1000_containers_is_a_few_transactions(synced, shared_api, shar
                            for i in range(1000)])
 
     def burst_keys():
-        return len(list(shared_redis.scan_iter(match="mountdns:parent:burst-*", count=2000)))
+        return sum(1 for key in shared_redis.scan_iter(match=KEYS.pattern("parent"), count=2000)
+                   if KEYS.strip("parent", key).startswith("burst-"))
     synced.wait_until(lambda: burst_keys() == 1000, 15, "1,000 burst parents")
     transactions = exec_calls(shared_redis) - execs
     assert transactions <= 20, transactions
@@ -416,7 +420,7 @@ def test_namespace_flag_limits_containers_to_one_namespace(seeded_api, make_sync
 
     seeded_api.apply(container("other-0", node="node-1", fqdn="other_0.domain.foo.bar", namespace="default"))
     seeded_api.apply(container("x-1", node="node-1", fqdn="x_1.domain.foo.bar", namespace="team-a"))
-    sync.wait_until(lambda: redis_client.get(b"mountdns:parent:x_1.domain.foo.bar") == b"default/node-1", 15, "x-1")
+    sync.wait_until(lambda: redis_client.get(KEYS.parent("x_1.domain.foo.bar")) == owned(DEFAULT_OWNER, "node-1").encode(), 15, "x-1")
     state = published(redis_client)
     assert state.parents == {"x_0.domain.foo.bar": "node-0", "x_1.domain.foo.bar": "node-1"}
     assert state.children == {}
@@ -456,8 +460,8 @@ def test_dry_run_once_prints_the_plan_and_writes_nothing(seeded_api, make_sync, 
 def test_keys_outside_the_prefix_survive_garbage_collection(seeded_api, make_sync, redis_client):
     redis_client.set("other:key", "keep")
     redis_client.set("mountdns-other:x", "keep too")
-    redis_client.set("mountdns:parent:stale.domain.foo.bar", "default/node-9")
-    redis_client.set("mountdns:node:default/node-9", "9.9.9.9")
+    redis_client.set(KEYS.parent("stale.domain.foo.bar"), owned(DEFAULT_OWNER, "node-9"))
+    redis_client.set(KEYS.node("node-9"), "9.9.9.9")
 
     sync = make_sync(resync_interval=0.5).start()
     sync.wait_until(lambda: is_seed(redis_client), 20, "the seed published, the stale keys collected")
