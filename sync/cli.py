@@ -137,7 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         elector.release()  # after the last write: the next replica takes over at once
     if status_server:
         status_server.stop()
+    if status is not None:
+        # Its thread may be mid-request or logging: a daemon thread still writing to stderr
+        # while the interpreter finalizes makes Python abort (SIGABRT) instead of exiting 0.
+        status.thread.join(timeout=5)
     log.info("stopped")
+    logging.shutdown()
     return 0
 
 
