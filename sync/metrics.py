@@ -51,6 +51,9 @@ class SyncMetrics:
                            ["zone", "kind"], registry=registry)
         self.skipped = Gauge("mountdns_sync_skipped_objects", "Containers not published, by reason code",
                              ["reason"], registry=registry)
+        self.owned_elsewhere = Gauge("mountdns_sync_names_owned_elsewhere",
+                                     "Desired names the store left to another owner (another --owner-id wrote "
+                                     "them first)", registry=registry)
         self.unresolved = Gauge("mountdns_sync_unresolved_objects",
                                 "Parents published without A/AAAA records for now (NodeNotFound, NodeHasNoAddress)",
                                 ["reason"], registry=registry)

@@ -114,6 +114,8 @@ class Reconciler:
         for name in sorted(result.zones_elsewhere - self.zones_elsewhere):
             log.warning("zone %s: defined differently by another owner; its definition stays", name)
         self.owned_elsewhere, self.zones_elsewhere = result.owned_elsewhere, result.zones_elsewhere
+        if self.metrics is not None:
+            self.metrics.owned_elsewhere.set(len(self.owned_elsewhere))
 
     def data_lost(self, how: str) -> bool:
         """Redis lost this sync's data, noticed `how`: forget what we believed it holds so
@@ -208,7 +210,7 @@ class Reconciler:
             self.metrics.nothing_to_write()
         seconds = time.monotonic() - started
         if self.status is not None:
-            self.status.offer(snapshot.containers, snapshot.nodes, plan)
+            self.status.offer(snapshot.containers, snapshot.nodes, plan, self.owned_elsewhere)
         if not changes.empty:
             log.info("%s %s in %.1f ms%s%s", "planned" if self.dry_run else "wrote", changes.summary(),
                      seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)",

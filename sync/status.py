@@ -46,8 +46,10 @@ class Verdict(NamedTuple):
     target: str | None = None
 
 
-def verdicts(desired: Desired, nodes: Iterable[dict]) -> dict[ObjectKey, Verdict]:
-    """A Verdict for every Container the rules saw.
+def verdicts(desired: Desired, nodes: Iterable[dict],
+             owned_elsewhere: frozenset[str] = frozenset()) -> dict[ObjectKey, Verdict]:
+    """A Verdict for every Container the rules saw. `owned_elsewhere` are the names the
+    store refused because another owner (a sync with another --owner-id) holds them.
 
     A Container whose record is written but whose name cannot resolve, because the node
     at the end of its chain is not listed or has no usable address, is not Published:
@@ -59,6 +61,10 @@ def verdicts(desired: Desired, nodes: Iterable[dict]) -> dict[ObjectKey, Verdict
     result: dict[ObjectKey, Verdict] = {}
     for key, claim in published.items():
         fqdn = claim.fqdn
+        if fqdn in owned_elsewhere:
+            result[key] = Verdict(False, "OwnedElsewhere",
+                                  f"{fqdn} is held by another owner, which wrote it first; it keeps it")
+            continue
         if claim.mounted_to is None:  # a parent, most of them: no chain to follow
             node = target = claim.node
             message = f"{fqdn} has the addresses of node {target}"

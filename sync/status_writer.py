@@ -138,7 +138,8 @@ class StatusWriter:
         self._lock = threading.Lock()
         self._offered: tuple | None = None
         self._wake = threading.Event()
-        self._inputs: tuple = ((), None, None, None)  # containers, published, skipped, node signature
+        # containers, published, skipped, node signature, names held by another owner
+        self._inputs: tuple = ((), None, None, None, frozenset())
         self._objects: dict[ObjectKey, dict] = {}
         self._verdicts: dict[ObjectKey, Verdict] = {}
         self._pending: dict[ObjectKey, None] = {}  # an ordered set: first in, first written
@@ -150,10 +151,12 @@ class StatusWriter:
         self.thread: threading.Thread | None = None
 
     # -- the reconciler's side: O(1) --------------------------------------------------
-    def offer(self, containers: tuple, nodes: tuple, desired: Desired) -> None:
-        """The latest batch: the Containers as the cache holds them and the rules' result."""
+    def offer(self, containers: tuple, nodes: tuple, desired: Desired,
+              owned_elsewhere: frozenset[str] = frozenset()) -> None:
+        """The latest batch: the Containers as the cache holds them, the rules' result and
+        the names the store left to another owner."""
         with self._lock:
-            self._offered = (containers, nodes, desired)
+            self._offered = (containers, nodes, desired, owned_elsewhere)
         self._wake.set()
 
     # -- working out what to write --------------------------------------------------------
@@ -162,21 +165,21 @@ class StatusWriter:
             offered, self._offered = self._offered, None
         if offered is None:
             return
-        containers, nodes, desired = offered
-        old_containers, old_published, old_skipped, old_nodes = self._inputs
+        containers, nodes, desired, owned_elsewhere = offered
+        old_containers, old_published, old_skipped, old_nodes, old_elsewhere = self._inputs
         node_signature = (frozenset(desired.state.nodes),
                           frozenset(str(part(n, "metadata").get("name") or "").lower()
                                     for n in nodes if isinstance(n, dict)))
         same_rules = (desired.published is old_published and desired.skipped is old_skipped
-                      and node_signature == old_nodes)
+                      and node_signature == old_nodes and owned_elsewhere == old_elsewhere)
         same_objects = len(containers) == len(old_containers) and all(
             map(operator.is_, containers, old_containers))
-        self._inputs = (containers, desired.published, desired.skipped, node_signature)
+        self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
         if same_rules and same_objects:
             return  # a node moved, nothing else: no Container's status changes
         old_objects, old_verdicts = self._objects, self._verdicts
         if not same_rules:
-            self._verdicts = verdicts(desired, nodes)
+            self._verdicts = verdicts(desired, nodes, owned_elsewhere)
         if not same_objects:
             self._objects = {_key(obj): obj for obj in containers if isinstance(obj, dict)}
         pending = self._pending

@@ -231,10 +231,12 @@ class RecordingStatus:
     def __init__(self, store=None):
         self.store = store
         self.offers: list[tuple] = []
+        self.owned_elsewhere: list[frozenset] = []  # per offer, the names another owner holds
 
-    def offer(self, containers, nodes, desired) -> None:
+    def offer(self, containers, nodes, desired, owned_elsewhere=frozenset()) -> None:
         written = records(self.store) if self.store is not None else None
         self.offers.append((containers, nodes, desired, written))
+        self.owned_elsewhere.append(owned_elsewhere)
 
 
 def test_status_is_offered_each_batch_after_its_dns_write_and_not_after_a_failed_one():
@@ -255,3 +257,21 @@ def test_status_is_offered_each_batch_after_its_dns_write_and_not_after_a_failed
     assert containers is snapshot.containers and nodes is snapshot.nodes
     assert desired.state.parents == SEED_STATE.parents
     assert written_before_offer == SEED_RECORDS
+
+
+def test_names_another_owner_holds_reach_the_status_and_the_metrics():
+    from prometheus_client import CollectorRegistry
+
+    from sync.metrics import SyncMetrics
+
+    east = MemoryStore(owner="east")
+    Reconciler(east, SEED_CONFIG).reconcile(seed_snapshot())  # east publishes the seed first
+    west_status, registry = RecordingStatus(), CollectorRegistry()
+    west = Reconciler(east.view("west"), SEED_CONFIG, status=west_status,
+                      metrics=SyncMetrics(registry, [ZONE]))
+
+    west.reconcile(seed_snapshot())
+
+    names = set(SEED_STATE.parents) | set(SEED_STATE.children)
+    assert west_status.owned_elsewhere == [names] and west.owned_elsewhere == names
+    assert registry.get_sample_value("mountdns_sync_names_owned_elsewhere") == len(names)

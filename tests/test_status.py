@@ -72,6 +72,18 @@ def test_parent_on_a_missing_node_and_on_an_addressless_node_do_not_resolve():
     assert not any(v.published or v.fqdn for v in result.values())
 
 
+def test_a_name_another_owner_holds_is_not_published_with_owned_elsewhere():
+    containers, nodes = seed_objects()
+    desired = desired_state(containers, nodes, SEED_CONFIG)
+    b_0 = seed_fqdn("Container_B_0").lower()
+
+    result = verdicts(desired, nodes, owned_elsewhere=frozenset({b_0}))
+
+    assert result[("default", "container-b-0")] == Verdict(
+        False, "OwnedElsewhere", f"{b_0} is held by another owner, which wrote it first; it keeps it")
+    assert result[("default", "container-a-0")].published  # the others are untouched
+
+
 def test_every_reason_is_one_camel_case_word_from_the_documented_set():
     result = verdicts_of([container("idle"), container("cyc", mounted_to="cyc", status="MOUNTED"),
                           container("far", node="node-0", fqdn="x.example.org")], [])
