@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mountdns.names import absolute
+from mountdns.names import as_absolute
 from mountdns.testing.servers import BackendServer
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
@@ -21,8 +21,7 @@ def encode_qname(name: str) -> str:
 
 
 def lookup_path(name: str) -> str:
-    qname = name if name.endswith(".") else absolute(name)
-    return f"/dnsapi/lookup/{encode_qname(qname)}/ANY"
+    return f"/dnsapi/lookup/{encode_qname(as_absolute(name))}/ANY"
 
 
 def http_lookups(backend: BackendServer, names: list[str]) -> None:

@@ -16,7 +16,6 @@ repeats, and with the early repeats off (one repeat only, after 60 s).
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from mountdns.store.redis_store import RedisStore
 from mountdns.testing.purging_stack import a_records, purging_pair, start_pair
 from mountdns.testing.seed import SEED_STATE
 from mountdns.testing.sentinel import primary_server, replica_of
+from mountdns.testing.stats import percentile
 from mountdns.testing.servers import wait_until, workdir
 from pdns_backend.purge_follower import REPEAT_AFTER
 
@@ -43,11 +43,6 @@ POLL_SLEEP = 0.001
 LIMIT = 30.0  # a move not answered by then counts as timed out (the caches hold 20 s)
 FULL = {"moves": 60, "burst_moves": 10, "burst_seconds": 2.0}
 QUICK = {"moves": 5, "burst_moves": 1, "burst_seconds": 1.0}
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def write_move(client, before: State, address: str) -> State:

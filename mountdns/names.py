@@ -67,6 +67,12 @@ def check_publishable(name: str) -> str:
     raise InvalidName(f"{fqdn[:60]!r} may hold only ASCII letters, digits, '-' and '_' in its labels")
 
 
+def as_absolute(name: str) -> str:
+    """`name` as given (its case kept), ending in exactly the one dot a fully qualified
+    name has: how PowerDNS wants an owner name echoed back."""
+    return name if name.endswith(".") else name + "."
+
+
 def absolute(name: str) -> str:
     """The normalized name with its trailing dot, as PowerDNS and zone files want it."""
     return name + "."

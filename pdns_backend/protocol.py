@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 import orjson
 
-from mountdns.names import InvalidName, normalize
+from mountdns.names import InvalidName, as_absolute, normalize
 
 
 class BadRequest(ValueError):
@@ -112,6 +112,6 @@ def name_parameter(params: dict, key: str) -> tuple[str, str]:
     if not isinstance(raw, str):
         raise BadRequest(f"missing parameter {key!r}")
     try:
-        return normalize(raw), raw if raw.endswith(".") else raw + "."
+        return normalize(raw), as_absolute(raw)
     except InvalidName as exc:
         raise BadRequest(f"bad {key}: {exc}") from exc
