@@ -65,3 +65,15 @@ def api():
     double.start()
     yield double
     double.stop()
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis of this test's own, to stop and restart (empty) on the same port."""
+    directory = workdir("mountdns-own-redis-")
+    server = RedisServer(directory)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

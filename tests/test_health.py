@@ -5,12 +5,11 @@ endpoint answering /healthz, /readyz and /metrics with the right status codes.""
 from __future__ import annotations
 
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from mountdns.testing.http import get
 from mountdns.settings import ConfigError
 from mountdns.store import StoreError
 from mountdns.store.memory_store import MemoryStore
@@ -159,14 +158,6 @@ def test_the_loop_beats_when_it_turns_and_not_while_it_is_stuck(cache, clock):
 
 
 # --- the HTTP endpoint ----------------------------------------------------------------------------
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
 
 @pytest.fixture
 def server(metrics, health):

@@ -9,17 +9,15 @@ Every wait is bounded; processes are stopped by fixtures.
 
 from __future__ import annotations
 
-import shutil
-import urllib.error
-import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mountdns.testing.http import get
 from mountdns.keyspace import DEFAULT_OWNER, Keys, owned
 from mountdns.testing.objects import MOUNTED, container, node, seed_objects
 from mountdns.testing.seed import ZONE
-from mountdns.testing.servers import RedisServer, free_port, workdir
+from mountdns.testing.servers import free_port
 from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
@@ -29,16 +27,6 @@ KEYS = Keys()
 def held(value: str) -> bytes:
     """A name's stored value as the sync (the default owner) writes it."""
     return owned(DEFAULT_OWNER, value).encode()
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError as exc:  # not listening yet
-        return 0, str(exc)
 
 
 def scrape(port: int) -> dict[tuple, float]:
@@ -186,18 +174,6 @@ def test_a_metrics_port_in_use_exits_2_naming_the_flag(tmp_path, api, redis_serv
         assert f"mountdns-sync: --metrics-bind: cannot listen on 127.0.0.1:{port}" in second.log_text()
     finally:
         first.stop()
-
-
-@pytest.fixture
-def own_redis():
-    """A Redis of this test's own, to stop and restart (empty) on the same port."""
-    directory = workdir("mountdns-metrics-redis-")
-    server = RedisServer(directory)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_redis_lost_shows_as_write_errors_and_not_ready_then_a_counted_rewrite(tmp_path, api, own_redis):

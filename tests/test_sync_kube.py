@@ -9,7 +9,6 @@ DNS backend serves. Every wait is bounded; every process is stopped by a fixture
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
@@ -20,7 +19,7 @@ from mountdns.records import State
 from mountdns.testing.objects import MOUNTED, container, node, seed_fqdn, seed_objects
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.seed import NODES, SEED_STATE
-from mountdns.testing.servers import RedisServer, workdir
+from mountdns.testing.servers import RedisServer
 from mountdns.testing.sync_process import SyncProcess
 
 pytestmark = pytest.mark.integration
@@ -366,18 +365,6 @@ def test_list_cut_short_by_410_is_relisted_before_anything_is_written(api, make_
 
 
 # --- Redis failing ----------------------------------------------------------------------
-@pytest.fixture
-def own_redis():
-    """A Redis of this test's own, to stop and restart (empty) on the same port."""
-    directory = workdir("mountdns-sync-redis-")
-    server = RedisServer(directory)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def test_redis_restarted_empty_is_rewritten_within_one_resync(seeded_api, make_sync, own_redis):
     sync = make_sync(own_redis.url, resync_interval=2).start()
     client = own_redis.client()
