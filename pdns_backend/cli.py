@@ -8,13 +8,21 @@ or crowding them out.
 With `--pdns-api-url`, gunicorn's master process also runs the purge follower
 (pdns_backend.purge_follower) on a thread: one per backend instance, however many
 workers, and it lives exactly as long as the instance.
+
+`/metrics` on the backend's own port (any worker answers it) shows every worker's lookups
+and the master's follower metrics: the CLI makes a directory private to this instance for
+prometheus-client's multiprocess mode (pdns_backend.metrics) before gunicorn forks, and
+removes it on exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import tempfile
 
 from gunicorn.app.base import BaseApplication
 
@@ -22,6 +30,7 @@ from mountdns.keyspace import DEFAULT_PREFIX
 from mountdns.redis_connect import add_sentinel_flags, target_from_args
 from mountdns.settings import ConfigError, add_flag, parse_bind, repeated
 from pdns_backend.app import create_app
+from pdns_backend.metrics import use_multiprocess_directory
 from pdns_backend.worker import EventLoopWorker
 
 log = logging.getLogger("mountdns.backend")
@@ -117,13 +126,24 @@ def main(argv: list[str] | None = None) -> int:
              host, port, target.describe(), args.key_prefix, args.workers, args.threads,
              args.max_connections, f"purging PowerDNS at {purge[0]} (key ****)" if purge else "no purge follower")
 
-    def factory():
-        return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix})
+    # Before any metric is made (the follower's in the master, the workers' after the fork).
+    metrics_dir = tempfile.mkdtemp(prefix="mountdns-backend-metrics-")
+    use_multiprocess_directory(metrics_dir)
 
-    _Gunicorn(factory, {
-        **(follower_hooks(target, args.key_prefix, *purge, backend=(host, port)) if purge else {}),
-        **gunicorn_options(args, host, port),
-    }).run()
+    def factory():
+        return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix,
+                           "METRICS": metrics_dir})
+
+    master = os.getpid()
+    try:
+        _Gunicorn(factory, {
+            **(follower_hooks(target, args.key_prefix, *purge, backend=(host, port)) if purge else {}),
+            **gunicorn_options(args, host, port),
+        }).run()
+    finally:
+        # Workers leave through here too (gunicorn forks inside run()); only the master cleans up.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
