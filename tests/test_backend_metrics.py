@@ -180,8 +180,11 @@ def running_backend(redis_server, redis_client):
     load(RedisStore(redis_client), SEED_STATE)
     directory = workdir("mountdns-backend-metrics-")
     dead_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: every purge fails
+    metrics_port = free_port()
     backend = BackendServer(directory, redis_server.url, workers=3,
-                            extra_args=("--pdns-api-url", dead_api, "--pdns-api-key", "k")).start()
+                            extra_args=("--pdns-api-url", dead_api, "--pdns-api-key", "k",
+                                        "--metrics-bind", f"127.0.0.1:{metrics_port}")).start()
+    backend.metrics_port = metrics_port
     wait_until(lambda: len(_worker_pids(backend.proc.pid)) == 3, 20, "three workers")
     yield backend
     backend.stop()
@@ -224,11 +227,15 @@ def test_lookups_on_several_workers_add_up_in_one_scrape(running_backend):
     assert latency_count(metrics) == expected
     for _ in range(5):
         assert total_lookups(_scrape(backend.port)) == expected, "scrapes are not lookups"
+    # The master's --metrics-bind (for a Prometheus that cannot reach the lookup port) merges the same files.
+    master_view = _scrape(backend.metrics_port)
+    assert lookups(master_view, "A", "answered") == expected * 4 / 5 and latency_count(master_view) == expected
 
     # The master's purge follower is in the same scrape: its PowerDNS does not answer.
     wait_until(lambda: _scrape(backend.port).get(("mountdns_backend_purges_failed_total", ()), 0) >= 1, 20,
                "the follower's failed purge counted")
     assert ("mountdns_backend_purges_pending", ()) in _scrape(backend.port)
+    assert _scrape(backend.metrics_port)[("mountdns_backend_purges_failed_total", ())] >= 1
 
 
 @pytest.mark.integration
