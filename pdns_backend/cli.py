@@ -233,16 +233,17 @@ def metrics_hooks(directory: str, bind: tuple[str, int]) -> dict:
 
 
 def combine_hooks(hooks: list[dict]) -> dict:
-    """One gunicorn setting per hook name, calling each given hook in turn."""
+    """One gunicorn setting per hook name, calling each given hook in turn. (All of ours
+    are server hooks, taking the arbiter only: gunicorn checks a hook's arity.)"""
     combined: dict[str, list] = {}
     for hook in hooks:
         for name, function in hook.items():
             combined.setdefault(name, []).append(function)
 
     def chain(functions):
-        def run(*args):
+        def run(server):
             for function in functions:
-                function(*args)
+                function(server)
         return run
     return {name: functions[0] if len(functions) == 1 else chain(functions) for name, functions in combined.items()}
 
