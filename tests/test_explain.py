@@ -215,3 +215,64 @@ def test_the_console_script_runs_explain(published):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == (f"container_c_1.{ZONE}: published: container_c_1.{ZONE} -> "
                                            f"container_a_2.{ZONE} -> 3.4.5.6")
+
+
+# --- the pure part, over hand-written keyspaces the sync never writes ----------------------
+
+class DictReader:
+    """What explain reads, from a dict: key -> str (GET), set (SMEMBERS) or dict (HGETALL)."""
+
+    def __init__(self, data: dict):
+        self.data = data
+
+    def get(self, key):
+        value = self.data.get(key)
+        return value.encode() if isinstance(value, str) else None
+
+    def smembers(self, key):
+        return {m.encode() for m in self.data.get(key, set())}
+
+    def hgetall(self, key):
+        return {k.encode(): v.encode() for k, v in self.data.get(key, {}).items()}
+
+
+ZONE_HASH = {"ttl": "30", "owner": "default"}
+
+
+def test_a_loop_of_children_is_reported_not_followed():
+    from mountdns.explain import explain
+    a, b = f"a.{ZONE}", f"b.{ZONE}"
+    reader = DictReader({KEYS.zones: {ZONE}, KEYS.zone(ZONE): ZONE_HASH,
+                         KEYS.child(a): f"default/{b}", KEYS.child(b): f"default/{a}"})
+
+    result = explain(a, reader, KEYS)
+
+    assert not result.published and result.missing == f"the chain loops back to {a}"
+    assert [s.name for s in result.steps] == [a, b]
+
+
+def test_a_zone_listed_without_its_hash_is_what_is_missing():
+    from mountdns.explain import explain
+    result = explain(f"x.{ZONE}", DictReader({KEYS.zones: {ZONE}}), KEYS)
+
+    assert not result.published
+    assert result.missing == f"zone {ZONE} is listed in {KEYS.zones} but its hash {KEYS.zone(ZONE)} is missing"
+
+
+def test_a_value_written_before_owners_is_noted():
+    from mountdns.explain import explain
+    name = f"old.{ZONE}"
+    reader = DictReader({KEYS.zones: {ZONE}, KEYS.zone(ZONE): ZONE_HASH, KEYS.parent(name): "node-1",
+                         "mountdns:node:node-1": "10.1.1.1"})
+
+    result = explain(name, reader, KEYS)
+
+    assert result.published and result.addresses == ["10.1.1.1"] and result.steps[0].owner is None
+    assert result.notes == [f"{name} was written without an owner: the first owner to write it takes it over"]
+
+
+def test_the_zone_apex_is_published_with_its_soa():
+    from mountdns.explain import explain
+    result = explain(ZONE.upper() + ".", DictReader({KEYS.zones: {ZONE}, KEYS.zone(ZONE): ZONE_HASH}), KEYS)
+
+    assert result.published and result.steps[0].kind == "apex" and result.steps[0].owner == "default"
