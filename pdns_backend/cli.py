@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 
 from gunicorn.app.base import BaseApplication
 
@@ -30,7 +29,7 @@ from mountdns.keyspace import DEFAULT_PREFIX
 from mountdns.redis_connect import add_sentinel_flags, target_from_args
 from mountdns.settings import ConfigError, add_flag, parse_bind, repeated
 from pdns_backend.app import create_app
-from pdns_backend.metrics import use_multiprocess_directory
+from pdns_backend.metrics import make_directory, use_multiprocess_directory
 from pdns_backend.worker import EventLoopWorker
 
 log = logging.getLogger("mountdns.backend")
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
              args.max_connections, f"purging PowerDNS at {purge[0]} (key ****)" if purge else "no purge follower")
 
     # Before any metric is made (the follower's in the master, the workers' after the fork).
-    metrics_dir = tempfile.mkdtemp(prefix="mountdns-backend-metrics-")
+    metrics_dir = make_directory()
     use_multiprocess_directory(metrics_dir)
 
     def factory():

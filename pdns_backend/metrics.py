@@ -130,6 +130,37 @@ class BackendMetrics:
         return generate_latest(merged)
 
 
+DIRECTORY_PREFIX = "mountdns-backend-metrics-"
+
+
+def make_directory(parent: str | None = None) -> str:
+    """A new directory for this backend instance's metric files, named after its pid, after
+    removing those of instances that are gone (a killed master cannot remove its own; in a
+    container restarted with the same emptyDir, they would pile up). A directory whose pid
+    is this process's is an earlier life's: pids start again in a new container."""
+    import shutil
+    import tempfile
+    parent = parent or tempfile.gettempdir()
+    me = os.getpid()
+    for entry in os.listdir(parent):
+        if not entry.startswith(DIRECTORY_PREFIX):
+            continue
+        pid = entry[len(DIRECTORY_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and (int(pid) == me or not _alive(int(pid))):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{me}-", dir=parent)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def use_multiprocess_directory(directory: str) -> None:
     """Make every metric made from now on in this process (and the processes it forks)
     keep its values in `directory`. prometheus-client reads the variable when it is first

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,25 @@ def test_a_bad_metrics_bind_exits_2_naming_the_flag(capsys):
     from pdns_backend.cli import main
     assert main(["--metrics-bind", "no-port-here"]) == 2
     assert "--metrics-bind" in capsys.readouterr().err
+
+
+def test_metric_directories_of_gone_instances_are_removed_and_live_ones_kept(tmp_path):
+    from pdns_backend.metrics import DIRECTORY_PREFIX, make_directory
+    gone = _dead_pid()
+    (tmp_path / f"{DIRECTORY_PREFIX}{gone}-abc").mkdir()
+    (tmp_path / f"{DIRECTORY_PREFIX}{os.getpid()}-old").mkdir()  # this pid in an earlier container
+    (tmp_path / f"{DIRECTORY_PREFIX}{os.getppid()}-live").mkdir()  # a running instance
+    (tmp_path / "something-else").mkdir()
+
+    made = make_directory(str(tmp_path))
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [Path(made).name, f"{DIRECTORY_PREFIX}{os.getppid()}-live", "something-else"])
+    assert Path(made).name.startswith(f"{DIRECTORY_PREFIX}{os.getpid()}-")
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
