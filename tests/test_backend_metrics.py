@@ -179,7 +179,7 @@ def _scrape(port: int) -> dict:
 def running_backend(redis_server, redis_client):
     from mountdns.store.redis_store import RedisStore
     load(RedisStore(redis_client), SEED_STATE)
-    directory = workdir("mountdns-backend-metrics-")
+    directory = workdir("mountdns-test-backend-metrics-")
     dead_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: every purge fails
     metrics_port = free_port()
     backend = BackendServer(directory, redis_server.url, workers=3,
