@@ -18,6 +18,7 @@ from mountdns import redis_connect
 from mountdns.keyspace import DEFAULT_PREFIX
 from mountdns.redis_connect import RedisTarget
 from mountdns.store.redis_store import RedisStore
+from pdns_backend.metrics import BackendMetrics
 from pdns_backend.service import BODY_TOO_LARGE, MAX_BODY, Backend
 
 DEFAULTS = {
@@ -27,6 +28,9 @@ DEFAULTS = {
     # Shorter than PowerDNS's default 2 s connector timeout, so a hung Redis becomes our
     # own 500 (SERVFAIL, logged) rather than a dropped connection on the PowerDNS side.
     "REDIS_TIMEOUT": 0.5,
+    # /metrics: "process" (this process's own registry), a directory (prometheus-client's
+    # multiprocess mode, as mountdns-backend sets up for its workers), or None (not served).
+    "METRICS": "process",
 }
 
 STORE = "mountdns.store"
@@ -59,7 +63,9 @@ def create_app(config: dict | None = None, store=None) -> Flask:
     if config:
         app.config.update(config)
     app.extensions[STORE] = store if store is not None else make_store(app.config)
-    backend = Backend(app.extensions[STORE], app.config["URL_PREFIX"])
+    metrics = app.config["METRICS"]
+    backend = Backend(app.extensions[STORE], app.config["URL_PREFIX"],
+                      metrics=None if metrics is None else BackendMetrics(None if metrics == "process" else metrics))
     app.extensions[BACKEND] = backend
 
     # Werkzeug then refuses longer bodies, chunked ones included, before reading them.
@@ -69,10 +75,10 @@ def create_app(config: dict | None = None, store=None) -> Flask:
         try:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:
-            status, body = BODY_TOO_LARGE
+            (status, body), content_type = BODY_TOO_LARGE, ()
         else:
-            status, body = backend.respond(request.method, raw_target(), body)
-        return Response(body, status=status, content_type="application/json")
+            status, body, *content_type = backend.respond(request.method, raw_target(), body)
+        return Response(body, status=status, content_type=content_type[0] if content_type else "application/json")
 
     every_method = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
     app.add_url_rule("/", "everything", everything, methods=every_method)

@@ -8,12 +8,19 @@ or crowding them out.
 With `--pdns-api-url`, gunicorn's master process also runs the purge follower
 (pdns_backend.purge_follower) on a thread: one per backend instance, however many
 workers, and it lives exactly as long as the instance.
+
+`/metrics` on the backend's own port (any worker answers it) shows every worker's lookups
+and the master's follower metrics: the CLI makes a directory private to this instance for
+prometheus-client's multiprocess mode (pdns_backend.metrics) before gunicorn forks, and
+removes it on exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 
 from gunicorn.app.base import BaseApplication
@@ -22,6 +29,7 @@ from mountdns.keyspace import DEFAULT_PREFIX
 from mountdns.redis_connect import add_sentinel_flags, target_from_args
 from mountdns.settings import ConfigError, add_flag, parse_bind, repeated
 from pdns_backend.app import create_app
+from pdns_backend.metrics import make_directory, use_multiprocess_directory
 from pdns_backend.worker import EventLoopWorker
 
 log = logging.getLogger("mountdns.backend")
@@ -45,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--idle-timeout", default=300.0, cast=float,
              help="seconds an idle keep-alive connection is kept (long: PowerDNS reuses its connections)")
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
+    add_flag(parser, "--metrics-bind",
+             help="HOST:PORT where the master serves /metrics (every worker's lookups and the purge follower), "
+                  "for a Prometheus that cannot reach --bind; /metrics on --bind serves the same (default: not served)")
     # Purge follower (pdns_backend.purge_follower): this instance's own PowerDNS.
     add_flag(parser, "--pdns-api-url", help="HTTP API of this backend's PowerDNS, whose caches it purges on change")
     add_flag(parser, "--pdns-api-key", default="", help="X-API-Key of that API")
@@ -108,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
         purge = purge_settings(args)
+        metrics_bind = None
+        if args.metrics_bind:
+            try:
+                metrics_bind = parse_bind(args.metrics_bind)
+            except ConfigError:
+                raise ConfigError(f"--metrics-bind: expected HOST:PORT, got {args.metrics_bind!r}") from None
     except ConfigError as exc:
         print(f"mountdns-backend: {exc}", file=sys.stderr)
         return 2
@@ -117,13 +134,24 @@ def main(argv: list[str] | None = None) -> int:
              host, port, target.describe(), args.key_prefix, args.workers, args.threads,
              args.max_connections, f"purging PowerDNS at {purge[0]} (key ****)" if purge else "no purge follower")
 
-    def factory():
-        return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix})
+    # Before any metric is made (the follower's in the master, the workers' after the fork).
+    metrics_dir = make_directory()
+    use_multiprocess_directory(metrics_dir)
 
-    _Gunicorn(factory, {
-        **(follower_hooks(target, args.key_prefix, *purge, backend=(host, port)) if purge else {}),
-        **gunicorn_options(args, host, port),
-    }).run()
+    def factory():
+        return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix,
+                           "METRICS": metrics_dir})
+
+    hooks = [follower_hooks(target, args.key_prefix, *purge, backend=(host, port))] if purge else []
+    if metrics_bind:
+        hooks.append(metrics_hooks(metrics_dir, metrics_bind))
+    master = os.getpid()
+    try:
+        _Gunicorn(factory, {**combine_hooks(hooks), **gunicorn_options(args, host, port)}).run()
+    finally:
+        # Workers leave through here too (gunicorn forks inside run()); only the master cleans up.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -186,6 +214,37 @@ def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after
             thread.stop()
 
     return {"when_ready": when_ready, "on_exit": on_exit}
+
+
+def metrics_hooks(directory: str, bind: tuple[str, int]) -> dict:
+    """gunicorn's master serving /metrics merged from every process's files in
+    `directory` (pdns_backend.metrics): started once it listens, so no worker inherits the
+    socket."""
+    def when_ready(server):
+        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client.multiprocess import MultiProcessCollector
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        start_http_server(bind[1], addr=bind[0].strip("[]"), registry=registry)
+        log.info("serving /metrics on %s:%d", *bind)
+
+    return {"when_ready": when_ready}
+
+
+def combine_hooks(hooks: list[dict]) -> dict:
+    """One gunicorn setting per hook name, calling each given hook in turn. (All of ours
+    are server hooks, taking the arbiter only: gunicorn checks a hook's arity.)"""
+    combined: dict[str, list] = {}
+    for hook in hooks:
+        for name, function in hook.items():
+            combined.setdefault(name, []).append(function)
+
+    def chain(functions):
+        def run(server):
+            for function in functions:
+                function(server)
+        return run
+    return {name: functions[0] if len(functions) == 1 else chain(functions) for name, functions in combined.items()}
 
 
 def _answers(host: str, port: int) -> bool:

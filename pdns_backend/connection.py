@@ -49,10 +49,11 @@ class _Refused(Exception):
         self.problem = problem
 
 
-def render(status: int, body: bytes, keep_alive: bool) -> bytes:
+def render(status: int, body: bytes, keep_alive: bool, content_type: bytes = b"application/json") -> bytes:
     """A whole response (status line, headers, body) as one bytes object, for one write."""
-    return b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s" % (
-        status, _REASONS.get(status, b"Error"), len(body), b"" if keep_alive else b"Connection: close\r\n", body)
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        status, _REASONS.get(status, b"Error"), content_type, len(body),
+        b"" if keep_alive else b"Connection: close\r\n", body)
 
 
 class Connection:
@@ -174,10 +175,12 @@ class Connection:
 
     def _answer(self, now: float):
         parser = self.parser
-        status, body = self.respond(parser.method.decode("latin-1"), parser.path.decode("latin-1"),
-                                    bytes(self.body))
+        reply = self.respond(parser.method.decode("latin-1"), parser.path.decode("latin-1"), bytes(self.body))
         keep_alive = bool(parser.should_keep_alive)
-        self.out += render(status, body, keep_alive)
+        if len(reply) == 2:
+            self.out += render(reply[0], reply[1], keep_alive)
+        else:  # (status, body, content type): /metrics
+            self.out += render(reply[0], reply[1], keep_alive, reply[2].encode("latin-1"))
         self.served += 1
         self.last_active = now
         self.partial = False

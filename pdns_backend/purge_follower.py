@@ -91,7 +91,10 @@ class FollowerMetrics:
                              "announcement read time minus its write time (the primary's clock)",
                              buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                              registry=r)
-        self.pending = Gauge("mountdns_backend_purges_pending", "names or zones owed a flush (incl. repeats)", registry=r)
+        # Only the master process sets it; "max" keeps one series when the backend's
+        # workers merge the master's metrics into their /metrics (multiprocess mode).
+        self.pending = Gauge("mountdns_backend_purges_pending", "names or zones owed a flush (incl. repeats)",
+                             registry=r, multiprocess_mode="max")
 
 
 @dataclass

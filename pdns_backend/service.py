@@ -16,6 +16,7 @@ beyond a short excerpt of a bad name; the details go to the log, rate-limited.
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 
 import orjson
 
@@ -23,6 +24,7 @@ from mountdns.settings import mask_secrets
 from mountdns.store import StoreError
 from pdns_backend import methods
 from pdns_backend.loglimit import LogLimiter
+from pdns_backend.metrics import ANSWERED, BAD_REQUEST, CONTENT_TYPE, EMPTY, STORE_ERROR
 from pdns_backend.protocol import BadRequest, Call, post_form_call, post_json_call, rest_call
 
 log = logging.getLogger("mountdns.backend")
@@ -56,14 +58,17 @@ STORE_UNAVAILABLE = failure(500, "store unavailable")
 class Backend:
     """PowerDNS's remote-backend calls answered from `store`, under `url_prefix`."""
 
-    def __init__(self, store, url_prefix: str = "/dnsapi", limiter: LogLimiter | None = None):
+    def __init__(self, store, url_prefix: str = "/dnsapi", limiter: LogLimiter | None = None, metrics=None):
         self.store = store
         self.url_prefix = url_prefix.rstrip("/")
         self.limiter = limiter or LogLimiter(log)
+        self.metrics = metrics  # pdns_backend.metrics.BackendMetrics; None: no /metrics
+        self.tally = metrics.tally if metrics is not None else None
 
-    def respond(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
-        """(HTTP status, JSON body) for one request; `target` is the raw request target
-        (path still percent-encoded, with its query string)."""
+    def respond(self, method: str, target: str, body: bytes = b"") -> tuple:
+        """(HTTP status, JSON body) for one request, or (status, body, content type) when
+        the body is not JSON; `target` is the raw request target (path still
+        percent-encoded, with its query string)."""
         path, _, query = target.partition("?")
         if method not in ("GET", "POST"):
             return METHOD_NOT_ALLOWED
@@ -73,6 +78,8 @@ class Backend:
             return 200, encode(True)
         if path == "/readyz" and method == "GET":
             return (200, encode(True)) if self.store.ping() else (503, encode(False, ["mountdns: store unavailable"]))
+        if path == "/metrics" and method == "GET" and self.metrics is not None:
+            return 200, self.metrics.exposition(), CONTENT_TYPE
         return NOT_FOUND
 
     @staticmethod
@@ -86,14 +93,27 @@ class Backend:
         return post_json_call(body)
 
     def call(self, decode, path: str) -> tuple[int, bytes]:
-        """Decode and run one call; the only place errors become answers."""
+        """Decode and run one call; the only place errors become answers (and lookups
+        are counted: a request that does not decode as a call is not one)."""
+        started = perf_counter()
+        call = None
         try:
             call = decode()
-            return 200, encode(methods.call(self.store, call.method, call.parameters))
+            result = methods.call(self.store, call.method, call.parameters)
+            if call.method == "lookup" and self.tally is not None:
+                self.tally.lookup(call.parameters.get("qtype"), ANSWERED if result else EMPTY,
+                                  perf_counter() - started)
+            return 200, encode(result)
         except BadRequest as exc:
+            if call is not None and call.method == "lookup" and self.tally is not None:
+                self.tally.lookup(call.parameters.get("qtype"), BAD_REQUEST, perf_counter() - started)
             self.problem("bad request", logging.WARNING, f"bad request on {path[:120]!r}: {exc}")
             return failure(400, str(exc))
         except StoreError as exc:
+            if self.tally is not None:
+                self.tally.store_error()
+                if call.method == "lookup":
+                    self.tally.lookup(call.parameters.get("qtype"), STORE_ERROR, perf_counter() - started)
             self.problem("store unavailable", logging.ERROR, f"store unavailable: {mask_secrets(str(exc))}")
             return STORE_UNAVAILABLE
         except Exception as exc:  # noqa: BLE001 - never a stack trace on the wire; it goes to our log

@@ -294,8 +294,11 @@ class EventLoopWorker(base.Worker):
         loop().run(heartbeat=self.heartbeat)
 
     def heartbeat(self) -> bool:
-        """Tell the arbiter this worker is alive; False when the arbiter is gone."""
+        """Tell the arbiter this worker is alive, and add the lookups counted since the
+        last beat to the metrics; False when the arbiter is gone."""
         self.notify()
+        if self.backend.metrics is not None:
+            self.backend.metrics.flush()
         if self.ppid != os.getppid():
             self.log.info("parent changed, shutting down: %s", self)
             return False

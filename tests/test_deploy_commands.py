@@ -30,14 +30,12 @@ def _options(parser) -> set[str]:
     return set(parser._option_string_actions)
 
 
-def _split_unknown(argv: list[str], parser) -> tuple[list[str], list[str]]:
-    """(arguments the parser knows, flags it does not know yet). Only --flag=value and bare
-    switches are used in deploy/, so an unknown flag is one argument."""
-    known, unknown = [], []
-    for arg in argv:
-        flag = arg.split("=", 1)[0]
-        (unknown if flag.startswith("--") and flag not in _options(parser) else known).append(arg)
-    return known, [a.split("=", 1)[0] for a in unknown]
+def _parse(argv: list[str], parser):
+    """The parser's arguments; a flag it does not know fails the test (argparse would exit 2)."""
+    unknown = sorted({a.split("=", 1)[0] for a in argv if a.startswith("--") and a.split("=", 1)[0]
+                      not in _options(parser)})
+    assert not unknown, f"flags {parser.prog} does not know: {unknown}"
+    return parser.parse_args(argv)
 
 
 def _environment(monkeypatch, c, docs) -> dict:
@@ -57,15 +55,21 @@ def test_sync_command_is_accepted_by_the_sync_parser(overlay, monkeypatch):
     argv = sync.argv(env)
     assert argv[0] == "mountdns-sync"
     assert "$(" not in " ".join(argv), "every $(VAR) names a variable of the container"
-    known, unknown = _split_unknown(argv[1:], sync_parser())
-    settings = settings_from_args(sync_parser().parse_args(known))
+    settings = settings_from_args(_parse(argv[1:], sync_parser()))
     assert [z.name for z in settings.zones] == ["domain.foo.bar"]
     assert settings.redis_url == "redis://:primary-secret@redis-primary:6379/0"
     assert settings.manifests is None and settings.kubeconfig is None, "in-cluster configuration"
-    # PowerDNS's API is reachable from inside the DNS pods only (where the backend purges).
-    assert not getattr(settings, "pdns_api_urls", ())
-    if unknown:
-        pytest.xfail(f"mountdns-sync flags added on other branches, not here yet: {', '.join(unknown)}")
+    assert settings.owner_id == "mountdns-sync"
+    assert settings.leader_elect and settings.lease_namespace == "mountdns" and settings.lease_name == "mountdns-sync"
+    assert settings.metrics_bind == ("0.0.0.0", 9153)
+    # The sync never calls PowerDNS: each DNS pod's backend purges its own.
+    assert "--pdns-api-url" not in _options(sync_parser())
+    if overlay == "ha":
+        assert settings.redis_target.sentinels == (("redis-sentinel", 26379),)
+        assert settings.redis_target.master == "mountdns"
+        assert settings.redis_target.password == "primary-secret"
+    else:
+        assert settings.redis_target.sentinels == ()
 
 
 # --- mountdns-backend ----------------------------------------------------------------------------------
@@ -77,13 +81,14 @@ def test_backend_command_is_accepted_by_the_backend_parser(overlay, monkeypatch)
     env = _environment(monkeypatch, backend, docs)
     argv = backend.argv(env)
     assert argv[0] == "mountdns-backend"
-    known, unknown = _split_unknown(argv[1:], backend_parser())
-    args = backend_parser().parse_args(known)
-    assert parse_bind(args.bind)[0] == "127.0.0.1", "the backend listens on localhost only"
+    args = _parse(argv[1:], backend_parser())
+    assert parse_bind(args.bind)[0] == "127.0.0.1", "the backend answers lookups on localhost only"
     check_redis_url(args.redis_url)
     assert args.redis_url == "redis://:replica-secret@127.0.0.1:6379/0"
-    if unknown:
-        pytest.xfail(f"mountdns-backend flags added on other branches, not here yet: {', '.join(unknown)}")
+    assert not args.redis_sentinel and not args.redis_sentinel_master, "it reads the pod's own replica"
+    assert args.pdns_api_url == "http://127.0.0.1:8081" and args.pdns_api_key == SECRETS["pdns-api-key"]
+    assert parse_bind(args.metrics_bind) == ("0.0.0.0", 9154)
+    assert backend.ports()["metrics"]["containerPort"] == 9154
 
 
 # --- PowerDNS ------------------------------------------------------------------------------------------
@@ -137,8 +142,9 @@ def _binds(c, docs, tmp_path) -> set[tuple[str, int, str]]:
                if a.strip() for proto in ("UDP", "TCP")}
         return dns | {(s["webserver-address"], int(s["webserver-port"]), "TCP")} if s["webserver"] == "yes" else dns
     if program == "mountdns-backend":
-        host, port = parse_bind(backend_parser().parse_args(_split_unknown(argv[1:], backend_parser())[0]).bind)
-        return {(host, port, "TCP")}
+        args = _parse(argv[1:], backend_parser())
+        binds = {(*parse_bind(args.bind), "TCP")}
+        return binds | ({(*parse_bind(args.metrics_bind), "TCP")} if args.metrics_bind else set())
     if program == "mountdns-sync":
         # --metrics-bind HOST:PORT (default 127.0.0.1:9153) serves /healthz, /readyz, /metrics.
         given = [a.split("=", 1)[1] for a in argv if a.startswith("--metrics-bind=")]
@@ -205,12 +211,30 @@ def test_every_probe_and_service_port_is_one_the_process_binds(overlay, tmp_path
                 f"Service/{service['metadata']['name']} -> {serving[0].name}:{number}/{proto}"
 
 
-def test_nothing_but_pdns_leaves_the_dns_pod(tmp_path):
+def test_nothing_but_pdns_and_metrics_leaves_the_dns_pod(tmp_path):
     docs = render("base")
-    for name in ("backend", "redis-replica"):
-        c = container(docs, "mountdns-dns", name)
-        assert {a for a, _, _ in _binds(c, docs, tmp_path)} == {"127.0.0.1"}, name
-        assert not c.spec.get("ports"), name
+    replica = container(docs, "mountdns-dns", "redis-replica")
+    assert {a for a, _, _ in _binds(replica, docs, tmp_path)} == {"127.0.0.1"}
+    assert not replica.spec.get("ports")
+    backend = container(docs, "mountdns-dns", "backend")
+    lookups = parse_bind(_parse(backend.argv(backend.env(docs, SECRETS, FIELDS))[1:], backend_parser()).bind)
+    assert lookups[0] == "127.0.0.1", "lookups only from PowerDNS in the pod"
+    outside = {(a, p) for a, p, _ in _binds(backend, docs, tmp_path) if a != "127.0.0.1"}
+    assert outside == {("0.0.0.0", 9154)} and list(backend.ports()) == ["metrics"], "only /metrics leaves"
+
+
+def test_prometheus_is_told_of_the_backends_and_powerdns_metrics():
+    docs = render("base")
+    backend = container(docs, "mountdns-dns", "backend")
+    annotations = backend.pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    assert int(annotations["prometheus.io/port"]) == backend.ports()["metrics"]["containerPort"]
+    service = find(docs, "Service", "mountdns-dns-pdns-metrics")
+    pdns = container(docs, "mountdns-dns", "pdns")
+    assert selects({"matchLabels": service["spec"]["selector"]}, pdns.labels)
+    assert service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert service["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    assert int(service["metadata"]["annotations"]["prometheus.io/port"]) == pdns.ports()["pdns-http"]["containerPort"]
 
 
 def test_pdns_api_is_keyed_from_the_secret_and_only_fenced_addresses_may_ask(tmp_path):

@@ -214,6 +214,9 @@ REACHABILITY = [
     (DNS, 8081, "TCP", STRANGER, "default", False),
     (DNS, 8081, "TCP", SYNC, NAMESPACE, False),
     (DNS, 8053, "TCP", SYNC, NAMESPACE, False),
+    (DNS, 9154, "TCP", STRANGER, "monitoring", True),
+    (DNS, 9154, "TCP", STRANGER, "default", False),
+    (DNS, 9154, "TCP", SYNC, NAMESPACE, False),
     (DNS, 6379, "TCP", STRANGER, "monitoring", False),
     (SYNC, 9153, "TCP", STRANGER, "monitoring", True),
     (SYNC, 9153, "TCP", DNS, NAMESPACE, False),
@@ -233,7 +236,9 @@ def test_ha_network_policies_let_redis_and_sentinels_talk_and_nobody_else():
     assert _admits(docs, REDIS, 6379, "TCP", SENTINEL, NAMESPACE)
     assert _admits(docs, SENTINEL, 26379, "TCP", REDIS, NAMESPACE)
     assert _admits(docs, SENTINEL, 26379, "TCP", SENTINEL, NAMESPACE)
-    assert not _admits(docs, SENTINEL, 26379, "TCP", SYNC, NAMESPACE)
+    assert _admits(docs, SENTINEL, 26379, "TCP", SYNC, NAMESPACE), "the sync finds the primary through them"
+    assert not _admits(docs, SENTINEL, 26379, "TCP", DNS, NAMESPACE), "backends read their local replica"
+    assert not _admits(docs, SENTINEL, 26379, "TCP", STRANGER, NAMESPACE)
     assert not _admits(docs, REDIS, 6379, "TCP", STRANGER, NAMESPACE)
     assert not _admits(render("base"), REDIS, 6379, "TCP", REDIS, NAMESPACE), "base: no Redis-to-Redis"
 
