@@ -27,7 +27,8 @@ log = logging.getLogger("mountdns.sync")
 def rules_config(settings: SyncSettings) -> RulesConfig:
     return RulesConfig(zones=settings.zones, mounted_status=settings.mounted_status,
                        mount_types=settings.mount_types, node_address_types=settings.node_address_types,
-                       allow_special_addresses=settings.allow_special_addresses)
+                       allow_special_addresses=settings.allow_special_addresses,
+                       publish_unready_pods=settings.publish_unready_pods)
 
 
 def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Event, metrics=None):

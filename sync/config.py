@@ -80,6 +80,8 @@ class SyncSettings:
     """Where /healthz, /readyz and /metrics are served; None (`--metrics-bind off`) serves nothing."""
     allow_special_addresses: bool = False
     """Publish loopback, link-local, multicast, broadcast and unspecified Node addresses (demos)."""
+    publish_unready_pods: bool = False
+    """Publish a Pod-backed Container while its Pod is scheduled and not terminating, Ready or not."""
 
     def describe(self) -> str:
         """The startup log line: everything but secrets."""
@@ -91,7 +93,8 @@ class SyncSettings:
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
                 f"address_types={list(self.node_address_types)} once={self.once} dry_run={self.dry_run} "
                 f"metrics_bind={'%s:%d' % self.metrics_bind if self.metrics_bind else 'off'} "
-                f"allow_special_addresses={self.allow_special_addresses} status_qps={self.status_qps}"
+                f"allow_special_addresses={self.allow_special_addresses} status_qps={self.status_qps} "
+                f"publish_unready_pods={self.publish_unready_pods}"
                 + (f" leader_elect=Lease {self.lease_namespace}/{self.lease_name} identity={self.identity} "
                    f"lease_duration={self.lease_duration}s renew_deadline={self.renew_deadline}s "
                    f"retry_period={self.retry_period}s" if self.leader_elect else " leader_elect=off"))
@@ -140,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
              help="HOST:PORT serving /healthz, /readyz and /metrics; '' or off: none")
     add_flag(p, "--allow-special-addresses", switch=True,
              help="publish loopback, link-local, multicast, broadcast and unspecified Node addresses (demos)")
+    add_flag(p, "--publish-unready-pods", switch=True,
+             help="publish a Container backed by a Pod (spec.podRef) while the Pod is scheduled and not "
+                  "terminating, Ready or not (like a Service's publishNotReadyAddresses)")
     return p
 
 
@@ -218,7 +224,8 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         coalesce_seconds=args.coalesce_seconds,
         watch_idle_timeout=args.watch_idle_timeout,
         log_level=args.log_level.lower(), metrics_bind=metrics_bind,
-        allow_special_addresses=args.allow_special_addresses, status_qps=args.status_qps)
+        allow_special_addresses=args.allow_special_addresses, status_qps=args.status_qps,
+        publish_unready_pods=args.publish_unready_pods)
 
 
 def _metrics_bind(value: str | None) -> tuple[str, int] | None:

@@ -16,7 +16,10 @@ The rules, in the order they apply:
   3. a Container is a child (CNAME to the fqdn of the Container named by spec.mountedTo in
      its namespace) when it is "effectively mounted": mountedTo set, status.deviceStatus
      equal to the mounted status and spec.type mountable; otherwise it is a parent (A/AAAA
-     of spec.nodeName's addresses) if it has a nodeName;
+     of spec.nodeName's addresses) if it has a nodeName, or if it has a spec.podRef naming
+     a Pod (same namespace) that is scheduled and Ready (scheduled and not terminating
+     with publish_unready_pods): the Pod's spec.nodeName is then its node; otherwise it
+     is skipped as PodNotFound, PodNotScheduled or PodNotReady;
   4. a child is published only when its chain of mounts ends at a published parent within
      max_mount_depth levels; no member of a mount cycle is published.
 Whatever is left out comes back as a `Skip` with its reason (a `SkipCode` and a human
@@ -36,7 +39,7 @@ from typing import Callable, Iterable, Mapping
 
 from mountdns.records import State
 from sync.objects import (DEFAULT_NAMESPACE, Claim, ContainerReader, NotPublishable, ObjectKey, RulesConfig,
-                          SkipCode, ipv4_first, node_addresses)
+                          SkipCode, ipv4_first, node_addresses, pod_placements)
 
 __all__ = ["CODES", "Desired", "RulesConfig", "Skip", "SkipCode", "addressless_node_warnings", "desired_state",
            "publication", "with_nodes"]
@@ -107,10 +110,10 @@ def _identity(obj) -> ObjectKey:
         (name if isinstance(name, str) else repr(name))[:253]
 
 
-def _read_containers(containers: Iterable[dict], config: RulesConfig):
+def _read_containers(containers: Iterable[dict], config: RulesConfig, pods: Iterable[dict] = ()):
     claims: list[Claim] = []
     skipped: list[Skip] = []
-    reader = ContainerReader(config)
+    reader = ContainerReader(config, pod_placements(pods))
     for obj in containers:
         try:
             claims.append(reader.read(obj))
@@ -205,7 +208,7 @@ def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey],
             if claim.node:
                 depth[key] = 0
             else:
-                rejected[key] = (claim.unmounted_reason, SkipCode.NOT_MOUNTED)
+                rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
     for start in winners:
         if start in depth or start in rejected:
             continue
@@ -294,9 +297,11 @@ def unresolved_parents(parents_by_node: Mapping[str, Iterable[ObjectKey]], addre
 # --- the whole --------------------------------------------------------------------------------
 
 
-def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: RulesConfig) -> Desired:
-    """What mountdns should publish for these Kubernetes objects; the same for any order."""
-    claims, skipped = _read_containers(containers, config)
+def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: RulesConfig,
+                  pods: Iterable[dict] = ()) -> Desired:
+    """What mountdns should publish for these Kubernetes objects; the same for any order.
+    `pods` are the Pods that Containers' spec.podRef may name."""
+    claims, skipped = _read_containers(containers, config, pods)
     winners, lost = _resolve_conflicts(claims)
     # Objects that could not be read still exist: their children's parent is "not published".
     listed = {claim.key for claim in claims} | {(skip.namespace, skip.name) for skip in skipped}

@@ -76,6 +76,7 @@ ENV_CASES = [
     ({"MOUNTDNS_LEADER_ELECT_RETRY_PERIOD": "0.5"}, lambda s: s.retry_period, 0.5),
     ({"MOUNTDNS_METRICS_BIND": "0.0.0.0:9200"}, lambda s: s.metrics_bind, ("0.0.0.0", 9200)),
     ({"MOUNTDNS_ALLOW_SPECIAL_ADDRESSES": "yes"}, lambda s: s.allow_special_addresses, True),
+    ({"MOUNTDNS_PUBLISH_UNREADY_PODS": "true"}, lambda s: s.publish_unready_pods, True),
 ]
 
 

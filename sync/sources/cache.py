@@ -14,10 +14,31 @@ from sync.status import slim_status
 
 CONTAINER = "Container"
 NODE = "Node"
-KINDS = (CONTAINER, NODE)
+POD = "Pod"
+KINDS = (CONTAINER, NODE, POD)
 
 
 _KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "generation")
+
+
+def slim_pod(obj: dict) -> dict:
+    """A Pod as the rules read it: name, namespace, creation and deletion times,
+    resourceVersion, spec.nodeName and the Ready condition. A listed Pod is 5-20 KB
+    (containers, volumes, every condition, managedFields); this is about 0.5 KB."""
+    meta, spec, status = (obj.get(part) for part in ("metadata", "spec", "status"))
+    kept = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    kept["metadata"] = {k: meta[k] for k in _KEPT_POD_METADATA if k in meta}
+    if isinstance(spec, dict) and "nodeName" in spec:
+        kept["spec"] = {"nodeName": spec["nodeName"]}
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    ready = [c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"] \
+        if isinstance(conditions, list) else []
+    if ready:
+        kept["status"] = {"conditions": [{"type": "Ready", "status": ready[-1].get("status")}]}
+    return kept
+
+
+_KEPT_POD_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "deletionTimestamp")
 
 
 def slim(kind: str, obj: dict) -> dict:
@@ -26,9 +47,11 @@ def slim(kind: str, obj: dict) -> dict:
     meta, status, spec = (obj.get(part) for part in ("metadata", "status", "spec"))
     if not isinstance(meta, dict) or not isinstance(status, (dict, type(None))):
         return obj  # malformed: keep it whole so the rules report it as it is
+    if kind == POD:
+        return slim_pod(obj)
     kept = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
     kept["metadata"] = {k: meta[k] for k in _KEPT_METADATA if k in meta}
-    if kind != NODE and spec is not None:
+    if kind == CONTAINER and spec is not None:
         kept["spec"] = spec
     if status is not None and kind == NODE:
         kept["status"] = {"addresses": status["addresses"]} if "addresses" in status else {}
@@ -67,6 +90,7 @@ class Snapshot:
     nodes: tuple[dict, ...]
     complete: bool  # every kind fully listed at least once, and the last list of each succeeded
     oldest_event: float | None = None  # monotonic receive time of the oldest watch event since the last snapshot
+    pods: tuple[dict, ...] = ()  # the Pods that Containers' spec.podRef may name
 
 
 class ObjectCache:
@@ -144,4 +168,5 @@ class ObjectCache:
                 nodes=tuple(self._objects[NODE].values()),
                 complete=all(self._complete.values()),
                 oldest_event=oldest,
+                pods=tuple(self._objects[POD].values()),
             )

@@ -34,12 +34,16 @@ from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
 from mountdns.backoff import Backoff
-from sync.sources.cache import CONTAINER, NODE, ObjectCache, slim
+from sync.sources.cache import CONTAINER, NODE, POD, ObjectCache, slim
 
 log = logging.getLogger("mountdns.sync.kubernetes")
 
 GROUP, VERSION, PLURAL = "mountdns.io", "v1alpha1", "containers"
 PAGE_SIZE = 500
+# The label a Pod named by a Container's spec.podRef must carry (any value): Pods are the
+# largest kind a cluster has, so the sync watches only those that back a name, chosen by
+# the API server, rather than every Pod of the cluster.
+BACKS_LABEL = "mountdns.io/backs"
 
 
 class Gone(Exception):
@@ -265,7 +269,8 @@ class ResourceWatcher:
 
 
 class KubernetesSource:
-    """Containers (all namespaces or one) and Nodes, each by its own ResourceWatcher."""
+    """Containers (all namespaces or one), Nodes, and the Pods labelled BACKS_LABEL, each
+    by its own ResourceWatcher."""
 
     def __init__(self, api_client: client.ApiClient, cache: ObjectCache, stop: threading.Event,
                  namespace: str | None = None, **watcher_options):
@@ -274,13 +279,20 @@ class KubernetesSource:
         if namespace:
             def list_containers(**kw):
                 return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kw)
+
+            def list_pods(**kw):
+                return core.list_namespaced_pod(namespace, label_selector=BACKS_LABEL, **kw)
         else:
             def list_containers(**kw):
                 return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
+
+            def list_pods(**kw):
+                return core.list_pod_for_all_namespaces(label_selector=BACKS_LABEL, **kw)
         self.cache = cache
         self.watchers = [
             ResourceWatcher(CONTAINER, list_containers, cache, stop, **watcher_options),
             ResourceWatcher(NODE, core.list_node, cache, stop, **watcher_options),
+            ResourceWatcher(POD, list_pods, cache, stop, **watcher_options),
         ]
 
     def list_once(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from sync.sources.cache import CONTAINER, KINDS, NODE, ObjectCache
+from sync.sources.cache import CONTAINER, KINDS, NODE, POD, ObjectCache
 
 log = logging.getLogger("mountdns.sync.manifests")
 
@@ -49,6 +49,8 @@ def _documents(path: Path) -> list[dict]:
 def classify(obj: dict) -> str | None:
     if obj.get("kind") == "Node" and obj.get("apiVersion", "v1") == "v1":
         return NODE
+    if obj.get("kind") == "Pod" and obj.get("apiVersion", "v1") == "v1":
+        return POD
     if obj.get("kind") == "Container" and str(obj.get("apiVersion", "")).startswith("mountdns.io/"):
         return CONTAINER
     return None
@@ -57,7 +59,7 @@ def classify(obj: dict) -> str | None:
 def _with_defaults(obj: dict, kind: str, mtime: float) -> dict:
     """Fill what the API server would: a namespace and a creation time (the file's)."""
     meta = dict(obj.get("metadata") or {})
-    if kind == CONTAINER:
+    if kind in (CONTAINER, POD):
         meta.setdefault("namespace", "default")
     meta.setdefault("creationTimestamp",
                     datetime.fromtimestamp(mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
