@@ -21,8 +21,9 @@ SEED_CONFIG = RulesConfig(zones=(SEED_ZONE,))
 
 
 def container(name, node=None, mounted_to=None, status=None, fqdn=None, namespace="default",
-              created="2024-01-01T00:00:00Z", type=None) -> dict:
-    """A Container object; fields left as None are absent, as the API server omits them."""
+              created="2024-01-01T00:00:00Z", type=None, pod=None) -> dict:
+    """A Container object; fields left as None are absent, as the API server omits them.
+    `pod` is the name in spec.podRef."""
     metadata = {"name": name, "namespace": namespace}
     if created is not None:
         metadata["creationTimestamp"] = created
@@ -30,6 +31,8 @@ def container(name, node=None, mounted_to=None, status=None, fqdn=None, namespac
     for field, value in (("fqdn", fqdn), ("nodeName", node), ("mountedTo", mounted_to), ("type", type)):
         if value is not None:
             spec[field] = value
+    if pod is not None:
+        spec["podRef"] = {"name": pod}
     obj = {"apiVersion": API_VERSION, "kind": "Container", "metadata": metadata, "spec": spec}
     if status is not None:
         obj["status"] = {"deviceStatus": status}
@@ -43,6 +46,35 @@ def node(name, *addresses) -> dict:
                for a in addresses]
     entries.append({"type": "Hostname", "address": name})
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"addresses": entries}}
+
+
+BACKS_LABEL = "mountdns.io/backs"  # the label the sync selects the Pods it watches by
+
+
+def pod(name, node=None, ready=True, namespace="default", created="2024-01-01T00:00:00Z", deleting=None,
+        labels=None, annotations=None) -> dict:
+    """A core/v1 Pod as the API server lists it, with the parts the sync does not read
+    (containers, other conditions) so slimming is exercised. `node` is spec.nodeName
+    (None: not scheduled); `ready` the Ready condition; `deleting` a deletionTimestamp.
+    Labelled BACKS_LABEL unless `labels` says otherwise."""
+    metadata = {"name": name, "namespace": namespace,
+                "labels": {BACKS_LABEL: "true"} if labels is None else dict(labels)}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    if created is not None:
+        metadata["creationTimestamp"] = created
+    if deleting is not None:
+        metadata["deletionTimestamp"] = deleting
+    spec = {"containers": [{"name": "main", "image": "registry.example/app:1"}]}
+    if node is not None:
+        spec["nodeName"] = node
+    conditions = [{"type": "PodScheduled", "status": "True" if node else "False"}]
+    if node is not None:
+        conditions += [{"type": "Initialized", "status": "True"},
+                       {"type": "Ready", "status": "True" if ready else "False"},
+                       {"type": "ContainersReady", "status": "True" if ready else "False"}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
+            "status": {"phase": "Running" if node else "Pending", "conditions": conditions}}
 
 
 def seed_fqdn(label: str) -> str:
