@@ -34,13 +34,13 @@ def rules_config(settings: SyncSettings) -> RulesConfig:
 def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Event, metrics=None):
     if settings.manifests:
         from sync.sources.manifests import ManifestSource
-        return ManifestSource(settings.manifests, cache, stop)
+        return ManifestSource(settings.manifests, cache, stop, sources=settings.sources)
     from sync.sources.kube import KubernetesSource, load_client
     try:
         api_client = load_client(settings.kubeconfig)
     except Exception as exc:  # noqa: BLE001 - the client raises several kinds for bad config
         raise ConfigError(f"--kubeconfig: cannot load Kubernetes configuration: {exc}") from exc
-    return KubernetesSource(api_client, cache, stop, namespace=settings.namespace,
+    return KubernetesSource(api_client, cache, stop, namespace=settings.namespace, sources=settings.sources,
                             idle_timeout=settings.watch_idle_timeout, metrics=metrics)
 
 

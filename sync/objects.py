@@ -29,6 +29,17 @@ UNDATED = math.inf  # objects without creationTimestamp (manifests from files) c
 
 ObjectKey = tuple[str, str]  # (namespace, name)
 
+# The pod source (--source pod): a Pod with this label is published from its annotations.
+PUBLISH_LABEL, PUBLISH_VALUE = "mountdns.io/publish", "true"
+FQDN_ANNOTATION = "mountdns.io/fqdn"
+MOUNTED_TO_ANNOTATION = "mountdns.io/mounted-to"
+TYPE_ANNOTATION = "mountdns.io/type"
+DEVICE_STATUS_ANNOTATION = "mountdns.io/device-status"
+POD_ANNOTATIONS = (FQDN_ANNOTATION, MOUNTED_TO_ANNOTATION, TYPE_ANNOTATION, DEVICE_STATUS_ANNOTATION)
+# A published Pod's key in the rules: Containers and Pods share a namespace's names, and a
+# Pod `x` must not be taken for the Container `x` (no Kubernetes name holds a '/').
+POD_KEY_PREFIX = "pod/"
+
 
 @dataclass(frozen=True)
 class RulesConfig:
@@ -164,17 +175,44 @@ class ContainerReader:
         unmounted_code = SkipCode.NOT_MOUNTED
         if pod_ref is not None and mounted_to is None:
             # A Pod-backed parent: its node is the Pod's, while the Pod may carry the name.
-            node, unmounted_reason, unmounted_code = self._pod_node(namespace, pod_ref)
+            node, unmounted_reason, unmounted_code = self._pod_node(namespace, pod_ref,
+                                                                    self.pods.get((namespace, pod_ref)))
         if node is not None and not node.isascii():
             raise NotPublishable(f"spec.nodeName {node!r} is not ASCII")
         return Claim((namespace, name), self.fqdn(name, namespace, spec),
                       self.created(meta.get("creationTimestamp")),
                       node.lower() if node else None, mounted_to, unmounted_reason, unmounted_code)
 
-    def _pod_node(self, namespace: str, pod: str) -> tuple[str | None, str, SkipCode]:
+    def read_pod(self, obj) -> Claim:
+        """A Pod of the pod source as the Claim a Container would make: its annotations
+        stand in for spec.fqdn, spec.mountedTo, spec.type and status.deviceStatus, its own
+        placement for spec.podRef. Its key is (namespace, "pod/<name>")."""
+        if not isinstance(obj, dict):
+            raise NotPublishable(f"not an object: {type(obj).__name__}")
+        meta = _section(obj, "metadata")
+        name = _optional_text(meta, "metadata", "name")
+        if name is None:
+            raise NotPublishable("no metadata.name")
+        namespace = _optional_text(meta, "metadata", "namespace") or DEFAULT_NAMESPACE
+        annotations = meta.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise NotPublishable(f"metadata.annotations must be an object, got {type(annotations).__name__}")
+        spec = {"fqdn": annotations.get(FQDN_ANNOTATION), "mountedTo": annotations.get(MOUNTED_TO_ANNOTATION),
+                "type": annotations.get(TYPE_ANNOTATION)}
+        status = {"deviceStatus": annotations.get(DEVICE_STATUS_ANNOTATION)}
+        mounted_to, unmounted_reason = mount_target(spec, status, self.config)
+        node, unmounted_code = None, SkipCode.NOT_MOUNTED
+        if mounted_to is None:
+            read = pod_placement(obj)
+            node, unmounted_reason, unmounted_code = self._pod_node(namespace, name, read[1] if read else None)
+        return Claim((namespace, POD_KEY_PREFIX + name), self.fqdn(name, namespace, spec),
+                     self.created(meta.get("creationTimestamp")), node, mounted_to, unmounted_reason,
+                     unmounted_code)
+
+    def _pod_node(self, namespace: str, pod: str, placement: "PodPlacement | None"
+                  ) -> tuple[str | None, str, SkipCode]:
         """The node of the Pod `namespace`/`pod` if it may carry a name now, else None and
         why not (with its code)."""
-        placement = self.pods.get((namespace, pod))
         if placement is None:
             return None, f"pod {namespace}/{pod} not found", SkipCode.POD_NOT_FOUND
         if placement.node is None:
@@ -186,7 +224,7 @@ class ContainerReader:
         return placement.node, "", SkipCode.NOT_MOUNTED
 
     def fqdn(self, name: str, namespace: str, spec: dict) -> str:
-        """The normalized fqdn a Container claims, or raise NotPublishable."""
+        """The normalized fqdn a Container (or published Pod) claims, or raise NotPublishable."""
         given = _optional_text(spec, "spec", "fqdn")
         raw = given if given is not None else f"{name}.{namespace}.{self.config.default_zone}"
         try:
@@ -275,6 +313,13 @@ def pod_placement(pod) -> tuple[ObjectKey, PodPlacement] | None:
             ready = condition.get("status") == "True"
     return (namespace, meta["name"]), PodPlacement(node.lower() if node else None, ready,
                                                    bool(meta.get("deletionTimestamp")))
+
+
+def is_published_pod(pod) -> bool:
+    """A Pod the pod source publishes: labelled mountdns.io/publish=true."""
+    meta = pod.get("metadata") if isinstance(pod, dict) else None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return isinstance(labels, dict) and labels.get(PUBLISH_LABEL) == PUBLISH_VALUE
 
 
 def pod_placements(pods: Iterable) -> dict[ObjectKey, PodPlacement]:

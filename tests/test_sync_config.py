@@ -77,6 +77,7 @@ ENV_CASES = [
     ({"MOUNTDNS_METRICS_BIND": "0.0.0.0:9200"}, lambda s: s.metrics_bind, ("0.0.0.0", 9200)),
     ({"MOUNTDNS_ALLOW_SPECIAL_ADDRESSES": "yes"}, lambda s: s.allow_special_addresses, True),
     ({"MOUNTDNS_PUBLISH_UNREADY_PODS": "true"}, lambda s: s.publish_unready_pods, True),
+    ({"MOUNTDNS_SOURCE": "pod,container"}, lambda s: s.sources, ("pod", "container")),
 ]
 
 

@@ -109,3 +109,23 @@ def seed_objects() -> tuple[list[dict], list[dict]]:
                    for name, label, host, kind, parent in SEED_CHILDREN]
     nodes = [node(name, address) for name, address in SEED_NODES]
     return containers, nodes
+
+
+def published_pod(name, node="node-1", fqdn=None, mounted_to=None, type=None, device_status=None, ready=True,
+                  namespace="default", created="2024-01-01T00:00:00Z", deleting=None) -> dict:
+    """A Pod for the pod source: labelled mountdns.io/publish=true, described by annotations."""
+    annotations = {key: value for key, value in (
+        ("mountdns.io/fqdn", fqdn), ("mountdns.io/mounted-to", mounted_to), ("mountdns.io/type", type),
+        ("mountdns.io/device-status", device_status)) if value is not None}
+    return pod(name, node=node, ready=ready, namespace=namespace, created=created, deleting=deleting,
+               labels={"mountdns.io/publish": "true", "app": name}, annotations=annotations)
+
+
+def seed_pods() -> list[dict]:
+    """The seed's Containers as Pods of the pod source, on the same nodes."""
+    pods = [published_pod(name, node=host, fqdn=seed_fqdn(label), type=kind)
+            for name, label, host, kind in SEED_PARENTS]
+    pods += [published_pod(name, node=host, fqdn=seed_fqdn(label), type=kind, mounted_to=parent,
+                           device_status=MOUNTED)
+             for name, label, host, kind, parent in SEED_CHILDREN]
+    return pods

@@ -10,24 +10,37 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from sync.objects import POD_ANNOTATIONS, PUBLISH_LABEL
 from sync.status import slim_status
 
 CONTAINER = "Container"
 NODE = "Node"
-POD = "Pod"
-KINDS = (CONTAINER, NODE, POD)
+POD = "Pod"  # Pods that Containers' spec.podRef may name (labelled mountdns.io/backs)
+PUBLISHED_POD = "PublishedPod"  # Pods of the pod source (labelled mountdns.io/publish=true)
+KINDS = (CONTAINER, NODE, POD, PUBLISHED_POD)
 
 
 _KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "generation")
 
 
-def slim_pod(obj: dict) -> dict:
+def slim_pod(obj: dict, published: bool = False) -> dict:
     """A Pod as the rules read it: name, namespace, creation and deletion times,
-    resourceVersion, spec.nodeName and the Ready condition. A listed Pod is 5-20 KB
-    (containers, volumes, every condition, managedFields); this is about 0.5 KB."""
+    resourceVersion, spec.nodeName and the Ready condition, and for the pod source
+    (`published`) our label and annotations. A listed Pod is 5-20 KB (containers,
+    volumes, every condition, managedFields); this is about 0.5 KB."""
     meta, spec, status = (obj.get(part) for part in ("metadata", "spec", "status"))
     kept = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
     kept["metadata"] = {k: meta[k] for k in _KEPT_POD_METADATA if k in meta}
+    if published:
+        labels, annotations = meta.get("labels"), meta.get("annotations")
+        if isinstance(labels, dict) and PUBLISH_LABEL in labels:
+            kept["metadata"]["labels"] = {PUBLISH_LABEL: labels[PUBLISH_LABEL]}
+        if isinstance(annotations, dict):
+            ours = {k: annotations[k] for k in POD_ANNOTATIONS if k in annotations}
+            if ours:
+                kept["metadata"]["annotations"] = ours
+        elif annotations is not None:
+            kept["metadata"]["annotations"] = annotations  # malformed: the rules report it
     if isinstance(spec, dict) and "nodeName" in spec:
         kept["spec"] = {"nodeName": spec["nodeName"]}
     conditions = status.get("conditions") if isinstance(status, dict) else None
@@ -47,8 +60,8 @@ def slim(kind: str, obj: dict) -> dict:
     meta, status, spec = (obj.get(part) for part in ("metadata", "status", "spec"))
     if not isinstance(meta, dict) or not isinstance(status, (dict, type(None))):
         return obj  # malformed: keep it whole so the rules report it as it is
-    if kind == POD:
-        return slim_pod(obj)
+    if kind in (POD, PUBLISHED_POD):
+        return slim_pod(obj, published=kind == PUBLISHED_POD)
     kept = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
     kept["metadata"] = {k: meta[k] for k in _KEPT_METADATA if k in meta}
     if kind == CONTAINER and spec is not None:
@@ -91,6 +104,7 @@ class Snapshot:
     complete: bool  # every kind fully listed at least once, and the last list of each succeeded
     oldest_event: float | None = None  # monotonic receive time of the oldest watch event since the last snapshot
     pods: tuple[dict, ...] = ()  # the Pods that Containers' spec.podRef may name
+    published_pods: tuple[dict, ...] = ()  # the Pods of the pod source
 
 
 class ObjectCache:
@@ -169,4 +183,5 @@ class ObjectCache:
                 complete=all(self._complete.values()),
                 oldest_event=oldest,
                 pods=tuple(self._objects[POD].values()),
+                published_pods=tuple(self._objects[PUBLISHED_POD].values()),
             )

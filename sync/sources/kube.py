@@ -34,7 +34,8 @@ from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
 from mountdns.backoff import Backoff
-from sync.sources.cache import CONTAINER, NODE, POD, ObjectCache, slim
+from sync.objects import PUBLISH_LABEL, PUBLISH_VALUE
+from sync.sources.cache import CONTAINER, KINDS, NODE, POD, PUBLISHED_POD, ObjectCache, slim
 
 log = logging.getLogger("mountdns.sync.kubernetes")
 
@@ -44,6 +45,9 @@ PAGE_SIZE = 500
 # largest kind a cluster has, so the sync watches only those that back a name, chosen by
 # the API server, rather than every Pod of the cluster.
 BACKS_LABEL = "mountdns.io/backs"
+# The pod source's Pods, selected by the API server likewise.
+PUBLISH_SELECTOR = f"{PUBLISH_LABEL}={PUBLISH_VALUE}"
+
 
 
 class Gone(Exception):
@@ -273,27 +277,36 @@ class KubernetesSource:
     by its own ResourceWatcher."""
 
     def __init__(self, api_client: client.ApiClient, cache: ObjectCache, stop: threading.Event,
-                 namespace: str | None = None, **watcher_options):
+                 namespace: str | None = None, sources: tuple[str, ...] = ("container",), **watcher_options):
         custom = client.CustomObjectsApi(api_client)
         core = client.CoreV1Api(api_client)
         if namespace:
             def list_containers(**kw):
                 return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kw)
 
-            def list_pods(**kw):
-                return core.list_namespaced_pod(namespace, label_selector=BACKS_LABEL, **kw)
+            def list_pods(selector=BACKS_LABEL, **kw):
+                return core.list_namespaced_pod(namespace, label_selector=selector, **kw)
         else:
             def list_containers(**kw):
                 return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
 
-            def list_pods(**kw):
-                return core.list_pod_for_all_namespaces(label_selector=BACKS_LABEL, **kw)
+            def list_pods(selector=BACKS_LABEL, **kw):
+                return core.list_pod_for_all_namespaces(label_selector=selector, **kw)
+
+        def list_published_pods(**kw):
+            return list_pods(PUBLISH_SELECTOR, **kw)
         self.cache = cache
-        self.watchers = [
-            ResourceWatcher(CONTAINER, list_containers, cache, stop, **watcher_options),
-            ResourceWatcher(NODE, core.list_node, cache, stop, **watcher_options),
-            ResourceWatcher(POD, list_pods, cache, stop, **watcher_options),
-        ]
+        self.watchers = [ResourceWatcher(NODE, core.list_node, cache, stop, **watcher_options)]
+        if "container" in sources:
+            self.watchers += [ResourceWatcher(CONTAINER, list_containers, cache, stop, **watcher_options),
+                              ResourceWatcher(POD, list_pods, cache, stop, **watcher_options)]
+        if "pod" in sources:
+            self.watchers.append(ResourceWatcher(PUBLISHED_POD, list_published_pods, cache, stop,
+                                                 **watcher_options))
+        watched = {watcher.kind for watcher in self.watchers}
+        for kind in KINDS:
+            if kind not in watched:
+                cache.replace(kind, [])  # a source not asked for: nothing of it, and nothing to wait for
 
     def list_once(self) -> None:
         """One full list of every kind (for --once); raises on failure."""

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from sync.sources.cache import CONTAINER, KINDS, NODE, POD, ObjectCache
+from sync.objects import is_published_pod
+from sync.sources.cache import CONTAINER, KINDS, NODE, POD, PUBLISHED_POD, ObjectCache
 
 log = logging.getLogger("mountdns.sync.manifests")
 
@@ -67,8 +68,10 @@ def _with_defaults(obj: dict, kind: str, mtime: float) -> dict:
 
 
 class ManifestSource:
-    def __init__(self, directory: str, cache: ObjectCache, stop: threading.Event, poll_seconds: float = 0.2):
+    def __init__(self, directory: str, cache: ObjectCache, stop: threading.Event, poll_seconds: float = 0.2,
+                 sources: tuple[str, ...] = ("container",)):
         self.directory = Path(directory)
+        self.sources = frozenset(sources)  # "container" and/or "pod", as --source says
         self.cache = cache
         self.stop = stop
         self.poll_seconds = poll_seconds
@@ -91,6 +94,15 @@ class ManifestSource:
                     found[path] = (stat.st_mtime, stat.st_size)
         return found
 
+    def _kinds(self, kind: str, obj: dict) -> tuple[str, ...]:
+        """The cache kinds a manifest object goes to, as the watches would select it."""
+        if kind == CONTAINER:
+            return (CONTAINER,) if "container" in self.sources else ()
+        if kind == POD:
+            published = (PUBLISHED_POD,) if "pod" in self.sources and is_published_pod(obj) else ()
+            return ((POD,) if "container" in self.sources else ()) + published
+        return (kind,)
+
     def scan(self) -> bool:
         """Re-read changed files; publish to the cache if anything changed."""
         files = self._files()
@@ -111,7 +123,7 @@ class ManifestSource:
                     if kind:
                         if not isinstance(obj.get("metadata") or {}, dict):
                             raise ManifestError(f"{path}: the metadata of a {kind} is not a mapping")
-                        objects.append((kind, _with_defaults(obj, kind, signature[0])))
+                        objects += ((k, _with_defaults(obj, kind, signature[0])) for k in self._kinds(kind, obj))
                 self._objects[path] = objects
                 if self.errors.pop(path, None):
                     log.info("%s parses again", path)
