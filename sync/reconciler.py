@@ -178,7 +178,7 @@ class Reconciler:
             self.metrics.nothing_to_write()
         seconds = time.monotonic() - started
         if self.status is not None:
-            self.status.offer(snapshot.containers, snapshot.nodes, plan)
+            self.status.offer(snapshot.containers, snapshot.nodes, plan, pods=snapshot.published_pods)
         if not changes.empty:
             log.info("%s %s in %.1f ms%s%s", "planned" if self.dry_run else "wrote", changes.summary(),
                      seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)",

@@ -232,7 +232,7 @@ class RecordingStatus:
         self.store = store
         self.offers: list[tuple] = []
 
-    def offer(self, containers, nodes, desired) -> None:
+    def offer(self, containers, nodes, desired, pods=()) -> None:
         written = records(self.store) if self.store is not None else None
         self.offers.append((containers, nodes, desired, written))
 

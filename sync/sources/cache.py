@@ -32,6 +32,8 @@ def slim_pod(obj: dict, published: bool = False) -> dict:
     kept = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
     kept["metadata"] = {k: meta[k] for k in _KEPT_POD_METADATA if k in meta}
     if published:
+        if "uid" in meta:
+            kept["metadata"]["uid"] = meta["uid"]  # the involvedObject of a Warning Event about it
         labels, annotations = meta.get("labels"), meta.get("annotations")
         if isinstance(labels, dict) and PUBLISH_LABEL in labels:
             kept["metadata"]["labels"] = {PUBLISH_LABEL: labels[PUBLISH_LABEL]}
