@@ -174,3 +174,20 @@ def test_examples_and_seed_objects_describe_the_same_objects():
         return {o["metadata"]["name"]: (o.get("spec"), o.get("status")) for o in objects}
     assert essentials(example_objects("Container")) == essentials(containers)
     assert essentials(example_objects("Node")) == essentials(nodes)
+
+
+def test_examples_with_both_sources_give_the_seed_and_the_pods_carry_their_containers_names():
+    from sync.objects import is_published_pod
+    pods = example_objects("Pod")
+    published = [p for p in pods if is_published_pod(p)]
+    containers, nodes = example_objects("Container"), example_objects("Node")
+
+    both = desired_state(containers, nodes, SEED_CONFIG, pods, published)
+    assert both.state == SEED_STATE
+    # The Pods claim names Containers of the same age (none given) hold: then the first by
+    # namespace/name keeps it, and "container-a-2" sorts before "pod/container-a-2".
+    assert {(s.name, s.code) for s in both.skipped} == {("pod/container-a-2", "NameConflict"),
+                                                          ("pod/container-c-1", "NameConflict")}
+    alone = desired_state([], nodes, SEED_CONFIG, (), published)
+    assert alone.state.parents == {"container_a_2.domain.foo.bar": "node-2"}
+    assert alone.state.children == {"container_c_1.domain.foo.bar": "container_a_2.domain.foo.bar"}
