@@ -7,10 +7,12 @@ kind is complete nothing is written, and garbage collection waits on it as well.
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 
-from sync.objects import POD_ANNOTATIONS, PUBLISH_LABEL
+from sync.objects import (DEVICE_STATUS_ANNOTATION, MOUNTED_TO_ANNOTATION, POD_ANNOTATIONS, PUBLISH_LABEL,
+                          PUBLISH_VALUE, TYPE_ANNOTATION)
 from sync.status import slim_status
 
 CONTAINER = "Container"
@@ -26,31 +28,64 @@ _KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "
 def slim_pod(obj: dict, published: bool = False) -> dict:
     """A Pod as the rules read it: name, namespace, creation and deletion times,
     resourceVersion, spec.nodeName and the Ready condition, and for the pod source
-    (`published`) our label and annotations. A listed Pod is 5-20 KB (containers,
-    volumes, every condition, managedFields); this is about 0.5 KB."""
+    (`published`) our label, annotations and uid (for Events). A listed Pod is 5-20 KB
+    (containers, volumes, every condition, managedFields).
+
+    What many Pods share is shared, not copied: the values repeated across Pods are
+    interned, and the `spec` of Pods on one node, their Ready status and the publish
+    label are one dict each (read-only: the cache replaces a Pod's dict on every event,
+    it never edits one). That halves the cost of a Pod in the cache."""
     meta, spec, status = (obj.get(part) for part in ("metadata", "spec", "status"))
-    kept = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
-    kept["metadata"] = {k: meta[k] for k in _KEPT_POD_METADATA if k in meta}
+    kept = {k: _shared(obj[k]) for k in ("apiVersion", "kind") if k in obj}
+    kept["metadata"] = kept_meta = {k: _shared(meta[k]) if k in _INTERNED_POD_METADATA else meta[k]
+                                    for k in _KEPT_POD_METADATA if k in meta}
     if published:
         if "uid" in meta:
-            kept["metadata"]["uid"] = meta["uid"]  # the involvedObject of a Warning Event about it
+            kept_meta["uid"] = meta["uid"]  # the involvedObject of a Warning Event about it
         labels, annotations = meta.get("labels"), meta.get("annotations")
         if isinstance(labels, dict) and PUBLISH_LABEL in labels:
-            kept["metadata"]["labels"] = {PUBLISH_LABEL: labels[PUBLISH_LABEL]}
+            value = labels[PUBLISH_LABEL]
+            kept_meta["labels"] = _PUBLISH_LABELS if value == PUBLISH_VALUE else {PUBLISH_LABEL: value}
         if isinstance(annotations, dict):
-            ours = {k: annotations[k] for k in POD_ANNOTATIONS if k in annotations}
+            ours = {k: _shared(annotations[k]) if k in _INTERNED_ANNOTATIONS else annotations[k]
+                    for k in POD_ANNOTATIONS if k in annotations}
             if ours:
-                kept["metadata"]["annotations"] = ours
+                kept_meta["annotations"] = ours
         elif annotations is not None:
-            kept["metadata"]["annotations"] = annotations  # malformed: the rules report it
+            kept_meta["annotations"] = annotations  # malformed: the rules report it
     if isinstance(spec, dict) and "nodeName" in spec:
-        kept["spec"] = {"nodeName": spec["nodeName"]}
+        kept["spec"] = _node_spec(spec["nodeName"])
     conditions = status.get("conditions") if isinstance(status, dict) else None
     ready = [c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"] \
         if isinstance(conditions, list) else []
     if ready:
-        kept["status"] = {"conditions": [{"type": "Ready", "status": ready[-1].get("status")}]}
+        value = ready[-1].get("status")
+        kept["status"] = _READY_STATUS.get(value) if isinstance(value, str) and value in _READY_STATUS else \
+            {"conditions": [{"type": "Ready", "status": value}]}
     return kept
+
+
+def _shared(value):
+    return sys.intern(value) if type(value) is str and len(value) <= 253 else value
+
+
+def _node_spec(node) -> dict:
+    if type(node) is not str or len(node) > 253:
+        return {"nodeName": node}
+    spec = _NODE_SPECS.get(node)
+    if spec is None:
+        if len(_NODE_SPECS) >= _MAX_NODE_SPECS:
+            _NODE_SPECS.clear()  # bounded: a cluster has far fewer nodes; dicts already handed out stay valid
+        spec = _NODE_SPECS[node] = {"nodeName": sys.intern(node)}
+    return spec
+
+
+_NODE_SPECS: dict[str, dict] = {}
+_MAX_NODE_SPECS = 20_000
+_READY_STATUS = {value: {"conditions": [{"type": "Ready", "status": value}]} for value in ("True", "False", "Unknown")}
+_PUBLISH_LABELS = {PUBLISH_LABEL: PUBLISH_VALUE}
+_INTERNED_POD_METADATA = frozenset({"namespace", "creationTimestamp"})
+_INTERNED_ANNOTATIONS = frozenset({TYPE_ANNOTATION, DEVICE_STATUS_ANNOTATION, MOUNTED_TO_ANNOTATION})
 
 
 _KEPT_POD_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "deletionTimestamp")
@@ -118,10 +153,11 @@ class ObjectCache:
         self.changed = threading.Event()
         self._oldest_event: float | None = None
 
-    def replace(self, kind: str, objects, *, complete: bool = True) -> None:
-        """A list result. An incomplete one only adds and updates, never removes."""
+    def replace(self, kind: str, objects, *, complete: bool = True, slimmed: bool = False) -> None:
+        """A list result. An incomplete one only adds and updates, never removes.
+        `slimmed`: the objects went through slim() already (a watcher slims page by page)."""
         with self._lock:
-            fresh = {object_key(o): slim(kind, o) for o in objects}
+            fresh = {object_key(o): o if slimmed else slim(kind, o) for o in objects}
             if complete:
                 self._objects[kind] = fresh
                 self._listed[kind] = True

@@ -195,7 +195,7 @@ class ResourceWatcher:
             token = meta.get("continue")
             if not token:
                 break
-        self.cache.replace(self.kind, objects, complete=True)
+        self.cache.replace(self.kind, objects, complete=True, slimmed=True)
         log.info("listed %d %s objects at resourceVersion %s", len(objects), self.kind, resource_version)
         return resource_version
 
