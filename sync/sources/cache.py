@@ -20,6 +20,9 @@ NODE = "Node"
 POD = "Pod"  # Pods that Containers' spec.podRef may name (labelled mountdns.io/backs)
 PUBLISHED_POD = "PublishedPod"  # Pods of the pod source (labelled mountdns.io/publish=true)
 KINDS = (CONTAINER, NODE, POD, PUBLISHED_POD)
+# Kinds a source lists only when configured to (expect()): until then the cache does not
+# wait for them, and holds none.
+OPTIONAL_KINDS = (POD, PUBLISHED_POD)
 
 
 _KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "generation")
@@ -148,8 +151,8 @@ class ObjectCache:
     def __init__(self):
         self._lock = threading.Lock()
         self._objects: dict[str, dict[tuple[str, str], dict]] = {kind: {} for kind in KINDS}
-        self._complete: dict[str, bool] = {kind: False for kind in KINDS}
-        self._listed: dict[str, bool] = {kind: False for kind in KINDS}
+        self._complete: dict[str, bool] = {kind: kind in OPTIONAL_KINDS for kind in KINDS}
+        self._listed: dict[str, bool] = {kind: kind in OPTIONAL_KINDS for kind in KINDS}
         self.changed = threading.Event()
         self._oldest_event: float | None = None
 
@@ -165,6 +168,11 @@ class ObjectCache:
                 self._objects[kind].update(fresh)
             self._complete[kind] = complete and self._listed[kind]
         self.changed.set()
+
+    def expect(self, kind: str) -> None:
+        """A source will list `kind` (an optional one): nothing is written before it has."""
+        with self._lock:
+            self._listed[kind] = self._complete[kind] = False
 
     def mark_incomplete(self, kind: str) -> None:
         with self._lock:

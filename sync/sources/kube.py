@@ -35,7 +35,8 @@ from urllib3.exceptions import ReadTimeoutError
 
 from mountdns.backoff import Backoff
 from sync.objects import PUBLISH_LABEL, PUBLISH_VALUE
-from sync.sources.cache import CONTAINER, KINDS, NODE, POD, PUBLISHED_POD, ObjectCache, slim
+from sync.sources.cache import (CONTAINER, KINDS, NODE, OPTIONAL_KINDS, POD, PUBLISHED_POD, ObjectCache,
+                                slim)
 
 log = logging.getLogger("mountdns.sync.kubernetes")
 
@@ -307,6 +308,8 @@ class KubernetesSource:
         for kind in KINDS:
             if kind not in watched:
                 cache.replace(kind, [])  # a source not asked for: nothing of it, and nothing to wait for
+            elif kind in OPTIONAL_KINDS:
+                cache.expect(kind)
 
     def list_once(self) -> None:
         """One full list of every kind (for --once); raises on failure."""
