@@ -152,6 +152,7 @@ def test_repeated_flags_keep_their_order():
 
 BAD_CONFIGURATIONS = {
     "no zone": ([], "--zone"),
+    "unknown source": (ZONE_ARGS + ["--source", "service"], "--source"),
     "duplicate zone": (["--zone", "a.com", "--zone", "A.com."], "--zone"),
     "zone with an empty label": (["--zone", "a..com"], "--zone"),
     "bad nameserver": (ZONE_ARGS + ["--nameserver", ".."], "--nameserver"),
