@@ -29,6 +29,10 @@ UNDATED = math.inf  # objects without creationTimestamp (manifests from files) c
 
 ObjectKey = tuple[str, str]  # (namespace, name)
 
+# A Pod named by a Container's spec.podRef must carry this label (any value): Pods are the
+# largest kind a cluster has, so the sync watches only those that back a name, selected
+# by the API server, rather than every Pod of the cluster.
+BACKS_LABEL = "mountdns.io/backs"
 # The pod source (--source pod): a Pod with this label is published from its annotations.
 PUBLISH_LABEL, PUBLISH_VALUE = "mountdns.io/publish", "true"
 FQDN_ANNOTATION = "mountdns.io/fqdn"

@@ -34,7 +34,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
 from mountdns.backoff import Backoff
-from sync.objects import PUBLISH_LABEL, PUBLISH_VALUE
+from sync.objects import BACKS_LABEL, PUBLISH_LABEL, PUBLISH_VALUE
 from sync.sources.cache import (CONTAINER, KINDS, NODE, OPTIONAL_KINDS, POD, PUBLISHED_POD, ObjectCache,
                                 slim)
 
@@ -42,13 +42,9 @@ log = logging.getLogger("mountdns.sync.kubernetes")
 
 GROUP, VERSION, PLURAL = "mountdns.io", "v1alpha1", "containers"
 PAGE_SIZE = 500
-# The label a Pod named by a Container's spec.podRef must carry (any value): Pods are the
-# largest kind a cluster has, so the sync watches only those that back a name, chosen by
-# the API server, rather than every Pod of the cluster.
-BACKS_LABEL = "mountdns.io/backs"
-# The pod source's Pods, selected by the API server likewise.
+# Pods are watched through label selectors only (BACKS_LABEL for podRef, this one for the
+# pod source): the API server filters, the sync never receives the cluster's other Pods.
 PUBLISH_SELECTOR = f"{PUBLISH_LABEL}={PUBLISH_VALUE}"
-
 
 
 class Gone(Exception):

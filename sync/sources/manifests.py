@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from sync.objects import is_published_pod
+from sync.objects import BACKS_LABEL, is_published_pod
 from sync.sources.cache import CONTAINER, KINDS, NODE, POD, PUBLISHED_POD, ObjectCache
 
 log = logging.getLogger("mountdns.sync.manifests")
@@ -95,12 +95,16 @@ class ManifestSource:
         return found
 
     def _kinds(self, kind: str, obj: dict) -> tuple[str, ...]:
-        """The cache kinds a manifest object goes to, as the watches would select it."""
+        """The cache kinds a manifest object goes to, as the watches' label selectors would
+        select it: a Pod backs Containers only with BACKS_LABEL, is published by the pod
+        source only with mountdns.io/publish=true."""
         if kind == CONTAINER:
             return (CONTAINER,) if "container" in self.sources else ()
         if kind == POD:
             published = (PUBLISHED_POD,) if "pod" in self.sources and is_published_pod(obj) else ()
-            return ((POD,) if "container" in self.sources else ()) + published
+            labels = (obj.get("metadata") or {}).get("labels")
+            backs = "container" in self.sources and isinstance(labels, dict) and BACKS_LABEL in labels
+            return ((POD,) if backs else ()) + published
         return (kind,)
 
     def scan(self) -> bool:
