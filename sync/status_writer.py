@@ -146,6 +146,7 @@ class StatusWriter:
         self._sent: dict[ObjectKey, tuple[str | None, Verdict]] = {}  # written, not yet seen back
         # Pods of the pod source have no status of ours: a failure is told by a Warning Event.
         self._pods: tuple = ()
+        self._pods_skipped: tuple | None = None  # the rules' skipped list the Pods were last checked against
         self._pod_reasons: dict[ObjectKey, str] = {}  # the last reason seen per Pod
         self._pod_events: dict[ObjectKey, tuple[Mapping, Verdict]] = {}  # an ordered set, like _pending
         self._retry_at = 0.0
@@ -205,7 +206,10 @@ class StatusWriter:
         """Queue a Warning Event for each Pod of the pod source that entered a failure
         (a name conflict it lost, a mount that does not resolve, an invalid annotation).
         PodNotReady and PodNotScheduled are not told: the Pod's own status says so."""
-        self._pods = pods
+        if (desired.skipped is self._pods_skipped and len(pods) == len(self._pods)
+                and all(map(operator.is_, pods, self._pods))):
+            return  # the same Pods and the same verdicts: nothing entered a failure
+        self._pods, self._pods_skipped = pods, desired.skipped
         reasons = {(skip.namespace, skip.name): skip for skip in desired.skipped
                    if skip.name.startswith(POD_KEY_PREFIX)}
         by_key = {}
