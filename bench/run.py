@@ -27,6 +27,7 @@ SUITES = {
     "sync_scale": "bench.sync_scale",     # initial sync of 100,000 Containers
     "failover": "bench.failover",         # leader replica killed -> next change in Redis
     "purge_latency": "bench.purge_latency",  # node move -> every DNS pod (primary and replica) answers
+    "pod_memory": "bench.pod_memory",     # sync memory, both sources on, 100,000 Pods (50,000 published)
 }
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

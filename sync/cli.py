@@ -27,19 +27,20 @@ log = logging.getLogger("mountdns.sync")
 def rules_config(settings: SyncSettings) -> RulesConfig:
     return RulesConfig(zones=settings.zones, mounted_status=settings.mounted_status,
                        mount_types=settings.mount_types, node_address_types=settings.node_address_types,
-                       allow_special_addresses=settings.allow_special_addresses)
+                       allow_special_addresses=settings.allow_special_addresses,
+                       publish_unready_pods=settings.publish_unready_pods)
 
 
 def build_source(settings: SyncSettings, cache: ObjectCache, stop: threading.Event, metrics=None):
     if settings.manifests:
         from sync.sources.manifests import ManifestSource
-        return ManifestSource(settings.manifests, cache, stop)
+        return ManifestSource(settings.manifests, cache, stop, sources=settings.sources)
     from sync.sources.kube import KubernetesSource, load_client
     try:
         api_client = load_client(settings.kubeconfig)
     except Exception as exc:  # noqa: BLE001 - the client raises several kinds for bad config
         raise ConfigError(f"--kubeconfig: cannot load Kubernetes configuration: {exc}") from exc
-    return KubernetesSource(api_client, cache, stop, namespace=settings.namespace,
+    return KubernetesSource(api_client, cache, stop, namespace=settings.namespace, sources=settings.sources,
                             idle_timeout=settings.watch_idle_timeout, metrics=metrics)
 
 

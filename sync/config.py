@@ -17,6 +17,8 @@ from mountdns.keyspace import DEFAULT_OWNER, DEFAULT_PREFIX, Keys, check_owner
 from mountdns.names import InvalidName, normalize
 from mountdns.redis_connect import RedisTarget, add_sentinel_flags, target_from_args
 from mountdns.settings import ConfigError, add_flag, parse_bind, repeated
+
+SOURCES = ("container", "pod")  # --source: where names come from
 from mountdns.records import Zone
 from sync.leader import default_identity, default_namespace
 
@@ -80,6 +82,10 @@ class SyncSettings:
     """Where /healthz, /readyz and /metrics are served; None (`--metrics-bind off`) serves nothing."""
     allow_special_addresses: bool = False
     """Publish loopback, link-local, multicast, broadcast and unspecified Node addresses (demos)."""
+    publish_unready_pods: bool = False
+    """Publish a Pod-backed Container while its Pod is scheduled and not terminating, Ready or not."""
+    sources: tuple[str, ...] = ("container",)
+    """What names come from: "container" (Container objects) and/or "pod" (labelled Pods)."""
 
     def describe(self) -> str:
         """The startup log line: everything but secrets."""
@@ -91,7 +97,8 @@ class SyncSettings:
                 f"mounted_status={self.mounted_status} mount_types={sorted(self.mount_types) or '*'} "
                 f"address_types={list(self.node_address_types)} once={self.once} dry_run={self.dry_run} "
                 f"metrics_bind={'%s:%d' % self.metrics_bind if self.metrics_bind else 'off'} "
-                f"allow_special_addresses={self.allow_special_addresses} status_qps={self.status_qps}"
+                f"allow_special_addresses={self.allow_special_addresses} status_qps={self.status_qps} "
+                f"publish_unready_pods={self.publish_unready_pods} sources={','.join(self.sources)}"
                 + (f" leader_elect=Lease {self.lease_namespace}/{self.lease_name} identity={self.identity} "
                    f"lease_duration={self.lease_duration}s renew_deadline={self.renew_deadline}s "
                    f"retry_period={self.retry_period}s" if self.leader_elect else " leader_elect=off"))
@@ -140,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
              help="HOST:PORT serving /healthz, /readyz and /metrics; '' or off: none")
     add_flag(p, "--allow-special-addresses", switch=True,
              help="publish loopback, link-local, multicast, broadcast and unspecified Node addresses (demos)")
+    add_flag(p, "--source", repeatable=True,
+             help="where names come from: container (mountdns.io Containers, the default) and/or pod "
+                  "(Pods labelled mountdns.io/publish=true, described by mountdns.io/ annotations)")
+    add_flag(p, "--publish-unready-pods", switch=True,
+             help="publish a Container backed by a Pod (spec.podRef) while the Pod is scheduled and not "
+                  "terminating, Ready or not (like a Service's publishNotReadyAddresses)")
     return p
 
 
@@ -203,6 +216,11 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
 
+    sources = tuple(dict.fromkeys(repeated(args, "source"))) or ("container",)
+    for source in sources:
+        if source not in SOURCES:
+            raise ConfigError(f"--source: {source!r} is not one of {', '.join(SOURCES)}")
+
     election = _election(args)
     if args.leader_elect and args.once:
         raise ConfigError("--leader-elect: cannot be combined with --once (a one-shot sync does not elect)")
@@ -218,7 +236,8 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         coalesce_seconds=args.coalesce_seconds,
         watch_idle_timeout=args.watch_idle_timeout,
         log_level=args.log_level.lower(), metrics_bind=metrics_bind,
-        allow_special_addresses=args.allow_special_addresses, status_qps=args.status_qps)
+        allow_special_addresses=args.allow_special_addresses, status_qps=args.status_qps,
+        publish_unready_pods=args.publish_unready_pods, sources=sources)
 
 
 def _metrics_bind(value: str | None) -> tuple[str, int] | None:

@@ -29,6 +29,21 @@ UNDATED = math.inf  # objects without creationTimestamp (manifests from files) c
 
 ObjectKey = tuple[str, str]  # (namespace, name)
 
+# A Pod named by a Container's spec.podRef must carry this label (any value): Pods are the
+# largest kind a cluster has, so the sync watches only those that back a name, selected
+# by the API server, rather than every Pod of the cluster.
+BACKS_LABEL = "mountdns.io/backs"
+# The pod source (--source pod): a Pod with this label is published from its annotations.
+PUBLISH_LABEL, PUBLISH_VALUE = "mountdns.io/publish", "true"
+FQDN_ANNOTATION = "mountdns.io/fqdn"
+MOUNTED_TO_ANNOTATION = "mountdns.io/mounted-to"
+TYPE_ANNOTATION = "mountdns.io/type"
+DEVICE_STATUS_ANNOTATION = "mountdns.io/device-status"
+POD_ANNOTATIONS = (FQDN_ANNOTATION, MOUNTED_TO_ANNOTATION, TYPE_ANNOTATION, DEVICE_STATUS_ANNOTATION)
+# A published Pod's key in the rules: Containers and Pods share a namespace's names, and a
+# Pod `x` must not be taken for the Container `x` (no Kubernetes name holds a '/').
+POD_KEY_PREFIX = "pod/"
+
 
 @dataclass(frozen=True)
 class RulesConfig:
@@ -41,6 +56,9 @@ class RulesConfig:
     max_mount_depth: the longest chain of nested mounts published (a child of a parent is 1).
     allow_special_addresses: publish unspecified, broadcast, multicast, loopback and
         link-local Node addresses too (demos on one machine); otherwise they are ignored.
+    publish_unready_pods: a Container backed by a Pod (spec.podRef) is published while its
+        Pod is scheduled and not terminating, Ready or not (as a Service's
+        publishNotReadyAddresses); otherwise only while the Pod is Ready.
     """
 
     zones: tuple[Zone, ...]
@@ -49,6 +67,7 @@ class RulesConfig:
     node_address_types: tuple[str, ...] = ("InternalIP",)
     max_mount_depth: int = 8
     allow_special_addresses: bool = False
+    publish_unready_pods: bool = False
 
     def __post_init__(self):
         if not self.zones:
@@ -88,6 +107,9 @@ class SkipCode(StrEnum):
     INVALID_SPEC = "InvalidSpec"  # a field missing, of the wrong type or too long
     NODE_NOT_FOUND = "NodeNotFound"  # published parent whose Node is not listed
     NODE_HAS_NO_ADDRESS = "NodeHasNoAddress"  # published parent whose Node has no usable address
+    POD_NOT_FOUND = "PodNotFound"  # spec.podRef names no Pod (in the Container's namespace)
+    POD_NOT_SCHEDULED = "PodNotScheduled"  # the Pod named by spec.podRef has no spec.nodeName yet
+    POD_NOT_READY = "PodNotReady"  # that Pod is bound but not Ready, or is terminating
 
 
 class NotPublishable(ValueError):
@@ -113,7 +135,8 @@ class Claim:
     created: float
     node: str | None
     mounted_to: str | None  # set only when the Container is effectively mounted
-    unmounted_reason: str  # why it is skipped if it turns out to have no node either (NotMounted)
+    unmounted_reason: str  # why it is skipped if it turns out to have no node either
+    unmounted_code: SkipCode = SkipCode.NOT_MOUNTED  # the code that goes with unmounted_reason
 
     @property
     def namespace(self) -> str:
@@ -132,8 +155,9 @@ class ContainerReader:
     of a parent domain (every default fqdn in a namespace has the same one) and parsed
     creation timestamps; with 100,000 Containers, work done per object is what counts."""
 
-    def __init__(self, config: RulesConfig):
+    def __init__(self, config: RulesConfig, pods: Mapping[ObjectKey, "PodPlacement"] | None = None):
         self.config = config
+        self.pods = pods or {}  # the Pods spec.podRef may name, by namespace/name
         self._zones = frozenset(config.zone_names)
         self._zone_of_domain: dict[str, str | None] = {}
         self._times: dict[str, float] = {}
@@ -148,15 +172,63 @@ class ContainerReader:
         namespace = _optional_text(meta, "metadata", "namespace") or DEFAULT_NAMESPACE
         spec = _section(obj, "spec")
         node = _optional_text(spec, "spec", "nodeName")
+        pod_ref = _pod_ref(spec)
+        if node is not None and pod_ref is not None:
+            raise NotPublishable("spec.nodeName and spec.podRef are both set; exactly one may be")
+        mounted_to, unmounted_reason = mount_target(spec, _section(obj, "status"), self.config)
+        unmounted_code = SkipCode.NOT_MOUNTED
+        if pod_ref is not None and mounted_to is None:
+            # A Pod-backed parent: its node is the Pod's, while the Pod may carry the name.
+            node, unmounted_reason, unmounted_code = self._pod_node(namespace, pod_ref,
+                                                                    self.pods.get((namespace, pod_ref)))
         if node is not None and not node.isascii():
             raise NotPublishable(f"spec.nodeName {node!r} is not ASCII")
-        mounted_to, unmounted_reason = mount_target(spec, _section(obj, "status"), self.config)
         return Claim((namespace, name), self.fqdn(name, namespace, spec),
                       self.created(meta.get("creationTimestamp")),
-                      node.lower() if node else None, mounted_to, unmounted_reason)
+                      node.lower() if node else None, mounted_to, unmounted_reason, unmounted_code)
+
+    def read_pod(self, obj) -> Claim:
+        """A Pod of the pod source as the Claim a Container would make: its annotations
+        stand in for spec.fqdn, spec.mountedTo, spec.type and status.deviceStatus, its own
+        placement for spec.podRef. Its key is (namespace, "pod/<name>")."""
+        if not isinstance(obj, dict):
+            raise NotPublishable(f"not an object: {type(obj).__name__}")
+        meta = _section(obj, "metadata")
+        name = _optional_text(meta, "metadata", "name")
+        if name is None:
+            raise NotPublishable("no metadata.name")
+        namespace = _optional_text(meta, "metadata", "namespace") or DEFAULT_NAMESPACE
+        annotations = meta.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise NotPublishable(f"metadata.annotations must be an object, got {type(annotations).__name__}")
+        spec = {"fqdn": annotations.get(FQDN_ANNOTATION), "mountedTo": annotations.get(MOUNTED_TO_ANNOTATION),
+                "type": annotations.get(TYPE_ANNOTATION)}
+        status = {"deviceStatus": annotations.get(DEVICE_STATUS_ANNOTATION)}
+        mounted_to, unmounted_reason = mount_target(spec, status, self.config)
+        node, unmounted_code = None, SkipCode.NOT_MOUNTED
+        if mounted_to is None:
+            read = pod_placement(obj)
+            node, unmounted_reason, unmounted_code = self._pod_node(namespace, name, read[1] if read else None)
+        return Claim((namespace, POD_KEY_PREFIX + name), self.fqdn(name, namespace, spec),
+                     self.created(meta.get("creationTimestamp")), node, mounted_to, unmounted_reason,
+                     unmounted_code)
+
+    def _pod_node(self, namespace: str, pod: str, placement: "PodPlacement | None"
+                  ) -> tuple[str | None, str, SkipCode]:
+        """The node of the Pod `namespace`/`pod` if it may carry a name now, else None and
+        why not (with its code)."""
+        if placement is None:
+            return None, f"pod {namespace}/{pod} not found", SkipCode.POD_NOT_FOUND
+        if placement.node is None:
+            return None, f"pod {namespace}/{pod} is not scheduled to a node", SkipCode.POD_NOT_SCHEDULED
+        if placement.terminating:
+            return None, f"pod {namespace}/{pod} is terminating", SkipCode.POD_NOT_READY
+        if not placement.ready and not self.config.publish_unready_pods:
+            return None, f"pod {namespace}/{pod} on node {placement.node} is not Ready", SkipCode.POD_NOT_READY
+        return placement.node, "", SkipCode.NOT_MOUNTED
 
     def fqdn(self, name: str, namespace: str, spec: dict) -> str:
-        """The normalized fqdn a Container claims, or raise NotPublishable."""
+        """The normalized fqdn a Container (or published Pod) claims, or raise NotPublishable."""
         given = _optional_text(spec, "spec", "fqdn")
         raw = given if given is not None else f"{name}.{namespace}.{self.config.default_zone}"
         try:
@@ -197,6 +269,70 @@ class ContainerReader:
                 seconds = UNDATED
             self._times[raw] = seconds
         return seconds
+
+
+def _pod_ref(spec: dict) -> str | None:
+    """The Pod name in spec.podRef ({name: ...}, same namespace), or None when absent."""
+    ref = spec.get("podRef")
+    if ref is None:
+        return None
+    if not isinstance(ref, dict):
+        raise NotPublishable(f"spec.podRef must be an object, got {type(ref).__name__}")
+    name = _optional_text(ref, "spec.podRef", "name")
+    if name is None:
+        raise NotPublishable("spec.podRef has no name")
+    return name
+
+
+# --- Pods --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PodPlacement:
+    """The little of a Pod that decides whether, and where, a name it backs is published."""
+
+    node: str | None  # spec.nodeName, lowercased; None while not scheduled
+    ready: bool  # the Ready condition is True
+    terminating: bool  # metadata.deletionTimestamp is set
+
+
+def pod_placement(pod) -> tuple[ObjectKey, PodPlacement] | None:
+    """namespace/name and placement of a Pod as listed (whole or slimmed); None for an
+    object that cannot be read as a Pod (it then backs nothing: PodNotFound)."""
+    if not isinstance(pod, dict):
+        return None
+    meta, spec, status = pod.get("metadata"), pod.get("spec"), pod.get("status")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        return None
+    namespace = meta.get("namespace") or DEFAULT_NAMESPACE
+    if not isinstance(namespace, str):
+        return None
+    node = spec.get("nodeName") if isinstance(spec, dict) else None
+    if not isinstance(node, str) or not node or len(node) > MAX_TEXT or not node.isascii():
+        node = None
+    ready = False
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    for condition in conditions if isinstance(conditions, list) else ():
+        if isinstance(condition, dict) and condition.get("type") == "Ready":
+            ready = condition.get("status") == "True"
+    return (namespace, meta["name"]), PodPlacement(node.lower() if node else None, ready,
+                                                   bool(meta.get("deletionTimestamp")))
+
+
+def is_published_pod(pod) -> bool:
+    """A Pod the pod source publishes: labelled mountdns.io/publish=true."""
+    meta = pod.get("metadata") if isinstance(pod, dict) else None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return isinstance(labels, dict) and labels.get(PUBLISH_LABEL) == PUBLISH_VALUE
+
+
+def pod_placements(pods: Iterable) -> dict[ObjectKey, PodPlacement]:
+    placements = {}
+    for pod in pods:
+        read = pod_placement(pod)
+        if read is not None:
+            placements[read[0]] = read[1]
+    return placements
 
 
 def mount_target(spec: dict, status: dict, config: RulesConfig) -> tuple[str | None, str]:

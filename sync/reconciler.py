@@ -77,17 +77,20 @@ class Reconciler:
         self._reported: dict[tuple[str, str], str] = {}
         self._warnings: set[str] = set()
         self.batches = 0
-        self._last: tuple[tuple, Desired] | None = None  # (containers, plan) of the last batch
+        self._last: tuple | None = None  # (containers, plan, pods, published pods) of the last batch
 
     def _desired(self, snapshot: Snapshot, full: bool) -> Desired:
         """desired_state; but when only Nodes changed since the last batch (a node moved, the
         most common event), the Containers' part of the last plan is reused: the rules over
         every Container cost ~12 us each, 1.2 s per node move at 100,000 Containers."""
-        if not full and self._last is not None and _same_objects(self._last[0], snapshot.containers):
+        if (not full and self._last is not None and _same_objects(self._last[0], snapshot.containers)
+                and _same_objects(self._last[2], snapshot.pods)
+                and _same_objects(self._last[3], snapshot.published_pods)):
             plan = with_nodes(self._last[1], snapshot.nodes, self.rules)  # the Node rules alone
         else:
-            plan = desired_state(snapshot.containers, snapshot.nodes, self.rules)
-        self._last = (snapshot.containers, plan)
+            plan = desired_state(snapshot.containers, snapshot.nodes, self.rules, snapshot.pods,
+                                 snapshot.published_pods)
+        self._last = (snapshot.containers, plan, snapshot.pods, snapshot.published_pods)
         return plan
 
     def _report_skips(self, plan) -> None:
@@ -210,7 +213,8 @@ class Reconciler:
             self.metrics.nothing_to_write()
         seconds = time.monotonic() - started
         if self.status is not None:
-            self.status.offer(snapshot.containers, snapshot.nodes, plan, self.owned_elsewhere)
+            self.status.offer(snapshot.containers, snapshot.nodes, plan, self.owned_elsewhere,
+                              pods=snapshot.published_pods)
         if not changes.empty:
             log.info("%s %s in %.1f ms%s%s", "planned" if self.dry_run else "wrote", changes.summary(),
                      seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)",

@@ -16,7 +16,10 @@ The rules, in the order they apply:
   3. a Container is a child (CNAME to the fqdn of the Container named by spec.mountedTo in
      its namespace) when it is "effectively mounted": mountedTo set, status.deviceStatus
      equal to the mounted status and spec.type mountable; otherwise it is a parent (A/AAAA
-     of spec.nodeName's addresses) if it has a nodeName;
+     of spec.nodeName's addresses) if it has a nodeName, or if it has a spec.podRef naming
+     a Pod (same namespace) that is scheduled and Ready (scheduled and not terminating
+     with publish_unready_pods): the Pod's spec.nodeName is then its node; otherwise it
+     is skipped as PodNotFound, PodNotScheduled or PodNotReady;
   4. a child is published only when its chain of mounts ends at a published parent within
      max_mount_depth levels; no member of a mount cycle is published.
 Whatever is left out comes back as a `Skip` with its reason (a `SkipCode` and a human
@@ -36,7 +39,8 @@ from typing import Callable, Iterable, Mapping
 
 from mountdns.records import State
 from sync.objects import (DEFAULT_NAMESPACE, Claim, ContainerReader, NotPublishable, ObjectKey, RulesConfig,
-                          SkipCode, ipv4_first, node_addresses)
+                          SkipCode, ipv4_first, is_published_pod, node_addresses,
+                          pod_placements, POD_KEY_PREFIX)
 
 __all__ = ["CODES", "Desired", "RulesConfig", "Skip", "SkipCode", "addressless_node_warnings", "desired_state",
            "publication", "with_nodes"]
@@ -107,19 +111,39 @@ def _identity(obj) -> ObjectKey:
         (name if isinstance(name, str) else repr(name))[:253]
 
 
-def _read_containers(containers: Iterable[dict], config: RulesConfig):
+def _read_containers(containers: Iterable[dict], config: RulesConfig, pods: Iterable[dict] = (),
+                     published_pods: Iterable[dict] = ()):
     claims: list[Claim] = []
     skipped: list[Skip] = []
-    reader = ContainerReader(config)
-    for obj in containers:
-        try:
-            claims.append(reader.read(obj))
-        except NotPublishable as exc:
-            skipped.append(Skip(*_identity(obj), str(exc), exc.code))
-        except Exception as exc:  # noqa: BLE001 - one odd object must never stop the others syncing
-            skipped.append(Skip(*_identity(obj), f"unreadable: {type(exc).__name__}: {exc}"[:200],
-                                SkipCode.INVALID_SPEC))
+    reader = ContainerReader(config, pod_placements(pods))
+    for read, objects, prefix in ((reader.read, containers, ""),
+                                  (reader.read_pod, (p for p in published_pods if is_published_pod(p)),
+                                   POD_KEY_PREFIX)):
+        for obj in objects:
+            try:
+                claims.append(read(obj))
+            except NotPublishable as exc:
+                namespace, name = _identity(obj)
+                skipped.append(Skip(namespace, prefix + name, str(exc), exc.code))
+            except Exception as exc:  # noqa: BLE001 - one odd object must never stop the others syncing
+                namespace, name = _identity(obj)
+                skipped.append(Skip(namespace, prefix + name, f"unreadable: {type(exc).__name__}: {exc}"[:200],
+                                    SkipCode.INVALID_SPEC))
     return claims, skipped
+
+
+def _resolve_mount_targets(claims: Iterable[Claim], listed: set[ObjectKey]) -> None:
+    """Turn each mount target's name into the key of what it names: a Container's
+    mountedTo names a Container, a Pod's mounted-to a Pod; when nothing of that kind has
+    the name but the other kind does, the other (a Pod may be mounted to a Container and
+    a Container to a Pod)."""
+    for claim in claims:
+        if claim.mounted_to is None:
+            continue
+        namespace, target = claim.namespace, claim.mounted_to
+        same, other = ((POD_KEY_PREFIX + target, target) if claim.name.startswith(POD_KEY_PREFIX)
+                       else (target, POD_KEY_PREFIX + target))
+        claim.mounted_to = other if (namespace, same) not in listed and (namespace, other) in listed else same
 
 
 # --- Containers against each other -----------------------------------------------------
@@ -205,7 +229,7 @@ def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey],
             if claim.node:
                 depth[key] = 0
             else:
-                rejected[key] = (claim.unmounted_reason, SkipCode.NOT_MOUNTED)
+                rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
     for start in winners:
         if start in depth or start in rejected:
             continue
@@ -294,12 +318,17 @@ def unresolved_parents(parents_by_node: Mapping[str, Iterable[ObjectKey]], addre
 # --- the whole --------------------------------------------------------------------------------
 
 
-def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: RulesConfig) -> Desired:
-    """What mountdns should publish for these Kubernetes objects; the same for any order."""
-    claims, skipped = _read_containers(containers, config)
-    winners, lost = _resolve_conflicts(claims)
+def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: RulesConfig,
+                  pods: Iterable[dict] = (), published_pods: Iterable[dict] = ()) -> Desired:
+    """What mountdns should publish for these Kubernetes objects; the same for any order.
+    `pods` are the Pods that Containers' spec.podRef may name; `published_pods` those of
+    the pod source (only those labelled mountdns.io/publish=true count), keyed
+    (namespace, "pod/<name>") in the result."""
+    claims, skipped = _read_containers(containers, config, pods, published_pods)
     # Objects that could not be read still exist: their children's parent is "not published".
     listed = {claim.key for claim in claims} | {(skip.namespace, skip.name) for skip in skipped}
+    _resolve_mount_targets(claims, listed)
+    winners, lost = _resolve_conflicts(claims)
     depth, rejected = _resolve_mounts(winners, listed, config.max_mount_depth)
 
     parents: dict[str, str] = {}

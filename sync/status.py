@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from typing import Iterable, Mapping, NamedTuple
 
-from sync.objects import ObjectKey
+from sync.objects import POD_KEY_PREFIX, ObjectKey
 from sync.rules import Desired, publication
 
 PUBLISHED = "Published"
@@ -60,6 +60,8 @@ def verdicts(desired: Desired, nodes: Iterable[dict],
     published = desired.published
     result: dict[ObjectKey, Verdict] = {}
     for key, claim in published.items():
+        if key[1].startswith(POD_KEY_PREFIX):
+            continue  # a Pod of the pod source: no status of ours (the writer tells failures by Events)
         fqdn = claim.fqdn
         if fqdn in owned_elsewhere:
             result[key] = Verdict(False, "OwnedElsewhere",
@@ -80,7 +82,8 @@ def verdicts(desired: Desired, nodes: Iterable[dict],
             result[key] = Verdict(False, "NodeNotFound",
                                   f"{fqdn} is written but node {node} does not exist, so it does not resolve")
     for skip in desired.skipped:
-        result[(skip.namespace, skip.name)] = Verdict(False, skip.code, skip.reason)
+        if not skip.name.startswith(POD_KEY_PREFIX):
+            result[(skip.namespace, skip.name)] = Verdict(False, skip.code, skip.reason)
     return result
 
 

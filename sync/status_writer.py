@@ -26,15 +26,16 @@ from typing import Callable, Mapping
 
 from mountdns.backoff import Backoff
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
-from sync.objects import DEFAULT_NAMESPACE, ObjectKey
+from sync.objects import DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
 from sync.rules import Desired
-from sync.status import (Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date,
+from sync.status import (PUBLISHED, Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date,
                          verdicts)
 
 log = logging.getLogger("mountdns.sync.status")
 
 GROUP, VERSION, PLURAL = "mountdns.io", "v1alpha1", "containers"
 CONFLICT_RETRIES = 3
+_POD_OWN_STATE = frozenset({SkipCode.POD_NOT_READY, SkipCode.POD_NOT_SCHEDULED})
 
 
 class StatusWriteError(Exception):
@@ -144,6 +145,11 @@ class StatusWriter:
         self._verdicts: dict[ObjectKey, Verdict] = {}
         self._pending: dict[ObjectKey, None] = {}  # an ordered set: first in, first written
         self._sent: dict[ObjectKey, tuple[str | None, Verdict]] = {}  # written, not yet seen back
+        # Pods of the pod source have no status of ours: a failure is told by a Warning Event.
+        self._pods: tuple = ()
+        self._pods_skipped: tuple | None = None  # the rules' skipped list the Pods were last checked against
+        self._pod_reasons: dict[ObjectKey, str] = {}  # the last reason seen per Pod
+        self._pod_events: dict[ObjectKey, tuple[Mapping, Verdict]] = {}  # an ordered set, like _pending
         self._retry_at = 0.0
         self.requests = 0
         self.writes = 0
@@ -152,11 +158,11 @@ class StatusWriter:
 
     # -- the reconciler's side: O(1) --------------------------------------------------
     def offer(self, containers: tuple, nodes: tuple, desired: Desired,
-              owned_elsewhere: frozenset[str] = frozenset()) -> None:
-        """The latest batch: the Containers as the cache holds them, the rules' result and
-        the names the store left to another owner."""
+              owned_elsewhere: frozenset[str] = frozenset(), pods: tuple = ()) -> None:
+        """The latest batch: the Containers (and Pods of the pod source) as the cache holds
+        them, the rules' result and the names the store left to another owner."""
         with self._lock:
-            self._offered = (containers, nodes, desired, owned_elsewhere)
+            self._offered = (containers, nodes, desired, owned_elsewhere, pods)
         self._wake.set()
 
     # -- working out what to write --------------------------------------------------------
@@ -165,8 +171,10 @@ class StatusWriter:
             offered, self._offered = self._offered, None
         if offered is None:
             return
-        containers, nodes, desired, owned_elsewhere = offered
+        containers, nodes, desired, owned_elsewhere, pods = offered
         old_containers, old_published, old_skipped, old_nodes, old_elsewhere = self._inputs
+        if pods or self._pods:
+            self._refresh_pods(pods, desired)
         node_signature = (frozenset(desired.state.nodes),
                           frozenset(str(part(n, "metadata").get("name") or "").lower()
                                     for n in nodes if isinstance(n, dict)))
@@ -197,6 +205,34 @@ class StatusWriter:
         for key in [k for k in pending if k not in self._objects]:
             del pending[key]
 
+    def _refresh_pods(self, pods: tuple, desired: Desired) -> None:
+        """Queue a Warning Event for each Pod of the pod source that entered a failure
+        (a name conflict it lost, a mount that does not resolve, an invalid annotation).
+        PodNotReady and PodNotScheduled are not told: the Pod's own status says so."""
+        if (desired.skipped is self._pods_skipped and len(pods) == len(self._pods)
+                and all(map(operator.is_, pods, self._pods))):
+            return  # the same Pods and the same verdicts: nothing entered a failure
+        self._pods, self._pods_skipped = pods, desired.skipped
+        reasons = {(skip.namespace, skip.name): skip for skip in desired.skipped
+                   if skip.name.startswith(POD_KEY_PREFIX)}
+        by_key = {}
+        for obj in pods:
+            meta = obj.get("metadata") if isinstance(obj, dict) else None
+            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+                by_key[(meta.get("namespace") or "default", POD_KEY_PREFIX + meta["name"])] = obj
+        current = {}
+        for key, obj in by_key.items():
+            skip = reasons.get(key)
+            reason = skip.code.value if skip is not None else PUBLISHED
+            current[key] = reason
+            if reason != self._pod_reasons.get(key) and skip is not None and skip.code not in _POD_OWN_STATE:
+                self._pod_events[key] = (obj, Verdict(False, skip.code.value, skip.reason))
+            elif skip is None:
+                self._pod_events.pop(key, None)
+        for key in [k for k in self._pod_events if k not in current]:
+            del self._pod_events[key]
+        self._pod_reasons = current
+
     def _in_flight(self, key: ObjectKey, obj: Mapping, verdict: Verdict) -> bool:
         """We wrote exactly this for this version of the object; the watch has not shown
         the result yet. Writing again would only meet a conflict."""
@@ -218,9 +254,15 @@ class StatusWriter:
         not leading (the work stays pending for when it is)."""
         now = self.clock() if now is None else now
         self._refresh()
-        if not self._pending or now < self._retry_at or not self.leading():
+        if not (self._pending or self._pod_events) or now < self._retry_at or not self.leading():
             return 0
         made = self.requests
+        while self._pod_events and self.events is not None and self.bucket.ready(now):
+            key = next(iter(self._pod_events))
+            obj, verdict = self._pod_events.pop(key)
+            self._warn(obj, verdict, now)
+        if self.events is None:
+            self._pod_events.clear()
         while self._pending and self.bucket.ready(now):
             key = next(iter(self._pending))
             del self._pending[key]
@@ -298,7 +340,7 @@ class StatusWriter:
             except Exception:  # noqa: BLE001 - a bug here must not end status reporting for good
                 log.exception("status writer failed; retrying")
                 self._retry_at = now + self.backoff.next_delay()
-            if not self._pending:
+            if not (self._pending or self._pod_events):
                 delay = None
             elif now < self._retry_at:
                 delay = self._retry_at - now

@@ -160,7 +160,7 @@ def test_the_text_output_shows_the_chain_and_every_key_read(published):
     first, *rest = out.splitlines()
     assert first == (f"{GRANDCHILD}: published: {GRANDCHILD} -> container_d_0.{ZONE} -> "
                      f"container_b_0.{ZONE} -> 2.3.4.5")
-    assert f"       GET mountdns:node:default/node-1 -> '2.3.4.5'" in rest
+    assert "       GET mountdns:node:default/node-1 -> '2.3.4.5'" in rest
     assert f"  3. container_b_0.{ZONE}: parent on node default/node-1: 2.3.4.5  zone {ZONE}  owner default" in rest
 
 

@@ -291,3 +291,38 @@ def test_stop_wakes_the_thread_between_polls(tmp_path, cache, stop):
     source.close()  # waits up to 5 s: without the stop waking it, the thread sleeps for an hour
 
     assert not source.thread.is_alive()
+
+
+PODS_FILE = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: backs, labels: {mountdns.io/backs: "true"}}
+spec: {nodeName: node-0}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: published, labels: {mountdns.io/publish: "true"}}
+spec: {nodeName: node-0}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain, labels: {app: x}}
+spec: {nodeName: node-0}
+"""
+
+
+@pytest.mark.parametrize(("sources", "backing", "published"), [
+    (("container",), ["backs"], []),
+    (("pod",), [], ["published"]),
+    (("container", "pod"), ["backs"], ["published"]),
+])
+def test_manifest_pods_reach_the_cache_as_the_label_selectors_would_choose_them(tmp_path, sources, backing,
+                                                                                published):
+    (tmp_path / "pods.yaml").write_text(PODS_FILE)
+    cache = ObjectCache()
+    ManifestSource(str(tmp_path), cache, threading.Event(), sources=sources).scan()
+
+    snapshot = cache.snapshot()
+    assert [p["metadata"]["name"] for p in snapshot.pods] == backing
+    assert [p["metadata"]["name"] for p in snapshot.published_pods] == published
+    assert all(p["metadata"]["namespace"] == "default" for p in snapshot.pods + snapshot.published_pods)

@@ -128,6 +128,7 @@ def test_example_names_are_what_kubernetes_accepts():
     {"fqdn": "Container_A_0.domain.foo.bar."},
     {"fqdn": "web-1.prod.domain.foo.bar", "nodeName": "ip-10-0-0-1.ec2.internal"},
     {"mountedTo": "container-a-0", "type": "netconf"},
+    {"podRef": {"name": "controller-b-0"}, "type": "odl"},
     {},
 ])
 def test_crd_accepts_valid_specs(validator, spec):
@@ -142,6 +143,9 @@ def test_crd_accepts_valid_specs(validator, spec):
     ({"mountedTo": "Container_A_1"}, "does not match"),
     ({"nodeName": "Node_0"}, "does not match"),
     ({"nodeName": 3}, "is not of type 'string'"),
+    ({"podRef": {}}, "'name' is a required property"),
+    ({"podRef": {"name": "Controller_B"}}, "does not match"),
+    ({"podRef": "controller-b-0"}, "is not of type 'object'"),
 ])
 def test_crd_rejects_invalid_specs(validator, spec, complaint):
     (message,) = errors(validator, container("bad") | {"spec": spec})
@@ -174,3 +178,29 @@ def test_examples_and_seed_objects_describe_the_same_objects():
         return {o["metadata"]["name"]: (o.get("spec"), o.get("status")) for o in objects}
     assert essentials(example_objects("Container")) == essentials(containers)
     assert essentials(example_objects("Node")) == essentials(nodes)
+
+
+def test_examples_with_both_sources_give_the_seed_and_the_pods_carry_their_containers_names():
+    from sync.objects import is_published_pod
+    pods = example_objects("Pod")
+    published = [p for p in pods if is_published_pod(p)]
+    containers, nodes = example_objects("Container"), example_objects("Node")
+
+    both = desired_state(containers, nodes, SEED_CONFIG, pods, published)
+    assert both.state == SEED_STATE
+    # The Pods claim names Containers of the same age (none given) hold: then the first by
+    # namespace/name keeps it, and "container-a-2" sorts before "pod/container-a-2".
+    assert {(s.name, s.code) for s in both.skipped} == {("pod/container-a-2", "NameConflict"),
+                                                          ("pod/container-c-1", "NameConflict")}
+    alone = desired_state([], nodes, SEED_CONFIG, (), published)
+    assert alone.state.parents == {"container_a_2.domain.foo.bar": "node-2"}
+    assert alone.state.children == {"container_c_1.domain.foo.bar": "container_a_2.domain.foo.bar"}
+
+
+def test_crd_refuses_node_name_and_pod_ref_together_with_a_cel_rule(crd):
+    # CEL is evaluated by the API server, not by the JSON Schema validator used here: the
+    # rule is checked to say what the sync enforces (tests/test_rules_pods.py).
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    (rule,) = spec["x-kubernetes-validations"]
+    assert rule["rule"] == "!(has(self.nodeName) && has(self.podRef))"
+    assert "nodeName" in rule["message"] and "podRef" in rule["message"]

@@ -11,10 +11,10 @@ import pytest
 from kubernetes import config
 
 from mountdns.testing.kube_double import KubeAPIDouble
-from mountdns.testing.objects import SEED_CONFIG, container, node
+from mountdns.testing.objects import SEED_CONFIG, container, node, published_pod
 from sync.events import EventRecorder, EventsClient
 from sync.rules import desired_state
-from sync.sources.cache import CONTAINER, NODE, ObjectCache
+from sync.sources.cache import CONTAINER, NODE, PUBLISHED_POD, ObjectCache
 from sync.status_writer import ContainerStatusClient, StatusWriter, TokenBucket
 
 pytestmark = pytest.mark.timeout(60)
@@ -238,3 +238,35 @@ def test_api_unavailable_is_retried_after_a_backoff(api, clock):
     clock.now += 60
     assert writer.step() == 2
     assert condition(api, "p")["status"] == condition(api, "c")["status"] == "True"
+
+
+# --- Pods of the pod source: Events, not status -----------------------------------------------
+
+
+def offer_pods(writer, api):
+    cache = ObjectCache()
+    cache.replace(CONTAINER, api.objects("Container"))
+    cache.replace(NODE, api.objects("Node"))
+    cache.replace(PUBLISHED_POD, api.objects("Pod"))
+    snap = cache.snapshot()
+    writer.offer(snap.containers, snap.nodes,
+                 desired_state(snap.containers, snap.nodes, SEED_CONFIG, published_pods=snap.published_pods),
+                 pods=snap.published_pods)
+
+
+def test_a_pod_losing_a_name_gets_one_warning_event_and_no_status_write(api, clock):
+    api.apply_many([node("node-0", "1.2.3.4"),
+                    container("old", node="node-0", fqdn="x.domain.foo.bar", created="2020-01-01T00:00:00Z"),
+                    published_pod("young", node="node-0", fqdn="x.domain.foo.bar", namespace="apps",
+                                  created="2024-01-01T00:00:00Z"),
+                    published_pod("waiting", node="node-0", ready=False)])
+    writer = make_writer(api, clock)
+    offer_pods(writer, api)
+    writer.step()
+    offer_pods(writer, api)  # the same again: no second Event
+    writer.step()
+
+    events = [e for e in api.objects("Event") if e["involvedObject"]["kind"] == "Pod"]
+    assert [(e["metadata"]["namespace"], e["involvedObject"]["name"], e["reason"], e["count"]) for e in events] == [
+        ("apps", "young", "NameConflict", 1)]  # the not-Ready Pod is not told: its own status says so
+    assert all("/pods/" not in path for _, path, _ in api.requests)  # no status written to a Pod

@@ -82,6 +82,8 @@ ENV_CASES = [
     ({"MOUNTDNS_LEADER_ELECT_RETRY_PERIOD": "0.5"}, lambda s: s.retry_period, 0.5),
     ({"MOUNTDNS_METRICS_BIND": "0.0.0.0:9200"}, lambda s: s.metrics_bind, ("0.0.0.0", 9200)),
     ({"MOUNTDNS_ALLOW_SPECIAL_ADDRESSES": "yes"}, lambda s: s.allow_special_addresses, True),
+    ({"MOUNTDNS_PUBLISH_UNREADY_PODS": "true"}, lambda s: s.publish_unready_pods, True),
+    ({"MOUNTDNS_SOURCE": "pod,container"}, lambda s: s.sources, ("pod", "container")),
 ]
 
 
@@ -156,6 +158,7 @@ def test_repeated_flags_keep_their_order():
 
 BAD_CONFIGURATIONS = {
     "no zone": ([], "--zone"),
+    "unknown source": (ZONE_ARGS + ["--source", "service"], "--source"),
     "duplicate zone": (["--zone", "a.com", "--zone", "A.com."], "--zone"),
     "zone with an empty label": (["--zone", "a..com"], "--zone"),
     "bad nameserver": (ZONE_ARGS + ["--nameserver", ".."], "--nameserver"),

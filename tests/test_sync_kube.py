@@ -180,7 +180,10 @@ def test_first_sync_writes_exactly_the_seed_keys_then_watches_with_bookmarks(syn
     assert shared_redis.get(parent_key("Container_A_0")) == b"default/node-0"
 
     watches = watch_requests(shared_api)
-    assert {path for path, _ in watches} == {"/api/v1/nodes", "/apis/mountdns.io/v1alpha1/containers"}
+    assert {path for path, _ in watches} == {"/api/v1/nodes", "/apis/mountdns.io/v1alpha1/containers",
+                                             "/api/v1/pods"}
+    # Pods only through the label that marks those a Container's spec.podRef names.
+    assert {query.get("labelSelector") for path, query in watches if path == "/api/v1/pods"} == {"mountdns.io/backs"}
     for _, query in watches:
         assert query["allowWatchBookmarks"] == "true"
         assert int(query["resourceVersion"]) > 0  # from the list, not "everything again"

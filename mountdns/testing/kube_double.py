@@ -17,7 +17,9 @@ Conflict), the status subresource (a write to the object ignores ``status``, a
 write to ``/status`` ignores everything else, ``metadata.generation`` moves only
 with the rest), the patch media types each kind accepts (no strategic merge
 patch on a custom resource: 415), MicroTime fields that must carry six
-fractional digits (400), and Events only in their object's namespace (422).
+fractional digits (400), Events only in their object's namespace (422), and label
+selectors on lists and watches (an object that stops matching reaches a watch as
+DELETED, one that starts matching as ADDED).
 
 It is a library (used by tests and by the scale benchmark), so it must stay
 importable without pytest::
@@ -44,6 +46,8 @@ import uuid
 
 import orjson
 import yaml
+
+from mountdns.testing import label_selector
 
 GROUP = "mountdns.io"
 VERSION = "v1alpha1"
@@ -269,9 +273,10 @@ class _Watcher:
     never affects a watch that is already open, as with the real watch cache.
     """
 
-    def __init__(self, resource, namespace, sock):
+    def __init__(self, resource, namespace, sock, selector=None):
         self.resource = resource
         self.namespace = namespace
+        self.selector = selector  # a label predicate, or None for every object
         self.sock = sock
         self.events = collections.deque()
         self.bookmark_requested = False
@@ -279,6 +284,19 @@ class _Watcher:
 
     def wants(self, kind, namespace):
         return kind == self.resource.kind and self.namespace in (None, namespace)
+
+    def line_for(self, event_type, obj_bytes, labels, old_labels):
+        """The event as this watch sees it, or None. As the real watch cache does with a
+        label selector: an object that starts matching arrives as ADDED, one that stops
+        matching as DELETED (carrying its new state), one that never matched not at all."""
+        if self.selector is not None:
+            matches = self.selector(labels)
+            matched = self.selector(old_labels) if event_type == "MODIFIED" else matches
+            if not matches and not matched:
+                return None
+            if event_type == "MODIFIED" and matches != matched:
+                event_type = "ADDED" if matches else "DELETED"
+        return b'{"type":"%s","object":%s}\n' % (event_type.encode(), obj_bytes)
 
     def drop(self):
         """Kill the connection mid-stream, without the terminating chunk."""
@@ -304,7 +322,7 @@ class KubeAPIDouble:
         self._cond = threading.Condition()
         self._objects = {kind: {} for kind in RESOURCES}  # kind -> key -> (obj, bytes)
         self._rv = 0
-        self._history = []  # (rv, kind, namespace, event-line bytes)
+        self._history = []  # (rv, kind, namespace, event type, object bytes, labels, labels before)
         self._compacted_rv = 0
         self._snapshots = collections.OrderedDict()  # id -> (rv, [bytes])
         self._snapshot_ids = itertools.count(1)
@@ -463,7 +481,8 @@ class KubeAPIDouble:
         meta["resourceVersion"] = str(self._rv)
         data = orjson.dumps(obj)
         self._objects[kind][key] = (obj, data)
-        self._emit("MODIFIED" if previous else "ADDED", kind, meta.get("namespace"), data)
+        self._emit("MODIFIED" if previous else "ADDED", kind, meta.get("namespace"), data,
+                   label_selector.labels_of(obj), label_selector.labels_of(previous[0]) if previous else None)
         return data
 
     def _new_uid(self):
@@ -478,15 +497,17 @@ class KubeAPIDouble:
         # The DELETED event carries the object at the deletion's revision.
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
-        self._emit("DELETED", kind, obj["metadata"].get("namespace"), orjson.dumps(obj))
+        self._emit("DELETED", kind, obj["metadata"].get("namespace"), orjson.dumps(obj),
+                   label_selector.labels_of(obj))
         return obj
 
-    def _emit(self, event_type, kind, namespace, obj_bytes):
-        line = b'{"type":"%s","object":%s}\n' % (event_type.encode(), obj_bytes)
-        self._history.append((self._rv, kind, namespace, line))
+    def _emit(self, event_type, kind, namespace, obj_bytes, labels, old_labels=None):
+        self._history.append((self._rv, kind, namespace, event_type, obj_bytes, labels, old_labels))
         for watcher in self._watchers:
             if watcher.wants(kind, namespace):
-                watcher.events.append(line)
+                line = watcher.line_for(event_type, obj_bytes, labels, old_labels)
+                if line is not None:
+                    watcher.events.append(line)
 
     # ----------------------------------------------------- fault injection
 
@@ -577,6 +598,10 @@ class KubeAPIDouble:
         if failure:
             return failure, status_body(failure, _REASONS.get(failure, ""),
                                         f"injected list failure ({failure})")
+        try:
+            selector = _selector(query)
+        except label_selector.InvalidSelector as exc:
+            return 400, status_body(400, "BadRequest", str(exc))
         rv = int(query.get("resourceVersion") or 0)
         if query.get("resourceVersionMatch") == "Exact" and rv < self._compacted_rv:
             return 410, status_body(410, "Expired", _too_old(rv, self._compacted_rv))
@@ -589,7 +614,7 @@ class KubeAPIDouble:
                     return 410, status_body(410, "Expired", _CONTINUE_EXPIRED)
                 snap_id, rv, items, offset = snapshot
             else:
-                rv, items, offset = self._rv, self._sorted_items(route), 0
+                rv, items, offset = self._rv, self._sorted_items(route, selector), 0
                 snap_id = None
             end = offset + limit if limit else len(items)
             meta = {"resourceVersion": str(rv)}
@@ -603,10 +628,12 @@ class KubeAPIDouble:
                          b',"items":[', b",".join(page), b"]}"])
         return 200, body
 
-    def _sorted_items(self, route):
-        """Serialized objects in etcd key order, filtered by namespace."""
+    def _sorted_items(self, route, selector=None):
+        """Serialized objects in etcd key order, filtered by namespace and labels."""
         entries = self._objects[route.resource.kind]
         keys = sorted(k for k in entries if route.namespace in (None, k[0]))
+        if selector is not None:
+            keys = [k for k in keys if selector(label_selector.labels_of(entries[k][0]))]
         return [entries[k][1] for k in keys]
 
     def _keep_snapshot(self, rv, items):
@@ -743,13 +770,15 @@ class KubeAPIDouble:
                 error = status_body(410, "Expired", _too_old(rv, self._compacted_rv))
                 del error["metadata"]
                 return None, [orjson.dumps({"type": "ERROR", "object": error}) + b"\n"]
-            watcher = _Watcher(route.resource, route.namespace, sock)
+            selector = _selector(query)  # checked before the stream started
+            watcher = _Watcher(route.resource, route.namespace, sock, selector)
             if rv:
-                replay = [line for ev_rv, ev_kind, ns, line in self._history
-                          if ev_rv > rv and watcher.wants(ev_kind, ns)]
+                replay = [line for ev_rv, ev_kind, ns, *event in self._history
+                          if ev_rv > rv and watcher.wants(ev_kind, ns)
+                          and (line := watcher.line_for(*event)) is not None]
             else:
                 replay = [b'{"type":"ADDED","object":%s}\n' % data
-                          for data in self._sorted_items(route)]
+                          for data in self._sorted_items(route, selector)]
             self._watchers.add(watcher)
             self._cond.notify_all()
         return watcher, replay
@@ -880,6 +909,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _watch(self, route, query):
+        try:
+            _selector(query)
+        except label_selector.InvalidSelector as exc:
+            return self._send(400, status_body(400, "BadRequest", str(exc)))
         timeout = query.get("timeoutSeconds")
         deadline = time.monotonic() + int(timeout) if timeout else None
         bookmarks = _truthy(query.get("allowWatchBookmarks"))
@@ -935,6 +968,13 @@ _DISCOVERY = {
         } for group, version in ((GROUP, VERSION), ("coordination.k8s.io", "v1"))],
     },
 }
+
+
+def _selector(query):
+    """The labelSelector of a list or watch as a predicate, None without one; raises
+    label_selector.InvalidSelector as the API server answers 400."""
+    raw = query.get("labelSelector")
+    return label_selector.parse(raw) if raw and raw.strip() else None
 
 
 def _too_old(rv, compacted_rv):

@@ -21,8 +21,9 @@ SEED_CONFIG = RulesConfig(zones=(SEED_ZONE,))
 
 
 def container(name, node=None, mounted_to=None, status=None, fqdn=None, namespace="default",
-              created="2024-01-01T00:00:00Z", type=None) -> dict:
-    """A Container object; fields left as None are absent, as the API server omits them."""
+              created="2024-01-01T00:00:00Z", type=None, pod=None) -> dict:
+    """A Container object; fields left as None are absent, as the API server omits them.
+    `pod` is the name in spec.podRef."""
     metadata = {"name": name, "namespace": namespace}
     if created is not None:
         metadata["creationTimestamp"] = created
@@ -30,6 +31,8 @@ def container(name, node=None, mounted_to=None, status=None, fqdn=None, namespac
     for field, value in (("fqdn", fqdn), ("nodeName", node), ("mountedTo", mounted_to), ("type", type)):
         if value is not None:
             spec[field] = value
+    if pod is not None:
+        spec["podRef"] = {"name": pod}
     obj = {"apiVersion": API_VERSION, "kind": "Container", "metadata": metadata, "spec": spec}
     if status is not None:
         obj["status"] = {"deviceStatus": status}
@@ -43,6 +46,35 @@ def node(name, *addresses) -> dict:
                for a in addresses]
     entries.append({"type": "Hostname", "address": name})
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"addresses": entries}}
+
+
+BACKS_LABEL = "mountdns.io/backs"  # the label the sync selects the Pods it watches by
+
+
+def pod(name, node=None, ready=True, namespace="default", created="2024-01-01T00:00:00Z", deleting=None,
+        labels=None, annotations=None) -> dict:
+    """A core/v1 Pod as the API server lists it, with the parts the sync does not read
+    (containers, other conditions) so slimming is exercised. `node` is spec.nodeName
+    (None: not scheduled); `ready` the Ready condition; `deleting` a deletionTimestamp.
+    Labelled BACKS_LABEL unless `labels` says otherwise."""
+    metadata = {"name": name, "namespace": namespace,
+                "labels": {BACKS_LABEL: "true"} if labels is None else dict(labels)}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    if created is not None:
+        metadata["creationTimestamp"] = created
+    if deleting is not None:
+        metadata["deletionTimestamp"] = deleting
+    spec = {"containers": [{"name": "main", "image": "registry.example/app:1"}]}
+    if node is not None:
+        spec["nodeName"] = node
+    conditions = [{"type": "PodScheduled", "status": "True" if node else "False"}]
+    if node is not None:
+        conditions += [{"type": "Initialized", "status": "True"},
+                       {"type": "Ready", "status": "True" if ready else "False"},
+                       {"type": "ContainersReady", "status": "True" if ready else "False"}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec,
+            "status": {"phase": "Running" if node else "Pending", "conditions": conditions}}
 
 
 def seed_fqdn(label: str) -> str:
@@ -77,3 +109,23 @@ def seed_objects() -> tuple[list[dict], list[dict]]:
                    for name, label, host, kind, parent in SEED_CHILDREN]
     nodes = [node(name, address) for name, address in SEED_NODES]
     return containers, nodes
+
+
+def published_pod(name, node="node-1", fqdn=None, mounted_to=None, type=None, device_status=None, ready=True,
+                  namespace="default", created="2024-01-01T00:00:00Z", deleting=None) -> dict:
+    """A Pod for the pod source: labelled mountdns.io/publish=true, described by annotations."""
+    annotations = {key: value for key, value in (
+        ("mountdns.io/fqdn", fqdn), ("mountdns.io/mounted-to", mounted_to), ("mountdns.io/type", type),
+        ("mountdns.io/device-status", device_status)) if value is not None}
+    return pod(name, node=node, ready=ready, namespace=namespace, created=created, deleting=deleting,
+               labels={"mountdns.io/publish": "true", "app": name}, annotations=annotations)
+
+
+def seed_pods() -> list[dict]:
+    """The seed's Containers as Pods of the pod source, on the same nodes."""
+    pods = [published_pod(name, node=host, fqdn=seed_fqdn(label), type=kind)
+            for name, label, host, kind in SEED_PARENTS]
+    pods += [published_pod(name, node=host, fqdn=seed_fqdn(label), type=kind, mounted_to=parent,
+                           device_status=MOUNTED)
+             for name, label, host, kind, parent in SEED_CHILDREN]
+    return pods

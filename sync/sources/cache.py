@@ -7,17 +7,91 @@ kind is complete nothing is written, and garbage collection waits on it as well.
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 
+from sync.objects import (DEVICE_STATUS_ANNOTATION, MOUNTED_TO_ANNOTATION, POD_ANNOTATIONS, PUBLISH_LABEL,
+                          PUBLISH_VALUE, TYPE_ANNOTATION)
 from sync.status import slim_status
 
 CONTAINER = "Container"
 NODE = "Node"
-KINDS = (CONTAINER, NODE)
+POD = "Pod"  # Pods that Containers' spec.podRef may name (labelled mountdns.io/backs)
+PUBLISHED_POD = "PublishedPod"  # Pods of the pod source (labelled mountdns.io/publish=true)
+KINDS = (CONTAINER, NODE, POD, PUBLISHED_POD)
+# Kinds a source lists only when configured to (expect()): until then the cache does not
+# wait for them, and holds none.
+OPTIONAL_KINDS = (POD, PUBLISHED_POD)
 
 
 _KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "generation")
+
+
+def slim_pod(obj: dict, published: bool = False) -> dict:
+    """A Pod as the rules read it: name, namespace, creation and deletion times,
+    resourceVersion, spec.nodeName and the Ready condition, and for the pod source
+    (`published`) our label, annotations and uid (for Events). A listed Pod is 5-20 KB
+    (containers, volumes, every condition, managedFields).
+
+    What many Pods share is shared, not copied: the values repeated across Pods are
+    interned, and the `spec` of Pods on one node, their Ready status and the publish
+    label are one dict each (read-only: the cache replaces a Pod's dict on every event,
+    it never edits one). That halves the cost of a Pod in the cache."""
+    meta, spec, status = (obj.get(part) for part in ("metadata", "spec", "status"))
+    kept = {k: _shared(obj[k]) for k in ("apiVersion", "kind") if k in obj}
+    kept["metadata"] = kept_meta = {k: _shared(meta[k]) if k in _INTERNED_POD_METADATA else meta[k]
+                                    for k in _KEPT_POD_METADATA if k in meta}
+    if published:
+        if "uid" in meta:
+            kept_meta["uid"] = meta["uid"]  # the involvedObject of a Warning Event about it
+        labels, annotations = meta.get("labels"), meta.get("annotations")
+        if isinstance(labels, dict) and PUBLISH_LABEL in labels:
+            value = labels[PUBLISH_LABEL]
+            kept_meta["labels"] = _PUBLISH_LABELS if value == PUBLISH_VALUE else {PUBLISH_LABEL: value}
+        if isinstance(annotations, dict):
+            ours = {k: _shared(annotations[k]) if k in _INTERNED_ANNOTATIONS else annotations[k]
+                    for k in POD_ANNOTATIONS if k in annotations}
+            if ours:
+                kept_meta["annotations"] = ours
+        elif annotations is not None:
+            kept_meta["annotations"] = annotations  # malformed: the rules report it
+    if isinstance(spec, dict) and "nodeName" in spec:
+        kept["spec"] = _node_spec(spec["nodeName"])
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    ready = [c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"] \
+        if isinstance(conditions, list) else []
+    if ready:
+        value = ready[-1].get("status")
+        kept["status"] = _READY_STATUS.get(value) if isinstance(value, str) and value in _READY_STATUS else \
+            {"conditions": [{"type": "Ready", "status": value}]}
+    return kept
+
+
+def _shared(value):
+    return sys.intern(value) if type(value) is str and len(value) <= 253 else value
+
+
+def _node_spec(node) -> dict:
+    if type(node) is not str or len(node) > 253:
+        return {"nodeName": node}
+    spec = _NODE_SPECS.get(node)
+    if spec is None:
+        if len(_NODE_SPECS) >= _MAX_NODE_SPECS:
+            _NODE_SPECS.clear()  # bounded: a cluster has far fewer nodes; dicts already handed out stay valid
+        spec = _NODE_SPECS[node] = {"nodeName": sys.intern(node)}
+    return spec
+
+
+_NODE_SPECS: dict[str, dict] = {}
+_MAX_NODE_SPECS = 20_000
+_READY_STATUS = {value: {"conditions": [{"type": "Ready", "status": value}]} for value in ("True", "False", "Unknown")}
+_PUBLISH_LABELS = {PUBLISH_LABEL: PUBLISH_VALUE}
+_INTERNED_POD_METADATA = frozenset({"namespace", "creationTimestamp"})
+_INTERNED_ANNOTATIONS = frozenset({TYPE_ANNOTATION, DEVICE_STATUS_ANNOTATION, MOUNTED_TO_ANNOTATION})
+
+
+_KEPT_POD_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "deletionTimestamp")
 
 
 def slim(kind: str, obj: dict) -> dict:
@@ -26,9 +100,11 @@ def slim(kind: str, obj: dict) -> dict:
     meta, status, spec = (obj.get(part) for part in ("metadata", "status", "spec"))
     if not isinstance(meta, dict) or not isinstance(status, (dict, type(None))):
         return obj  # malformed: keep it whole so the rules report it as it is
+    if kind in (POD, PUBLISHED_POD):
+        return slim_pod(obj, published=kind == PUBLISHED_POD)
     kept = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
     kept["metadata"] = {k: meta[k] for k in _KEPT_METADATA if k in meta}
-    if kind != NODE and spec is not None:
+    if kind == CONTAINER and spec is not None:
         kept["spec"] = spec
     if status is not None and kind == NODE:
         kept["status"] = {"addresses": status["addresses"]} if "addresses" in status else {}
@@ -67,21 +143,24 @@ class Snapshot:
     nodes: tuple[dict, ...]
     complete: bool  # every kind fully listed at least once, and the last list of each succeeded
     oldest_event: float | None = None  # monotonic receive time of the oldest watch event since the last snapshot
+    pods: tuple[dict, ...] = ()  # the Pods that Containers' spec.podRef may name
+    published_pods: tuple[dict, ...] = ()  # the Pods of the pod source
 
 
 class ObjectCache:
     def __init__(self):
         self._lock = threading.Lock()
         self._objects: dict[str, dict[tuple[str, str], dict]] = {kind: {} for kind in KINDS}
-        self._complete: dict[str, bool] = {kind: False for kind in KINDS}
-        self._listed: dict[str, bool] = {kind: False for kind in KINDS}
+        self._complete: dict[str, bool] = {kind: kind in OPTIONAL_KINDS for kind in KINDS}
+        self._listed: dict[str, bool] = {kind: kind in OPTIONAL_KINDS for kind in KINDS}
         self.changed = threading.Event()
         self._oldest_event: float | None = None
 
-    def replace(self, kind: str, objects, *, complete: bool = True) -> None:
-        """A list result. An incomplete one only adds and updates, never removes."""
+    def replace(self, kind: str, objects, *, complete: bool = True, slimmed: bool = False) -> None:
+        """A list result. An incomplete one only adds and updates, never removes.
+        `slimmed`: the objects went through slim() already (a watcher slims page by page)."""
         with self._lock:
-            fresh = {object_key(o): slim(kind, o) for o in objects}
+            fresh = {object_key(o): o if slimmed else slim(kind, o) for o in objects}
             if complete:
                 self._objects[kind] = fresh
                 self._listed[kind] = True
@@ -89,6 +168,11 @@ class ObjectCache:
                 self._objects[kind].update(fresh)
             self._complete[kind] = complete and self._listed[kind]
         self.changed.set()
+
+    def expect(self, kind: str) -> None:
+        """A source will list `kind` (an optional one): nothing is written before it has."""
+        with self._lock:
+            self._listed[kind] = self._complete[kind] = False
 
     def mark_incomplete(self, kind: str) -> None:
         with self._lock:
@@ -144,4 +228,6 @@ class ObjectCache:
                 nodes=tuple(self._objects[NODE].values()),
                 complete=all(self._complete.values()),
                 oldest_event=oldest,
+                pods=tuple(self._objects[POD].values()),
+                published_pods=tuple(self._objects[PUBLISHED_POD].values()),
             )

@@ -34,12 +34,17 @@ from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
 from mountdns.backoff import Backoff
-from sync.sources.cache import CONTAINER, NODE, ObjectCache, slim
+from sync.objects import BACKS_LABEL, PUBLISH_LABEL, PUBLISH_VALUE
+from sync.sources.cache import (CONTAINER, KINDS, NODE, OPTIONAL_KINDS, POD, PUBLISHED_POD, ObjectCache,
+                                slim)
 
 log = logging.getLogger("mountdns.sync.kubernetes")
 
 GROUP, VERSION, PLURAL = "mountdns.io", "v1alpha1", "containers"
 PAGE_SIZE = 500
+# Pods are watched through label selectors only (BACKS_LABEL for podRef, this one for the
+# pod source): the API server filters, the sync never receives the cluster's other Pods.
+PUBLISH_SELECTOR = f"{PUBLISH_LABEL}={PUBLISH_VALUE}"
 
 
 class Gone(Exception):
@@ -187,7 +192,7 @@ class ResourceWatcher:
             token = meta.get("continue")
             if not token:
                 break
-        self.cache.replace(self.kind, objects, complete=True)
+        self.cache.replace(self.kind, objects, complete=True, slimmed=True)
         log.info("listed %d %s objects at resourceVersion %s", len(objects), self.kind, resource_version)
         return resource_version
 
@@ -265,23 +270,42 @@ class ResourceWatcher:
 
 
 class KubernetesSource:
-    """Containers (all namespaces or one) and Nodes, each by its own ResourceWatcher."""
+    """Containers (all namespaces or one), Nodes, and the Pods labelled BACKS_LABEL, each
+    by its own ResourceWatcher."""
 
     def __init__(self, api_client: client.ApiClient, cache: ObjectCache, stop: threading.Event,
-                 namespace: str | None = None, **watcher_options):
+                 namespace: str | None = None, sources: tuple[str, ...] = ("container",), **watcher_options):
         custom = client.CustomObjectsApi(api_client)
         core = client.CoreV1Api(api_client)
         if namespace:
             def list_containers(**kw):
                 return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kw)
+
+            def list_pods(selector=BACKS_LABEL, **kw):
+                return core.list_namespaced_pod(namespace, label_selector=selector, **kw)
         else:
             def list_containers(**kw):
                 return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
+
+            def list_pods(selector=BACKS_LABEL, **kw):
+                return core.list_pod_for_all_namespaces(label_selector=selector, **kw)
+
+        def list_published_pods(**kw):
+            return list_pods(PUBLISH_SELECTOR, **kw)
         self.cache = cache
-        self.watchers = [
-            ResourceWatcher(CONTAINER, list_containers, cache, stop, **watcher_options),
-            ResourceWatcher(NODE, core.list_node, cache, stop, **watcher_options),
-        ]
+        self.watchers = [ResourceWatcher(NODE, core.list_node, cache, stop, **watcher_options)]
+        if "container" in sources:
+            self.watchers += [ResourceWatcher(CONTAINER, list_containers, cache, stop, **watcher_options),
+                              ResourceWatcher(POD, list_pods, cache, stop, **watcher_options)]
+        if "pod" in sources:
+            self.watchers.append(ResourceWatcher(PUBLISHED_POD, list_published_pods, cache, stop,
+                                                 **watcher_options))
+        watched = {watcher.kind for watcher in self.watchers}
+        for kind in KINDS:
+            if kind not in watched:
+                cache.replace(kind, [])  # a source not asked for: nothing of it, and nothing to wait for
+            elif kind in OPTIONAL_KINDS:
+                cache.expect(kind)
 
     def list_once(self) -> None:
         """One full list of every kind (for --once); raises on failure."""

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from sync.sources.cache import CONTAINER, KINDS, NODE, ObjectCache
+from sync.objects import BACKS_LABEL, is_published_pod
+from sync.sources.cache import CONTAINER, KINDS, NODE, POD, PUBLISHED_POD, ObjectCache
 
 log = logging.getLogger("mountdns.sync.manifests")
 
@@ -49,6 +50,8 @@ def _documents(path: Path) -> list[dict]:
 def classify(obj: dict) -> str | None:
     if obj.get("kind") == "Node" and obj.get("apiVersion", "v1") == "v1":
         return NODE
+    if obj.get("kind") == "Pod" and obj.get("apiVersion", "v1") == "v1":
+        return POD
     if obj.get("kind") == "Container" and str(obj.get("apiVersion", "")).startswith("mountdns.io/"):
         return CONTAINER
     return None
@@ -57,7 +60,7 @@ def classify(obj: dict) -> str | None:
 def _with_defaults(obj: dict, kind: str, mtime: float) -> dict:
     """Fill what the API server would: a namespace and a creation time (the file's)."""
     meta = dict(obj.get("metadata") or {})
-    if kind == CONTAINER:
+    if kind in (CONTAINER, POD):
         meta.setdefault("namespace", "default")
     meta.setdefault("creationTimestamp",
                     datetime.fromtimestamp(mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -65,8 +68,10 @@ def _with_defaults(obj: dict, kind: str, mtime: float) -> dict:
 
 
 class ManifestSource:
-    def __init__(self, directory: str, cache: ObjectCache, stop: threading.Event, poll_seconds: float = 0.2):
+    def __init__(self, directory: str, cache: ObjectCache, stop: threading.Event, poll_seconds: float = 0.2,
+                 sources: tuple[str, ...] = ("container",)):
         self.directory = Path(directory)
+        self.sources = frozenset(sources)  # "container" and/or "pod", as --source says
         self.cache = cache
         self.stop = stop
         self.poll_seconds = poll_seconds
@@ -89,6 +94,19 @@ class ManifestSource:
                     found[path] = (stat.st_mtime, stat.st_size)
         return found
 
+    def _kinds(self, kind: str, obj: dict) -> tuple[str, ...]:
+        """The cache kinds a manifest object goes to, as the watches' label selectors would
+        select it: a Pod backs Containers only with BACKS_LABEL, is published by the pod
+        source only with mountdns.io/publish=true."""
+        if kind == CONTAINER:
+            return (CONTAINER,) if "container" in self.sources else ()
+        if kind == POD:
+            published = (PUBLISHED_POD,) if "pod" in self.sources and is_published_pod(obj) else ()
+            labels = (obj.get("metadata") or {}).get("labels")
+            backs = "container" in self.sources and isinstance(labels, dict) and BACKS_LABEL in labels
+            return ((POD,) if backs else ()) + published
+        return (kind,)
+
     def scan(self) -> bool:
         """Re-read changed files; publish to the cache if anything changed."""
         files = self._files()
@@ -109,7 +127,7 @@ class ManifestSource:
                     if kind:
                         if not isinstance(obj.get("metadata") or {}, dict):
                             raise ManifestError(f"{path}: the metadata of a {kind} is not a mapping")
-                        objects.append((kind, _with_defaults(obj, kind, signature[0])))
+                        objects += ((k, _with_defaults(obj, kind, signature[0])) for k in self._kinds(kind, obj))
                 self._objects[path] = objects
                 if self.errors.pop(path, None):
                     log.info("%s parses again", path)
