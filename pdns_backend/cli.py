@@ -200,7 +200,13 @@ def follower_hooks(target, prefix: str, api_url: str, api_key: str, repeat_after
         client = redis_connect.connect(target, timeout=5.0, health_check_interval=30)
         follower = PurgeFollower(client, PdnsApi(api_url, api_key), prefix, repeat_after=repeat_after)
         server.purge_follower = follower  # for whoever exposes its metrics
-        running.append(FollowerThread(follower, ready=lambda: _answers(*backend)).start())
+        # Probe the workers only once all are forked: a probe connection open in this
+        # process while it forks is inherited by the new worker, and then one later client
+        # connection to that worker was never answered (seen in tests, every other start).
+        def ready() -> bool:
+            return len(server.WORKERS) >= server.num_workers and _answers(*backend)
+
+        running.append(FollowerThread(follower, ready=ready).start())
         if metrics_bind:
             # The follower's counters live in this (master) process, which workers cannot see.
             from prometheus_client import start_http_server

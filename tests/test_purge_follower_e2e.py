@@ -164,3 +164,27 @@ def test_the_backend_restarted_purges_so_no_stale_answer_outlives_it(seeded, rec
     wait_until(fresh, 10, "fresh after the restart", interval=0.005)
     record_property("restart_to_fresh_answer_ms", round((time.monotonic() - started) * 1000, 1))
     record_property("restart_to_last_stale_answer_ms", round(last_stale * 1000, 1))
+
+
+def test_every_worker_answers_from_the_start_while_the_follower_waits_for_them(tmp_path):
+    """The follower probes the backend before its first purge; a probe made while the
+    master was still forking workers once left one worker never answering a client."""
+    from mountdns.testing.purging_stack import wait_for_workers
+    from mountdns.testing.servers import RedisServer
+
+    redis = RedisServer(tmp_path).start()
+    try:
+        for start in range(3):
+            backend, _ = purging_pair(tmp_path / f"start-{start}", redis.url)
+            (tmp_path / f"start-{start}").mkdir()
+            backend.start()
+            try:
+                wait_for_workers(backend)
+                for _ in range(3 * backend.workers):  # new connections, spread over the workers
+                    url = f"{backend.url}/dnsapi/getAllDomains?includeDisabled=true"
+                    with urllib.request.urlopen(url, timeout=10) as response:
+                        assert response.status == 200
+            finally:
+                backend.stop()
+    finally:
+        redis.stop()
