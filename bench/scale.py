@@ -154,7 +154,7 @@ def _slow_writes(client, apply_sha: str) -> list[float]:
     for entry in client.slowlog_get(100_000):
         command = entry.get("command", b"")
         command = command.decode(errors="replace") if isinstance(command, bytes) else str(command)
-        if command.upper().startswith("EVALSHA " + apply_sha):
+        if command.lower().startswith("evalsha " + apply_sha.lower()):
             durations.append(entry["duration"] / 1000)
     return sorted(durations)
 
