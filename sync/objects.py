@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -153,7 +154,8 @@ class ContainerReader:
         mounted_to, unmounted_reason = mount_target(spec, _section(obj, "status"), self.config)
         return Claim((namespace, name), self.fqdn(name, namespace, spec),
                       self.created(meta.get("creationTimestamp")),
-                      node.lower() if node else None, mounted_to, unmounted_reason)
+                      sys.intern(node.lower()) if node else None,  # few nodes, many Containers
+                      mounted_to, unmounted_reason)
 
     def fqdn(self, name: str, namespace: str, spec: dict) -> str:
         """The normalized fqdn a Container claims, or raise NotPublishable."""
