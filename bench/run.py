@@ -26,6 +26,7 @@ SUITES = {
     "change_latency": "bench.change_latency",  # Kubernetes change -> PowerDNS answer, caches on
     "sync_scale": "bench.sync_scale",     # initial sync of 100,000 Containers
     "scale": "bench.scale",               # 100k and 1M Containers: RSS, sync time, lookups during writes
+    "churn": "bench.churn",               # 1,000 Container changes/s + 100 node moves/s, caches on
     "failover": "bench.failover",         # leader replica killed -> next change in Redis
     "purge_latency": "bench.purge_latency",  # node move -> every DNS pod (primary and replica) answers
 }

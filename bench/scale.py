@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bench.report import Table
 from mountdns.plan import Changes
+from mountdns.store.chunks import DEFAULT_CHUNK_KEYS
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.objects import MOUNTED, container, node
@@ -300,7 +301,7 @@ def run_size(containers: int, quick: bool) -> Table:
             "Peak RSS: VmHWM of the sync process (of `--once` read every 20 ms until it exits). Redis per name: "
             "INFO used_memory after - before over the names (node keys and zone keys included).",
             f"Write calls are timed by Redis itself (SLOWLOG, calls of {SLOW_MICROSECONDS / 1000:.0f} ms or "
-            f"more); the sync writes at most {QUICK_CHUNK_KEYS if quick else 5000:,} record keys a call.",
+            f"more); the sync writes at most {QUICK_CHUNK_KEYS if quick else DEFAULT_CHUNK_KEYS:,} record keys a call.",
             f"Load average {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores, shared).",
         ]
         return table

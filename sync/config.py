@@ -56,7 +56,7 @@ class SyncSettings:
     """Print the changes, write nothing."""
     coalesce_seconds: float = 0.05
     """How long to gather further events after the first before writing a batch."""
-    write_chunk_keys: int = 5000
+    write_chunk_keys: int = 1000
     """Record keys written per Redis script call at most: a bigger batch is split, so
     Redis never blocks the backends' lookups for a whole initial sync."""
     watch_idle_timeout: float = 90.0
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--watch-idle-timeout", default=90.0, cast=float,
              help="seconds a silent watch (not even a bookmark) is kept before it is resumed")
     add_flag(p, "--coalesce-seconds", default=0.05, cast=float, help="gather events this long before writing")
-    add_flag(p, "--write-chunk-keys", default=5000, cast=int,
+    add_flag(p, "--write-chunk-keys", default=1000, cast=int,
              help="record keys per Redis write call at most; bigger batches are split (nodes, parents, children)")
     add_flag(p, "--status-qps", default=10.0, cast=float,
              help="Container status writes and Events per second, at most (0: write no status)")

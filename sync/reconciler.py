@@ -131,6 +131,10 @@ class Reconciler:
             self.metrics.plan_computed(plan)
         fresh = full or self.known is None  # diffed against what the store holds now
         if fresh:
+            # What we knew is about to be replaced: let it go before the store's whole state
+            # is read next to it (a million names each). A read that fails leaves nothing
+            # known, so the next batch reads again, as after a failed write.
+            self.known = None
             current = self.store.read_state()
             if self.metrics is not None and self.metrics.store_read(current, plan.state.zones):
                 log.warning("Redis lost its data (zones missing): rewriting everything")

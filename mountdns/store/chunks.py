@@ -18,7 +18,7 @@ from __future__ import annotations
 from itertools import islice
 from mountdns.plan import Changes
 
-DEFAULT_CHUNK_KEYS = 5000
+DEFAULT_CHUNK_KEYS = 1000
 
 # Sections of Changes in write order; (field, is a put mapping).
 _ORDER = (
