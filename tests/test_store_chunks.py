@@ -6,11 +6,12 @@ with a lookup of every name issued between each two calls."""
 from __future__ import annotations
 
 import pytest
+import redis
 
 from mountdns.announce import Announcement
 from mountdns.plan import Changes, diff
 from mountdns.records import State
-from mountdns.store import Fenced
+from mountdns.store import Fenced, StoreError, UnknownOutcome
 from mountdns.store.chunks import split
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.seed import SEED_ZONE, ZONE
@@ -202,3 +203,33 @@ def test_names_another_owner_holds_are_reported_from_every_chunk(redis_client):
     applied = store.apply(diff(State(), topology(20, 4)))
 
     assert applied.owned_elsewhere == {f"p1.{ZONE}", f"p18.{ZONE}"}
+
+
+def test_a_failure_after_the_first_chunk_leaves_the_outcome_unknown(redis_client):
+    store = RedisStore(redis_client, chunk_keys=10)
+    script, calls = store._apply, []
+
+    def failing_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise redis.ResponseError("ERR something broke inside Redis")
+        return script(*args, **kwargs)
+
+    store._apply = failing_second
+
+    with pytest.raises(UnknownOutcome):
+        store.apply(diff(State(), topology(20, 4)))
+    assert redis_client.exists(store.keys.node("n0"))  # the first call was written
+
+
+def test_a_failure_at_the_first_chunk_is_a_plain_store_error(redis_client):
+    store = RedisStore(redis_client, chunk_keys=10)
+
+    def failing(*args, **kwargs):
+        raise redis.ResponseError("ERR something broke inside Redis")
+
+    store._apply = failing
+
+    with pytest.raises(StoreError) as raised:
+        store.apply(diff(State(), topology(20, 4)))
+    assert not isinstance(raised.value, UnknownOutcome)

@@ -210,9 +210,19 @@ class RedisStore:
         wrote = False
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
-            reply = self._apply_chunk(
-                part, changes, term=term, mark=mark and last, require_marker=require_marker,
-                announcement=announcement if last else None, announce_always=announce_always, earlier=wrote)
+            try:
+                reply = self._apply_chunk(
+                    part, changes, term=term, mark=mark and last, require_marker=require_marker,
+                    announcement=announcement if last else None, announce_always=announce_always, earlier=wrote)
+            except (Fenced, DataLost, UnknownOutcome):
+                raise
+            except StoreError as exc:
+                if index == 0:
+                    raise
+                # Earlier calls were written and their names not announced yet: the caller
+                # must re-read and purge, as for a write whose reply never came.
+                raise UnknownOutcome(f"{exc} (after {index} of {len(parts)} calls of the batch were "
+                                     "written)") from exc
             refused.update(_text(n) for n in reply[1])
             zones_elsewhere.update(_text(n) for n in reply[2])
             wrote = wrote or bool(int(reply[3]))
