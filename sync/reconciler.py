@@ -83,6 +83,7 @@ class Reconciler:
         if not full and self._last is not None and _same_objects(self._last[0], snapshot.containers):
             plan = with_nodes(self._last[1], snapshot.nodes, self.rules)  # the Node rules alone
         else:
+            self._last = None  # not held next to its successor while that one is computed
             plan = desired_state(snapshot.containers, snapshot.nodes, self.rules)
         self._last = (snapshot.containers, plan)
         return plan
