@@ -17,7 +17,7 @@ import operator
 import time
 from dataclasses import dataclass
 
-from mountdns.plan import Changes, applied, diff, without_names
+from mountdns.plan import Changes, applied, applied_in_full, diff, without_names
 from mountdns.records import State
 from mountdns.store import NOTHING_APPLIED, DataLost, StoreError, UnknownOutcome
 from sync.sources.cache import Snapshot
@@ -148,7 +148,9 @@ class Reconciler:
             self.printer(f"dry run: {changes.summary()} (nothing written)")
             self.known = applied(current, changes)
         elif not changes.empty or (fresh and not self.marked) or self._unsure:
-            after = applied(current, changes)
+            # A complete snapshot's changes leave exactly the desired records: share them.
+            after = (applied_in_full(current, changes, plan.state) if snapshot.complete
+                     else applied(current, changes))
             # The backends purge what the batch's announcement names; after a write of
             # unknown outcome its names are announced again with the next one, written or not.
             announcement = announce.from_changes(changes, current, after, plan.state.zones,
