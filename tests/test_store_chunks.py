@@ -233,3 +233,11 @@ def test_a_failure_at_the_first_chunk_is_a_plain_store_error(redis_client):
     with pytest.raises(StoreError) as raised:
         store.apply(diff(State(), topology(20, 4)))
     assert not isinstance(raised.value, UnknownOutcome)
+
+
+def test_the_state_of_more_names_than_a_scan_page_reads_back_whole(redis_client):
+    wanted = topology(3000, 7)  # 6,007 keys: several SCAN pages
+    store = RedisStore(redis_client)
+    store.apply(diff(State(), wanted))
+
+    assert _records(store.read_state()) == _records(wanted)

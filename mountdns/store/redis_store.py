@@ -8,6 +8,7 @@ EVALSHA. Key names come from `mountdns.keyspace`, nothing here spells one.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import time
 from typing import Iterator
@@ -125,12 +126,16 @@ class RedisStore:
         return next((z for z in self.zones() if z.name == name), None)
 
     def _scan_values(self, pattern: str) -> Iterator[tuple[bytes, bytes]]:
-        keys = list(self.redis.scan_iter(match=pattern, count=_SCAN_BATCH))
-        for start in range(0, len(keys), _SCAN_BATCH):
-            chunk = keys[start:start + _SCAN_BATCH]
-            for key, value in zip(chunk, self.redis.mget(chunk)):
-                if value is not None:  # deleted between SCAN and MGET
-                    yield key, value
+        """(key, value) of every key matching `pattern`, one SCAN page and its MGET at a
+        time: a million keys are never listed at once. SCAN may return a key twice (the
+        callers build dicts) and misses none that exists throughout."""
+        cursor = None
+        while cursor != 0:
+            cursor, keys = self.redis.scan(cursor=cursor or 0, match=pattern, count=_SCAN_BATCH)
+            if keys:
+                for key, value in zip(keys, self.redis.mget(keys)):
+                    if value is not None:  # deleted between SCAN and MGET
+                        yield key, value
 
     def _names(self, kind: str, suffix: str = "") -> Iterator[tuple[str, str | None, str]]:
         """(fqdn, owner, value) of every name of `kind` ("parent" or "child")."""
@@ -157,7 +162,9 @@ class RedisStore:
                 zones=self._own_zones(),
                 nodes={_text(k)[node_prefix:]: decode_addresses(v)
                        for k, v in self._scan_values(self.keys.node_pattern(self.owner))},
-                parents={n: v for n, o, v in self._names("parent") if o == self.owner},
+                # A parent's value is its node's name: a few thousand values for a million
+                # parents, held once each.
+                parents={n: sys.intern(v) for n, o, v in self._names("parent") if o == self.owner},
                 children={n: v for n, o, v in self._names("child") if o == self.owner},
             )
         except redis.RedisError as exc:
