@@ -1,5 +1,5 @@
 """What keeps the sync's memory per Container down: repeated values held once, and a
-re-list keeping the objects that did not change instead of a second copy of them."""
+list's objects slimmed once."""
 
 from __future__ import annotations
 
@@ -23,24 +23,6 @@ def test_values_many_containers_share_are_held_once():
     assert a["status"]["deviceStatus"] is b["status"]["deviceStatus"]
     assert a["metadata"]["namespace"] is b["metadata"]["namespace"]
     assert a["apiVersion"] is b["apiVersion"] and a["kind"] is b["kind"]
-
-
-def test_a_relisted_unchanged_object_is_the_cached_one():
-    cache = ObjectCache()
-    cache.replace(CONTAINER, [listed(container("a", node="node-1"))])
-    cached = cache.snapshot().containers[0]
-
-    again = cache.reuse(CONTAINER, slim(CONTAINER, listed(container("a", node="node-1"))))
-
-    assert again is cached
-
-
-def test_a_relisted_changed_object_is_the_new_one():
-    cache = ObjectCache()
-    cache.replace(CONTAINER, [listed(container("a", node="node-1"))])
-    moved = slim(CONTAINER, listed(container("a", node="node-2")))
-
-    assert cache.reuse(CONTAINER, moved) is moved
 
 
 def test_slimmed_objects_are_cached_as_they_are():

@@ -107,15 +107,6 @@ class ObjectCache:
             self._complete[kind] = complete and self._listed[kind]
         self.changed.set()
 
-    def reuse(self, kind: str, obj: dict) -> dict:
-        """The object the cache holds under `obj`'s key if it equals `obj` (slimmed), else
-        `obj`. A re-list then holds one copy of what did not change instead of two until
-        it is replaced (a resync of a million Containers would otherwise need both), and
-        the reconciler, seeing the same objects, reuses its last plan."""
-        with self._lock:
-            old = self._objects[kind].get(object_key(obj))
-            return old if old is not None and old == obj else obj
-
     def mark_incomplete(self, kind: str) -> None:
         with self._lock:
             self._complete[kind] = False

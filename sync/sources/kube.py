@@ -181,9 +181,7 @@ class ResourceWatcher:
             response = self.list_call(**kwargs)
             body = json.loads(response.data)
             # Slimmed page by page: full objects of a 100,000-item list would be held at once.
-            # Each unchanged object is swapped for the equal one already cached: a re-list
-            # holds one copy of it, not two.
-            objects.extend(self.cache.reuse(self.kind, slim(self.kind, o)) for o in body.get("items") or [])
+            objects.extend(slim(self.kind, o) for o in body.get("items") or [])
             meta = body.get("metadata") or {}
             resource_version = resource_version or meta.get("resourceVersion", "")
             token = meta.get("continue")
