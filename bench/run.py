@@ -25,6 +25,8 @@ SUITES = {
     "node_move": "bench.node_move",       # keys written and commit time of a node move vs the seed's way
     "change_latency": "bench.change_latency",  # Kubernetes change -> PowerDNS answer, caches on
     "sync_scale": "bench.sync_scale",     # initial sync of 100,000 Containers
+    "scale": "bench.scale",               # 100k and 1M Containers: RSS, sync time, lookups during writes
+    "churn": "bench.churn",               # 1,000 Container changes/s + 100 node moves/s, caches on
     "failover": "bench.failover",         # leader replica killed -> next change in Redis
     "purge_latency": "bench.purge_latency",  # node move -> every DNS pod (primary and replica) answers
     "pod_memory": "bench.pod_memory",     # sync memory, both sources on, 100,000 Pods (50,000 published)

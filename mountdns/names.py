@@ -47,7 +47,10 @@ def normalize(name: str) -> str:
         if len(label.encode("utf-8", "surrogateescape")) > MAX_LABEL_OCTETS:
             raise InvalidName(f"label longer than {MAX_LABEL_OCTETS} octets in {name!r}")
     # Fast path for the common case; non-ASCII input keeps every non-ASCII character as is.
-    return bare.lower() if bare.isascii() else bare.translate(_ASCII_LOWER)
+    lowered = bare.lower() if bare.isascii() else bare.translate(_ASCII_LOWER)
+    # A name already normal is returned as is, not as an equal copy: the sync keeps a
+    # million of them (the Container's spec and the desired records share one string).
+    return bare if lowered == bare else lowered
 
 
 def check_publishable(name: str) -> str:

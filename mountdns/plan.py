@@ -117,6 +117,19 @@ def applied(state: State, changes: Changes) -> State:
     )
 
 
+def applied_in_full(state: State, changes: Changes, desired: State) -> State:
+    """`applied(state, changes)` for changes that `diff(state, desired)` made with garbage
+    collection: `desired`'s own records (nothing else is left), so what a store holds after
+    a full write shares the desired state's dicts instead of being a second copy of a
+    million names; zones as `applied` makes them (their serials are the store's)."""
+    def merge(current, put, delete):
+        result = {k: v for k, v in current.items() if k not in delete}
+        result.update(put)
+        return result
+    return State(zones=merge(state.zones, changes.zones_put, changes.zones_delete),
+                 nodes=desired.nodes, parents=desired.parents, children=desired.children)
+
+
 def without_names(state: State, names) -> State:
     """`state` less the parents and children named (names a store refused to write)."""
     if not names:

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mountdns-sync: {exc}", file=sys.stderr)
         return 2
     store = RedisStore(redis_connect.connect(settings.redis_target, timeout=5), prefix=settings.key_prefix,
-                       owner=settings.owner_id)
+                       owner=settings.owner_id, chunk_keys=settings.write_chunk_keys)
     elector = None
     if settings.leader_elect:
         try:

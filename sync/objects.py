@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -185,7 +186,8 @@ class ContainerReader:
             raise NotPublishable(f"spec.nodeName {node!r} is not ASCII")
         return Claim((namespace, name), self.fqdn(name, namespace, spec),
                       self.created(meta.get("creationTimestamp")),
-                      node.lower() if node else None, mounted_to, unmounted_reason, unmounted_code)
+                      sys.intern(node.lower()) if node else None,  # few nodes, many Containers
+                      mounted_to, unmounted_reason, unmounted_code)
 
     def read_pod(self, obj) -> Claim:
         """A Pod of the pod source as the Claim a Container would make: its annotations

@@ -19,7 +19,7 @@ import operator
 import time
 from dataclasses import dataclass
 
-from mountdns.plan import Changes, applied, diff, without_names
+from mountdns.plan import Changes, applied, applied_in_full, diff, without_names
 from mountdns.records import State
 from mountdns.store import NOTHING_APPLIED, DataLost, StoreError, UnknownOutcome
 from sync.sources.cache import Snapshot
@@ -88,6 +88,7 @@ class Reconciler:
                 and _same_objects(self._last[3], snapshot.published_pods)):
             plan = with_nodes(self._last[1], snapshot.nodes, self.rules)  # the Node rules alone
         else:
+            self._last = None  # not held next to its successor while that one is computed
             plan = desired_state(snapshot.containers, snapshot.nodes, self.rules, snapshot.pods,
                                  snapshot.published_pods)
         self._last = (snapshot.containers, plan, snapshot.pods, snapshot.published_pods)
@@ -168,6 +169,10 @@ class Reconciler:
         fresh = full or self.known is None  # diffed against what the store holds now
         if fresh:
             self._check_marker()
+            # What we knew is about to be replaced: let it go before the store's whole state
+            # is read next to it (a million names each). A read that fails leaves nothing
+            # known, so the next batch reads again, as after a failed write.
+            self.known = None
             current = self.store.read_state()
         else:
             current = self.known
@@ -178,7 +183,9 @@ class Reconciler:
             self.printer(f"dry run: {changes.summary()} (nothing written)")
             self.known = applied(current, changes)
         elif not changes.empty or (fresh and not self.marked) or self._unsure:
-            after = applied(current, changes)
+            # A complete snapshot's changes leave exactly the desired records: share them.
+            after = (applied_in_full(current, changes, plan.state) if snapshot.complete
+                     else applied(current, changes))
             # The backends purge what the batch's announcement names; after a write of
             # unknown outcome its names are announced again with the next one, written or not.
             announcement = announce.from_changes(changes, current, after, plan.state.zones,

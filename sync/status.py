@@ -100,6 +100,8 @@ def slim_status(status: Mapping) -> dict:
     read it), our fields and our condition; other conditions only as a marker, since
     keeping every controller's conditions for 100,000 objects is what slimming avoids."""
     kept = {k: status[k] for k in ("deviceStatus", *_OWN_FIELDS) if k in status}
+    if isinstance(kept.get("deviceStatus"), str):
+        kept["deviceStatus"] = sys.intern(kept["deviceStatus"])  # MOUNTED and a few others
     if isinstance(kept.get("target"), str):
         kept["target"] = sys.intern(kept["target"])  # a parent's target is its node: few distinct
     conditions = status.get("conditions")

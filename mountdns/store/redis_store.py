@@ -8,6 +8,7 @@ EVALSHA. Key names come from `mountdns.keyspace`, nothing here spells one.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import time
 from typing import Iterator
@@ -20,7 +21,7 @@ from mountdns.keyspace import (DEFAULT_OWNER, DEFAULT_PREFIX, ZONE_FIELDS, Keys,
                                encode_addresses, split_owned, zone_from_hash, zone_to_hash)
 from mountdns.plan import Changes
 from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
-from mountdns.store import NOTHING_APPLIED, Applied, DataLost, Fenced, StoreError, UnknownOutcome
+from mountdns.store import NOTHING_APPLIED, Applied, DataLost, Fenced, StoreError, UnknownOutcome, chunks
 from mountdns.store.scripts import APPLY_SCRIPT, RESOLVE_SCRIPT, TAKE_TERM_SCRIPT
 
 _SCAN_BATCH = 2000
@@ -53,8 +54,12 @@ class RedisStore:
     """Published records in Redis, read and written as one owner. The connection is
     passed in, never global."""
 
-    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, owner: str = DEFAULT_OWNER):
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, owner: str = DEFAULT_OWNER,
+                 chunk_keys: int = chunks.DEFAULT_CHUNK_KEYS):
         self.redis = client
+        if chunk_keys < 1:
+            raise ValueError(f"chunk size {chunk_keys} must be at least 1")
+        self.chunk_keys = chunk_keys
         self.keys = Keys(prefix)
         self.owner = check_owner(owner)
         self._resolve = client.register_script(RESOLVE_SCRIPT)
@@ -121,12 +126,16 @@ class RedisStore:
         return next((z for z in self.zones() if z.name == name), None)
 
     def _scan_values(self, pattern: str) -> Iterator[tuple[bytes, bytes]]:
-        keys = list(self.redis.scan_iter(match=pattern, count=_SCAN_BATCH))
-        for start in range(0, len(keys), _SCAN_BATCH):
-            chunk = keys[start:start + _SCAN_BATCH]
-            for key, value in zip(chunk, self.redis.mget(chunk)):
-                if value is not None:  # deleted between SCAN and MGET
-                    yield key, value
+        """(key, value) of every key matching `pattern`, one SCAN page and its MGET at a
+        time: a million keys are never listed at once. SCAN may return a key twice (the
+        callers build dicts) and misses none that exists throughout."""
+        cursor = None
+        while cursor != 0:
+            cursor, keys = self.redis.scan(cursor=cursor or 0, match=pattern, count=_SCAN_BATCH)
+            if keys:
+                for key, value in zip(keys, self.redis.mget(keys)):
+                    if value is not None:  # deleted between SCAN and MGET
+                        yield key, value
 
     def _names(self, kind: str, suffix: str = "") -> Iterator[tuple[str, str | None, str]]:
         """(fqdn, owner, value) of every name of `kind` ("parent" or "child")."""
@@ -153,7 +162,9 @@ class RedisStore:
                 zones=self._own_zones(),
                 nodes={_text(k)[node_prefix:]: decode_addresses(v)
                        for k, v in self._scan_values(self.keys.node_pattern(self.owner))},
-                parents={n: v for n, o, v in self._names("parent") if o == self.owner},
+                # A parent's value is its node's name: a few thousand values for a million
+                # parents, held once each.
+                parents={n: sys.intern(v) for n, o, v in self._names("parent") if o == self.owner},
                 children={n: v for n, o, v in self._names("child") if o == self.owner},
             )
         except redis.RedisError as exc:
@@ -184,21 +195,53 @@ class RedisStore:
     def apply(self, changes: Changes, *, term: int | None = None, mark: bool = False,
               require_marker: bool = False, announcement: Announcement | None = None,
               announce_always: bool = False) -> Applied:
-        """Write a batch in one script call: a reader never sees half of it. An
-        `announcement` of the names it changes is appended to the announcement stream in
-        the same call, when something was written or `announce_always`.
+        """Write a batch: one script call, or for a batch of more than `chunk_keys` record
+        keys several, each of at most that many (see `mountdns.store.chunks`: nodes, then
+        parents, then children are put, the reverse deleted, so a lookup between two
+        calls only ever reaches complete records). An `announcement` of the names it
+        changes is appended to the announcement stream with the last call, when something
+        was written or `announce_always`.
 
-        With a `term`, the batch is refused inside Redis (Fenced, nothing written) when
-        the owner's fence holds a newer one. `mark` writes the data-loss marker with the
-        batch (a full write); `require_marker` refuses the batch (DataLost, nothing
-        written) when the marker is gone, for a batch diffed against what was there.
-        Names another owner holds are left alone and reported in the result.
+        With a `term`, every call is refused inside Redis (Fenced, nothing more written)
+        when the owner's fence holds a newer one; a writer fenced before its first call
+        writes nothing. `mark` writes the data-loss marker with the last call (a full
+        write); `require_marker` refuses a call (DataLost) when the marker is gone, for a
+        batch diffed against what was there. Names another owner holds are left alone and
+        reported in the result.
         """
         if changes.empty and not changes.bump_serials and not mark and not (announcement and announce_always):
             return NOTHING_APPLIED
+        parts = chunks.split(changes, self.chunk_keys)
+        refused: set[str] = set()
+        zones_elsewhere: set[str] = set()
+        wrote = False
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            try:
+                reply = self._apply_chunk(
+                    part, changes, term=term, mark=mark and last, require_marker=require_marker,
+                    announcement=announcement if last else None, announce_always=announce_always, earlier=wrote)
+            except (Fenced, DataLost, UnknownOutcome):
+                raise
+            except StoreError as exc:
+                if index == 0:
+                    raise
+                # Earlier calls were written and their names not announced yet: the caller
+                # must re-read and purge, as for a write whose reply never came.
+                raise UnknownOutcome(f"{exc} (after {index} of {len(parts)} calls of the batch were "
+                                     "written)") from exc
+            refused.update(_text(n) for n in reply[1])
+            zones_elsewhere.update(_text(n) for n in reply[2])
+            wrote = wrote or bool(int(reply[3]))
+        return Applied(owned_elsewhere=frozenset(refused), zones_elsewhere=frozenset(zones_elsewhere))
+
+    def _apply_chunk(self, changes: Changes, whole: Changes, *, term: int | None, mark: bool,
+                     require_marker: bool, announcement: Announcement | None, announce_always: bool,
+                     earlier: bool) -> list:
+        """One script call for one chunk; its reply, or the store's errors."""
         args = [self.keys.prefix, self.owner, "" if term is None else str(int(term)),
                 "write" if mark else ("require" if require_marker else ""), str(int(time.time())),
-                str(initial_serial())]
+                str(initial_serial()), "1" if earlier else ""]
         args.append(len(changes.zones_put))
         for name, zone in changes.zones_put.items():
             fields = zone_to_hash(zone)
@@ -228,19 +271,18 @@ class RedisStore:
         try:
             reply = self._apply(args=args)
         except (redis.TimeoutError, redis.ConnectionError) as exc:
-            raise UnknownOutcome(f"redis write of {changes.summary()}: no reply ({exc}); "
+            raise UnknownOutcome(f"redis write of {whole.summary()}: no reply ({exc}); "
                                  "it may or may not have been applied") from exc
         except redis.RedisError as exc:
-            raise StoreError(f"redis write of {changes.summary()} failed: {exc}") from exc
+            raise StoreError(f"redis write of {whole.summary()} failed: {exc}") from exc
         status = _text(reply[0])
         if status == "fenced":
-            raise Fenced(f"redis write of {changes.summary()} refused: owner {self.owner!r} is fenced at "
+            raise Fenced(f"redis write of {whole.summary()} refused: owner {self.owner!r} is fenced at "
                          f"term {_text(reply[1])}, this writer has {term}", recorded=int(reply[1]))
         if status == "lost":
-            raise DataLost(f"redis write of {changes.summary()} refused: the marker of owner {self.owner!r} "
+            raise DataLost(f"redis write of {whole.summary()} refused: the marker of owner {self.owner!r} "
                            "is gone, Redis lost its data")
-        return Applied(owned_elsewhere=frozenset(_text(n) for n in reply[1]),
-                       zones_elsewhere=frozenset(_text(n) for n in reply[2]))
+        return reply
 
     def take_term(self, term: int) -> None:
         """Record `term` as this owner's newest writer; Fenced when a newer one is there."""

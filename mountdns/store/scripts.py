@@ -56,17 +56,20 @@ return {'ok'}
 """
 
 # A batch of changes, all or nothing. ARGV: prefix, owner, term ('' = unfenced), marker
-# ('write', 'require' or ''), marker value, initial serial, then sections, each a count
+# ('write', 'require' or ''), marker value, initial serial, earlier ('1' when an earlier
+# chunk of the same batch wrote something: the serials and the announcement then follow
+# even if this chunk writes nothing), then sections, each a count
 # followed by that many entries (see RedisStore.apply for the order), last the
 # announcement: 0 (none), 1 (when something was written) or 2 (always), then its
 # stream's MAXLEN, waves and zones (see
 # mountdns.announce), appended to the stream in the same atomic step as the records, so a
 # replica never holds the announcement without the data it announces. Replies
 # {'fenced', recorded term}, {'lost'} (marker required but gone; nothing written) or
-# {'ok', {names held by other owners}, {zones defined differently by another owner}}.
+# {'ok', {names held by other owners}, {zones defined differently by another owner},
+# 1 if this chunk wrote something else 0}.
 APPLY_SCRIPT = """
-local prefix, owner, term, marker, marker_value, serial0 =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local prefix, owner, term, marker, marker_value, serial0, earlier =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7] == '1'
 if term ~= '' then
   local recorded = tonumber(redis.call('GET', prefix .. 'fence:' .. owner) or '-1')
   if recorded > tonumber(term) then return {'fenced', tostring(recorded)} end
@@ -74,7 +77,7 @@ end
 local marker_key = prefix .. 'marker:' .. owner
 if marker == 'require' and redis.call('EXISTS', marker_key) == 0 then return {'lost'} end
 
-local i = 7
+local i = 8
 local function take() local v = ARGV[i]; i = i + 1; return v end
 local function count() return tonumber(take()) end
 local function holder(value)
@@ -163,16 +166,16 @@ for _, kind in ipairs({'parent', 'child'}) do
 end
 local bumps = {}
 for _ = 1, count() do bumps[#bumps + 1] = take() end  -- read even when unused: sections follow
-if wrote then
+if wrote or earlier then
   for _, zone in ipairs(bumps) do redis.call('HINCRBY', prefix .. 'zone:' .. zone, 'serial', 1) end
 end
 if marker == 'write' then redis.call('SET', marker_key, marker_value) end
 local announcing = count()
 if announcing > 0 then
   local maxlen, waves, zones = take(), take(), take()
-  if wrote or announcing == 2 then
+  if wrote or earlier or announcing == 2 then
     redis.call('XADD', prefix .. 'announcements', 'MAXLEN', '~', maxlen, '*', 'waves', waves, 'zones', zones)
   end
 end
-return {'ok', refused, zones_elsewhere}
+return {'ok', refused, zones_elsewhere, wrote and 1 or 0}
 """

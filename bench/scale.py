@@ -1,0 +1,318 @@
+"""A million names: what the sync costs, and what readers see while it writes.
+
+For each size (100,000 and 1,000,000 Containers by default, half parents and half
+mounted children, 100 Containers a node) against the Kubernetes API double and a real
+redis-server:
+
+1. `mountdns-sync --once` into an empty Redis: wall time, peak RSS per Container,
+   Redis bytes per name, and, while it runs, a separate prober process looking names up
+   back to back the way the backend does (RedisStore.resolve, one EVALSHA): lookup p50,
+   p99 and max, and every answer checked for completeness (a child's parent resolves,
+   a parent has its node's address). Redis' own time per write call comes from SLOWLOG
+   (calls of 1 ms or more are logged).
+2. The same with the write in one call (`--write-chunk-keys` above the batch), the way
+   it was before writes were chunked: the blocking figure to compare with (the smaller
+   size only: one call of a million names blocks Redis for seconds).
+3. The long-running mode, then stale names of half as many Containers added behind its
+   back, which its next periodic resync collects: lookup figures during that garbage
+   collection, and the sync's peak RSS over the whole run (list, watch, re-list).
+
+    BENCH_SCALE_SIZES=100000 scripts/bench --only scale   # the smaller size alone
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import time
+from pathlib import Path
+
+from bench.report import Table
+from mountdns.plan import Changes
+from mountdns.store.chunks import DEFAULT_CHUNK_KEYS
+from mountdns.store.redis_store import RedisStore
+from mountdns.testing.kube_double import KubeAPIDouble
+from mountdns.testing.objects import MOUNTED, container, node
+from mountdns.testing.servers import RedisServer, wait_until, workdir
+from mountdns.testing.sync_process import ZONE, SyncProcess
+
+DEFAULT_SIZES = (100_000, 1_000_000)
+QUICK_SIZE = 2_000
+PER_NODE = 100
+QUICK_CHUNK_KEYS = 200  # the quick run's batches must still be split
+TARGET_RSS_BYTES = 1500
+TARGET_SECONDS = 60.0
+TARGET_BYTES_PER_NAME = 150.0
+TARGET_LOOKUP_P99_MS = 20.0
+SAMPLE_NAMES = 20_000
+SLOW_MICROSECONDS = 1000
+
+
+def topology(containers: int, nodes: int) -> list[dict]:
+    """Nodes, then parents round-robin over them, each with one child mounted to it."""
+    objects = [node(f"node-{n:05d}", f"10.{n // 250 % 250}.{n % 250}.1") for n in range(nodes)]
+    for i in range(containers // 2):
+        host = f"node-{i % nodes:05d}"
+        objects.append(container(f"p-{i:07d}", node=host, fqdn=f"p-{i:07d}.{ZONE}", type="odl"))
+        objects.append(container(f"c-{i:07d}", node=host, fqdn=f"c-{i:07d}.{ZONE}", type="netconf",
+                                 mounted_to=f"p-{i:07d}", status=MOUNTED))
+    return objects
+
+
+def stale(containers: int, nodes: int) -> Changes:
+    """Names the cluster does not have (as a Redis that outlived a cluster's Containers
+    holds them): `containers // 2` parents and as many children, on their own nodes."""
+    return Changes(
+        nodes_put={f"gone-{n:05d}": (f"10.250.{n // 250 % 250}.{n % 250}",) for n in range(nodes)},
+        parents_put={f"gp-{i:07d}.{ZONE}": f"gone-{i % nodes:05d}" for i in range(containers // 2)},
+        children_put={f"gc-{i:07d}.{ZONE}": f"gp-{i:07d}.{ZONE}" for i in range(containers // 2)},
+    )
+
+
+def sizes(quick: bool) -> tuple[int, ...]:
+    if quick:
+        return (QUICK_SIZE,)
+    raw = os.environ.get("BENCH_SCALE_SIZES", "")
+    return tuple(int(s) for s in raw.split(",") if s.strip()) or DEFAULT_SIZES
+
+
+# -- the prober: a separate process, so the API double's threads in this one do not
+#    stretch its latencies through the GIL -----------------------------------------------
+
+def _probe(redis_url: str, names: list[str], stop, ready, results) -> None:
+    import redis
+
+    store = RedisStore(redis.Redis.from_url(redis_url))
+    latencies: list[float] = []
+    incomplete: list[str] = []
+    answered = 0
+    rng = random.Random(7)
+    ready.set()
+    while not stop.is_set() and len(latencies) < 5_000_000:  # bounded: ~10 minutes of lookups
+        name = rng.choice(names)
+        started = time.perf_counter()
+        found = store.resolve(name)
+        latencies.append(time.perf_counter() - started)
+        if found.kind == "child":
+            answered += 1
+            target = store.resolve(found.target)
+            if target.kind != "parent" or not target.addresses:
+                incomplete.append(f"{name} -> {found.target}: {target.kind} {target.addresses}")
+        elif found.kind == "parent":
+            answered += 1
+            if not found.addresses:
+                incomplete.append(f"{name}: parent without addresses")
+    latencies.sort()
+    results.put({
+        "lookups": len(latencies), "answered": answered, "incomplete": len(incomplete),
+        "examples": incomplete[:3],
+        "p50": _quantile(latencies, 0.50), "p99": _quantile(latencies, 0.99),
+        "max": latencies[-1] if latencies else 0.0,
+    })
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+class Prober:
+    """Start before a write, stop after: lookup latencies and completeness meanwhile."""
+
+    def __init__(self, redis_url: str, names: list[str]):
+        context = multiprocessing.get_context("spawn")
+        self._stop, self._ready, self._results = context.Event(), context.Event(), context.Queue()
+        self._process = context.Process(target=_probe, args=(redis_url, names, self._stop, self._ready,
+                                                             self._results), daemon=True)
+
+    def __enter__(self) -> "Prober":
+        self._process.start()
+        if not self._ready.wait(60):
+            raise RuntimeError("the lookup prober did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if exc[0] is None:
+            self.figures = self._results.get(timeout=120)
+        self._process.join(30)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def _sample(containers: int, rng: random.Random) -> list[str]:
+    parents = containers // 2
+    picks = rng.sample(range(parents), min(parents, SAMPLE_NAMES // 2))
+    return [f"{kind}-{i:07d}.{ZONE}" for i in picks for kind in ("p", "c")]
+
+
+def _slow_writes(client, apply_sha: str) -> list[float]:
+    """Milliseconds Redis spent in each write call of SLOWLOG_THRESHOLD or more, since the
+    last reset."""
+    durations = []
+    for entry in client.slowlog_get(100_000):
+        command = entry.get("command", b"")
+        command = command.decode(errors="replace") if isinstance(command, bytes) else str(command)
+        if command.lower().startswith("evalsha " + apply_sha.lower()):
+            durations.append(entry["duration"] / 1000)
+    return sorted(durations)
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def _run_once(sync: SyncProcess, timeout: float) -> tuple[float, int, int]:
+    """Run `--once`; return (wall seconds, exit status, peak RSS in KiB). The peak is the
+    process's VmHWM, read every 20 ms until it exits: ru_maxrss of a child counts the
+    pages of the forked parent before exec, here the API double's copy of every object."""
+    started = time.monotonic()
+    sync.spawn(sync.argv("--once"))
+    pid, hwm = sync.proc.pid, 0
+    while sync.proc.poll() is None:
+        if time.monotonic() - started > timeout:
+            sync.stop()
+            raise TimeoutError(f"mountdns-sync --once still running after {timeout}s:\n{sync.log_tail()}")
+        try:
+            hwm = max(hwm, _vm_hwm_kib(pid))
+        except (OSError, RuntimeError):
+            pass  # exiting: the last reading stands
+        time.sleep(0.02)
+    return time.monotonic() - started, sync.proc.returncode, hwm
+
+
+def _write_seconds(sync: SyncProcess) -> float | None:
+    """The sync's own timing of its first batch: rules + diff + write (its log)."""
+    found = re.search(r" wrote .* in ([\d.]+) ms", sync.log_text())
+    return float(found.group(1)) / 1000 if found else None
+
+
+def _lookup_rows(table: Table, what: str, figures: dict, writes: list[float]) -> None:
+    p99 = figures["p99"] * 1000
+    table.add(f"{what}: lookup p99 (ms)", p99, f"< {TARGET_LOOKUP_P99_MS:.0f} ms",
+              "pass" if p99 < TARGET_LOOKUP_P99_MS else "FAIL")
+    table.add(f"{what}: lookup p50 / max (ms)", f"{figures['p50'] * 1000:.2f} / {figures['max'] * 1000:.1f}",
+              "", "")
+    table.add(f"{what}: lookups (answered) / incomplete answers",
+              f"{figures['lookups']:,} ({figures['answered']:,}) / {figures['incomplete']}", "= 0 incomplete",
+              "pass" if figures["incomplete"] == 0 else "FAIL")
+    if writes:
+        table.add(f"{what}: Redis busy per write call >= 1 ms: count, median, max (ms)",
+                  f"{len(writes)}, {writes[len(writes) // 2]:.1f}, {writes[-1]:.1f}", "", "")
+
+
+def run_size(containers: int, quick: bool) -> Table:
+    nodes = max(1, containers // PER_NODE)
+    names = containers
+    directory = workdir("mountdns-bench-scale-")
+    api = KubeAPIDouble(bookmark_interval=5.0)
+    redis_server = RedisServer(directory)
+    syncs: list[SyncProcess] = []
+    chunk_args = ("--write-chunk-keys", str(QUICK_CHUNK_KEYS)) if quick else ()
+    table = Table(f"{containers:,} Containers ({containers // 2:,} parents on {nodes:,} nodes + "
+                  f"{containers // 2:,} mounted children)", ["figure", "value", "target", "result"])
+    try:
+        api.start()
+        load_started = time.monotonic()
+        api.apply_many(topology(containers, nodes))
+        load_seconds = time.monotonic() - load_started
+        kubeconfig = api.write_kubeconfig(directory / "kubeconfig")
+        redis_server.start()
+        client = redis_server.client()
+        client.config_set("slowlog-log-slower-than", SLOW_MICROSECONDS)
+        client.config_set("slowlog-max-len", 100_000)
+        apply_sha = RedisStore(client)._apply.sha
+        sample = _sample(containers, random.Random(containers))
+
+        # --- 1. initial sync, chunked --------------------------------------------------------
+        client.flushall()
+        client.slowlog_reset()
+        before = int(client.info("memory")["used_memory"])
+        once = SyncProcess(directory, redis_server.url, kubeconfig=kubeconfig, log_level="info",
+                           extra_args=chunk_args, name="sync-once")
+        syncs.append(once)
+        with Prober(redis_server.url, sample) as prober:
+            wall, code, rss_kib = _run_once(once, timeout=1800)
+        if code != 0:
+            raise RuntimeError(f"mountdns-sync --once exited {code}:\n{once.log_tail()}")
+        stream = client.memory_usage(RedisStore(client).keys.announcements) or 0
+        per_name = (int(client.info("memory")["used_memory"]) - before) / names
+        per_container = rss_kib * 1024 / containers
+        table.add("initial sync, process start to exit (s)", wall, f"< {TARGET_SECONDS:.0f} s",
+                  "pass" if wall < TARGET_SECONDS else "FAIL")
+        table.add("  of which rules + diff + write, chunked (s)", _write_seconds(once), "", "")
+        table.add("initial sync: peak RSS (MiB)", rss_kib / 1024, "", "")
+        table.add("initial sync: peak RSS per Container (bytes)", per_container, f"<= {TARGET_RSS_BYTES} B",
+                  "pass" if per_container <= TARGET_RSS_BYTES else "FAIL")
+        table.add("Redis used_memory per name (bytes)", per_name, f"< {TARGET_BYTES_PER_NAME:.0f} B",
+                  "pass" if per_name < TARGET_BYTES_PER_NAME else "FAIL")
+        table.add("  of which the announcement of the initial write (bytes per name)", stream / names, "", "")
+        _lookup_rows(table, "during the initial sync (chunked)", prober.figures, _slow_writes(client, apply_sha))
+
+        # --- 2. the same in one call, as before --------------------------------------------
+        if containers <= 200_000:
+            client.flushall()
+            client.slowlog_reset()
+            whole = SyncProcess(directory, redis_server.url, kubeconfig=kubeconfig, log_level="info",
+                                extra_args=("--write-chunk-keys", "10000000"), name="sync-once-whole")
+            syncs.append(whole)
+            with Prober(redis_server.url, sample) as prober:
+                _, code, _ = _run_once(whole, timeout=1800)
+            if code != 0:
+                raise RuntimeError(f"mountdns-sync --once exited {code}:\n{whole.log_tail()}")
+            table.add("same, written in one call (before): rules + diff + write (s)", _write_seconds(whole), "", "")
+            _lookup_rows(table, "same, written in one call (before)", prober.figures,
+                         _slow_writes(client, apply_sha))
+
+        # --- 3. long-running: first write, stale names, resync collects them ----------------
+        client.flushall()
+        resync = 10.0 if quick else max(30.0, containers / 10_000)
+        daemon = SyncProcess(directory, redis_server.url, kubeconfig=kubeconfig, log_level="info",
+                             coalesce_seconds=0.05, resync_interval=resync, extra_args=chunk_args,
+                             name="sync-daemon")
+        syncs.append(daemon)
+        daemon.start()
+        expected = names + nodes
+        wait_until(lambda: client.dbsize() >= expected, 1800, "every key written")
+        settled = client.dbsize()
+        resyncs_before = daemon.log_count("periodic resync")
+        RedisStore(client).apply(stale(containers, nodes))  # chunked too: it is a big write
+        client.slowlog_reset()
+        garbage = sample + [f"g{n}" for n in sample]  # gp-/gc- names: deleted as the resync runs
+        with Prober(redis_server.url, garbage) as prober:
+            wait_until(lambda: daemon.log_count("periodic resync") > resyncs_before, resync + 60, "a resync")
+            wait_until(lambda: client.dbsize() <= settled, 1800, "the stale names collected")
+        _lookup_rows(table, f"during garbage collection of {names:,} names", prober.figures,
+                     _slow_writes(client, apply_sha))
+        hwm = _vm_hwm_kib(daemon.proc.pid)
+        daemon.stop()
+        table.add("long-running, list + write + resync + GC: peak RSS per Container (bytes)",
+                  hwm * 1024 / containers, f"<= {TARGET_RSS_BYTES} B",
+                  "pass" if hwm * 1024 / containers <= TARGET_RSS_BYTES else "FAIL")
+        table.notes += [
+            f"The API test double runs in the benchmark process and serves the lists over HTTP; loading it "
+            f"took {load_seconds:.1f} s (not counted). Lookups run in a separate process, back to back, "
+            f"over {len(sample):,} names sampled from the topology (the GC phase adds as many stale ones).",
+            "Peak RSS: VmHWM of the sync process (of `--once` read every 20 ms until it exits). Redis per name: "
+            "INFO used_memory after - before over the names (node keys and zone keys included).",
+            f"Write calls are timed by Redis itself (SLOWLOG, calls of {SLOW_MICROSECONDS / 1000:.0f} ms or "
+            f"more); the sync writes at most {QUICK_CHUNK_KEYS if quick else DEFAULT_CHUNK_KEYS:,} record keys a call.",
+            f"Load average {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores, shared).",
+        ]
+        return table
+    finally:
+        for sync in syncs:
+            sync.stop()
+        redis_server.stop()
+        api.stop()
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def run(quick: bool) -> list[Table]:
+    return [run_size(size, quick) for size in sizes(quick)]

@@ -1,0 +1,22 @@
+"""The churn benchmark (bench/churn.py) still runs: quick mode (a few hundred changes a
+second for 3 s on 1,000 names). No assertion on speed; what is checked is that every
+change reached Redis and every probed node move was answered through PowerDNS."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import churn
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(180)
+def test_churn_quick_run_lands_every_change_and_answers_every_probed_move():
+    tables = churn.run(quick=True)
+
+    assert len(tables) == 1
+    rows = {row[0]: row for row in tables[0].rows}
+    assert rows["change -> Redis p99 (s)"][1] >= 0
+    assert rows["probed moves not answered within 10 s"][1] == 0, tables[0].render()
+    assert any(name.startswith("moved node -> PowerDNS answers it") for name in rows), tables[0].render()
