@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 import urllib.request
 
@@ -31,6 +30,7 @@ import dns.query
 import dns.rdatatype
 
 from bench.report import Table
+from bench.teardown import tear_down
 from mountdns.keyspace import Keys, decode_addresses
 from mountdns.testing.stats import percentile
 from mountdns.testing.objects import MOUNTED, container, node, seed_objects
@@ -235,13 +235,7 @@ def run(quick: bool) -> list[Table]:
             unpurged += run_moves(api, probe, children, 1, moves_done, NO_PURGE_LIMIT, NO_PURGE_POLL_SLEEP)
             moves_done += 1
     finally:
-        for process in [*syncs, pdns, backend]:
-            if process is not None:
-                process.stop()
-        redis_server.stop()
-        api.stop()
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(directory, ignore_errors=True)
+        tear_down([*syncs, pdns, backend, redis_server, api], directory)
 
     table = Table(f"Change latency: Node address changed in the Kubernetes API -> PowerDNS answers it "
                   f"({shape}; shipped caches: packet cache 20 s, query cache 20 s)",

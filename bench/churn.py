@@ -16,12 +16,12 @@ The sync runs with its shipped defaults (coalescing 50 ms).
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 
 from bench.change_latency import Probe, new_address
 from bench.report import Table
+from bench.teardown import tear_down
 from mountdns.keyspace import Keys
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.objects import MOUNTED, container, node
@@ -220,10 +220,4 @@ def run(quick: bool) -> list[Table]:
         ]
         return [table]
     finally:
-        for process in (sync, pdns, backend):
-            if process is not None:
-                process.stop()
-        redis_server.stop()
-        api.stop()
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(directory, ignore_errors=True)
+        tear_down([sync, pdns, backend, redis_server, api], directory)

@@ -16,11 +16,10 @@ half are ordinary workload Pods without the label, which the sync never receives
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 
 from bench.report import Table
+from bench.teardown import tear_down
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.objects import MOUNTED, node, pod, published_pod
 from mountdns.testing.servers import RedisServer, workdir
@@ -131,12 +130,7 @@ def run(quick: bool) -> list[Table]:
         ]
         return [table]
     finally:
-        for sync in syncs:
-            sync.stop()
-        redis_server.stop()
-        api.stop()
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(directory, ignore_errors=True)
+        tear_down([*syncs, redis_server, api], directory)
 
 
 if __name__ == "__main__":

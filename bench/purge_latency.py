@@ -17,12 +17,12 @@ repeats, and with the early repeats off (one repeat only, after 60 s).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import replace
 
 from bench.report import Table
+from bench.teardown import tear_down
 from mountdns import announce
 from mountdns.keyspace import Keys
 from mountdns.plan import diff
@@ -148,8 +148,7 @@ def run(quick: bool) -> list[Table]:
         quiet, per_pod, loaded, load = series(directory, size, (), "shipped")
         _, _, loaded_no_repeat, load2 = series(directory, size, ("--purge-repeat-after", "60"), "no-early-repeat")
     finally:
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(directory, ignore_errors=True)
+        tear_down([], directory)
     table = Table("Purge latency: node move written (with its announcement) -> every DNS pod answers it "
                   "(shipped caches on; pod A reads the primary, pod B a replica)",
                   ["measurement", "moves", "p50 ms", "p99 ms", "max ms", "timed out", "target", "result"])

@@ -26,11 +26,11 @@ import multiprocessing
 import os
 import random
 import re
-import shutil
 import time
 from pathlib import Path
 
 from bench.report import Table
+from bench.teardown import tear_down
 from mountdns.plan import Changes
 from mountdns.store.chunks import DEFAULT_CHUNK_KEYS
 from mountdns.store.redis_store import RedisStore
@@ -306,12 +306,7 @@ def run_size(containers: int, quick: bool) -> Table:
         ]
         return table
     finally:
-        for sync in syncs:
-            sync.stop()
-        redis_server.stop()
-        api.stop()
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(directory, ignore_errors=True)
+        tear_down([*syncs, redis_server, api], directory)
 
 
 def run(quick: bool) -> list[Table]:

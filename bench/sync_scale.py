@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from datetime import datetime
 
 from bench.report import Table
+from bench.teardown import tear_down
 from mountdns.testing.objects import MOUNTED, container, node
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.servers import RedisServer, workdir
@@ -174,9 +174,4 @@ def run(quick: bool) -> list[Table]:
                            f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores, shared with anything else running).")
         return [table]
     finally:
-        for sync in syncs:
-            sync.stop()
-        redis_server.stop()
-        api.stop()
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(directory, ignore_errors=True)
+        tear_down([*syncs, redis_server, api], directory)

@@ -13,13 +13,14 @@ An Event must live in its object's namespace (the server rejects anything else w
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Callable, Mapping
+
+from sync.api_calls import call
 
 log = logging.getLogger("mountdns.sync.events")
 
@@ -52,17 +53,7 @@ class EventsClient:
 
     @staticmethod
     def _call(method, *args, **kwargs) -> dict:
-        from kubernetes.client.rest import ApiException
-
-        try:
-            response = method(*args, _preload_content=False, _request_timeout=10, **kwargs)
-            return json.loads(response.data)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise EventNotFound(f"{exc.status} {exc.reason}") from exc
-            raise EventError(f"{exc.status} {exc.reason}: {exc.body}") from exc
-        except Exception as exc:  # noqa: BLE001 - connection errors of every kind
-            raise EventError(f"{type(exc).__name__}: {exc}") from exc
+        return call(method, *args, errors={404: EventNotFound}, failure=EventError, **kwargs)
 
 
 def rfc3339(moment: datetime) -> str:

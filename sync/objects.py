@@ -151,6 +151,17 @@ class Claim:
 # --- one Container on its own -------------------------------------------------------
 
 
+def _identity(obj) -> tuple[dict, str, str]:
+    """(metadata, namespace, name) of a Container or Pod, or NotPublishable."""
+    if not isinstance(obj, dict):
+        raise NotPublishable(f"not an object: {type(obj).__name__}")
+    meta = _section(obj, "metadata")
+    name = _optional_text(meta, "metadata", "name")
+    if name is None:
+        raise NotPublishable("no metadata.name")
+    return meta, _optional_text(meta, "metadata", "namespace") or DEFAULT_NAMESPACE, name
+
+
 class ContainerReader:
     """Reads Containers one at a time, remembering what many of them share: the zone
     of a parent domain (every default fqdn in a namespace has the same one) and parsed
@@ -164,13 +175,8 @@ class ContainerReader:
         self._times: dict[str, float] = {}
 
     def read(self, obj) -> Claim:
-        if not isinstance(obj, dict):
-            raise NotPublishable(f"not an object: {type(obj).__name__}")
-        meta = _section(obj, "metadata")
-        name = _optional_text(meta, "metadata", "name")
-        if name is None:
-            raise NotPublishable("no metadata.name")
-        namespace = _optional_text(meta, "metadata", "namespace") or DEFAULT_NAMESPACE
+        """A Container's claim, or NotPublishable saying why it has none."""
+        meta, namespace, name = _identity(obj)
         spec = _section(obj, "spec")
         node = _optional_text(spec, "spec", "nodeName")
         pod_ref = _pod_ref(spec)
@@ -193,13 +199,7 @@ class ContainerReader:
         """A Pod of the pod source as the Claim a Container would make: its annotations
         stand in for spec.fqdn, spec.mountedTo, spec.type and status.deviceStatus, its own
         placement for spec.podRef. Its key is (namespace, "pod/<name>")."""
-        if not isinstance(obj, dict):
-            raise NotPublishable(f"not an object: {type(obj).__name__}")
-        meta = _section(obj, "metadata")
-        name = _optional_text(meta, "metadata", "name")
-        if name is None:
-            raise NotPublishable("no metadata.name")
-        namespace = _optional_text(meta, "metadata", "namespace") or DEFAULT_NAMESPACE
+        meta, namespace, name = _identity(obj)
         annotations = meta.get("annotations") or {}
         if not isinstance(annotations, dict):
             raise NotPublishable(f"metadata.annotations must be an object, got {type(annotations).__name__}")

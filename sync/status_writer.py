@@ -16,7 +16,6 @@ Nothing here is needed for DNS: with the API unreachable, Redis keeps being writ
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import threading
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from mountdns.backoff import Backoff
+from sync.api_calls import call
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
 from sync.rules import Desired
@@ -68,19 +68,7 @@ class ContainerStatusClient:
 
     @staticmethod
     def _call(method, *args, **kwargs) -> dict:
-        from kubernetes.client.rest import ApiException
-
-        try:
-            response = method(*args, _preload_content=False, _request_timeout=10, **kwargs)
-            return json.loads(response.data)
-        except ApiException as exc:
-            if exc.status == 409:
-                raise Conflict(exc.reason) from exc
-            if exc.status == 404:
-                raise NotFound(exc.reason) from exc
-            raise StatusWriteError(f"{exc.status} {exc.reason}: {exc.body}") from exc
-        except Exception as exc:  # noqa: BLE001 - connection errors of every kind
-            raise StatusWriteError(f"{type(exc).__name__}: {exc}") from exc
+        return call(method, *args, errors={409: Conflict, 404: NotFound}, failure=StatusWriteError, **kwargs)
 
 
 class TokenBucket:
