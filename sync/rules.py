@@ -82,6 +82,10 @@ class Desired:
     # Not compared: claims carry what the records do not (creation times), and two plans
     # that publish the same records are the same plan.
     published: Mapping[ObjectKey, Claim] = field(default_factory=dict, repr=False, compare=False)
+    # From sync.incremental: the keys whose outcome may differ from the previous result of
+    # the same rules (an incremental.Changes), so the status writer looks at those only;
+    # None when unknown (desired_state): every key may have changed.
+    changes: object = field(default=None, repr=False, compare=False)
 
 
 def publication(published: Mapping[ObjectKey, Claim], key: ObjectKey) -> tuple[str, str, str]:

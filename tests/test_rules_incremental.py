@@ -1,0 +1,179 @@
+"""The incremental rules against the reference: random sequences of changes (Containers
+added, removed and edited, mounts, cycles, conflicts, Pods behind podRef, Pods of the pod
+source, Nodes, whole re-lists) and, after each, the incremental result compared with
+desired_state over the whole snapshot. Fixed seeds, bounded steps."""
+
+import random
+
+import pytest
+
+from mountdns.records import Zone
+from mountdns.testing.objects import MOUNTED, container, node, pod, published_pod
+from sync.incremental import IncrementalRules
+from sync.objects import RulesConfig
+from sync.rules import desired_state
+from sync.sources.cache import CONTAINER, NODE, POD, PUBLISHED_POD, slim
+from sync.status import verdicts
+
+ZONE = Zone("zone.test", ("ns1.zone.test",), "hostmaster.zone.test")
+OTHER = Zone("other.test", ("ns1.other.test",), "hostmaster.other.test")
+CONFIGS = {
+    "plain": RulesConfig(zones=(ZONE, OTHER), max_mount_depth=1),
+    "typed": RulesConfig(zones=(ZONE,), mount_types=frozenset({"netconf"}), max_mount_depth=3,
+                         publish_unready_pods=True),
+}
+NAMESPACES = ("default", "team")
+NAMES = [f"c{i}" for i in range(10)]
+PODS = [f"p{i}" for i in range(5)]
+SOURCE_PODS = [f"q{i}" for i in range(4)] + ["c1", "c2"]  # Pods named like Containers too
+NODES = [f"n{i}" for i in range(4)]
+TIMES = ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z", None]
+FQDNS = [None] * 8 + ["a.zone.test", "b.zone.test", "a.other.test", "zone.test", "x.elsewhere",
+         "bad..name.zone.test"]
+
+
+def _maybe(rng, values, none=0.5):
+    return None if rng.random() < none else rng.choice(values)
+
+
+def random_container(rng, namespace, name):
+    if rng.random() < 0.03:
+        return {"apiVersion": "mountdns.io/v1alpha1", "kind": "Container",
+                "metadata": {"name": name, "namespace": namespace}, "spec": ["not", "an", "object"]}
+    backed = rng.random() < 0.25
+    return container(name, namespace=namespace, created=rng.choice(TIMES), fqdn=rng.choice(FQDNS),
+                     node=None if backed else _maybe(rng, NODES, 0.3),
+                     pod=rng.choice(PODS) if backed else None,
+                     mounted_to=_maybe(rng, NAMES + SOURCE_PODS, 0.25),
+                     status=rng.choice([MOUNTED, MOUNTED, MOUNTED, "UNMOUNTED", None]),
+                     type=rng.choice(["netconf", "netconf", "odl", None]))
+
+
+def random_pod(rng, namespace, name):
+    return pod(name, namespace=namespace, node=_maybe(rng, NODES + ["N3"], 0.2), ready=rng.random() < 0.8,
+               deleting="2024-02-01T00:00:00Z" if rng.random() < 0.1 else None)
+
+
+def random_source_pod(rng, namespace, name):
+    made = published_pod(name, namespace=namespace, node=_maybe(rng, NODES, 0.2), fqdn=rng.choice(FQDNS),
+                         mounted_to=_maybe(rng, NAMES + SOURCE_PODS, 0.5),
+                         device_status=rng.choice([MOUNTED, MOUNTED, None]), type=rng.choice(["netconf", None]),
+                         ready=rng.random() < 0.85, created=rng.choice(TIMES))
+    if rng.random() < 0.1:
+        made["metadata"]["labels"]["mountdns.io/publish"] = "false"  # not published after all
+    return made
+
+
+def random_node(rng, name):
+    return node(name, *rng.choice([["10.0.0.1"], ["10.0.0.2", "fd00::1"], [], ["not-an-ip"],
+                                   [f"10.0.1.{rng.randrange(1, 250)}"]]))
+
+
+class World:
+    """The cache's view: one dict per object, replaced (never edited) on every change."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.objects = {CONTAINER: {}, NODE: {}, POD: {}, PUBLISHED_POD: {}}
+        for name in NODES[:3]:
+            self.put(NODE, ("", name), random_node(rng, name))
+
+    def put(self, kind, key, obj):
+        self.objects[kind][key] = slim(kind, obj)
+
+    def step(self):
+        rng = self.rng
+        roll = rng.random()
+        namespace = rng.choice(NAMESPACES)
+        if roll < 0.45:
+            name = rng.choice(NAMES)
+            if rng.random() < 0.2:
+                self.objects[CONTAINER].pop((namespace, name), None)
+            else:
+                self.put(CONTAINER, (namespace, name), random_container(rng, namespace, name))
+        elif roll < 0.6:
+            name = rng.choice(PODS)
+            if rng.random() < 0.2:
+                self.objects[POD].pop((namespace, name), None)
+            else:
+                self.put(POD, (namespace, name), random_pod(rng, namespace, name))
+        elif roll < 0.75:
+            name = rng.choice(SOURCE_PODS)
+            if rng.random() < 0.2:
+                self.objects[PUBLISHED_POD].pop((namespace, name), None)
+            else:
+                self.put(PUBLISHED_POD, (namespace, name), random_source_pod(rng, namespace, name))
+        elif roll < 0.9:
+            name = rng.choice(NODES)
+            if rng.random() < 0.15:
+                self.objects[NODE].pop(("", name), None)
+            else:
+                self.put(NODE, ("", name), random_node(rng, name))
+        elif roll < 0.95:
+            kind = rng.choice([CONTAINER, POD, PUBLISHED_POD, NODE])  # a re-list: new dicts, same content
+            self.objects[kind] = {key: dict(obj) for key, obj in self.objects[kind].items()}
+        # else: a batch in which nothing changed
+
+    def snapshot(self):
+        listed = {}
+        for kind, objects in self.objects.items():
+            values = list(objects.values())
+            self.rng.shuffle(values)  # the rules answer the same for any order
+            listed[kind] = tuple(values)
+        return listed[CONTAINER], listed[NODE], listed[POD], listed[PUBLISHED_POD]
+
+
+def assert_same(got, want):
+    assert got.state == want.state
+    assert list(got.state.nodes) == list(want.state.nodes)
+    assert got.skipped == want.skipped
+    assert got.warnings == want.warnings
+    assert got.unresolved == want.unresolved
+    assert got.published == want.published
+    assert ({node: set(keys) for node, keys in got.parents_by_node.items()}
+            == {node: set(keys) for node, keys in want.parents_by_node.items()})
+
+
+@pytest.mark.parametrize("config_name", sorted(CONFIGS))
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_incremental_rules_match_desired_state_after_every_change(seed, config_name):
+    config = CONFIGS[config_name]
+    rng = random.Random(seed)
+    world = World(rng)
+    rules = IncrementalRules(config)
+    previous = None
+    for _ in range(400):
+        for _ in range(rng.choice([1, 1, 1, 2, 5])):
+            world.step()
+        containers, nodes, pods, source = world.snapshot()
+        got = rules.update(containers, nodes, pods, source)
+        want = desired_state(containers, nodes, config, pods, source)
+        assert_same(got, want)
+        if previous is not None:
+            # Every Container whose status verdict changed is among the keys said to change
+            # (unless the set of nodes changed, which the status writer handles on its own).
+            assert got.changes.base == previous.changes.base + 1 if previous.changes else got.changes.base == 0
+            before, after = verdicts(previous, nodes), verdicts(got, nodes)
+            moved = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+            if set(previous.state.nodes) == set(got.state.nodes):
+                assert moved <= got.changes.keys
+        previous = got
+
+
+def test_the_first_result_says_every_key_may_have_changed_and_the_next_says_which():
+    config = CONFIGS["plain"]
+    rules = IncrementalRules(config)
+    parent = slim(CONTAINER, container("c0", node="n0"))
+    child = slim(CONTAINER, container("c1", mounted_to="c0", status=MOUNTED))
+    nodes = (slim(NODE, node("n0", "10.0.0.1")),)
+    first = rules.update((parent, child), nodes)
+    assert first.changes.keys is None
+
+    moved = slim(CONTAINER, container("c0", node="n1"))
+    second = rules.update((moved, child), nodes)
+
+    # The parent moved; the child below it is looked at again, as its name resolves through it.
+    assert second.changes.base == first.changes.base + 1
+    assert second.changes.keys == {("default", "c0"), ("default", "c1")}
+    assert second.state.parents == {"c0.default.zone.test": "n1"}
+    assert second.state.children == {"c1.default.zone.test": "c0.default.zone.test"}
