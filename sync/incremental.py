@@ -33,7 +33,7 @@ from typing import Iterable
 from mountdns.records import State
 from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerReader, NotPublishable, ObjectKey,
                           PodPlacement, RulesConfig, SkipCode, is_published_pod, pod_placement)
-from sync.rules import (Desired, Skip, _cycle_reason, _identity, _read_nodes, _seniority,
+from sync.rules import (Desired, Skip, _cycle_reason, _identity, _read_nodes, _resolve_mounts, _seniority,
                         _unpublished_parent_reason, unresolved_parents)
 
 __all__ = ["IncrementalRules"]
@@ -111,14 +111,25 @@ class _Tracked:
     def __init__(self):
         self.by_id: dict[int, object] = {}
 
-    def changes(self, objects: tuple) -> tuple[list, list]:
-        """(added, removed) objects since the last call."""
-        before = self.by_id
-        now = {id(obj): obj for obj in objects}
-        added = [obj for i, obj in now.items() if before.get(i) is not obj]
-        kept = len(now) - len(added)
-        removed = [] if kept == len(before) else [obj for i, obj in before.items() if now.get(i) is not obj]
-        self.by_id = now
+    def changes(self, objects: tuple, replaced=None) -> tuple[list, list]:
+        """(added, removed) objects since the last call. `replaced(added)`, if given,
+        names the objects the added ones most likely replace (the last ones with their
+        keys), or None when it cannot tell: a change is then found without a pass over
+        every object, which is what a batch of a few changes among 100,000 costs most."""
+        by_id = self.by_id
+        added = [obj for obj in objects if by_id.get(id(obj)) is not obj]
+        gone = len(by_id) + len(added) - len(objects)
+        if not gone:
+            removed = []
+        else:
+            removed = replaced(added) if replaced is not None else None
+            if removed is None or len(removed) != gone:
+                now = {id(obj) for obj in objects}
+                removed = [obj for i, obj in by_id.items() if i not in now]
+        for obj in removed:
+            del by_id[id(obj)]
+        for obj in added:
+            by_id[id(obj)] = obj
         return added, removed
 
 
@@ -170,7 +181,7 @@ class IncrementalRules:
         reader = ContainerReader(self.config, self._placements)
         touched: set[ObjectKey] = set()
         self._update_pods(pods, touched, reader)
-        added, removed = self._containers.changes(containers)
+        added, removed = self._containers.changes(containers, self._replaced)
         for obj in removed:
             self._drop(self._entries.pop(id(obj)), touched)
         for obj in added:
@@ -180,8 +191,34 @@ class IncrementalRules:
             self._drop(self._entries.pop(id(obj)), touched)
         for obj in added:
             self._keep(obj, self._read_pod(reader, obj), touched)
-        changed = self._settle(touched)
-        return self._result(nodes, changed | touched)
+        if len(touched) * 2 > len(self._claims) + len(self._unreadable):
+            self._rebuild()  # the first batch, or a re-list: decided at once, as desired_state does
+            changed = None
+        else:
+            changed = self._settle(touched) | touched
+        return self._result(nodes, changed)
+
+    def _replaced(self, added: list) -> list | None:
+        """The Containers that the added ones replace, found by key; None when that cannot
+        be told for sure (an object without a namespace or name of its own, or a key
+        listed twice), for then a key does not name one listed object."""
+        replaced = []
+        for obj in added:
+            meta = obj.get("metadata") if type(obj) is dict else None
+            name = meta.get("name") if type(meta) is dict else None
+            namespace = meta.get("namespace") if name is not None else None
+            if type(name) is not str or type(namespace) is not str or not name or not namespace:
+                return None
+            held = self._claims.get((namespace, name))
+            if held is None:
+                if (namespace, name) in self._unreadable:
+                    return None
+                continue
+            old_meta = held.obj.get("metadata") if type(held) is not list else None
+            if old_meta is None or old_meta.get("namespace") != namespace:
+                return None
+            replaced.append(held.obj)
+        return replaced
 
     def _update_pods(self, pods: tuple, touched: set, reader: ContainerReader) -> None:
         """New placements, and the Containers naming a Pod whose placement changed read again."""
@@ -296,6 +333,55 @@ class IncrementalRules:
         return held if type(held) is list else [held]
 
     # -- deciding ------------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        """Decide every key at once from the objects read (desired_state's way, linear):
+        for the first batch and after a re-list, where most keys changed."""
+        listed = _Listed(self)
+        self._chosen, self._fqdns, self._winners, self._lost = {}, {}, {}, {}
+        chosen, fqdns = self._chosen, self._fqdns
+        for key, held in self._claims.items():
+            if type(held) is list:
+                for entry in held:
+                    self._resolve_target(entry, listed)
+                chosen[key] = min((e.claim for e in held), key=_seniority)
+            else:
+                if held.raw_target is not None:
+                    self._resolve_target(held, listed)
+                chosen[key] = held.claim
+            fqdn = chosen[key].fqdn
+            if fqdn in fqdns:
+                _add(fqdns, fqdn, key)
+            else:
+                fqdns[fqdn] = key
+        winners = self._winners
+        for key, claim in chosen.items():
+            if fqdns[claim.fqdn] == key and type(self._claims[key]) is not list:
+                winners[key] = claim  # the only claimant of its fqdn, listed once: the common case
+            else:
+                self._decide_conflict(key)
+        self._too_deep = {}
+        self._depth, self._rejected = _resolve_mounts(winners, listed, self.config.max_mount_depth, self._too_deep)
+        self._published, self._parents, self._child_records, self._by_node = {}, {}, {}, {}
+        self._key_skips = {}
+        self._skips = [entry.skip for entry in self._entries.values() if entry.skip is not None]
+        parents, children, by_node = self._parents, self._child_records, self._by_node
+        for key, level in self._depth.items():
+            claim = self._published[key] = winners[key]
+            if level == 0:
+                parents[claim.fqdn] = claim.node
+                keys = by_node.get(claim.node)
+                if keys is None:
+                    keys = by_node[claim.node] = {}
+                keys[key] = None
+            else:
+                children[claim.fqdn] = winners[(claim.namespace, claim.mounted_to)].fqdn
+        for key in self._lost.keys() | self._rejected.keys():
+            skips = self._outcome(key)[1]
+            self._key_skips[key] = skips
+            self._skips += skips
+        self._skips.sort()
+        self._skipped = None
+
     def _settle(self, touched: set[ObjectKey]) -> set[ObjectKey]:
         """Re-decide what the touched keys change; the keys whose outcome may differ."""
         if not touched:
@@ -496,7 +582,7 @@ class IncrementalRules:
         return Desired(state=state, skipped=self._skipped, warnings=tuple(sorted(warnings)),
                        unresolved=unresolved_parents(parents_by_node, node_map, node_names),
                        parents_by_node=parents_by_node, published=dict(self._published),
-                       changes=Changes(base, frozenset(changed) if base else None))
+                       changes=Changes(base, frozenset(changed) if base and changed is not None else None))
 
 
 def _walk(start: ObjectKey, winners, depth, rejected) -> tuple[list[ObjectKey], ObjectKey, list[ObjectKey]]:

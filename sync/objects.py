@@ -169,7 +169,7 @@ class ContainerReader:
 
     def __init__(self, config: RulesConfig, pods: Mapping[ObjectKey, "PodPlacement"] | None = None):
         self.config = config
-        self.pods = pods or {}  # the Pods spec.podRef may name, by namespace/name
+        self.pods = pods if pods is not None else {}  # the Pods spec.podRef may name, by namespace/name
         self._zones = frozenset(config.zone_names)
         self._zone_of_domain: dict[str, str | None] = {}
         self._times: dict[str, float] = {}

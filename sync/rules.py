@@ -218,16 +218,18 @@ def _mount_chain(start: ObjectKey, winners: Mapping[ObjectKey, Claim], depth: Ma
     return chain, key, []
 
 
-def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey],
-                    max_depth: int) -> tuple[dict[ObjectKey, int], dict[ObjectKey, tuple[str, SkipCode]]]:
+def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey], max_depth: int,
+                    too_deep: dict[ObjectKey, int] | None = None
+                    ) -> tuple[dict[ObjectKey, int], dict[ObjectKey, tuple[str, SkipCode]]]:
     """Depth of every published object (0 for a parent) and (reason, code) for every other.
+    `too_deep`, if given, receives the level of each object rejected for its depth.
 
     Each object is walked once: a chain is followed until it reaches something already
     settled, then settled from its far end back, so the work is linear in the objects.
     """
     depth: dict[ObjectKey, int] = {}
     rejected: dict[ObjectKey, tuple[str, SkipCode]] = {}
-    too_deep: dict[ObjectKey, int] = {}  # rejected for depth, kept so descendants say so too
+    too_deep = {} if too_deep is None else too_deep  # rejected for depth, kept so descendants say so too
     for key, claim in winners.items():
         if claim.mounted_to is None:
             if claim.node:

@@ -141,7 +141,13 @@ def test_incremental_rules_match_desired_state_after_every_change(seed, config_n
     rng = random.Random(seed)
     world = World(rng)
     rules = IncrementalRules(config)
+    for name in PODS[:3]:  # the first batch already holds Pods and the Containers naming them
+        world.put(POD, ("default", name), random_pod(rng, "default", name))
+        world.put(CONTAINER, ("default", "c" + name), container("c" + name, pod=name))
+    for _ in range(40):
+        world.step()
     previous = None
+    paths = {"rebuilt": 0, "incremental": 0}
     for _ in range(400):
         for _ in range(rng.choice([1, 1, 1, 2, 5])):
             world.step()
@@ -149,15 +155,18 @@ def test_incremental_rules_match_desired_state_after_every_change(seed, config_n
         got = rules.update(containers, nodes, pods, source)
         want = desired_state(containers, nodes, config, pods, source)
         assert_same(got, want)
-        if previous is not None:
+        paths["rebuilt" if got.changes.keys is None else "incremental"] += 1
+        if previous is not None and got.changes.keys is not None:
             # Every Container whose status verdict changed is among the keys said to change
             # (unless the set of nodes changed, which the status writer handles on its own).
-            assert got.changes.base == previous.changes.base + 1 if previous.changes else got.changes.base == 0
+            assert got.changes.base == previous.changes.base + 1
             before, after = verdicts(previous, nodes), verdicts(got, nodes)
             moved = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
             if set(previous.state.nodes) == set(got.state.nodes):
                 assert moved <= got.changes.keys
         previous = got
+    # Both ways of deciding were taken: at once (first batch, re-lists) and key by key.
+    assert paths["rebuilt"] >= 2 and paths["incremental"] > 300
 
 
 def test_the_first_result_says_every_key_may_have_changed_and_the_next_says_which():
