@@ -17,6 +17,7 @@ survive every write.
 
 from __future__ import annotations
 
+import bisect
 import sys
 from typing import Iterable, Mapping, NamedTuple
 
@@ -55,36 +56,56 @@ def verdicts(desired: Desired, nodes: Iterable[dict],
     at the end of its chain is not listed or has no usable address, is not Published:
     the condition answers "does my name work", not "is there a key in Redis".
     """
-    addressed = desired.state.nodes
     listed = {_node_name(n) for n in nodes}
-    published = desired.published
     result: dict[ObjectKey, Verdict] = {}
-    for key, claim in published.items():
-        if key[1].startswith(POD_KEY_PREFIX):
-            continue  # a Pod of the pod source: no status of ours (the writer tells failures by Events)
-        fqdn = claim.fqdn
-        if fqdn in owned_elsewhere:
-            result[key] = Verdict(False, "OwnedElsewhere",
-                                  f"{fqdn} is held by another owner, which wrote it first; it keeps it")
-            continue
-        if claim.mounted_to is None:  # a parent, most of them: no chain to follow
-            node = target = claim.node
-            message = f"{fqdn} has the addresses of node {target}"
-        else:
-            fqdn, target, node = publication(published, key)
-            message = f"{fqdn} is a CNAME to {target}"
-        if node in addressed:
-            result[key] = Verdict(True, PUBLISHED, message, fqdn, target)
-        elif node in listed:
-            result[key] = Verdict(False, "NodeHasNoAddress",
-                                  f"{fqdn} is written but node {node} has no usable address, so it does not resolve")
-        else:
-            result[key] = Verdict(False, "NodeNotFound",
-                                  f"{fqdn} is written but node {node} does not exist, so it does not resolve")
+    for key in desired.published:
+        if not key[1].startswith(POD_KEY_PREFIX):  # a Pod of the pod source: no status of ours (Events tell)
+            result[key] = _published_verdict(desired, key, listed, owned_elsewhere)
     for skip in desired.skipped:
         if not skip.name.startswith(POD_KEY_PREFIX):
             result[(skip.namespace, skip.name)] = Verdict(False, skip.code, skip.reason)
     return result
+
+
+def verdict_of(desired: Desired, key: ObjectKey, listed_nodes, owned_elsewhere: frozenset[str] = frozenset()
+               ) -> Verdict | None:
+    """verdicts(...)[key], without the others (None when the rules did not see `key`):
+    for a batch that changed a few keys among 100,000. `listed_nodes` are the listed
+    Nodes' names, lowercased."""
+    if key[1].startswith(POD_KEY_PREFIX):
+        return None
+    skipped = desired.skipped  # sorted: the last skip of a key is the one verdicts() keeps
+    end = bisect.bisect_right(skipped, key, key=_skip_key)
+    if end and _skip_key(skipped[end - 1]) == key:
+        skip = skipped[end - 1]
+        return Verdict(False, skip.code, skip.reason)
+    if key in desired.published:
+        return _published_verdict(desired, key, listed_nodes, owned_elsewhere)
+    return None
+
+
+def _skip_key(skip) -> ObjectKey:
+    return skip.namespace, skip.name
+
+
+def _published_verdict(desired: Desired, key: ObjectKey, listed, owned_elsewhere: frozenset[str]) -> Verdict:
+    published = desired.published
+    claim = published[key]
+    fqdn = claim.fqdn
+    if fqdn in owned_elsewhere:
+        return Verdict(False, "OwnedElsewhere", f"{fqdn} is held by another owner, which wrote it first; it keeps it")
+    if claim.mounted_to is None:  # a parent, most of them: no chain to follow
+        node = target = claim.node
+        message = f"{fqdn} has the addresses of node {target}"
+    else:
+        fqdn, target, node = publication(published, key)
+        message = f"{fqdn} is a CNAME to {target}"
+    if node in desired.state.nodes:
+        return Verdict(True, PUBLISHED, message, fqdn, target)
+    if node in listed:
+        return Verdict(False, "NodeHasNoAddress",
+                       f"{fqdn} is written but node {node} has no usable address, so it does not resolve")
+    return Verdict(False, "NodeNotFound", f"{fqdn} is written but node {node} does not exist, so it does not resolve")
 
 
 def _node_name(node) -> str | None:

@@ -27,9 +27,10 @@ from mountdns.backoff import Backoff
 from sync.api_calls import call
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
+from sync.incremental import Changes, _Tracked
 from sync.rules import Desired
 from sync.status import (PUBLISHED, Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date,
-                         verdicts)
+                         verdict_of, verdicts)
 
 log = logging.getLogger("mountdns.sync.status")
 
@@ -102,6 +103,16 @@ class TokenBucket:
         return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.qps
 
 
+def _merged(older: Changes | None, newer: Changes | None) -> Changes | None:
+    """What two successive results changed together, as one: keys None (any) unless the
+    newer follows the older directly."""
+    if older is None or newer is None:
+        return None
+    if older.keys is None or newer.keys is None or newer.base != older.base + 1:
+        return Changes(older.base, None)
+    return Changes(older.base, older.keys | newer.keys)
+
+
 def _key(obj: Mapping) -> ObjectKey:
     meta = part(obj, "metadata")
     return meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or "")
@@ -131,6 +142,10 @@ class StatusWriter:
         self._inputs: tuple = ((), None, None, None, frozenset())
         self._objects: dict[ObjectKey, dict] = {}
         self._verdicts: dict[ObjectKey, Verdict] = {}
+        # The number of the incremental rules' result looked at last (Desired.changes), and
+        # the Containers then, by identity: a batch that follows it changes only a few keys.
+        self._seen: int | None = None
+        self._tracked: _Tracked | None = None
         self._pending: dict[ObjectKey, None] = {}  # an ordered set: first in, first written
         self._sent: dict[ObjectKey, tuple[str | None, Verdict]] = {}  # written, not yet seen back
         # Pods of the pod source have no status of ours: a failure is told by a Warning Event.
@@ -148,9 +163,13 @@ class StatusWriter:
     def offer(self, containers: tuple, nodes: tuple, desired: Desired,
               owned_elsewhere: frozenset[str] = frozenset(), pods: tuple = ()) -> None:
         """The latest batch: the Containers (and Pods of the pod source) as the cache holds
-        them, the rules' result and the names the store left to another owner."""
+        them, the rules' result and the names the store left to another owner. A batch
+        not yet looked at is replaced, the keys it said changed kept with the newer ones."""
+        changes = desired.changes
         with self._lock:
-            self._offered = (containers, nodes, desired, owned_elsewhere, pods)
+            if self._offered is not None:
+                changes = _merged(self._offered[5], changes)
+            self._offered = (containers, nodes, desired, owned_elsewhere, pods, changes)
         self._wake.set()
 
     # -- working out what to write --------------------------------------------------------
@@ -159,13 +178,20 @@ class StatusWriter:
             offered, self._offered = self._offered, None
         if offered is None:
             return
-        containers, nodes, desired, owned_elsewhere, pods = offered
+        containers, nodes, desired, owned_elsewhere, pods, changes = offered
         old_containers, old_published, old_skipped, old_nodes, old_elsewhere = self._inputs
         if pods or self._pods:
             self._refresh_pods(pods, desired)
         node_signature = (frozenset(desired.state.nodes),
                           frozenset(str(part(n, "metadata").get("name") or "").lower()
                                     for n in nodes if isinstance(n, dict)))
+        seen, self._seen = self._seen, (changes.base + 1 if changes is not None else None)
+        if (changes is not None and changes.keys is not None and changes.base == seen
+                and node_signature == old_nodes and owned_elsewhere == old_elsewhere):
+            self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
+            self._refresh_keys(containers, desired, changes.keys, node_signature[1], owned_elsewhere)
+            return
+        self._tracked = None  # the incremental path starts over from this batch
         same_rules = (desired.published is old_published and desired.skipped is old_skipped
                       and node_signature == old_nodes and owned_elsewhere == old_elsewhere)
         same_objects = len(containers) == len(old_containers) and all(
@@ -178,6 +204,8 @@ class StatusWriter:
             self._verdicts = verdicts(desired, nodes, owned_elsewhere)
         if not same_objects:
             self._objects = {_key(obj): obj for obj in containers if isinstance(obj, dict)}
+        self._tracked = _Tracked()
+        self._tracked.changes(containers)
         pending = self._pending
         for key, verdict in self._verdicts.items():
             obj = self._objects.get(key)
@@ -192,6 +220,43 @@ class StatusWriter:
                 pending[key] = None
         for key in [k for k in pending if k not in self._objects]:
             del pending[key]
+
+    def _refresh_keys(self, containers: tuple, desired: Desired, keys: frozenset, listed_nodes: frozenset,
+                      owned_elsewhere: frozenset[str]) -> None:
+        """The incremental rules said which keys' outcome may have changed since the batch
+        looked at last: re-check those and the Containers whose object changed, not all."""
+        objects = self._objects
+        added, removed = self._tracked.changes(
+            containers, lambda new: [objects[k] for k in map(_key, new) if k in objects])
+        touched = set(keys)
+        for obj in removed:
+            key = _key(obj)
+            if objects.get(key) is obj:
+                del objects[key]
+                touched.add(key)
+        for obj in added:
+            if isinstance(obj, dict):
+                key = _key(obj)
+                objects[key] = obj
+                touched.add(key)
+        verdicts_now = self._verdicts
+        pending = self._pending
+        for key in touched:
+            if key in keys:
+                verdict = verdict_of(desired, key, listed_nodes, owned_elsewhere)
+                if verdict is None:
+                    verdicts_now.pop(key, None)
+                else:
+                    verdicts_now[key] = verdict
+            verdict, obj = verdicts_now.get(key), objects.get(key)
+            if obj is None:
+                pending.pop(key, None)
+            elif verdict is None:
+                continue
+            elif up_to_date(obj.copy(), verdict) or self._in_flight(key, obj, verdict):
+                pending.pop(key, None)
+            else:
+                pending[key] = None
 
     def _refresh_pods(self, pods: tuple, desired: Desired) -> None:
         """Queue a Warning Event for each Pod of the pod source that entered a failure

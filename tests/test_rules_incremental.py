@@ -13,7 +13,7 @@ from sync.incremental import IncrementalRules
 from sync.objects import RulesConfig
 from sync.rules import desired_state
 from sync.sources.cache import CONTAINER, NODE, POD, PUBLISHED_POD, slim
-from sync.status import verdicts
+from sync.status import _node_name, verdict_of, verdicts
 
 ZONE = Zone("zone.test", ("ns1.zone.test",), "hostmaster.zone.test")
 OTHER = Zone("other.test", ("ns1.other.test",), "hostmaster.other.test")
@@ -164,6 +164,9 @@ def test_incremental_rules_match_desired_state_after_every_change(seed, config_n
             moved = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
             if set(previous.state.nodes) == set(got.state.nodes):
                 assert moved <= got.changes.keys
+            # The verdict of one key, as the status writer asks for the changed ones, is that of all.
+            listed = {_node_name(n) for n in nodes}
+            assert {key: verdict_of(got, key, listed) for key in after} == after
         previous = got
     # Both ways of deciding were taken: at once (first batch, re-lists) and key by key.
     assert paths["rebuilt"] >= 2 and paths["incremental"] > 300

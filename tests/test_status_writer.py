@@ -13,6 +13,7 @@ from kubernetes import config
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.objects import SEED_CONFIG, container, node, published_pod
 from sync.events import EventRecorder, EventsClient
+from sync.incremental import IncrementalRules
 from sync.rules import desired_state
 from sync.sources.cache import CONTAINER, NODE, PUBLISHED_POD, ObjectCache
 from sync.status_writer import ContainerStatusClient, StatusWriter, TokenBucket
@@ -270,3 +271,39 @@ def test_a_pod_losing_a_name_gets_one_warning_event_and_no_status_write(api, clo
     assert [(e["metadata"]["namespace"], e["involvedObject"]["name"], e["reason"], e["count"]) for e in events] == [
         ("apps", "young", "NameConflict", 1)]  # the not-Ready Pod is not told: its own status says so
     assert all("/pods/" not in path for _, path, _ in api.requests)  # no status written to a Pod
+
+
+def test_after_incremental_batches_only_the_changed_containers_are_looked_at_and_written(api, clock):
+    # The incremental rules say which keys changed; offers not yet looked at are merged, so
+    # a change in a batch the writer never saw on its own is still written.
+    api.apply_many([node("node-0", "10.0.0.1")] + [container(f"p{i}", node="node-0") for i in range(20)]
+                   + [container("c", mounted_to="p0", status="MOUNTED")])
+    rules = IncrementalRules(SEED_CONFIG)
+    cache = ObjectCache()
+    cache.replace(CONTAINER, api.objects("Container"))
+    cache.replace(NODE, api.objects("Node"))
+
+    def batch():
+        snapshot = cache.snapshot()
+        writer.offer(snapshot.containers, snapshot.nodes, rules.update(snapshot.containers, snapshot.nodes))
+
+    writer = make_writer(api, clock)
+    batch()
+    assert writer.step() == 21
+    for obj in api.objects("Container"):
+        cache.put(CONTAINER, obj)  # the written status comes back through the watch
+    batch()
+    assert writer.step() == 0
+
+    api.apply(container("p0", node="node-9"))  # a node nobody lists: p0 and its child stop resolving
+    cache.put(CONTAINER, api.get("Container", "p0"))
+    batch()
+    api.apply(container("p5", node="node-0", fqdn="p0.default.domain.foo.bar"))  # younger: loses the name
+    cache.put(CONTAINER, api.get("Container", "p5"))
+    batch()  # offered before the writer looked at the previous batch: merged with it
+
+    assert writer.step() == 6  # three status patches, and a Warning Event for each new failure
+    assert sorted(event["involvedObject"]["name"] for event in api.objects("Event")) == ["c", "p0", "p5"]
+    assert [condition(api, name)["reason"] for name in ("p0", "c", "p5")] == [
+        "NodeNotFound", "NodeNotFound", "NameConflict"]
+    assert sorted(path.rsplit("/", 2)[1] for path in status_patches(api)[21:]) == ["c", "p0", "p5"]
