@@ -10,6 +10,12 @@ backlog (changes sent but not yet in Redis) second by second. Meanwhile a probe 
 PowerDNS (shipped cache settings, the backend purging through its API) for a child on
 every 10th moved node, cached before the move, until it answers the new address.
 
+The backend's uncached throughput: a second PowerDNS with its caches off, on the same
+backend, is loaded with dnsperf (A queries for parents and children) for a while before
+the churn (idle) and again during the churn's second half; both figures, and the change
+-> Redis latency of changes sent while dnsperf ran, are reported (dnsperf, PowerDNS and the
+backend then take what CPU they can from the sync on the 2 shared cores).
+
 The sync runs with its shipped defaults (coalescing 50 ms).
 """
 
@@ -20,18 +26,23 @@ import threading
 import time
 
 from bench.change_latency import Probe, new_address
+from bench.dnsperf import dnsperf
 from bench.report import Table
 from bench.teardown import tear_down
 from mountdns.keyspace import Keys
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.objects import MOUNTED, container, node
 from mountdns.testing.purging_stack import purging_pair, wait_for_workers
-from mountdns.testing.servers import wait_until, workdir, RedisServer
+from mountdns.testing.servers import CACHES_OFF, PdnsServer, wait_until, workdir, RedisServer
 from mountdns.testing.stats import percentile
 from mountdns.testing.sync_process import ZONE, SyncProcess
 
-FULL = {"parents": 50_000, "nodes": 1_000, "container_rate": 1_000, "node_rate": 100, "seconds": 60.0}
-QUICK = {"parents": 500, "nodes": 20, "container_rate": 200, "node_rate": 20, "seconds": 3.0}
+FULL = {"parents": 50_000, "nodes": 1_000, "container_rate": 1_000, "node_rate": 100, "seconds": 60.0,
+        "dnsperf_seconds": 20.0}
+QUICK = {"parents": 500, "nodes": 20, "container_rate": 200, "node_rate": 20, "seconds": 3.0,
+         "dnsperf_seconds": 1.0}
+QUERY_NAMES = 2_000  # names in dnsperf's query file, half parents and half children
+TARGET_THROUGHPUT_SHARE = 0.8  # the uncached throughput during the churn, at least this share of idle
 TICK = 0.01
 CHECK_EVERY = 0.02
 TARGET_P99_S = 1.0
@@ -61,7 +72,7 @@ class Checker(threading.Thread):
         super().__init__(daemon=True)
         self.client, self.lock, self.stop = client, threading.Lock(), threading.Event()
         self.pending: dict[str, tuple[bytes | None, float]] = {}
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []  # (change -> Redis, sent at)
         self.backlog: list[int] = []
         self.last_landed = 0.0
 
@@ -81,7 +92,7 @@ class Checker(threading.Thread):
                     for key, value in zip(keys, values):
                         wanted, sent = self.pending.get(key, (b"", 0.0))
                         if value is not None and (wanted is None or value == wanted):
-                            self.latencies.append(now - sent)
+                            self.latencies.append((now - sent, sent))
                             self.last_landed = now
                             del self.pending[key]
             if time.monotonic() >= next_sample:
@@ -91,13 +102,41 @@ class Checker(threading.Thread):
             time.sleep(CHECK_EVERY)
 
 
+def query_file(path, parents: int):
+    """A queries for parents and children spread over the topology."""
+    step = max(1, parents // (QUERY_NAMES // 2))
+    lines = [f"{kind}-{i:06d}.{ZONE} A" for i in range(0, parents, step) for kind in ("p", "c")]
+    path.write_text("\n".join(lines[:QUERY_NAMES]) + "\n")
+    return path
+
+
+class Load(threading.Thread):
+    """dnsperf against the uncached PowerDNS, started at `start_at` (monotonic)."""
+
+    def __init__(self, port: int, queries, seconds: float, start_at: float):
+        super().__init__(daemon=True)
+        self.port, self.queries, self.seconds, self.start_at = port, queries, seconds, start_at
+        self.result = None
+        self.window = (start_at, start_at)
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        time.sleep(max(0.0, self.start_at - time.monotonic()))
+        began = time.monotonic()
+        try:
+            self.result = dnsperf(self.port, self.queries, self.seconds)
+        except Exception as exc:  # reported in the table, not a crash of the whole suite
+            self.error = exc
+        self.window = (began, time.monotonic())
+
+
 def run(quick: bool) -> list[Table]:
     size = QUICK if quick else FULL
     parents, nodes = size["parents"], size["nodes"]
     directory = workdir("mountdns-bench-churn-")
     api = KubeAPIDouble(bookmark_interval=5.0)
     redis_server = RedisServer(directory)
-    backend = pdns = sync = None
+    backend = pdns = sync = uncached = None
     keys = Keys()
     try:
         api.start()
@@ -112,6 +151,12 @@ def run(quick: bool) -> list[Table]:
         wait_until(lambda: client.dbsize() >= 2 * parents + nodes, 300, "the topology published")
         wait_for_workers(backend)
         pdns.start()
+        uncached_dir = directory / "uncached"  # one pdns_server per directory (its control socket)
+        uncached_dir.mkdir()
+        uncached = PdnsServer(uncached_dir, backend.url, settings=CACHES_OFF)
+        uncached.start()
+        queries = query_file(directory / "queries.txt", parents)
+        idle = dnsperf(uncached.port, queries, size["dnsperf_seconds"])
         probe = Probe(pdns, client, keys)
         wait_until(lambda: probe.addresses(f"c-000000.{ZONE}"), 30, "PowerDNS answering a child")
         if not api.wait_for_open_watches(2, timeout=30):
@@ -154,6 +199,10 @@ def run(quick: bool) -> list[Table]:
 
         sent_children = sent_nodes = 0
         started = time.monotonic()
+        # In the churn's second half, ending before it does.
+        load = Load(uncached.port, queries, size["dnsperf_seconds"],
+                    started + max(size["seconds"] / 2, size["seconds"] - size["dnsperf_seconds"] - 5))
+        load.start()
         for tick in range(ticks):
             due = started + tick * TICK
             delay = due - time.monotonic()
@@ -179,13 +228,15 @@ def run(quick: bool) -> list[Table]:
             api.apply_many(batch)
         churn_seconds = time.monotonic() - started
         stopped = time.monotonic()
+        load.join(size["dnsperf_seconds"] + 60)
         wait_until(lambda: not checker.pending, 120, "every change in Redis")
         probing_done.set()
         prober.join(60)
         checker.stop.set()
         checker.join(5)
 
-        latencies = sorted(checker.latencies)
+        latencies = sorted(latency for latency, _ in checker.latencies)
+        loaded = sorted(latency for latency, sent in checker.latencies if load.window[0] <= sent <= load.window[1])
         table = Table(f"Churn: {size['container_rate']:,} Container changes/s + {size['node_rate']:,} node "
                       f"moves/s for {size['seconds']:.0f} s, {2 * parents:,} names published",
                       ["figure", "value", "target", "result"])
@@ -209,15 +260,27 @@ def run(quick: bool) -> list[Table]:
                       f"{percentile(dns_sorted, 50):.2f} / {dns_p99:.2f} / {dns_sorted[-1]:.2f}", "< 1 s",
                       "pass" if dns_p99 < 1.0 and not dns_late else "FAIL")
         table.add("probed moves not answered within 10 s", dns_late, "0", "pass" if not dns_late else "FAIL")
+        if load.result is not None:
+            share = load.result.answered_qps / idle.answered_qps if idle.answered_qps else 0.0
+            table.add("backend's uncached throughput through PowerDNS (caches off), queries/s: idle / during churn",
+                      f"{idle.answered_qps:,.0f} / {load.result.answered_qps:,.0f} ({share:.0%})",
+                      f">= {TARGET_THROUGHPUT_SHARE:.0%} of idle", "pass" if share >= TARGET_THROUGHPUT_SHARE else "FAIL")
+            if loaded:
+                table.add("change -> Redis p50 / p99 (s) of changes sent while dnsperf ran",
+                          f"{percentile(loaded, 50):.2f} / {percentile(loaded, 99):.2f}", "", "")
+        else:
+            table.add("backend's uncached throughput during churn", f"not measured: {load.error}", "", "FAIL")
         table.notes += [
             f"The driver sends every {TICK * 1000:.0f} ms; the checker polls Redis every "
             f"{CHECK_EVERY * 1000:.0f} ms (MGET of every pending key), so latencies are rounded up by up to that.",
             "A Container change unmounts a child (it becomes a parent on its node) or mounts it again; "
             "a node move gives a Node a new InternalIP. PowerDNS runs the shipped cache settings; the "
             "backend purges the names each batch announces.",
-            "Not measured here: the backend's uncached throughput during the churn.",
+            f"Uncached throughput: dnsperf -c 4 for {size['dnsperf_seconds']:g} s against a second PowerDNS with "
+            f"its caches off on the same backend ({QUERY_NAMES:,} names, parents and children, A), idle before "
+            "the churn and during its second half; answered (NOERROR/NXDOMAIN) queries/s.",
             f"Load average {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores, shared).",
         ]
         return [table]
     finally:
-        tear_down([sync, pdns, backend, redis_server, api], directory)
+        tear_down([sync, uncached, pdns, backend, redis_server, api], directory)

@@ -115,7 +115,12 @@ class SyncMetrics:
             return
         zones = tuple(state.zones) or self.zones
         counts = {(zone, kind): 0 for zone in zones for kind in NAME_KINDS}
-        for kind, names in (("parent", state.parents), ("child", state.children)):
+        if len(zones) == 1 and state.zones:
+            # The rules publish only names within a configured zone: with one, all of them
+            # are in it, and counting them is len(), not a lookup per name each batch.
+            counts[(zones[0], "parent")], counts[(zones[0], "child")] = len(state.parents), len(state.children)
+        for kind, names in (() if len(zones) == 1 and state.zones else
+                            (("parent", state.parents), ("child", state.children))):
             for fqdn in names:
                 zone = containing_zone(fqdn, zones)
                 if zone is not None:

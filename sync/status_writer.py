@@ -155,6 +155,7 @@ class StatusWriter:
         self._pod_events: dict[ObjectKey, tuple[Mapping, Verdict]] = {}  # an ordered set, like _pending
         self._retry_at = 0.0
         self.requests = 0
+        self.full_refreshes = 0  # batches looked at whole (every key), not by what changed
         self.writes = 0
         self.failures = 0
         self.thread: threading.Thread | None = None
@@ -185,13 +186,16 @@ class StatusWriter:
         node_signature = (frozenset(desired.state.nodes),
                           frozenset(str(part(n, "metadata").get("name") or "").lower()
                                     for n in nodes if isinstance(n, dict)))
-        seen, self._seen = self._seen, (changes.base + 1 if changes is not None else None)
+        # The number of the newest result offered (offers not looked at merge into `changes`).
+        newest = desired.changes
+        seen, self._seen = self._seen, (newest.base + 1 if newest is not None else None)
         if (changes is not None and changes.keys is not None and changes.base == seen
                 and node_signature == old_nodes and owned_elsewhere == old_elsewhere):
             self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
             self._refresh_keys(containers, desired, changes.keys, node_signature[1], owned_elsewhere)
             return
         self._tracked = None  # the incremental path starts over from this batch
+        self.full_refreshes += 1
         same_rules = (desired.published is old_published and desired.skipped is old_skipped
                       and node_signature == old_nodes and owned_elsewhere == old_elsewhere)
         same_objects = len(containers) == len(old_containers) and all(

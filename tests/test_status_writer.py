@@ -294,6 +294,7 @@ def test_after_incremental_batches_only_the_changed_containers_are_looked_at_and
         cache.put(CONTAINER, obj)  # the written status comes back through the watch
     batch()
     assert writer.step() == 0
+    full = writer.full_refreshes  # every Container came back with its first status: all looked at
 
     api.apply(container("p0", node="node-9"))  # a node nobody lists: p0 and its child stop resolving
     cache.put(CONTAINER, api.get("Container", "p0"))
@@ -303,6 +304,7 @@ def test_after_incremental_batches_only_the_changed_containers_are_looked_at_and
     batch()  # offered before the writer looked at the previous batch: merged with it
 
     assert writer.step() == 6  # three status patches, and a Warning Event for each new failure
+    assert writer.full_refreshes == full  # looked at by the keys they changed, not whole
     assert sorted(event["involvedObject"]["name"] for event in api.objects("Event")) == ["c", "p0", "p5"]
     assert [condition(api, name)["reason"] for name in ("p0", "c", "p5")] == [
         "NodeNotFound", "NodeNotFound", "NameConflict"]
