@@ -103,12 +103,13 @@ class TokenBucket:
         return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.qps
 
 
-def _merged(older: Changes | None, newer: Changes | None) -> Changes | None:
-    """What two successive results changed together, as one: keys None (any) unless the
-    newer follows the older directly."""
-    if older is None or newer is None:
+def _merged(older: Changes | None, last: Changes | None, newer: Changes | None) -> Changes | None:
+    """What an offer not looked at (`older`, merged up to the result whose own changes
+    are `last`) and the next one (`newer`) changed together: keys None (any) unless
+    `newer` directly follows `last`."""
+    if older is None or last is None or newer is None:
         return None
-    if older.keys is None or newer.keys is None or newer.base != older.base + 1:
+    if older.keys is None or newer.keys is None or newer.base != last.base + 1:
         return Changes(older.base, None)
     return Changes(older.base, older.keys | newer.keys)
 
@@ -169,7 +170,7 @@ class StatusWriter:
         changes = desired.changes
         with self._lock:
             if self._offered is not None:
-                changes = _merged(self._offered[5], changes)
+                changes = _merged(self._offered[5], self._offered[2].changes, changes)
             self._offered = (containers, nodes, desired, owned_elsewhere, pods, changes)
         self._wake.set()
 
@@ -196,6 +197,9 @@ class StatusWriter:
             return
         self._tracked = None  # the incremental path starts over from this batch
         self.full_refreshes += 1
+        log.debug("looking at every Container's status: %s", "first batch" if seen is None else
+                  "the rules did not say what changed" if changes is None or changes.keys is None else
+                  "a batch was not looked at" if changes.base != seen else "nodes or names held elsewhere changed")
         same_rules = (desired.published is old_published and desired.skipped is old_skipped
                       and node_signature == old_nodes and owned_elsewhere == old_elsewhere)
         same_objects = len(containers) == len(old_containers) and all(

@@ -302,10 +302,13 @@ def test_after_incremental_batches_only_the_changed_containers_are_looked_at_and
     api.apply(container("p5", node="node-0", fqdn="p0.default.domain.foo.bar"))  # younger: loses the name
     cache.put(CONTAINER, api.get("Container", "p5"))
     batch()  # offered before the writer looked at the previous batch: merged with it
+    api.apply(container("p7", node="node-0", type="odl"))
+    cache.put(CONTAINER, api.get("Container", "p7"))
+    batch()  # and a third
 
-    assert writer.step() == 6  # three status patches, and a Warning Event for each new failure
+    assert writer.step() == 7  # four status patches, and a Warning Event for each new failure
     assert writer.full_refreshes == full  # looked at by the keys they changed, not whole
     assert sorted(event["involvedObject"]["name"] for event in api.objects("Event")) == ["c", "p0", "p5"]
     assert [condition(api, name)["reason"] for name in ("p0", "c", "p5")] == [
         "NodeNotFound", "NodeNotFound", "NameConflict"]
-    assert sorted(path.rsplit("/", 2)[1] for path in status_patches(api)[21:]) == ["c", "p0", "p5"]
+    assert sorted(path.rsplit("/", 2)[1] for path in status_patches(api)[21:]) == ["c", "p0", "p5", "p7"]
