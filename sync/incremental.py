@@ -106,26 +106,38 @@ def _members(index: dict, key) -> Iterable:
 class _Tracked:
     """The objects of one kind seen by the last batch, by identity."""
 
-    __slots__ = ("by_id",)
+    __slots__ = ("by_id", "scans")
 
     def __init__(self):
         self.by_id: dict[int, object] = {}
+        self.scans = 0  # times every object was compared, for want of (or despite) being told
 
-    def changes(self, objects: tuple, replaced=None) -> tuple[list, list]:
-        """(added, removed) objects since the last call. `replaced(added)`, if given,
-        names the objects the added ones most likely replace (the last ones with their
-        keys), or None when it cannot tell: a change is then found without a pass over
-        every object, which is what a batch of a few changes among 100,000 costs most."""
+    def changes(self, objects: tuple, told: tuple[list, list] | None = None) -> tuple[list, list]:
+        """(added, removed) objects since the last call. `told`, the (removed, added)
+        objects as the cache says, saves a pass over every object (what a batch of a few
+        changes among 100,000 cost most); it is checked against the count, and the
+        objects compared one by one when it does not add up."""
         by_id = self.by_id
+        if told is not None:
+            removed, added = told
+            if all(by_id.get(id(obj)) is obj for obj in removed) and not any(id(obj) in by_id for obj in added):
+                for obj in removed:
+                    del by_id[id(obj)]
+                for obj in added:
+                    by_id[id(obj)] = obj
+                if len(by_id) == len(objects):
+                    return list(added), list(removed)
+                for obj in added:
+                    del by_id[id(obj)]
+                for obj in removed:
+                    by_id[id(obj)] = obj
+        self.scans += 1
         added = [obj for obj in objects if by_id.get(id(obj)) is not obj]
         gone = len(by_id) + len(added) - len(objects)
-        if not gone:
-            removed = []
-        else:
-            removed = replaced(added) if replaced is not None else None
-            if removed is None or len(removed) != gone:
-                now = {id(obj) for obj in objects}
-                removed = [obj for i, obj in by_id.items() if i not in now]
+        removed = []
+        if gone:
+            now = {id(obj) for obj in objects}
+            removed = [obj for i, obj in by_id.items() if i not in now]
         for obj in removed:
             del by_id[id(obj)]
         for obj in added:
@@ -176,17 +188,21 @@ class IncrementalRules:
         self._node_part: tuple = ({}, frozenset(), [])
 
     # -- the batch -----------------------------------------------------------------------
-    def update(self, containers: tuple, nodes: tuple, pods: tuple = (), published_pods: tuple = ()) -> Desired:
-        """The desired state for these objects (the same as desired_state over them)."""
+    def update(self, containers: tuple, nodes: tuple, pods: tuple = (), published_pods: tuple = (),
+               changed: tuple | None = None) -> Desired:
+        """The desired state for these objects (the same as desired_state over them).
+        `changed`: what changed since the last call, if the caller knows, as (removed,
+        added) objects for the Containers, the Pods and the Pods of the pod source."""
+        told = changed or (None, None, None)
         reader = ContainerReader(self.config, self._placements)
         touched: set[ObjectKey] = set()
-        self._update_pods(pods, touched, reader)
-        added, removed = self._containers.changes(containers, self._replaced)
+        self._update_pods(pods, touched, reader, told[1])
+        added, removed = self._containers.changes(containers, told[0])
         for obj in removed:
             self._drop(self._entries.pop(id(obj)), touched)
         for obj in added:
             self._keep(obj, self._read(reader, obj), touched)
-        added, removed = self._published_pods.changes(published_pods)
+        added, removed = self._published_pods.changes(published_pods, told[2])
         for obj in removed:
             self._drop(self._entries.pop(id(obj)), touched)
         for obj in added:
@@ -198,31 +214,9 @@ class IncrementalRules:
             changed = self._settle(touched) | touched
         return self._result(nodes, changed)
 
-    def _replaced(self, added: list) -> list | None:
-        """The Containers that the added ones replace, found by key; None when that cannot
-        be told for sure (an object without a namespace or name of its own, or a key
-        listed twice), for then a key does not name one listed object."""
-        replaced = []
-        for obj in added:
-            meta = obj.get("metadata") if type(obj) is dict else None
-            name = meta.get("name") if type(meta) is dict else None
-            namespace = meta.get("namespace") if name is not None else None
-            if type(name) is not str or type(namespace) is not str or not name or not namespace:
-                return None
-            held = self._claims.get((namespace, name))
-            if held is None:
-                if (namespace, name) in self._unreadable:
-                    return None
-                continue
-            old_meta = held.obj.get("metadata") if type(held) is not list else None
-            if old_meta is None or old_meta.get("namespace") != namespace:
-                return None
-            replaced.append(held.obj)
-        return replaced
-
-    def _update_pods(self, pods: tuple, touched: set, reader: ContainerReader) -> None:
+    def _update_pods(self, pods: tuple, touched: set, reader: ContainerReader, told) -> None:
         """New placements, and the Containers naming a Pod whose placement changed read again."""
-        added, removed = self._pod_objects.changes(pods)
+        added, removed = self._pod_objects.changes(pods, told)
         if not (added or removed):
             return
         moved: set[ObjectKey] = set()

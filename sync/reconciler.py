@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from mountdns.plan import Changes, applied, applied_in_full, diff, without_names
 from mountdns.records import State
 from mountdns.store import NOTHING_APPLIED, DataLost, StoreError, UnknownOutcome
-from sync.sources.cache import Snapshot
+from sync.sources.cache import CONTAINER, POD, PUBLISHED_POD, Snapshot
 from mountdns import announce
 from mountdns.purge import purge_waves
 from sync.incremental import IncrementalRules
@@ -74,6 +74,7 @@ class Reconciler:
         # The rules, kept between batches; None: desired_state each time (one-shot runs,
         # which would only pay for the bookkeeping).
         self._incremental = IncrementalRules(rules) if incremental else None
+        self._seen: int | None = None  # the cache's snapshot the rules saw last
 
     def _desired(self, snapshot: Snapshot) -> Desired:
         """The rules' result for the snapshot. Kept up to date from the last batch's
@@ -82,8 +83,12 @@ class Reconciler:
         objects = (snapshot.containers, snapshot.nodes, snapshot.pods, snapshot.published_pods)
         if self._incremental is None:
             return desired_state(*objects[:2], self.rules, *objects[2:])
+        changed = None
+        if snapshot.changed is not None and snapshot.since is not None and snapshot.since == self._seen:
+            changed = tuple(snapshot.changed.get(kind) for kind in (CONTAINER, POD, PUBLISHED_POD))
+        self._seen = snapshot.version
         try:
-            return self._incremental.update(*objects)
+            return self._incremental.update(*objects, changed=changed)
         except Exception:  # noqa: BLE001 - a bug in the bookkeeping must not stop DNS: decide afresh
             log.exception("the incremental rules failed; deciding every object afresh")
             self._incremental = IncrementalRules(self.rules)
@@ -215,8 +220,10 @@ class Reconciler:
             self.metrics.nothing_to_write()
         seconds = time.monotonic() - started
         if self.status is not None:
+            told = snapshot.changed.get(CONTAINER) if snapshot.changed is not None else None
             self.status.offer(snapshot.containers, snapshot.nodes, plan, self.owned_elsewhere,
-                              pods=snapshot.published_pods)
+                              pods=snapshot.published_pods,
+                              containers_changed=None if told is None else (snapshot.since, snapshot.version, *told))
         if not changes.empty:
             log.info("%s %s in %.1f ms%s%s", "planned" if self.dry_run else "wrote", changes.summary(),
                      seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)",

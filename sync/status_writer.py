@@ -146,6 +146,7 @@ class StatusWriter:
         # The number of the incremental rules' result looked at last (Desired.changes), and
         # the Containers then, by identity: a batch that follows it changes only a few keys.
         self._seen: int | None = None
+        self._objects_seen: int | None = None  # the cache snapshot the Containers were last seen in
         self._tracked: _Tracked | None = None
         self._pending: dict[ObjectKey, None] = {}  # an ordered set: first in, first written
         self._sent: dict[ObjectKey, tuple[str | None, Verdict]] = {}  # written, not yet seen back
@@ -163,15 +164,24 @@ class StatusWriter:
 
     # -- the reconciler's side: O(1) --------------------------------------------------
     def offer(self, containers: tuple, nodes: tuple, desired: Desired,
-              owned_elsewhere: frozenset[str] = frozenset(), pods: tuple = ()) -> None:
+              owned_elsewhere: frozenset[str] = frozenset(), pods: tuple = (),
+              containers_changed: tuple | None = None) -> None:
         """The latest batch: the Containers (and Pods of the pod source) as the cache holds
         them, the rules' result and the names the store left to another owner. A batch
-        not yet looked at is replaced, the keys it said changed kept with the newer ones."""
+        not yet looked at is replaced, the keys it said changed kept with the newer ones.
+        `containers_changed`: (since, version, removed, added) as the cache's snapshot
+        told it, so the Containers that changed are found without comparing them all."""
         changes = desired.changes
         with self._lock:
             if self._offered is not None:
-                changes = _merged(self._offered[5], self._offered[2].changes, changes)
-            self._offered = (containers, nodes, desired, owned_elsewhere, pods, changes)
+                older = self._offered
+                changes = _merged(older[5], older[2].changes, changes)
+                before = older[6]
+                containers_changed = (None if before is None or containers_changed is None
+                                      or before[1] != containers_changed[0] else
+                                      (before[0], containers_changed[1], before[2] + containers_changed[2],
+                                       before[3] + containers_changed[3]))
+            self._offered = (containers, nodes, desired, owned_elsewhere, pods, changes, containers_changed)
         self._wake.set()
 
     # -- working out what to write --------------------------------------------------------
@@ -180,7 +190,11 @@ class StatusWriter:
             offered, self._offered = self._offered, None
         if offered is None:
             return
-        containers, nodes, desired, owned_elsewhere, pods, changes = offered
+        seen_objects = self._objects_seen
+        containers, nodes, desired, owned_elsewhere, pods, changes, containers_changed = offered
+        told, self._objects_seen = None, None if containers_changed is None else containers_changed[1]
+        if containers_changed is not None and containers_changed[0] == seen_objects and seen_objects is not None:
+            told = containers_changed[2], containers_changed[3]
         old_containers, old_published, old_skipped, old_nodes, old_elsewhere = self._inputs
         if pods or self._pods:
             self._refresh_pods(pods, desired)
@@ -193,7 +207,7 @@ class StatusWriter:
         if (changes is not None and changes.keys is not None and changes.base == seen
                 and node_signature == old_nodes and owned_elsewhere == old_elsewhere):
             self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
-            self._refresh_keys(containers, desired, changes.keys, node_signature[1], owned_elsewhere)
+            self._refresh_keys(containers, told, desired, changes.keys, node_signature[1], owned_elsewhere)
             return
         self._tracked = None  # the incremental path starts over from this batch
         self.full_refreshes += 1
@@ -229,13 +243,12 @@ class StatusWriter:
         for key in [k for k in pending if k not in self._objects]:
             del pending[key]
 
-    def _refresh_keys(self, containers: tuple, desired: Desired, keys: frozenset, listed_nodes: frozenset,
+    def _refresh_keys(self, containers: tuple, told, desired: Desired, keys: frozenset, listed_nodes: frozenset,
                       owned_elsewhere: frozenset[str]) -> None:
         """The incremental rules said which keys' outcome may have changed since the batch
         looked at last: re-check those and the Containers whose object changed, not all."""
         objects = self._objects
-        added, removed = self._tracked.changes(
-            containers, lambda new: [objects[k] for k in map(_key, new) if k in objects])
+        added, removed = self._tracked.changes(containers, told)
         touched = set(keys)
         for obj in removed:
             key = _key(obj)

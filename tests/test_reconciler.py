@@ -233,7 +233,7 @@ class RecordingStatus:
         self.offers: list[tuple] = []
         self.owned_elsewhere: list[frozenset] = []  # per offer, the names another owner holds
 
-    def offer(self, containers, nodes, desired, owned_elsewhere=frozenset(), pods=()) -> None:
+    def offer(self, containers, nodes, desired, owned_elsewhere=frozenset(), pods=(), containers_changed=None) -> None:
         written = records(self.store) if self.store is not None else None
         self.offers.append((containers, nodes, desired, written))
         self.owned_elsewhere.append(owned_elsewhere)

@@ -12,7 +12,7 @@ from mountdns.testing.objects import MOUNTED, container, node, pod, published_po
 from sync.incremental import IncrementalRules
 from sync.objects import RulesConfig
 from sync.rules import desired_state
-from sync.sources.cache import CONTAINER, NODE, POD, PUBLISHED_POD, slim
+from sync.sources.cache import CONTAINER, NODE, POD, PUBLISHED_POD, ObjectCache, slim
 from sync.status import _node_name, verdict_of, verdicts
 
 ZONE = Zone("zone.test", ("ns1.zone.test",), "hostmaster.zone.test")
@@ -70,16 +70,26 @@ def random_node(rng, name):
 
 
 class World:
-    """The cache's view: one dict per object, replaced (never edited) on every change."""
+    """The cache's view: one dict per object, replaced (never edited) on every change.
+    With `cache`, the objects also go through an ObjectCache, whose snapshots say what
+    changed since the last one."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, cache: ObjectCache | None = None):
         self.rng = rng
+        self.cache = cache
         self.objects = {CONTAINER: {}, NODE: {}, POD: {}, PUBLISHED_POD: {}}
         for name in NODES[:3]:
             self.put(NODE, ("", name), random_node(rng, name))
 
     def put(self, kind, key, obj):
         self.objects[kind][key] = slim(kind, obj)
+        if self.cache is not None:
+            self.cache.put(kind, obj)
+
+    def pop(self, kind, key):
+        gone = self.objects[kind].pop(key, None)
+        if gone is not None and self.cache is not None:
+            self.cache.remove(kind, gone)
 
     def step(self):
         rng = self.rng
@@ -88,39 +98,45 @@ class World:
         if roll < 0.45:
             name = rng.choice(NAMES)
             if rng.random() < 0.2:
-                self.objects[CONTAINER].pop((namespace, name), None)
+                self.pop(CONTAINER, (namespace, name))
             else:
                 self.put(CONTAINER, (namespace, name), random_container(rng, namespace, name))
         elif roll < 0.6:
             name = rng.choice(PODS)
             if rng.random() < 0.2:
-                self.objects[POD].pop((namespace, name), None)
+                self.pop(POD, (namespace, name))
             else:
                 self.put(POD, (namespace, name), random_pod(rng, namespace, name))
         elif roll < 0.75:
             name = rng.choice(SOURCE_PODS)
             if rng.random() < 0.2:
-                self.objects[PUBLISHED_POD].pop((namespace, name), None)
+                self.pop(PUBLISHED_POD, (namespace, name))
             else:
                 self.put(PUBLISHED_POD, (namespace, name), random_source_pod(rng, namespace, name))
         elif roll < 0.9:
             name = rng.choice(NODES)
             if rng.random() < 0.15:
-                self.objects[NODE].pop(("", name), None)
+                self.pop(NODE, ("", name))
             else:
                 self.put(NODE, ("", name), random_node(rng, name))
         elif roll < 0.95:
             kind = rng.choice([CONTAINER, POD, PUBLISHED_POD, NODE])  # a re-list: new dicts, same content
             self.objects[kind] = {key: dict(obj) for key, obj in self.objects[kind].items()}
+            if self.cache is not None:
+                self.cache.replace(kind, list(self.objects[kind].values()), slimmed=True)
         # else: a batch in which nothing changed
 
     def snapshot(self):
+        if self.cache is not None:
+            snap = self.cache.snapshot()
+            return (snap.containers, snap.nodes, snap.pods, snap.published_pods,
+                    tuple(snap.changed[kind] for kind in (CONTAINER, POD, PUBLISHED_POD)))
         listed = {}
         for kind, objects in self.objects.items():
             values = list(objects.values())
             self.rng.shuffle(values)  # the rules answer the same for any order
             listed[kind] = tuple(values)
-        return listed[CONTAINER], listed[NODE], listed[POD], listed[PUBLISHED_POD]
+        return listed[CONTAINER], listed[NODE], listed[POD], listed[PUBLISHED_POD], None
 
 
 def assert_same(got, want):
@@ -134,12 +150,15 @@ def assert_same(got, want):
             == {node: set(keys) for node, keys in want.parents_by_node.items()})
 
 
+@pytest.mark.parametrize("via_cache", [False, True], ids=["compared", "told"])
 @pytest.mark.parametrize("config_name", sorted(CONFIGS))
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_incremental_rules_match_desired_state_after_every_change(seed, config_name):
+def test_incremental_rules_match_desired_state_after_every_change(seed, config_name, via_cache):
+    # "compared": the rules find what changed by comparing objects; "told": the cache's
+    # snapshots say what changed since the last one.
     config = CONFIGS[config_name]
     rng = random.Random(seed)
-    world = World(rng)
+    world = World(rng, ObjectCache() if via_cache else None)
     rules = IncrementalRules(config)
     for name in PODS[:3]:  # the first batch already holds Pods and the Containers naming them
         world.put(POD, ("default", name), random_pod(rng, "default", name))
@@ -151,8 +170,8 @@ def test_incremental_rules_match_desired_state_after_every_change(seed, config_n
     for _ in range(400):
         for _ in range(rng.choice([1, 1, 1, 2, 5])):
             world.step()
-        containers, nodes, pods, source = world.snapshot()
-        got = rules.update(containers, nodes, pods, source)
+        containers, nodes, pods, source, changed = world.snapshot()
+        got = rules.update(containers, nodes, pods, source, changed=changed)
         want = desired_state(containers, nodes, config, pods, source)
         assert_same(got, want)
         paths["rebuilt" if got.changes.keys is None else "incremental"] += 1
@@ -170,6 +189,8 @@ def test_incremental_rules_match_desired_state_after_every_change(seed, config_n
         previous = got
     # Both ways of deciding were taken: at once (first batch, re-lists) and key by key.
     assert paths["rebuilt"] >= 2 and paths["incremental"] > 300
+    if via_cache:  # what the cache told was used: no object was compared with its predecessor
+        assert rules._containers.scans == rules._pod_objects.scans == rules._published_pods.scans == 0
 
 
 def test_the_first_result_says_every_key_may_have_changed_and_the_next_says_which():
