@@ -165,12 +165,15 @@ class StatusWriter:
     # -- the reconciler's side: O(1) --------------------------------------------------
     def offer(self, containers: tuple, nodes: tuple, desired: Desired,
               owned_elsewhere: frozenset[str] = frozenset(), pods: tuple = (),
-              containers_changed: tuple | None = None) -> None:
+              containers_changed: tuple | None = None, recheck: bool = False) -> None:
         """The latest batch: the Containers (and Pods of the pod source) as the cache holds
         them, the rules' result and the names the store left to another owner. A batch
         not yet looked at is replaced, the keys it said changed kept with the newer ones.
         `containers_changed`: (since, version, removed, added) as the cache's snapshot
-        told it, so the Containers that changed are found without comparing them all."""
+        told it, so the Containers that changed are found without comparing them all.
+        `recheck`: compare every Container's status with its verdict again (after a
+        resync: a status write may have been lost, or overwritten by someone else, without
+        the rules or the objects telling; unchanged objects keep their dicts on a re-list)."""
         changes = desired.changes
         with self._lock:
             if self._offered is not None:
@@ -181,7 +184,8 @@ class StatusWriter:
                                       or before[1] != containers_changed[0] else
                                       (before[0], containers_changed[1], before[2] + containers_changed[2],
                                        before[3] + containers_changed[3]))
-            self._offered = (containers, nodes, desired, owned_elsewhere, pods, changes, containers_changed)
+                recheck = recheck or older[7]
+            self._offered = (containers, nodes, desired, owned_elsewhere, pods, changes, containers_changed, recheck)
         self._wake.set()
 
     # -- working out what to write --------------------------------------------------------
@@ -191,7 +195,7 @@ class StatusWriter:
         if offered is None:
             return
         seen_objects = self._objects_seen
-        containers, nodes, desired, owned_elsewhere, pods, changes, containers_changed = offered
+        containers, nodes, desired, owned_elsewhere, pods, changes, containers_changed, recheck = offered
         told, self._objects_seen = None, None if containers_changed is None else containers_changed[1]
         if containers_changed is not None and containers_changed[0] == seen_objects and seen_objects is not None:
             told = containers_changed[2], containers_changed[3]
@@ -204,7 +208,7 @@ class StatusWriter:
         # The number of the newest result offered (offers not looked at merge into `changes`).
         newest = desired.changes
         seen, self._seen = self._seen, (newest.base + 1 if newest is not None else None)
-        if (changes is not None and changes.keys is not None and changes.base == seen
+        if (not recheck and changes is not None and changes.keys is not None and changes.base == seen
                 and node_signature == old_nodes and owned_elsewhere == old_elsewhere):
             self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
             self._refresh_keys(containers, told, desired, changes.keys, node_signature[1], owned_elsewhere)
@@ -212,6 +216,7 @@ class StatusWriter:
         self._tracked = None  # the incremental path starts over from this batch
         self.full_refreshes += 1
         log.debug("looking at every Container's status: %s", "first batch" if seen is None else
+                  "after a resync" if recheck else
                   "the rules did not say what changed" if changes is None or changes.keys is None else
                   "a batch was not looked at" if changes.base != seen else "nodes or names held elsewhere changed")
         same_rules = (desired.published is old_published and desired.skipped is old_skipped
@@ -219,9 +224,9 @@ class StatusWriter:
         same_objects = len(containers) == len(old_containers) and all(
             map(operator.is_, containers, old_containers))
         self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
-        if same_rules and same_objects:
+        if same_rules and same_objects and not recheck:
             return  # a node moved, nothing else: no Container's status changes
-        old_objects, old_verdicts = self._objects, self._verdicts
+        old_objects, old_verdicts = ({}, {}) if recheck else (self._objects, self._verdicts)
         if not same_rules:
             self._verdicts = verdicts(desired, nodes, owned_elsewhere)
         if not same_objects:

@@ -11,7 +11,7 @@ from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
 from mountdns.store.memory_store import MemoryStore
 from mountdns.records import State
-from sync.sources.cache import Snapshot
+from sync.sources.cache import CONTAINER, NODE, ObjectCache, Snapshot
 from sync.reconciler import Reconciler
 from mountdns.testing.objects import SEED_CONFIG, node, seed_objects
 from mountdns.testing.seed import SEED_STATE, SEED_ZONE, ZONE
@@ -232,11 +232,16 @@ class RecordingStatus:
         self.store = store
         self.offers: list[tuple] = []
         self.owned_elsewhere: list[frozenset] = []  # per offer, the names another owner holds
+        self.rechecks: list[bool] = []  # per offer, whether every status is to be compared again
+        self.changed: list = []  # per offer, the Containers that changed as the cache told
 
-    def offer(self, containers, nodes, desired, owned_elsewhere=frozenset(), pods=(), containers_changed=None) -> None:
+    def offer(self, containers, nodes, desired, owned_elsewhere=frozenset(), pods=(), containers_changed=None,
+              recheck=False) -> None:
         written = records(self.store) if self.store is not None else None
         self.offers.append((containers, nodes, desired, written))
         self.owned_elsewhere.append(owned_elsewhere)
+        self.rechecks.append(recheck)
+        self.changed.append(containers_changed)
 
 
 def test_status_is_offered_each_batch_after_its_dns_write_and_not_after_a_failed_one():
@@ -259,6 +264,27 @@ def test_status_is_offered_each_batch_after_its_dns_write_and_not_after_a_failed
     assert written_before_offer == SEED_RECORDS
 
 
+def test_a_full_batch_asks_the_status_writer_to_look_at_every_container_and_others_pass_what_changed():
+    # A re-list keeps unchanged objects' dicts, so only a full batch (a resync) makes the
+    # writer compare every status again; other batches pass on what the cache says changed.
+    cache, status = ObjectCache(), RecordingStatus()
+    containers, nodes = seed_objects()
+    cache.replace(CONTAINER, containers)
+    cache.replace(NODE, nodes)
+    reconciler = Reconciler(MemoryStore(), SEED_CONFIG, status=status)
+    reconciler.reconcile(cache.snapshot(), full=True)
+    moved = dict(containers[0], spec=dict(containers[0]["spec"], nodeName="node-2"))
+    cache.put(CONTAINER, moved)
+    reconciler.reconcile(cache.snapshot())
+    cache.replace(CONTAINER, [moved] + containers[1:])  # the resync's re-list: nothing changed
+    reconciler.reconcile(cache.snapshot(), full=True)
+
+    assert status.rechecks == [True, False, True]
+    since, version, removed, added = status.changed[1]
+    assert version == since + 1 and [obj["spec"]["nodeName"] for obj in added] == ["node-2"] and len(removed) == 1
+    assert status.changed[2][2:] == ([], [])
+
+
 def test_names_another_owner_holds_reach_the_status_and_the_metrics():
     from prometheus_client import CollectorRegistry
 
@@ -275,3 +301,34 @@ def test_names_another_owner_holds_reach_the_status_and_the_metrics():
     names = set(SEED_STATE.parents) | set(SEED_STATE.children)
     assert west_status.owned_elsewhere == [names] and west.owned_elsewhere == names
     assert registry.get_sample_value("mountdns_sync_names_owned_elsewhere") == len(names)
+
+
+def test_batches_diffed_by_the_names_the_rules_changed_write_what_a_whole_diff_writes():
+    # The same events through two reconcilers: one keeps the rules between batches and diffs
+    # only the names they changed, the other decides and diffs everything each time.
+    import random
+
+    from mountdns.testing.objects import container
+
+    rng = random.Random(7)
+    cache = ObjectCache()
+    containers, nodes = seed_objects()
+    cache.replace(CONTAINER, containers)
+    cache.replace(NODE, nodes)
+    fast, slow = Reconciler(MemoryStore(), SEED_CONFIG), Reconciler(MemoryStore(), SEED_CONFIG, incremental=False)
+    names = [f"x{i}" for i in range(8)] + [c["metadata"]["name"] for c in containers]
+    for step in range(150):
+        name = rng.choice(names)
+        if rng.random() < 0.2:
+            cache.remove(CONTAINER, container(name))
+        elif rng.random() < 0.2:
+            cache.put(NODE, node(f"node-{rng.randrange(4)}", f"10.0.0.{rng.randrange(1, 9)}"))
+        else:
+            cache.put(CONTAINER, container(name, node=rng.choice(["node-0", "node-1", None]),
+                                           mounted_to=rng.choice([None, *names[:10]]), status="MOUNTED",
+                                           fqdn=rng.choice([None, None, f"shared.{ZONE}"])))
+        snapshot = cache.snapshot()
+        full = step % 50 == 0
+        assert fast.reconcile(snapshot, full=full).changes == slow.reconcile(snapshot, full=full).changes
+        assert fast.store.read_state() == slow.store.read_state()
+    assert fast.narrowed_diffs > 100  # the narrow way was the one taken

@@ -316,3 +316,38 @@ def test_after_incremental_batches_only_the_changed_containers_are_looked_at_and
     assert [condition(api, name)["reason"] for name in ("p0", "c", "p5")] == [
         "NodeNotFound", "NodeNotFound", "NameConflict"]
     assert sorted(path.rsplit("/", 2)[1] for path in status_patches(api)[21:]) == ["c", "p0", "p5", "p7"]
+
+
+def test_a_status_changed_behind_the_writers_back_is_written_again_at_the_next_resync(api, clock):
+    # A status-only change keeps the cache's dict (only the rules' inputs make a new one), and
+    # a re-list keeps every unchanged dict: a resync must say so for the writer to look again.
+    api.apply_many([node("node-0", "10.0.0.1"), container("p", node="node-0")])
+    rules = IncrementalRules(SEED_CONFIG)
+    cache = ObjectCache()
+    cache.replace(CONTAINER, api.objects("Container"))
+    cache.replace(NODE, api.objects("Node"))
+    writer = make_writer(api, clock)
+
+    def batch(recheck=False):
+        snapshot = cache.snapshot()
+        told = snapshot.changed[CONTAINER]
+        writer.offer(snapshot.containers, snapshot.nodes,
+                     rules.update(snapshot.containers, snapshot.nodes, changed=(told, None, None)),
+                     containers_changed=(snapshot.since, snapshot.version, *told), recheck=recheck)
+
+    batch()
+    assert writer.step() == 1
+    cache.put(CONTAINER, api.get("Container", "p"))  # the write comes back through the watch
+    batch()
+    assert writer.step() == 0
+    wiped = api.get("Container", "p")
+    wiped["status"] = {}
+    api.apply(wiped)
+    cache.put(CONTAINER, api.get("Container", "p"))  # someone else wiped our status
+    batch()
+    assert writer.step() == 0  # nothing the rules or the objects' identities tell
+    cache.replace(CONTAINER, api.objects("Container"))  # the resync's re-list: the same dicts kept
+    batch(recheck=True)
+
+    assert writer.step() == 1
+    assert condition(api, "p")["status"] == "True"

@@ -192,9 +192,12 @@ class ObjectCache:
             fresh = {object_key(o): o if slimmed else slim(kind, o) for o in objects}
             held, log = self._objects[kind], self._log[kind]
             for key in (held.keys() | fresh.keys()) if complete else fresh.keys():
-                old = held.get(key)
-                if old is not fresh.get(key):
-                    log.setdefault(key, old)
+                old, new = held.get(key), fresh.get(key)
+                if old is not new:
+                    if old is not None and new is not None and old == new:
+                        fresh[key] = old  # unchanged: keep the dict the rules and the status writer saw
+                    else:
+                        log.setdefault(key, old)
             if complete:
                 self._objects[kind] = fresh
                 self._listed[kind] = True
@@ -202,6 +205,15 @@ class ObjectCache:
                 held.update(fresh)
             self._complete[kind] = complete and self._listed[kind]
         self.changed.set()
+
+    def kept(self, kind: str, obj: dict) -> dict:
+        """The object held for `obj`'s key if it equals `obj` (slimmed), else `obj`. A
+        source that re-lists passes each listed object through here, so an unchanged
+        object is held once, not twice until the list is complete (a resync would double
+        the peak), and stays the same dict: the rules see that nothing changed. Without
+        the lock: one dict read, and replace() compares again under it."""
+        held = self._objects[kind].get(object_key(obj))
+        return held if held is not None and held is not obj and held == obj else obj
 
     def expect(self, kind: str) -> None:
         """A source will list `kind` (an optional one): nothing is written before it has."""

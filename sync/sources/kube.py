@@ -186,7 +186,8 @@ class ResourceWatcher:
             response = self.list_call(**kwargs)
             body = json.loads(response.data)
             # Slimmed page by page: full objects of a 100,000-item list would be held at once.
-            objects.extend(slim(self.kind, o) for o in body.get("items") or [])
+            # An object equal to the one held is the one held: a re-list then costs no second copy.
+            objects.extend(self.cache.kept(self.kind, slim(self.kind, o)) for o in body.get("items") or [])
             meta = body.get("metadata") or {}
             resource_version = resource_version or meta.get("resourceVersion", "")
             token = meta.get("continue")
