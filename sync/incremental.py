@@ -104,45 +104,47 @@ def _members(index: dict, key) -> Iterable:
 
 
 class _Tracked:
-    """The objects of one kind seen by the last batch, by identity."""
+    """The objects of one kind seen by the last batch, by identity: id() -> the object,
+    or (`entries`) -> the _Entry read from it, so the entries are the one dict kept per
+    object (100,000 of them)."""
 
-    __slots__ = ("by_id", "scans")
+    __slots__ = ("by_id", "entries", "scans")
 
-    def __init__(self):
+    def __init__(self, entries: bool = False):
         self.by_id: dict[int, object] = {}
+        self.entries = entries
         self.scans = 0  # times every object was compared, for want of (or despite) being told
 
+    def _held(self, obj) -> bool:
+        value = self.by_id.get(id(obj))
+        return value is not None and (value.obj if self.entries else value) is obj
+
     def changes(self, objects: tuple, told: tuple[list, list] | None = None) -> tuple[list, list]:
-        """(added, removed) objects since the last call. `told`, the (removed, added)
-        objects as the cache says, saves a pass over every object (what a batch of a few
-        changes among 100,000 cost most); it is checked against the count, and the
-        objects compared one by one when it does not add up."""
+        """(added objects, what was held for the removed ones) since the last call; the
+        removed are forgotten, the added held as themselves until the caller holds their
+        entry. `told`, the (removed, added) objects as the cache says, saves a pass over
+        every object (what a batch of a few changes among 100,000 cost most); it is
+        checked against the count, and the objects compared one by one when it does not
+        add up."""
         by_id = self.by_id
         if told is not None:
             removed, added = told
-            if all(by_id.get(id(obj)) is obj for obj in removed) and not any(id(obj) in by_id for obj in added):
-                for obj in removed:
-                    del by_id[id(obj)]
+            if (len(by_id) - len(removed) + len(added) == len(objects) and all(map(self._held, removed))
+                    and not any(id(obj) in by_id for obj in added)):
+                gone = [by_id.pop(id(obj)) for obj in removed]
                 for obj in added:
                     by_id[id(obj)] = obj
-                if len(by_id) == len(objects):
-                    return list(added), list(removed)
-                for obj in added:
-                    del by_id[id(obj)]
-                for obj in removed:
-                    by_id[id(obj)] = obj
+                return list(added), gone
         self.scans += 1
-        added = [obj for obj in objects if by_id.get(id(obj)) is not obj]
-        gone = len(by_id) + len(added) - len(objects)
-        removed = []
-        if gone:
+        held = self._held
+        added = [obj for obj in objects if not held(obj)]
+        gone = []
+        if len(by_id) + len(added) != len(objects):
             now = {id(obj) for obj in objects}
-            removed = [obj for i, obj in by_id.items() if i not in now]
-        for obj in removed:
-            del by_id[id(obj)]
+            gone = [by_id.pop(i) for i in [i for i in by_id if i not in now]]
         for obj in added:
             by_id[id(obj)] = obj
-        return added, removed
+        return added, gone
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,9 @@ class IncrementalRules:
     def __init__(self, config: RulesConfig):
         self.config = config
         self.generation = 0
-        self._containers = _Tracked()
+        self._containers = _Tracked(entries=True)
         self._pod_objects = _Tracked()
-        self._published_pods = _Tracked()
-        self._entries: dict[int, _Entry] = {}  # by id() of the object
+        self._published_pods = _Tracked(entries=True)
         self._placements: dict[ObjectKey, PodPlacement] = {}
         self._pod_keys: dict[int, ObjectKey] = {}  # id() of a Pod -> its key, while it has a placement
         self._dependents: dict[ObjectKey, object] = {}  # Pod key -> ids of the Containers naming it
@@ -203,15 +204,15 @@ class IncrementalRules:
         touched: set[ObjectKey] = set()
         self._update_pods(pods, touched, reader, told[1])
         added, removed = self._containers.changes(containers, told[0])
-        for obj in removed:
-            self._drop(self._entries.pop(id(obj)), touched)
+        for entry in removed:
+            self._drop(entry, touched)
         for obj in added:
-            self._keep(obj, self._read(reader, obj), touched)
+            self._keep(obj, self._read(reader, obj), touched, self._containers.by_id)
         added, removed = self._published_pods.changes(published_pods, told[2])
-        for obj in removed:
-            self._drop(self._entries.pop(id(obj)), touched)
+        for entry in removed:
+            self._drop(entry, touched)
         for obj in added:
-            self._keep(obj, self._read_pod(reader, obj), touched)
+            self._keep(obj, self._read_pod(reader, obj), touched, self._published_pods.by_id)
         if len(touched) * 2 > len(self._claims) + len(self._unreadable):
             self._rebuild()  # the first batch, or a re-list: decided at once, as desired_state does
             changed = None
@@ -225,7 +226,7 @@ class IncrementalRules:
         if not (added or removed):
             return
         moved: set[ObjectKey] = set()
-        for obj in removed:
+        for obj in removed:  # the Pods themselves: this kind holds no entries
             key = self._pod_keys.pop(id(obj), None)
             if key is not None:
                 moved.add(key)
@@ -253,9 +254,9 @@ class IncrementalRules:
             moved = set(self._dependents)
         for key in moved:
             for ident in _members(self._dependents, key):
-                entry = self._entries[ident]
+                entry = self._containers.by_id[ident]
                 self._drop(entry, touched)
-                self._keep(entry.obj, self._read(reader, entry.obj), touched)
+                self._keep(entry.obj, self._read(reader, entry.obj), touched, self._containers.by_id)
 
     # -- reading one object -----------------------------------------------------------------
     def _read(self, reader: ContainerReader, obj) -> _Entry:
@@ -278,8 +279,8 @@ class IncrementalRules:
         return _Entry(obj, claim.key, claim, None, claim.mounted_to, None)
 
     # -- the indexes -----------------------------------------------------------------------
-    def _keep(self, obj, entry: _Entry, touched: set) -> None:
-        self._entries[id(obj)] = entry
+    def _keep(self, obj, entry: _Entry, touched: set, entries: dict) -> None:
+        entries[id(obj)] = entry
         if entry.pod is not None:
             _add(self._dependents, entry.pod, id(obj))
         if entry.skip is not None:
@@ -363,7 +364,8 @@ class IncrementalRules:
         self._published, self._parents, self._child_records, self._by_node = {}, {}, {}, {}
         self._node_tuples = {}
         self._key_skips = {}
-        self._skips = [entry.skip for entry in self._entries.values() if entry.skip is not None]
+        self._skips = [entry.skip for tracked in (self._containers, self._published_pods)
+                       for entry in tracked.by_id.values() if entry.skip is not None]
         parents, children, by_node = self._parents, self._child_records, self._by_node
         for key, level in self._depth.items():
             claim = self._published[key] = winners[key]
