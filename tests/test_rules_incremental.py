@@ -216,3 +216,16 @@ def test_the_first_result_says_every_key_may_have_changed_and_the_next_says_whic
     assert second.changes.keys == {("default", "c0"), ("default", "c1")}
     assert second.state.parents == {"c0.default.zone.test": "n1"}
     assert second.state.children == {"c1.default.zone.test": "c0.default.zone.test"}
+
+
+def test_nodes_listed_twice_under_one_name_give_their_addresses_together_as_desired_state_does():
+    config = CONFIGS["plain"]
+    parent = slim(CONTAINER, container("c0", node="n0"))
+    nodes = (node("n0", "10.0.0.2"), node("N0", "10.0.0.1", "fd00::1"), node("n1"), node("n1", "not-an-ip"))
+    rules = IncrementalRules(config)
+    rules.update((parent,), nodes[:1])
+
+    got = rules.update((parent,), nodes)  # only the Nodes changed: read one by one
+
+    assert_same(got, desired_state((parent,), nodes, config))
+    assert got.state.nodes == {"n0": ("10.0.0.1", "10.0.0.2", "fd00::1")}
