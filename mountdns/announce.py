@@ -59,14 +59,15 @@ class Announcement:
 
 
 def from_changes(changes: Changes, before: State, after: State, zones: Iterable[str],
-                 extra_waves: Iterable[set[str]] = ()) -> Announcement | None:
+                 extra_waves: Iterable[set[str]] = (), waves: list[set[str]] | None = None) -> Announcement | None:
     """The announcement for a batch taking the store from `before` to `after`, or None
     when no answer changes (a serial bump alone). `extra_waves` are purged after the
     batch's own (the names of an earlier write whose outcome was unknown). Past
     MAX_NAMES_PER_PURGE names the waves become the zones themselves (PowerDNS flushes a
     name and all below it), which keeps an entry small even for the first sync of
-    100,000 names."""
-    waves = purge_waves(changes, before, after) + [set(w) for w in extra_waves if w]
+    100,000 names. `waves`, if given, are what purge_waves would find (a caller that
+    keeps indexes of the records finds them without a pass over every name)."""
+    waves = (purge_waves(changes, before, after) if waves is None else waves) + [set(w) for w in extra_waves if w]
     if not waves:
         return None
     zones = frozenset(zones)

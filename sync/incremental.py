@@ -185,6 +185,7 @@ class IncrementalRules:
         self._published: dict[ObjectKey, Claim] = {}
         self._parents: dict[str, str] = {}
         self._child_records: dict[str, str] = {}
+        self._children_of: dict[str, object] = {}  # fqdn -> the child record(s) CNAMEd to it
         self._by_node: dict[str, dict[ObjectKey, None]] = {}
         self._node_tuples: dict[str, tuple[ObjectKey, ...]] = {}  # _by_node's keys as handed out, per node
         self._names: set[str] = set()  # fqdns whose record changed since the last result
@@ -363,7 +364,7 @@ class IncrementalRules:
         self._too_deep = {}
         self._depth, self._rejected = _resolve_mounts(winners, listed, self.config.max_mount_depth, self._too_deep)
         self._published, self._parents, self._child_records, self._by_node = {}, {}, {}, {}
-        self._node_tuples = {}
+        self._node_tuples, self._children_of = {}, {}
         self._key_skips = {}
         self._skips = [entry.skip for tracked in (self._containers, self._published_pods)
                        for entry in tracked.by_id.values() if entry.skip is not None]
@@ -377,7 +378,8 @@ class IncrementalRules:
                     keys = by_node[claim.node] = {}
                 keys[key] = None
             else:
-                children[claim.fqdn] = winners[(claim.namespace, claim.mounted_to)].fqdn
+                target = children[claim.fqdn] = winners[(claim.namespace, claim.mounted_to)].fqdn
+                _add(self._children_of, target, claim.fqdn)
         for key in self._lost.keys() | self._rejected.keys():
             skips = self._outcome(key)[1]
             self._key_skips[key] = skips
@@ -545,6 +547,7 @@ class IncrementalRules:
                     del self._by_node[claim.node]
             elif self._child_records.get(claim.fqdn) == target:
                 del self._child_records[claim.fqdn]
+                _discard(self._children_of, target, claim.fqdn)
         if skips:
             del self._key_skips[key]
         for skip in skips:
@@ -563,6 +566,7 @@ class IncrementalRules:
                 self._by_node.setdefault(claim.node, {})[key] = None
             else:
                 self._child_records[claim.fqdn] = target
+                _add(self._children_of, target, claim.fqdn)
         if skips:
             self._key_skips[key] = skips
         for skip in skips:
@@ -595,6 +599,28 @@ class IncrementalRules:
             if addresses:
                 result[name] = ipv4_first(addresses)
         return result, frozenset(listed), warnings
+
+    def purge_waves(self, desired: Desired, changes) -> list[set[str]]:
+        """mountdns.purge.purge_waves(changes, before, after) for a batch whose `before`
+        is the previous result's records and `after` the latest result's (`desired`):
+        the same waves, from the indexes instead of a pass over every name per wave. (A
+        parent on a moved node, or a child of a purged name, that only `before` has is a
+        record the batch changed, so it is purged in the first wave either way.)"""
+        names = set(changes.parents_put) | set(changes.parents_delete)
+        names |= set(changes.children_put) | set(changes.children_delete)
+        published = desired.published
+        for node in set(changes.nodes_put) | set(changes.nodes_delete):
+            names.update(published[key].fqdn for key in desired.parents_by_node.get(node, ()))
+        names |= set(changes.zones_put)
+        waves = [names] if names else []
+        seen, frontier = set(names), set(names)
+        while frontier:
+            frontier = {child for target in frontier for child in _members(self._children_of, target)
+                        if child not in seen}
+            if frontier:
+                waves.append(frontier)
+                seen |= frontier
+        return waves
 
     # -- the result ------------------------------------------------------------------------
     def _result(self, nodes: tuple, changed: set[ObjectKey] | None) -> Desired:

@@ -199,7 +199,9 @@ class Reconciler:
             current = self.store.read_state()
         else:
             current = self.known
-        changes = diff(*self._narrowed(current, plan), collect_garbage=snapshot.complete)
+        before, desired = self._narrowed(current, plan)
+        narrowed = desired is not plan.state  # the store holds the last plan's records
+        changes = diff(before, desired, collect_garbage=snapshot.complete)
         self._last_plan = plan
         if self.dry_run:
             for line in describe_changes(changes):
@@ -212,8 +214,10 @@ class Reconciler:
                      else applied(current, changes))
             # The backends purge what the batch's announcement names; after a write of
             # unknown outcome its names are announced again with the next one, written or not.
+            waves = (self._incremental.purge_waves(plan, changes)
+                     if narrowed and snapshot.complete and self._incremental is not None else None)
             announcement = announce.from_changes(changes, current, after, plan.state.zones,
-                                                 extra_waves=self._unsure)
+                                                 extra_waves=self._unsure, waves=waves)
             try:
                 result = self.store.apply(changes, mark=fresh, require_marker=self.marked and not fresh,
                                           announcement=announcement, announce_always=bool(self._unsure))
