@@ -185,6 +185,7 @@ class IncrementalRules:
         self._published: dict[ObjectKey, Claim] = {}
         self._parents: dict[str, str] = {}
         self._child_records: dict[str, str] = {}
+        self._handed_out = False  # the last result holds _published, _parents and _child_records
         self._children_of: dict[str, object] = {}  # fqdn -> the child record(s) CNAMEd to it
         self._by_node: dict[str, dict[ObjectKey, None]] = {}
         self._node_tuples: dict[str, tuple[ObjectKey, ...]] = {}  # _by_node's keys as handed out, per node
@@ -202,6 +203,7 @@ class IncrementalRules:
         `changed`: what changed since the last call, if the caller knows, as (removed,
         added) objects for the Containers, the Pods and the Pods of the pod source."""
         told = changed or (None, None, None)
+        self._own()
         reader = ContainerReader(self.config, self._placements)
         touched: set[ObjectKey] = set()
         self._update_pods(pods, touched, reader, told[1])
@@ -221,6 +223,13 @@ class IncrementalRules:
         else:
             changed = self._settle(touched) | touched
         return self._result(nodes, changed)
+
+    def _own(self) -> None:
+        """Copies of the records handed out with the last result, to edit from now on."""
+        if self._handed_out:
+            self._published, self._parents = dict(self._published), dict(self._parents)
+            self._child_records = dict(self._child_records)
+            self._handed_out = False
 
     def _update_pods(self, pods: tuple, touched: set, reader: ContainerReader, told) -> None:
         """New placements, and the Containers naming a Pod whose placement changed read again."""
@@ -644,13 +653,18 @@ class IncrementalRules:
             if held is None:
                 held = tuples[node] = tuple(keys)
             parents_by_node[node] = held
+        # The records are handed out as they are, and copied before the next batch edits
+        # them (_own): the reconciler keeps this state as what Redis holds, and the status
+        # writer reads it from its thread. Copying then rather than now keeps one copy, not
+        # two, through this batch's diff and write (the first batch's peak).
+        self._handed_out = True
         state = State(zones={zone.name: zone for zone in self.config.zones}, nodes=dict(sorted(node_map.items())),
-                      parents=dict(self._parents), children=dict(self._child_records))
+                      parents=self._parents, children=self._child_records)
         base, self.generation = self.generation, self.generation + 1
         names, self._names = self._names, set()
         return Desired(state=state, skipped=self._skipped, warnings=tuple(sorted(warnings)),
                        unresolved=unresolved_parents(parents_by_node, node_map, node_names),
-                       parents_by_node=parents_by_node, published=dict(self._published),
+                       parents_by_node=parents_by_node, published=self._published,
                        changes=Changes(base, frozenset(changed) if base and changed is not None else None,
                                        frozenset(names) if base and changed is not None else None))
 

@@ -171,7 +171,10 @@ def test_incremental_rules_match_desired_state_after_every_change(seed, config_n
         for _ in range(rng.choice([1, 1, 1, 2, 5])):
             world.step()
         containers, nodes, pods, source, changed = world.snapshot()
+        held = previous and (dict(previous.state.parents), dict(previous.state.children), dict(previous.published))
         got = rules.update(containers, nodes, pods, source, changed=changed)
+        if previous is not None:  # a result handed out is never edited by the next batch
+            assert (previous.state.parents, previous.state.children, previous.published) == held
         want = desired_state(containers, nodes, config, pods, source)
         assert_same(got, want)
         paths["rebuilt" if got.changes.keys is None else "incremental"] += 1
