@@ -27,7 +27,7 @@ from mountdns.backoff import Backoff
 from sync.api_calls import call
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
-from sync.incremental import Changes, _Tracked
+from sync.incremental import Changes
 from sync.rules import Desired
 from sync.status import (PUBLISHED, Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date,
                          verdict_of, verdicts)
@@ -114,6 +114,13 @@ def _merged(older: Changes | None, last: Changes | None, newer: Changes | None) 
     return Changes(older.base, older.keys | newer.keys)
 
 
+def _own_namespace(obj) -> bool:
+    """The object names its namespace: its key is then its own (one without would share
+    the key of one in "default", and which of the two counts depends on their order)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return isinstance(meta, dict) and isinstance(meta.get("namespace"), str) and bool(meta["namespace"])
+
+
 def _key(obj: Mapping) -> ObjectKey:
     meta = part(obj, "metadata")
     return meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or "")
@@ -147,7 +154,6 @@ class StatusWriter:
         # the Containers then, by identity: a batch that follows it changes only a few keys.
         self._seen: int | None = None
         self._objects_seen: int | None = None  # the cache snapshot the Containers were last seen in
-        self._tracked: _Tracked | None = None
         self._pending: dict[ObjectKey, None] = {}  # an ordered set: first in, first written
         self._sent: dict[ObjectKey, tuple[str | None, Verdict]] = {}  # written, not yet seen back
         # Pods of the pod source have no status of ours: a failure is told by a Warning Event.
@@ -197,7 +203,8 @@ class StatusWriter:
         seen_objects = self._objects_seen
         containers, nodes, desired, owned_elsewhere, pods, changes, containers_changed, recheck = offered
         told, self._objects_seen = None, None if containers_changed is None else containers_changed[1]
-        if containers_changed is not None and containers_changed[0] == seen_objects and seen_objects is not None:
+        if (containers_changed is not None and containers_changed[0] == seen_objects and seen_objects is not None
+                and all(map(_own_namespace, containers_changed[2])) and all(map(_own_namespace, containers_changed[3]))):
             told = containers_changed[2], containers_changed[3]
         old_containers, old_published, old_skipped, old_nodes, old_elsewhere = self._inputs
         if pods or self._pods:
@@ -208,16 +215,16 @@ class StatusWriter:
         # The number of the newest result offered (offers not looked at merge into `changes`).
         newest = desired.changes
         seen, self._seen = self._seen, (newest.base + 1 if newest is not None else None)
-        if (not recheck and changes is not None and changes.keys is not None and changes.base == seen
-                and node_signature == old_nodes and owned_elsewhere == old_elsewhere):
+        if (not recheck and told is not None and changes is not None and changes.keys is not None
+                and changes.base == seen and node_signature == old_nodes and owned_elsewhere == old_elsewhere):
             self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
             self._refresh_keys(containers, told, desired, changes.keys, node_signature[1], owned_elsewhere)
             return
-        self._tracked = None  # the incremental path starts over from this batch
         self.full_refreshes += 1
         log.debug("looking at every Container's status: %s", "first batch" if seen is None else
                   "after a resync" if recheck else
                   "the rules did not say what changed" if changes is None or changes.keys is None else
+                  "the cache did not say which Containers changed" if told is None else
                   "a batch was not looked at" if changes.base != seen else "nodes or names held elsewhere changed")
         same_rules = (desired.published is old_published and desired.skipped is old_skipped
                       and node_signature == old_nodes and owned_elsewhere == old_elsewhere)
@@ -231,8 +238,6 @@ class StatusWriter:
             self._verdicts = verdicts(desired, nodes, owned_elsewhere)
         if not same_objects:
             self._objects = {_key(obj): obj for obj in containers if isinstance(obj, dict)}
-        self._tracked = _Tracked()
-        self._tracked.changes(containers)
         pending = self._pending
         for key, verdict in self._verdicts.items():
             obj = self._objects.get(key)
@@ -253,7 +258,7 @@ class StatusWriter:
         """The incremental rules said which keys' outcome may have changed since the batch
         looked at last: re-check those and the Containers whose object changed, not all."""
         objects = self._objects
-        added, removed = self._tracked.changes(containers, told)
+        removed, added = told
         touched = set(keys)
         for obj in removed:
             key = _key(obj)
