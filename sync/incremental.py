@@ -7,21 +7,26 @@ each object's read result (its `Claim` or `Skip`) and the indexes the rules need
 by key and by fqdn, children by the name they are mounted to, Containers by the Pod they
 name), and on each batch:
 
-  1. finds the objects that changed by identity (the cache replaces an object's dict on
-     every event and builds new ones on every list, so the same dict is the same object);
-  2. reads only those, and the Containers whose Pod's placement changed;
+  1. takes the objects that changed from the cache's snapshot (the old and new dict of
+     each changed key), or finds them by identity when not told (the cache replaces an
+     object's dict on every change, so the same dict is the same object);
+  2. reads only those, the Containers whose Pod's placement changed and the Nodes that
+     changed;
   3. re-decides conflicts for the fqdns they held or claim, and mounts for the keys
      touched and everything mounted below them (a key's outcome depends only on its own
      claims, its fqdn's other claimants and the chain above it);
-  4. edits the published records, skips and nodes' parents in place, and hands out a
-     `Desired` holding copies, since the reconciler keeps the last state it wrote.
+  4. edits the published records, skips and nodes' parents in place, and hands them out
+     in a `Desired`, copying them before the next batch edits them (the reconciler keeps
+     the last state it wrote, the status writer reads it from its thread).
 
 The result is the same as `desired_state` over the whole snapshot (tests apply random
 changes and compare after each); `desired_state` stays the reference, and the function
 for one-shot runs. Pure: no Redis, no Kubernetes client.
 
-Each `Desired` also says which keys' outcome may have changed since the previous one
-(`Desired.changes`), so the status writer re-checks those, not every Container.
+Each `Desired` also says which keys' outcome and which names' records may have changed
+since the previous one (`Desired.changes`): the reconciler diffs those names only, and
+takes the purge waves from these indexes (`purge_waves`), and the status writer
+re-checks those keys, not every Container.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerRea
 from sync.rules import (Desired, Skip, _cycle_reason, _identity, _read_nodes, _resolve_mounts, _seniority,
                         _unpublished_parent_reason, unresolved_parents)
 
-__all__ = ["IncrementalRules"]
+__all__ = ["Changes", "IncrementalRules"]
 
 
 class _Entry:
