@@ -272,12 +272,14 @@ def run(quick: bool) -> list[Table]:
             share = load.result.answered_qps / idle.answered_qps if idle.answered_qps else 0.0
             table.add("backend's uncached throughput through PowerDNS (caches off), queries/s: idle / during churn",
                       f"{idle.answered_qps:,.0f} / {load.result.answered_qps:,.0f} ({share:.0%})",
-                      f">= {TARGET_THROUGHPUT_SHARE:.0%} of idle", "pass" if share >= TARGET_THROUGHPUT_SHARE else "FAIL")
+                      f">= {TARGET_THROUGHPUT_SHARE:.0%} of idle",
+                      "pass" if share >= TARGET_THROUGHPUT_SHARE else "FAIL")
             if loaded:
                 table.add("change -> Redis p50 / p99 (s) of changes sent while dnsperf ran",
                           f"{percentile(loaded, 50):.2f} / {percentile(loaded, 99):.2f}", "", "")
             if unloaded:
-                table.add("change -> Redis p50 / p99 (s) of changes sent outside dnsperf's run (and its last second before)",
+                table.add("change -> Redis p50 / p99 (s) of changes sent outside dnsperf's run "
+                          "(and its last second before)",
                           f"{percentile(unloaded, 50):.2f} / {percentile(unloaded, 99):.2f}", "", "")
         else:
             table.add("backend's uncached throughput during churn", f"not measured: {load.error}", "", "FAIL")

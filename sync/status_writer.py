@@ -204,7 +204,8 @@ class StatusWriter:
         containers, nodes, desired, owned_elsewhere, pods, changes, containers_changed, recheck = offered
         told, self._objects_seen = None, None if containers_changed is None else containers_changed[1]
         if (containers_changed is not None and containers_changed[0] == seen_objects and seen_objects is not None
-                and all(map(_own_namespace, containers_changed[2])) and all(map(_own_namespace, containers_changed[3]))):
+                and all(map(_own_namespace, containers_changed[2]))
+                and all(map(_own_namespace, containers_changed[3]))):
             told = containers_changed[2], containers_changed[3]
         old_containers, old_published, old_skipped, old_nodes, old_elsewhere = self._inputs
         if pods or self._pods:
