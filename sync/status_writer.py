@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 from mountdns.backoff import Backoff
 from sync.api_calls import call
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
-from sync.objects import DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
+from sync.objects import BACKS_LABEL, DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
 from sync.incremental import Changes
 from sync.rules import Desired
 from sync.status import (PUBLISHED, Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date,
@@ -70,6 +70,20 @@ class ContainerStatusClient:
     @staticmethod
     def _call(method, *args, **kwargs) -> dict:
         return call(method, *args, errors={409: Conflict, 404: NotFound}, failure=StatusWriteError, **kwargs)
+
+
+class PodClient:
+    """Reads one Pod by name: the only Pod the sync reads that its labelled watch does not
+    show it (see `StatusWriter._pod_hint`)."""
+
+    def __init__(self, api_client):
+        from kubernetes import client
+
+        self.core = client.CoreV1Api(api_client)
+
+    def get(self, namespace: str, name: str) -> dict:
+        return call(self.core.read_namespaced_pod, name, namespace, errors={404: NotFound},
+                    failure=StatusWriteError)
 
 
 class TokenBucket:
@@ -135,9 +149,10 @@ class StatusWriter:
 
     def __init__(self, client, events: EventRecorder | None, *, qps: float, burst: int | None = None,
                  leading: Callable[[], bool] = lambda: True, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc), pods: PodClient | None = None):
         self.client = client
         self.events = events
+        self.pods = pods  # to tell, in a PodNotFound Event, a Pod that lacks our label
         self.leading = leading
         self.clock = clock
         self.wall = wall
@@ -408,11 +423,37 @@ class StatusWriter:
             return None
 
     def _warn(self, obj: Mapping, verdict: Verdict, now: float) -> None:
+        message = verdict.message
+        if verdict.reason == SkipCode.POD_NOT_FOUND.value and self.pods is not None:
+            message = self._pod_hint(obj, now) or message
         try:
-            self._request(now, self.events.warning, obj, verdict.reason, verdict.message)
+            self._request(now, self.events.warning, obj, verdict.reason, message)
         except EventError as exc:
             # An Event is a courtesy to people; the status already says it.
             log.warning("event for %s/%s not recorded: %s", *_key(obj), exc)
+
+    def _pod_hint(self, obj: Mapping, now: float) -> str | None:
+        """The Event's message when the Pod a Container names exists but lacks the label
+        the sync's watch selects (the likeliest mistake with podRef, and one the status
+        cannot tell: to the watch such a Pod is not there). None when the Pod is really
+        missing, has the label (the watch has not shown it yet), or cannot be read. One
+        GET per transition into PodNotFound, inside the writer's rate limit."""
+        spec = obj.get("spec")
+        ref = spec.get("podRef") if isinstance(spec, dict) else None
+        name = ref.get("name") if isinstance(ref, dict) else None
+        if not isinstance(name, str) or not name:
+            return None
+        namespace = _key(obj)[0]
+        try:
+            pod = self._request(now, self.pods.get, namespace, name)
+        except StatusWriteError as exc:  # NotFound included: the Pod is really not there
+            log.debug("pod %s/%s not read: %s", namespace, name, exc)
+            return None
+        labels = part(part(pod, "metadata"), "labels")
+        if BACKS_LABEL in labels:
+            return None
+        return (f"pod {namespace}/{name} exists but has no label {BACKS_LABEL}: the sync watches only "
+                f"Pods with that label; add it to the Pod (or its template)")
 
     # -- the thread ---------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle_poll: float = 1.0) -> None:
@@ -452,4 +493,4 @@ def build_status_writer(kubeconfig: str | None, qps: float,
 
     api_client = load_client(kubeconfig)
     return StatusWriter(ContainerStatusClient(api_client), EventRecorder(EventsClient(api_client)),
-                        qps=qps, leading=leading)
+                        qps=qps, leading=leading, pods=PodClient(api_client))

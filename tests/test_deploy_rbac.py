@@ -14,7 +14,7 @@ from mountdns.keyspace import Keys
 from mountdns.testing.deploy import container, render
 from mountdns.testing.kube_rbac import allowing, attributes, grants
 from mountdns.testing.objects import container as container_object
-from mountdns.testing.objects import seed_objects
+from mountdns.testing.objects import pod, seed_objects
 from mountdns.testing.servers import eventually, free_port
 from mountdns.testing.sync_process import SyncProcess
 from sync.config import build_parser
@@ -58,6 +58,9 @@ def test_rbac_allows_every_call_of_the_sync_and_nothing_it_does_not_make(api, re
     containers, nodes = seed_objects()
     # An object that is not published, so a sync that reports it (status, a Warning Event) does.
     containers.append(container_object("orphan", mounted_to="nobody", status="MOUNTED"))
+    # A Container backed by a Pod without the label the sync's Pod watch selects: entering
+    # PodNotFound, its Event reads the Pod by name to say so.
+    containers += [pod("web-0", node="node-0", labels={}), container_object("web", pod="web-0")]
     shared = container_object("shared", node="node-0")
     shared["status"] = {"conditions": [READY]}
     containers.append(shared)

@@ -11,12 +11,12 @@ import pytest
 from kubernetes import config
 
 from mountdns.testing.kube_double import KubeAPIDouble
-from mountdns.testing.objects import SEED_CONFIG, container, node, published_pod
+from mountdns.testing.objects import SEED_CONFIG, container, node, pod, published_pod
 from sync.events import EventRecorder, EventsClient
 from sync.incremental import IncrementalRules
 from sync.rules import desired_state
 from sync.sources.cache import CONTAINER, NODE, PUBLISHED_POD, ObjectCache
-from sync.status_writer import ContainerStatusClient, StatusWriter, TokenBucket
+from sync.status_writer import ContainerStatusClient, PodClient, StatusWriter, TokenBucket
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,10 +45,10 @@ def clock():
     return Clock()
 
 
-def make_writer(api, clock, qps=100.0, burst=100, leading=lambda: True):
+def make_writer(api, clock, qps=100.0, burst=100, leading=lambda: True, pods=False):
     events = EventRecorder(EventsClient(api.api_client), host="test", wall=lambda: WALL)
     return StatusWriter(ContainerStatusClient(api.api_client), events, qps=qps, burst=burst, leading=leading,
-                        clock=clock, wall=lambda: WALL)
+                        clock=clock, wall=lambda: WALL, pods=PodClient(api.api_client) if pods else None)
 
 
 def offer(writer, api):
@@ -239,6 +239,33 @@ def test_api_unavailable_is_retried_after_a_backoff(api, clock):
     clock.now += 60
     assert writer.step() == 2
     assert condition(api, "p")["status"] == condition(api, "c")["status"] == "True"
+
+
+def test_a_pod_ref_to_a_pod_without_the_label_is_told_apart_from_a_missing_pod_in_the_event(api, clock):
+    # The sync's watch selects Pods labelled mountdns.io/backs: to it, an unlabelled Pod is
+    # not there (PodNotFound). The Event on entering PodNotFound says which of the two it is.
+    api.apply_many([node("node-0", "10.0.0.1"), pod("web-0", node="node-0", labels={}),
+                    pod("db-0", node="node-0", labels={"mountdns.io/backs": "true"}),
+                    container("web", pod="web-0"), container("gone", pod="nobody"), container("db", pod="db-0")])
+    writer = make_writer(api, clock, pods=True)
+    cache = ObjectCache()
+    cache.replace(CONTAINER, api.objects("Container"))
+    cache.replace(NODE, api.objects("Node"))
+    snapshot = cache.snapshot()  # the labelled Pod not listed yet: all three are PodNotFound for now
+    writer.offer(snapshot.containers, snapshot.nodes, desired_state(snapshot.containers, snapshot.nodes, SEED_CONFIG))
+    writer.step()
+
+    messages = {e["involvedObject"]["name"]: (e["reason"], e["message"]) for e in api.objects("Event")}
+    assert messages == {
+        "web": ("PodNotFound", "pod default/web-0 exists but has no label mountdns.io/backs: the sync watches "
+                               "only Pods with that label; add it to the Pod (or its template)"),
+        "gone": ("PodNotFound", "pod default/nobody not found"),
+        "db": ("PodNotFound", "pod default/db-0 not found"),  # labelled: the watch will show it
+    }
+    assert condition(api, "web")["message"] == "pod default/web-0 not found"  # the status stays the rules' word
+    pod_reads = [path for method, path, _ in list(api.requests) if method == "GET" and "/pods/" in path]
+    assert sorted(pod_reads) == ["/api/v1/namespaces/default/pods/db-0", "/api/v1/namespaces/default/pods/nobody",
+                                 "/api/v1/namespaces/default/pods/web-0"]
 
 
 # --- Pods of the pod source: Events, not status -----------------------------------------------
