@@ -34,6 +34,11 @@ from pdns_backend.worker import EventLoopWorker
 
 log = logging.getLogger("mountdns.backend")
 
+# Under load every zone is re-read from Redis many times a second (each lookup's reply
+# carries its zone), so a short bound keeps nearly every SOA probe in memory while an
+# apex answer is never older than this (PowerDNS's own caches hold it 20 s as shipped).
+DEFAULT_ZONE_TABLE_MAX_AGE = 0.25
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mountdns-backend", description=__doc__.splitlines()[0])
@@ -52,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
              help="seconds a client has to send a whole request (from its first byte, or from connecting)")
     add_flag(parser, "--idle-timeout", default=300.0, cast=float,
              help="seconds an idle keep-alive connection is kept (long: PowerDNS reuses its connections)")
+    add_flag(parser, "--zone-table-max-age", default=DEFAULT_ZONE_TABLE_MAX_AGE, cast=float,
+             help="seconds a zone read from Redis may answer PowerDNS's SOA probes (apex lookups) from memory; "
+                  "every lookup's reply renews it; 0: every apex lookup reads Redis")
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(parser, "--metrics-bind",
              help="HOST:PORT where the master serves /metrics (every worker's lookups and the purge follower), "
@@ -116,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--request-timeout: must be more than 0, got {args.request_timeout}")
         if not args.idle_timeout > 0:
             raise ConfigError(f"--idle-timeout: must be more than 0, got {args.idle_timeout}")
+        if not 0 <= args.zone_table_max_age <= 60:
+            raise ConfigError(f"--zone-table-max-age: must be between 0 and 60 seconds, got {args.zone_table_max_age}")
         if args.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
         purge = purge_settings(args)
@@ -140,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def factory():
         return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix,
-                           "METRICS": metrics_dir})
+                           "METRICS": metrics_dir, "ZONE_TABLE_MAX_AGE": args.zone_table_max_age})
 
     hooks = [follower_hooks(target, args.key_prefix, *purge, backend=(host, port))] if purge else []
     if metrics_bind:
