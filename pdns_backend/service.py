@@ -115,6 +115,8 @@ class Backend:
             if decoded is None:
                 return self.call(lambda: self.decode(method, path[len(self.url_prefix):], query, body), path,
                                  view)
+            if isinstance(decoded, tuple):  # a lookup and its name, checked already
+                return self.call(lambda: decoded[0], path, view, decoded[1])
             return self.call(lambda: _given(decoded), path, view)
         if path == "/healthz" and method == "GET":
             return 200, encode(True)
@@ -143,12 +145,13 @@ class Backend:
                 else:
                     if entry.method == "lookup":
                         try:
-                            qname = name_parameter(entry.parameters, "qname")[0]
+                            name = name_parameter(entry.parameters, "qname")
                         except BadRequest:
                             pass  # answered as a bad request by the call itself
                         else:
-                            if not self.zone_table.enabled or self.zone_table.apex(qname) is None:
-                                names[qname] = None
+                            entry = (entry, name)
+                            if not self.zone_table.enabled or self.zone_table.apex(name[0]) is None:
+                                names[name[0]] = None
             decoded.append(entry)
         resolved = {}
         if names:
@@ -172,14 +175,14 @@ class Backend:
             return post_form_call(method_segment.split("/")[0], body)
         return post_json_call(body)
 
-    def call(self, decode, path: str, view: StoreView | None = None) -> tuple[int, bytes]:
+    def call(self, decode, path: str, view: StoreView | None = None, name=None) -> tuple[int, bytes]:
         """Decode and run one call; the only place errors become answers (and lookups
         are counted: a request that does not decode as a call is not one)."""
         started = perf_counter()
         call = None
         try:
             call = decode()
-            result = methods.call(view or self.view, call.method, call.parameters)
+            result = methods.call(view or self.view, call.method, call.parameters, name)
             if call.method == "lookup" and self.tally is not None:
                 self.tally.lookup(call.parameters.get("qtype"), ANSWERED if result else EMPTY,
                                   perf_counter() - started)
