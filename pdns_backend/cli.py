@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis holding the mountdns keyspace")
     add_sentinel_flags(parser)
     add_flag(parser, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
-    add_flag(parser, "--workers", default=3, cast=int,
-             help="worker processes (more than cores: each waits on Redis for part of every lookup)")
+    add_flag(parser, "--workers", default=2, cast=int,
+             help="worker processes (about one per core: each sends a round's lookups to Redis together, "
+                  "so fewer, busier workers spend less CPU per lookup)")
     add_flag(parser, "--threads", default=1, cast=int,
              help="event-loop threads per worker (more than 1 only contends for the GIL)")
     add_flag(parser, "--max-connections", default=256, cast=int,
