@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis holding the mountdns keyspace")
     add_sentinel_flags(parser)
     add_flag(parser, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
+    add_flag(parser, "--pdns-socket",
+             help="also listen on this unix socket for PowerDNS's unix connector "
+                  "(remote-connection-string=unix:path=PATH): JSON lines instead of HTTP")
     add_flag(parser, "--workers", default=2, cast=int,
              help="worker processes (about one per core: each sends a round's lookups to Redis together, "
                   "so fewer, busier workers spend less CPU per lookup)")
@@ -93,7 +96,7 @@ class _Gunicorn(BaseApplication):
 def gunicorn_options(args: argparse.Namespace, host: str, port: int) -> dict:
     """gunicorn's settings for validated flags."""
     return {
-        "bind": f"{host}:{port}",
+        "bind": [f"{host}:{port}"] + ([f"unix:{args.pdns_socket}"] if args.pdns_socket else []),
         "workers": args.workers,
         "threads": args.threads,
         "worker_class": EventLoopWorker.configured(args.request_timeout, args.idle_timeout),
@@ -129,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--zone-table-max-age: must be between 0 and 60 seconds, got {args.zone_table_max_age}")
         if args.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
+        if args.pdns_socket is not None and not 0 < len(os.fsencode(args.pdns_socket)) < 108:
+            raise ConfigError(f"--pdns-socket: a unix socket path must be 1-107 bytes, got {args.pdns_socket!r}")
         purge = purge_settings(args)
         metrics_bind = None
         if args.metrics_bind:

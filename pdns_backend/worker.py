@@ -39,6 +39,7 @@ from gunicorn.workers import base
 
 from pdns_backend.app import BACKEND
 from pdns_backend.connection import Connection
+from pdns_backend.lines import LineConnection
 from pdns_backend.loglimit import LogLimiter
 
 READ_SIZE = 16 * 1024
@@ -63,8 +64,10 @@ class EventLoop:
     tests drive it with socket pairs and an injected clock."""
 
     def __init__(self, respond, limiter: LogLimiter, listeners, limit: int, request_timeout: float,
-                 idle_timeout: float, alive=lambda: True, clock=time.monotonic, respond_many=None):
+                 idle_timeout: float, alive=lambda: True, clock=time.monotonic, respond_many=None,
+                 url_prefix: str = "/dnsapi"):
         self.respond = respond
+        self.url_prefix = url_prefix  # where a unix-socket connection's calls are sent (pdns_backend.lines)
         # The answers to a round's requests, in order; by default one `respond` each.
         self.respond_many = respond_many or (lambda requests: [respond(*r) for r in requests])
         self.limiter = limiter
@@ -153,13 +156,16 @@ class EventLoop:
             self.add(sock)
 
     def add(self, sock: socket.socket):
-        """Serve an accepted connection."""
+        """Serve an accepted connection: HTTP over TCP, PowerDNS's JSON lines over a unix socket."""
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # A response is one write, but a pipelined batch or a large one may not be:
             # never let a part wait for the peer's delayed ACK.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(self.respond, self.clock(), self.refused, defer=True)
+        if sock.family == socket.AF_UNIX:
+            conn = LineConnection(self.url_prefix, self.clock(), self.refused)
+        else:
+            conn = Connection(self.respond, self.clock(), self.refused, defer=True)
         self.connections[sock] = conn
         self.selector.register(sock, selectors.EVENT_READ, conn)
 
@@ -330,7 +336,7 @@ class EventLoopWorker(base.Worker):
         def loop():
             return EventLoop(self.backend.respond, self.backend.limiter, self.sockets, limit,
                              self.request_timeout, self.idle_timeout, alive=lambda: self.alive,
-                             respond_many=self.backend.respond_many)
+                             respond_many=self.backend.respond_many, url_prefix=self.backend.url_prefix)
 
         for i in range(1, threads):
             threading.Thread(target=loop().run, name=f"loop-{i}", daemon=True).start()
