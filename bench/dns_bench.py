@@ -312,8 +312,8 @@ def _run(cfg: Settings, directory: Path, stack: contextlib.ExitStack) -> list[Ta
         sweep_table(cfg, sweep_rows, best_combo),
         backend_table(cfg, backend_alone, redis_per_lookup),
         per_kind_table(per_kind, redis_per_lookup),
-        cpu_table(measures["b"], lookups_per_mixed_query(per_kind, pairs)),
-        cpu_table(measures["b_other"], lookups_per_mixed_query(per_kind, pairs)),
+        cpu_table([(connector, measures["b"]), (other, measures["b_other"])],
+                  lookups_per_mixed_query(per_kind, pairs)),
     ]
     return tables
 
@@ -569,24 +569,30 @@ def lookups_per_mixed_query(per_kind: dict, pairs) -> float:
     return total / len(pairs)
 
 
-def cpu_table(m: DnsMeasure, lookups_per_query: float) -> Table:
-    table = Table(f"(b) where the CPU goes: {m.label.removeprefix('(b) ')}, unlimited rate",
-                  ["process", "CPU ms per 1,000 queries", "CPU us per backend lookup", "share of CPU used",
-                   "processes"])
-    queries = m.throughput.completed or 1
-    totals = {name: m.cpu.total(name) for name in m.cpu.used}
-    all_cpu = sum(totals.values()) or 1
-    for name, total in sorted(totals.items(), key=lambda kv: -kv[1]):
-        per_pid = sorted((t for t in m.cpu.used[name].values()), reverse=True)
-        split = " / ".join(f"{t:.1f} s" for t in per_pid if t >= 0.05) if len(per_pid) > 1 else ""
-        table.add(name, total * 1_000_000 / queries, total * 1_000_000 / (queries * lookups_per_query),
-                  f"{total / all_cpu:.0%}", split)
-    seconds = m.throughput.run_seconds
+def cpu_table(rows: list[tuple[str, DnsMeasure]], lookups_per_query: float) -> Table:
+    """Where the CPU goes in each (connector, measure) of `rows`."""
+    table = Table("(b) where the CPU goes: pdns + mountdns, caches off, unlimited rate, by connector",
+                  ["process", "connector", "CPU ms per 1,000 queries", "CPU us per backend lookup",
+                   "share of CPU used", "processes"])
     cores = os.cpu_count() or 1
-    table.notes.append(f"CPU seconds from /proc/<pid>/stat of each server's process group (and dnsperf's "
-                       f"rusage) over the {seconds:.1f} s throughput run: {all_cpu:.1f} s of the "
-                       f"{cores * seconds:.1f} s the {cores} cores offer; the rest is idle or other work on the "
-                       "machine. 'processes' splits a group by process (gunicorn: master and workers).")
-    table.notes.append(f"Per backend lookup: the mix averages {lookups_per_query:.2f} lookups per query (from the "
-                       "per-kind counts above).")
+    for connector, m in rows:
+        queries = m.throughput.completed or 1
+        totals = {name: m.cpu.total(name) for name in m.cpu.used}
+        all_cpu = sum(totals.values()) or 1
+        for name, total in sorted(totals.items(), key=lambda kv: -kv[1]):
+            per_pid = sorted((t for t in m.cpu.used[name].values()), reverse=True)
+            split = " / ".join(f"{t:.1f} s" for t in per_pid if t >= 0.05) if len(per_pid) > 1 else ""
+            table.add(name, connector, total * 1_000_000 / queries,
+                      total * 1_000_000 / (queries * lookups_per_query), f"{total / all_cpu:.0%}", split)
+        table.add("all", connector, all_cpu * 1_000_000 / queries,
+                  all_cpu * 1_000_000 / (queries * lookups_per_query), "100%", "")
+        seconds = m.throughput.run_seconds
+        table.notes.append(f"{connector}: {m.throughput.answered_qps:,.0f} queries/s; {all_cpu:.1f} CPU seconds of "
+                           f"the {cores * seconds:.1f} s the {cores} cores offer over the {seconds:.1f} s "
+                           "throughput run; the rest is idle or other work on the machine.")
+    table.notes.append("CPU seconds from /proc/<pid>/stat of each server's process group (and dnsperf's rusage) "
+                       "over each throughput run. 'processes' splits a group by process (gunicorn: master and "
+                       f"workers). Per backend lookup: the mix averages {lookups_per_query:.2f} lookups per query "
+                       "(from the per-kind counts above). On a machine shared with other work, CPU per query is "
+                       "the steadier figure: queries/s moves with the others' load.")
     return table
