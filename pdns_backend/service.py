@@ -61,10 +61,11 @@ class StoreView:
     lookups from the zone table while it is fresh, names already resolved this round
     from `resolved`, everything else from the store (whose replies renew the table)."""
 
-    def __init__(self, store, table: ZoneTable, resolved: dict | None = None):
+    def __init__(self, store, table: ZoneTable, resolved: dict | None = None, tally=None):
         self.store = store
         self.table = table
         self.resolved = resolved or {}
+        self.tally = tally  # pdns_backend.metrics.LookupTally, or None
 
     def resolve(self, qname: str):
         found = self.resolved.get(qname)
@@ -75,6 +76,8 @@ class StoreView:
         if self.table.enabled:
             apex = self.table.apex(qname)
             if apex is not None:
+                if self.tally is not None:
+                    self.tally.zone_table_answer()
                 return apex  # no Redis at all
             read_at = self.table.clock()
             resolution = self.store.resolve(qname)
@@ -100,7 +103,7 @@ class Backend:
         self.metrics = metrics  # pdns_backend.metrics.BackendMetrics; None: no /metrics
         self.tally = metrics.tally if metrics is not None else None
         self.zone_table = ZoneTable(zone_table_max_age, **({"clock": clock} if clock else {}))
-        self.view = StoreView(store, self.zone_table)
+        self.view = StoreView(store, self.zone_table, tally=self.tally)
 
     def respond(self, method: str, target: str, body: bytes = b"", view: StoreView | None = None,
                 decoded=None, started: float | None = None) -> tuple:
@@ -162,7 +165,7 @@ class Backend:
                 resolved[qname] = result
                 if not isinstance(result, StoreError):
                     self.zone_table.learn(qname, result, read_at)
-        view = StoreView(self.store, self.zone_table, resolved)
+        view = StoreView(self.store, self.zone_table, resolved, self.tally)
         return [self.respond(method, target, body, view, entry, started)
                 for (method, target, body), entry in zip(requests, decoded)]
 
