@@ -17,8 +17,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from mountdns import redis_connect
 from mountdns.keyspace import DEFAULT_PREFIX
 from mountdns.redis_connect import RedisTarget
-from mountdns.store.redis_store import RedisStore
 from pdns_backend.metrics import BackendMetrics
+from pdns_backend.redis_batch import BatchingRedisStore
 from pdns_backend.service import BODY_TOO_LARGE, MAX_BODY, Backend
 
 DEFAULTS = {
@@ -31,17 +31,20 @@ DEFAULTS = {
     # /metrics: "process" (this process's own registry), a directory (prometheus-client's
     # multiprocess mode, as mountdns-backend sets up for its workers), or None (not served).
     "METRICS": "process",
+    # Seconds a zone read from Redis answers apex lookups (PowerDNS's SOA probes) from
+    # memory; 0: every apex lookup reads Redis (pdns_backend.zone_table).
+    "ZONE_TABLE_MAX_AGE": 0.0,
 }
 
 STORE = "mountdns.store"
 BACKEND = "mountdns.backend"
 
 
-def make_store(config) -> RedisStore:
+def make_store(config) -> BatchingRedisStore:
     # REDIS_TARGET (mountdns.redis_connect) may name Sentinels; else REDIS_URL is used.
     target = config.get("REDIS_TARGET") or RedisTarget(url=config["REDIS_URL"])
     client = redis_connect.connect(target, timeout=float(config["REDIS_TIMEOUT"]), health_check_interval=30)
-    return RedisStore(client, prefix=config["KEY_PREFIX"])
+    return BatchingRedisStore(client, prefix=config["KEY_PREFIX"])
 
 
 def raw_target() -> str:
@@ -65,7 +68,8 @@ def create_app(config: dict | None = None, store=None) -> Flask:
     app.extensions[STORE] = store if store is not None else make_store(app.config)
     metrics = app.config["METRICS"]
     backend = Backend(app.extensions[STORE], app.config["URL_PREFIX"],
-                      metrics=None if metrics is None else BackendMetrics(None if metrics == "process" else metrics))
+                      metrics=None if metrics is None else BackendMetrics(None if metrics == "process" else metrics),
+                      zone_table_max_age=float(app.config["ZONE_TABLE_MAX_AGE"]))
     app.extensions[BACKEND] = backend
 
     # Werkzeug then refuses longer bodies, chunked ones included, before reading them.

@@ -34,6 +34,11 @@ from pdns_backend.worker import EventLoopWorker
 
 log = logging.getLogger("mountdns.backend")
 
+# Under load every zone is re-read from Redis many times a second (each lookup's reply
+# carries its zone), so a short bound keeps nearly every SOA probe in memory while an
+# apex answer is never older than this (PowerDNS's own caches hold it 20 s as shipped).
+DEFAULT_ZONE_TABLE_MAX_AGE = 0.25
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mountdns-backend", description=__doc__.splitlines()[0])
@@ -41,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(parser, "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis holding the mountdns keyspace")
     add_sentinel_flags(parser)
     add_flag(parser, "--key-prefix", default=DEFAULT_PREFIX, help="prefix of every mountdns Redis key")
-    add_flag(parser, "--workers", default=3, cast=int,
-             help="worker processes (more than cores: each waits on Redis for part of every lookup)")
+    add_flag(parser, "--pdns-socket",
+             help="also listen on this unix socket for PowerDNS's unix connector "
+                  "(remote-connection-string=unix:path=PATH): JSON lines instead of HTTP")
+    add_flag(parser, "--workers", default=2, cast=int,
+             help="worker processes (about one per core: each sends a round's lookups to Redis together, "
+                  "so fewer, busier workers spend less CPU per lookup)")
     add_flag(parser, "--threads", default=1, cast=int,
              help="event-loop threads per worker (more than 1 only contends for the GIL)")
     add_flag(parser, "--max-connections", default=256, cast=int,
@@ -52,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
              help="seconds a client has to send a whole request (from its first byte, or from connecting)")
     add_flag(parser, "--idle-timeout", default=300.0, cast=float,
              help="seconds an idle keep-alive connection is kept (long: PowerDNS reuses its connections)")
+    add_flag(parser, "--zone-table-max-age", default=DEFAULT_ZONE_TABLE_MAX_AGE, cast=float,
+             help="seconds a zone read from Redis may answer PowerDNS's SOA probes (apex lookups) from memory; "
+                  "every lookup's reply renews it; 0: every apex lookup reads Redis")
     add_flag(parser, "--log-level", default="info", help="debug, info, warning or error")
     add_flag(parser, "--metrics-bind",
              help="HOST:PORT where the master serves /metrics (every worker's lookups and the purge follower), "
@@ -84,7 +96,7 @@ class _Gunicorn(BaseApplication):
 def gunicorn_options(args: argparse.Namespace, host: str, port: int) -> dict:
     """gunicorn's settings for validated flags."""
     return {
-        "bind": f"{host}:{port}",
+        "bind": [f"{host}:{port}"] + ([f"unix:{args.pdns_socket}"] if args.pdns_socket else []),
         "workers": args.workers,
         "threads": args.threads,
         "worker_class": EventLoopWorker.configured(args.request_timeout, args.idle_timeout),
@@ -116,8 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--request-timeout: must be more than 0, got {args.request_timeout}")
         if not args.idle_timeout > 0:
             raise ConfigError(f"--idle-timeout: must be more than 0, got {args.idle_timeout}")
+        if not 0 <= args.zone_table_max_age <= 60:
+            raise ConfigError(f"--zone-table-max-age: must be between 0 and 60 seconds, got {args.zone_table_max_age}")
         if args.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"--log-level: expected debug, info, warning or error, got {args.log_level!r}")
+        if args.pdns_socket is not None and not 0 < len(os.fsencode(args.pdns_socket)) < 108:
+            raise ConfigError(f"--pdns-socket: a unix socket path must be 1-107 bytes, got {args.pdns_socket!r}")
         purge = purge_settings(args)
         metrics_bind = None
         if args.metrics_bind:
@@ -140,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def factory():
         return create_app({"REDIS_URL": args.redis_url, "REDIS_TARGET": target, "KEY_PREFIX": args.key_prefix,
-                           "METRICS": metrics_dir})
+                           "METRICS": metrics_dir, "ZONE_TABLE_MAX_AGE": args.zone_table_max_age})
 
     hooks = [follower_hooks(target, args.key_prefix, *purge, backend=(host, port))] if purge else []
     if metrics_bind:

@@ -17,6 +17,11 @@ Transfer-Encoding, duplicate lengths, bad chunk sizes). On top of it:
   connection's opening for the first request): a whole-request deadline, which a
   client cannot extend by dripping bytes;
 - pipelined requests are answered in order; their responses are written together.
+
+With `defer`, complete requests are not answered as they are parsed but queued in
+`waiting`, in order with any refusal; the event loop answers every ready connection's
+requests of one round together (their lookups share one Redis round trip) and hands the
+answers back through `answered`.
 """
 
 from __future__ import annotations
@@ -58,11 +63,16 @@ def render(status: int, body: bytes, keep_alive: bool, content_type: bytes = b"a
 
 class Connection:
     """The HTTP side of one connection. `respond(method, target, body) -> (status, body)`
-    answers a complete request; `report(problem)` is told why a connection is refused."""
+    answers a complete request; `report(problem)` is told why a connection is refused.
+    With `defer`, requests wait in `waiting` until `answered` (see the module's doc)."""
 
-    def __init__(self, respond, now: float, report=None):
+    def __init__(self, respond, now: float, report=None, defer: bool = False):
         self.respond = respond
         self.report = report or (lambda problem: None)
+        self.defer = defer
+        # Deferred: ((method, target, body), keep_alive) per request, or (None, response
+        # bytes) for a refusal, in the order they must be written.
+        self.waiting: list[tuple] = []
         self.out = bytearray()       # response bytes not yet written
         self.closing = False         # close once `out` is written
         self.opened = now
@@ -111,7 +121,24 @@ class Connection:
     @property
     def idle(self) -> bool:
         """Nothing received and nothing to write: closing it now loses no request."""
-        return not self.partial and not self.out and not self.closing
+        return not self.partial and not self.out and not self.closing and not self.waiting
+
+    @property
+    def requests(self) -> list[tuple[str, str, bytes]]:
+        """The deferred requests awaiting answers, in order."""
+        return [request for request, _ in self.waiting if request is not None]
+
+    def answered(self, replies: list[tuple], now: float):
+        """The answers to `requests`, in order: render them (and any refusal queued
+        between them) into `out`."""
+        replies = iter(replies)
+        for request, extra in self.waiting:
+            if request is None:
+                self.out += extra
+            else:
+                self._render(next(replies), extra)
+        self.waiting = []
+        self.last_active = now
 
     def received(self, data: bytes, now: float):
         """Take bytes read from the socket; answers go to `out`."""
@@ -168,21 +195,30 @@ class Connection:
 
     def _refuse(self, reply: tuple[int, bytes], problem: str):
         status, body = reply
-        self.out += render(status, body, keep_alive=False)
+        if self.waiting:  # after the answers still owed to earlier requests
+            self.waiting.append((None, render(status, body, keep_alive=False)))
+        else:
+            self.out += render(status, body, keep_alive=False)
         self.closing = True
         self.partial = False
         self.report(problem)
 
     def _answer(self, now: float):
         parser = self.parser
-        reply = self.respond(parser.method.decode("latin-1"), parser.path.decode("latin-1"), bytes(self.body))
+        request = (parser.method.decode("latin-1"), parser.path.decode("latin-1"), bytes(self.body))
         keep_alive = bool(parser.should_keep_alive)
-        if len(reply) == 2:
-            self.out += render(reply[0], reply[1], keep_alive)
-        else:  # (status, body, content type): /metrics
-            self.out += render(reply[0], reply[1], keep_alive, reply[2].encode("latin-1"))
+        if self.defer:
+            self.waiting.append((request, keep_alive))
+        else:
+            self._render(self.respond(*request), keep_alive)
         self.served += 1
         self.last_active = now
         self.partial = False
         if not keep_alive:
             self.closing = True
+
+    def _render(self, reply: tuple, keep_alive: bool):
+        if len(reply) == 2:
+            self.out += render(reply[0], reply[1], keep_alive)
+        else:  # (status, body, content type): /metrics
+            self.out += render(reply[0], reply[1], keep_alive, reply[2].encode("latin-1"))

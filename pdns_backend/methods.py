@@ -8,8 +8,8 @@ from pdns_backend import lookup as answers
 from pdns_backend.protocol import BadRequest, name_parameter
 
 
-def _lookup(store, params: dict):
-    qname, owner = name_parameter(params, "qname")
+def _lookup(store, params: dict, name: tuple[str, str] | None = None):
+    qname, owner = name or name_parameter(params, "qname")
     qtype = params.get("qtype")
     if not isinstance(qtype, str) or not qtype:
         raise BadRequest("missing parameter 'qtype'")
@@ -59,8 +59,11 @@ METHODS = {
 }
 
 
-def call(store, method: str, params: dict):
+def call(store, method: str, params: dict, name: tuple[str, str] | None = None):
     """The `result` for a decoded call; an unimplemented method is `False`, not an error,
-    because PowerDNS probes optional methods and treats HTTP errors as failures."""
+    because PowerDNS probes optional methods and treats HTTP errors as failures. `name`
+    is a lookup's qname as `name_parameter` gives it, when the caller has it already."""
+    if method == "lookup":
+        return _lookup(store, params, name)
     handler = METHODS.get(method)
     return handler(store, params) if handler else False

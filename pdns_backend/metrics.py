@@ -61,6 +61,7 @@ class LookupTally:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last: above every bound (+Inf)
         self.seconds = 0.0
         self.store_errors = 0
+        self.zone_table_answers = 0
 
     def lookup(self, qtype: str, result: str, seconds: float) -> None:
         key = (qtype_label(qtype), result)
@@ -74,10 +75,14 @@ class LookupTally:
         with self._lock:
             self.store_errors += 1
 
-    def take(self) -> tuple[dict, list[int], float, int]:
+    def zone_table_answer(self) -> None:
+        with self._lock:
+            self.zone_table_answers += 1
+
+    def take(self) -> tuple[dict, list[int], float, int, int]:
         """The tallies so far, and start again from zero."""
         with self._lock:
-            taken = (self.counts, self.buckets, self.seconds, self.store_errors)
+            taken = (self.counts, self.buckets, self.seconds, self.store_errors, self.zone_table_answers)
             self._reset()
         return taken
 
@@ -102,10 +107,13 @@ class BackendMetrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.redis_errors = Counter("mountdns_backend_redis_errors",
                                     "requests that failed because Redis could not be read", registry=r)
+        self.zone_table_answers = Counter("mountdns_backend_zone_table_answers",
+                                          "apex lookups (PowerDNS's SOA probes) answered from the zone table, "
+                                          "without Redis", registry=r)
 
     def flush(self) -> None:
         """Add this process's tallies to the metrics (in multiprocess mode: its files)."""
-        counts, buckets, seconds, store_errors = self.tally.take()
+        counts, buckets, seconds, store_errors, zone_table_answers = self.tally.take()
         for (qtype, result), n in counts.items():
             self.lookups.labels(qtype, result).inc(n)
         if any(buckets):
@@ -117,6 +125,8 @@ class BackendMetrics:
             self.latency._sum.inc(seconds)
         if store_errors:
             self.redis_errors.inc(store_errors)
+        if zone_table_answers:
+            self.zone_table_answers.inc(zone_table_answers)
 
     def exposition(self) -> bytes:
         """The text format for a scrape: every process's metrics in multiprocess mode."""

@@ -45,6 +45,8 @@ class Call:
 
 def decode_segment(segment: str) -> str:
     """One percent-encoded path segment to text; PowerDNS encodes every octet it must."""
+    if "%" not in segment:
+        return segment  # a method name or a qtype: nothing to decode
     if _BAD_PERCENT.search(segment):
         raise BadRequest(f"broken percent-encoding in {segment[:80]!r}")
     raw = unquote_to_bytes(segment)
@@ -64,8 +66,9 @@ def rest_call(raw_path: str, query_string: str) -> Call:
     args = [decode_segment(s) for s in segments[1:]]
     names = REST_ARGUMENTS.get(method, ())
     params = dict(zip(names, args))
-    for key, values in parse_qs(query_string).items():
-        params.setdefault(key, values[-1])
+    if query_string:  # a lookup has none
+        for key, values in parse_qs(query_string).items():
+            params.setdefault(key, values[-1])
     return Call(method, params)
 
 

@@ -2,11 +2,12 @@
 
 PowerDNS keeps a few long-lived connections and sends one small request at a time on
 each; every request is a lookup that costs less than serving it. Each worker thread runs
-an event loop over non-blocking sockets: it reads whatever bytes a socket has, lets
-`pdns_backend.connection` parse them incrementally, answers complete requests through
-the app's `Backend.respond` (the same entry the Flask app uses) and writes each response
-in one write. There is no hand-off to a thread pool and, with the default of one loop per
-process, no thread ever waits for the GIL.
+an event loop over non-blocking sockets: it reads whatever bytes the ready sockets have,
+lets `pdns_backend.connection` parse them incrementally, answers the complete requests
+of the whole round together through the app's `Backend.respond_many` (the same entry the
+Flask app uses, one request at a time; a round's lookups share one Redis round trip) and
+writes each connection's responses in one write. There is no hand-off to a thread pool
+and, with the default of one loop per process, no thread ever waits for the GIL.
 
 What keeps strangers from hurting PowerDNS:
 - nothing blocks the loop on one client: a client that drips its request a byte at a
@@ -38,6 +39,7 @@ from gunicorn.workers import base
 
 from pdns_backend.app import BACKEND
 from pdns_backend.connection import Connection
+from pdns_backend.lines import LineConnection
 from pdns_backend.loglimit import LogLimiter
 
 READ_SIZE = 16 * 1024
@@ -50,7 +52,7 @@ LINGER_SECONDS = 1.0
 LINGER_BYTES = 256 * 1024
 # Connections accepted per readable event: a burst is taken in a few gulps, and the
 # kernel can hand the rest to other workers meanwhile.
-ACCEPT_BATCH = 32
+ACCEPT_BATCH = int(os.environ.get("XAB", "32"))
 
 _PEER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF, errno.ECONNABORTED)
 
@@ -62,8 +64,12 @@ class EventLoop:
     tests drive it with socket pairs and an injected clock."""
 
     def __init__(self, respond, limiter: LogLimiter, listeners, limit: int, request_timeout: float,
-                 idle_timeout: float, alive=lambda: True, clock=time.monotonic):
+                 idle_timeout: float, alive=lambda: True, clock=time.monotonic, respond_many=None,
+                 url_prefix: str = "/dnsapi"):
         self.respond = respond
+        self.url_prefix = url_prefix  # where a unix-socket connection's calls are sent (pdns_backend.lines)
+        # The answers to a round's requests, in order; by default one `respond` each.
+        self.respond_many = respond_many or (lambda requests: [respond(*r) for r in requests])
         self.limiter = limiter
         self.listeners = listeners
         self.limit = limit
@@ -98,12 +104,19 @@ class EventLoop:
             self.selector.close()
 
     def step(self, timeout: float):
-        """Wait up to `timeout` for sockets to be ready and serve them."""
+        """Wait up to `timeout` for sockets to be ready and serve them: read every ready
+        socket, answer the round's complete requests together, then write."""
+        ready = []
         for key, events in self.selector.select(timeout):
             if key.data is None:
                 self.accept(key.fileobj)
-            else:
-                self.ready(key.fileobj, key.data, events)
+            elif self.read(key.fileobj, key.data, events):
+                ready.append((key.fileobj, key.data, events))
+        if ready:
+            self.answer(ready)
+            for sock, conn, events in ready:
+                if self.connections.get(sock) is conn:
+                    self.write(sock, conn, events)
 
     def listen(self, on: bool):
         if on == self.listening:
@@ -143,13 +156,16 @@ class EventLoop:
             self.add(sock)
 
     def add(self, sock: socket.socket):
-        """Serve an accepted connection."""
+        """Serve an accepted connection: HTTP over TCP, PowerDNS's JSON lines over a unix socket."""
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # A response is one write, but a pipelined batch or a large one may not be:
             # never let a part wait for the peer's delayed ACK.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(self.respond, self.clock(), self.refused)
+        if sock.family == socket.AF_UNIX:
+            conn = LineConnection(self.url_prefix, self.clock(), self.refused)
+        else:
+            conn = Connection(self.respond, self.clock(), self.refused, defer=True)
         self.connections[sock] = conn
         self.selector.register(sock, selectors.EVENT_READ, conn)
 
@@ -191,32 +207,64 @@ class EventLoop:
 
     # --- I/O --------------------------------------------------------------------------
 
-    def ready(self, sock: socket.socket, conn: Connection, events: int):
+    def read(self, sock: socket.socket, conn: Connection, events: int) -> bool:
+        """Read what a ready socket has (its complete requests wait in `conn.waiting`);
+        True when the connection is still open and is to be written."""
         if self.connections.get(sock) is not conn:
-            return  # closed earlier in this round (evicted to admit a newcomer)
+            return False  # closed earlier in this round (evicted to admit a newcomer)
         if conn.lingering_since is not None:
             self.drain(sock, conn)
-            return
+            return False
         try:
             if events & selectors.EVENT_READ and not conn.out:
                 data = sock.recv(READ_SIZE)
                 if not data:
                     self.close(sock)  # the client closed its side
-                    return
+                    return False
                 conn.received(data, self.clock())
+        except (BlockingIOError, InterruptedError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - socket errors, and a bug must cost one connection, not the worker
+            self.failed(sock, exc)
+            return False
+        return True
+
+    def answer(self, ready: list):
+        """Answer the requests waiting on the round's connections, all in one call."""
+        waiting = [(sock, conn) for sock, conn, _ in ready if conn.waiting]
+        if not waiting:
+            return
+        counts = [len(conn.requests) for _, conn in waiting]
+        requests = [request for _, conn in waiting for request in conn.requests]
+        try:
+            replies = self.respond_many(requests) if requests else []
+        except Exception as exc:  # noqa: BLE001 - respond never raises; if it does, these connections go
+            for sock, _ in waiting:
+                self.failed(sock, exc)
+            return
+        now, start = self.clock(), 0
+        for (_, conn), count in zip(waiting, counts):
+            conn.answered(replies[start:start + count], now)
+            start += count
+
+    def failed(self, sock: socket.socket, exc: Exception):
+        if isinstance(exc, OSError):
+            if exc.errno not in _PEER_GONE:
+                self.problem("socket error", logging.WARNING, f"socket error: {exc}")
+        else:
+            self.problem(f"internal error {type(exc).__name__}", logging.ERROR,
+                         "unexpected error serving a connection; closed it", exc_info=exc)
+        self.close(sock)
+
+    def write(self, sock: socket.socket, conn: Connection, events: int):
+        """Write what the connection has to send, and wait for what comes next."""
+        try:
             if conn.out:
                 conn.sent(sock.send(conn.out), self.clock())
         except (BlockingIOError, InterruptedError):
             pass
-        except OSError as exc:
-            if exc.errno not in _PEER_GONE:
-                self.problem("socket error", logging.WARNING, f"socket error: {exc}")
-            self.close(sock)
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug must cost one connection, not the worker
-            self.problem(f"internal error {type(exc).__name__}", logging.ERROR,
-                         "unexpected error serving a connection; closed it", exc_info=exc)
-            self.close(sock)
+        except Exception as exc:  # noqa: BLE001 - as in read
+            self.failed(sock, exc)
             return
         if conn.out:
             # Wait until the client reads; read nothing more from it meanwhile.
@@ -287,7 +335,8 @@ class EventLoopWorker(base.Worker):
 
         def loop():
             return EventLoop(self.backend.respond, self.backend.limiter, self.sockets, limit,
-                             self.request_timeout, self.idle_timeout, alive=lambda: self.alive)
+                             self.request_timeout, self.idle_timeout, alive=lambda: self.alive,
+                             respond_many=self.backend.respond_many, url_prefix=self.backend.url_prefix)
 
         for i in range(1, threads):
             threading.Thread(target=loop().run, name=f"loop-{i}", daemon=True).start()

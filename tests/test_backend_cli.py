@@ -49,3 +49,19 @@ def test_a_bad_redis_url_is_reported_with_its_password_masked(capsys):
 ])
 def test_passwords_in_urls_are_masked_in_either_place(url, masked):
     assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize("flag, value", [("--zone-table-max-age", "-0.1"), ("--zone-table-max-age", "nan"),
+                                         ("--zone-table-max-age", "61"), ("--pdns-socket", "/tmp/" + "x" * 120)])
+def test_a_bad_zone_table_age_or_socket_path_exits_2_naming_the_flag(capsys, flag, value):
+    assert main([flag, value]) == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_the_unix_socket_is_one_more_gunicorn_address_and_the_zone_table_age_comes_from_the_environment(
+        monkeypatch):
+    monkeypatch.setenv("MOUNTDNS_ZONE_TABLE_MAX_AGE", "0.5")
+    args = build_parser().parse_args(["--pdns-socket", "/run/mountdns/backend.sock"])
+    assert args.zone_table_max_age == 0.5
+    assert gunicorn_options(args, "127.0.0.1", 8053)["bind"] == ["127.0.0.1:8053", "unix:/run/mountdns/backend.sock"]
+    assert gunicorn_options(build_parser().parse_args([]), "127.0.0.1", 8053)["bind"] == ["127.0.0.1:8053"]

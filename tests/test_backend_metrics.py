@@ -118,13 +118,25 @@ def test_the_tally_puts_each_latency_in_its_prometheus_bucket():
     for seconds in (LATENCY_BUCKETS[0], LATENCY_BUCKETS[0] * 1.01, LATENCY_BUCKETS[-1] * 2):
         tally.lookup("a", "answered", seconds)
 
-    counts, buckets, total, errors = tally.take()
+    counts, buckets, total, errors, zone_table_answers = tally.take()
 
-    assert counts == {("A", "answered"): 3}
+    assert counts == {("A", "answered"): 3} and zone_table_answers == 0
     assert buckets[0] == 1 and buckets[1] == 1 and buckets[-1] == 1 and sum(buckets) == 3  # le is inclusive
     assert total == pytest.approx(LATENCY_BUCKETS[0] * 2.01 + LATENCY_BUCKETS[-1] * 2)
     assert errors == 0
     assert tally.take()[0] == {}, "taking starts again from zero"
+
+
+def test_soa_probes_answered_from_the_zone_table_are_counted_and_are_still_lookups():
+    store = MemoryStore()
+    load(store, SEED_STATE)
+    client = create_app({"ZONE_TABLE_MAX_AGE": 60.0}, store=store).test_client()
+    for _ in range(3):
+        assert client.get("/dnsapi/lookup/domain%2efoo%2ebar%2e/ANY").status_code == 200
+    metrics = scrape(client)
+    # The first read the store; the next two came from memory.
+    assert metrics[("mountdns_backend_zone_table_answers_total", ())] == 2
+    assert lookups(metrics, "ANY", "answered") == 3
 
 
 def test_unknown_qtypes_share_one_label():

@@ -233,3 +233,37 @@ def test_a_refused_client_still_sending_gets_its_answer_before_the_close(make_lo
     loop.sweep(clock.now)
     assert not loop.connections
     client.close()
+
+
+def test_requests_ready_in_one_round_are_answered_in_one_call_in_order(clock, listener):
+    rounds = []
+
+    def respond_many(requests):
+        rounds.append([target for _, target, _ in requests])
+        return [(200, b'{"result":"%s"}' % target.encode()) for _, target, _ in requests]
+
+    loop = EventLoop(respond, LogLimiter(logging.getLogger("test.worker"), clock=clock), [listener], 8,
+                     5.0, 300.0, clock=clock, respond_many=respond_many)
+    loop.listen(True)
+    try:
+        clients = [connect(listener) for _ in range(3)]
+        assert spin(loop, lambda: len(loop.connections) == 3)
+        for i, client in enumerate(clients):
+            # the last client pipelines two requests
+            client.sendall(b"".join(b"GET /r%d HTTP/1.1\r\n\r\n" % (i * 10 + k) for k in range(1 + (i == 2))))
+        # Over loopback, sendall returns once the bytes are in the server's receive queue:
+        # every socket is ready for the next round.
+        loop.step(0.5)
+        assert sorted(rounds[0]) == ["/r0", "/r10", "/r20", "/r21"] and len(rounds) == 1
+        answers = []
+        for client in clients:
+            data = b""
+            while data.count(b"result") < (2 if client is clients[2] else 1):
+                data += client.recv(65536)
+            answers.append(data)
+        assert b'"/r0"' in answers[0] and b'"/r10"' in answers[1]
+        assert answers[2].index(b'"/r20"') < answers[2].index(b'"/r21"')
+    finally:
+        for sock in list(loop.connections):
+            loop.close(sock)
+        loop.selector.close()

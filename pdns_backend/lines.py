@@ -1,0 +1,118 @@
+"""One connection of PowerDNS's unix-socket connector, without any I/O ("sans-IO").
+
+`remote-connection-string=unix:path=/run/mountdns/backend.sock` makes PowerDNS send each
+call as one line of JSON, `{"method": "lookup", "parameters": {...}}\\n`, and read one JSON
+object back. Compared with the HTTP connector it spares PowerDNS, per lookup, building an
+HTTP request, parsing an HTTP response and the 1 ms wait it makes before reusing an HTTP
+connection (to see whether the server closed it); it spares the backend the HTTP parsing.
+
+It has one weakness the HTTP connector has not: PowerDNS cannot tell that a unix
+connection was closed until a write to it fails, and that call then fails (SERVFAIL for
+one query per connection; the next call reconnects). So idle connections are never
+closed here (no idle timeout); the socket's file permissions are what keeps strangers
+out. Everything else the HTTP side enforces applies: a line over MAX_LINE bytes closes
+the connection, a line must be complete within the request timeout of its first byte,
+and a client that does not read its answers is closed.
+
+Each line is answered through the same `Backend` as an HTTP request (the post_json shape:
+`POST <url prefix>` with the line as body). A failed call (HTTP 400/500 on the HTTP side)
+is answered with `log` and no `result`: PowerDNS then fails the query (SERVFAIL), where
+`"result": false` would have meant "no records".
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from pdns_backend.service import MAX_BODY
+
+# A lookup line is about 250 bytes.
+MAX_LINE = MAX_BODY
+
+
+class LineConnection:
+    """The JSON-lines side of one connection; the same interface as
+    `pdns_backend.connection.Connection` (deferred mode), so the event loop serves both."""
+
+    def __init__(self, url_prefix: str, now: float, report=None):
+        self.target = url_prefix or "/"
+        self.report = report or (lambda problem: None)
+        self.waiting: list[tuple] = []  # (("POST", prefix, line), None) per request, in order
+        self.out = bytearray()
+        self.closing = False
+        self.opened = now
+        self.started = now
+        self.last_active = now
+        self.served = 0
+        self.partial = False
+        self.lingering_since = None
+        self.lingered = 0
+        self.buffer = bytearray()
+
+    @property
+    def awaiting_request(self) -> bool:
+        """A line is partly received, or none has come yet (PowerDNS sends `initialize`
+        as soon as it connects)."""
+        return self.partial or self.served == 0
+
+    @property
+    def idle(self) -> bool:
+        return not self.partial and not self.out and not self.closing and not self.waiting
+
+    @property
+    def requests(self) -> list[tuple[str, str, bytes]]:
+        return [request for request, _ in self.waiting]
+
+    def received(self, data: bytes, now: float):
+        if self.closing:
+            return
+        if not self.buffer:
+            self.started = now
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\n")
+            if end < 0:
+                break
+            line = bytes(self.buffer[:end]).strip()
+            del self.buffer[:end + 1]
+            if line:
+                self.waiting.append((("POST", self.target, line), None))
+                self.served += 1
+            if self.buffer:
+                self.started = now
+        self.partial = bool(self.buffer)
+        if len(self.buffer) > MAX_LINE:
+            self.buffer.clear()
+            self.partial = False
+            self.closing = True
+            self.report("request line too long")
+            if not self.waiting:
+                self.out += b'{"log":["mountdns: request over %d bytes"]}\n' % MAX_LINE
+
+    def answered(self, replies: list[tuple], now: float):
+        for reply in replies:
+            status, body = reply[0], reply[1]
+            if status != 200:
+                message = orjson.loads(body)
+                message.pop("result", None)  # PowerDNS fails a call without one
+                body = orjson.dumps(message)
+            self.out += body
+            self.out += b"\n"
+        self.waiting = []
+        self.last_active = now
+        if self.closing:
+            self.out += b'{"log":["mountdns: request over %d bytes"]}\n' % MAX_LINE
+
+    def sent(self, count: int, now: float):
+        del self.out[:count]
+        if count:
+            self.last_active = now
+
+    def expired(self, now: float, request_timeout: float, idle_timeout: float) -> str | None:
+        """Why to close the connection at `now`, or None; never for being idle (see the
+        module's doc)."""
+        if self.awaiting_request and now - self.started > request_timeout:
+            return "no complete request within the request timeout"
+        if self.out and now - self.last_active > request_timeout:
+            return "client not reading its responses"
+        return None
