@@ -406,7 +406,11 @@ def run_size(containers: int, quick: bool) -> Table:
         syncs.append(once)
         with (Prober(redis_server.url, sample) as prober,
               Prober(pdns.port, sample, nodes, (), target=_probe_dns) as dns_prober):
+            # This process's CPU meanwhile is the API double serving the list (its threads),
+            # and the VmHWM polling (a few ms).
+            double_cpu = time.process_time()
             wall, code, rss_kib = _run_once(once, timeout=1800)
+            double_cpu = time.process_time() - double_cpu
         if code != 0:
             raise RuntimeError(f"mountdns-sync --once exited {code}:\n{once.log_tail()}")
         dns_after = verify_dns(pdns.port, verify, nodes)
@@ -416,6 +420,7 @@ def run_size(containers: int, quick: bool) -> Table:
         table.add("initial sync, process start to exit (s)", wall, f"< {TARGET_SECONDS:.0f} s",
                   "pass" if wall < TARGET_SECONDS else "FAIL")
         table.add("  of which rules + diff + write, chunked (s)", _write_seconds(once), "", "")
+        table.add("  API double's CPU meanwhile, serving the list on the same cores (s)", double_cpu, "", "")
         table.add("initial sync: peak RSS (MiB)", rss_kib / 1024, "", "")
         table.add("initial sync: peak RSS per Container (bytes)", per_container, f"<= {TARGET_RSS_BYTES} B",
                   "pass" if per_container <= TARGET_RSS_BYTES else "FAIL")
