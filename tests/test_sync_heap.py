@@ -19,6 +19,12 @@ class Node:
         self.other = None
 
 
+@pytest.fixture
+def pauses():
+    """A fresh pause keeper (the module's own remembers which kinds it froze)."""
+    return heap._Pauses()
+
+
 @pytest.fixture(autouse=True)
 def collector_restored():
     was_enabled = gc.isenabled()
@@ -37,24 +43,24 @@ def cyclic_garbage() -> weakref.ref:
     return weakref.ref(a)
 
 
-def test_collection_is_off_while_a_list_is_read_and_on_again_after():
-    with heap.paused():
+def test_collection_is_off_while_a_list_is_read_and_on_again_after(pauses):
+    with pauses.paused("Node"):
         assert not gc.isenabled()
     assert gc.isenabled()
 
 
-def test_collection_comes_back_only_when_the_last_of_parallel_lists_ends():
+def test_collection_comes_back_only_when_the_last_of_parallel_lists_ends(pauses):
     first_in, second_done, release = threading.Event(), threading.Event(), threading.Event()
     seen = {}
 
     def first():
-        with heap.paused():
+        with pauses.paused("Container"):
             first_in.set()
             release.wait(10)
 
     def second():
         first_in.wait(10)
-        with heap.paused():
+        with pauses.paused("Node"):
             pass
         seen["after the second"] = gc.isenabled()
         second_done.set()
@@ -71,43 +77,68 @@ def test_collection_comes_back_only_when_the_last_of_parallel_lists_ends():
     assert gc.isenabled()
 
 
-def test_collection_stays_off_when_it_was_off_before():
+def test_collection_stays_off_when_it_was_off_before(pauses):
     gc.disable()
-    with heap.paused():
+    with pauses.paused("Node"):
         pass
     assert not gc.isenabled()
 
 
-def test_a_big_list_freezes_what_is_alive_after_collecting_the_garbage_made_meanwhile(monkeypatch):
+def test_a_big_list_leaves_what_is_alive_frozen(pauses, monkeypatch):
     monkeypatch.setattr(heap, "FREEZE_AT", 10)
-    kept = [Node() for _ in range(10)]
-    with heap.paused() as listed:
-        garbage = cyclic_garbage()
+    gc.unfreeze()
+    with pauses.paused("Container") as listed:
+        kept = [Node() for _ in range(10)]
         listed.add(len(kept))
-        assert garbage() is not None  # nothing collects it while paused
 
-    assert garbage() is None
+    assert gc.get_freeze_count() >= len(kept)
+
+
+def test_a_small_list_freezes_nothing(pauses):
+    gc.unfreeze()
+    with pauses.paused("Node") as listed:
+        listed.add(heap.FREEZE_AT - 1)
+    assert gc.get_freeze_count() == 0
+
+
+def test_cyclic_garbage_frozen_with_a_list_is_collected_before_the_kind_is_listed_again(pauses, monkeypatch):
+    monkeypatch.setattr(heap, "FREEZE_AT", 1)
+    with pauses.paused("Container") as listed:
+        garbage = cyclic_garbage()  # made while the list is read: nothing collects it
+        listed.add(1)
+    gc.collect()
+    assert garbage() is not None  # frozen with the list, out of every collection's reach
+
+    with pauses.paused("Container") as listed:
+        assert garbage() is None  # the re-list thawed and collected first
+        listed.add(1)
     assert gc.get_freeze_count() > 0
 
 
-def test_the_next_big_list_collects_cycles_that_became_garbage_while_frozen(monkeypatch):
+def test_a_list_of_another_kind_right_after_a_big_one_leaves_the_freeze_alone(pauses, monkeypatch):
     monkeypatch.setattr(heap, "FREEZE_AT", 1)
+    with pauses.paused("Container") as listed:
+        garbage = cyclic_garbage()
+        listed.add(1)
+
+    with pauses.paused("Pod"):  # --once lists the Pods right after the Containers
+        pass
+
+    assert garbage() is not None and gc.get_freeze_count() > 0
+
+
+def test_a_small_re_list_of_a_frozen_kind_freezes_again_after_collecting(pauses, monkeypatch):
+    monkeypatch.setattr(heap, "FREEZE_AT", 5)
     a, b = Node(), Node()
     a.other, b.other = b, a
     watched = weakref.ref(a)
-    with heap.paused() as listed:
-        listed.add(1)
+    with pauses.paused("Node") as listed:
+        listed.add(5)
     del a, b  # frozen, then garbage: no collection looks at it ...
     gc.collect()
     assert watched() is not None
 
-    with heap.paused() as listed:  # ... until the next big list unfreezes and collects
+    with pauses.paused("Node") as listed:  # ... until the kind is listed again
         listed.add(1)
     assert watched() is None
-
-
-def test_a_small_list_freezes_nothing():
-    gc.unfreeze()
-    with heap.paused() as listed:
-        listed.add(heap.FREEZE_AT - 1)
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() > 0  # what is alive is frozen again, small list or not

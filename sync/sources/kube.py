@@ -185,7 +185,7 @@ class ResourceWatcher:
         """Every object of the kind, page by page; the cache changes only if all pages came."""
         objects, token, resource_version = [], None, ""
         # No cycle collection while the pages are read: see sync.sources.heap.
-        with heap.paused() as listed:
+        with heap.paused(self.kind) as listed:
             while True:
                 kwargs = {"limit": PAGE_SIZE, "_preload_content": False,
                           "_request_timeout": self.request_timeout}
