@@ -31,7 +31,7 @@ from typing import Iterator
 
 log = logging.getLogger("mountdns.sync.heap")
 
-# Below this many listed objects a pause is cheaper than the full collection that settles it.
+# Lists smaller than this leave the collector as it was: its rescans of them cost little.
 FREEZE_AT = 50_000
 
 
