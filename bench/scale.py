@@ -17,6 +17,17 @@ redis-server:
    back, which its next periodic resync collects: lookup figures during that garbage
    collection, and the sync's peak RSS over the whole run (list, watch, re-list).
 
+During 1 and 3 a second prober asks a real pdns_server (the shipped configuration with
+its caches off, so every answer comes from Redis through mountdns-backend) for sampled
+names, and checks every answer whole: a parent's A is its node's address, a child is its
+CNAME plus its parent's A, never SERVFAIL, never a CNAME without its target. A name not
+written yet (initial sync) or already collected (a stale one, during GC) may be NXDOMAIN;
+a live name during GC may not. After each phase every sampled name is asked once more and
+must answer right (or, a collected one, NXDOMAIN).
+
+Both probers are paced (LOOKUP_RATE, DNS_RATE a second) rather than back to back: they
+sample the whole write just as well, without taking a core from the sync they time.
+
     BENCH_SCALE_SIZES=100000 scripts/bench --only scale   # the smaller size alone
 """
 
@@ -29,14 +40,22 @@ import re
 import time
 from pathlib import Path
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
 from bench.report import Table
 from bench.teardown import tear_down
 from mountdns.plan import Changes
+from mountdns.records import Zone
 from mountdns.store.chunks import DEFAULT_CHUNK_KEYS
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.objects import MOUNTED, container, node
-from mountdns.testing.servers import RedisServer, wait_until, workdir
+from mountdns.testing.purging_stack import wait_for_workers
+from mountdns.testing.servers import CACHES_OFF, BackendServer, PdnsServer, RedisServer, wait_until, workdir
 from mountdns.testing.sync_process import ZONE, SyncProcess
 
 DEFAULT_SIZES = (100_000, 1_000_000)
@@ -49,6 +68,10 @@ TARGET_BYTES_PER_NAME = 150.0
 TARGET_LOOKUP_P99_MS = 20.0
 SAMPLE_NAMES = 20_000
 SLOW_MICROSECONDS = 1000
+LOOKUP_RATE = 2000  # backend lookups a second by the Redis-level prober
+DNS_RATE = 200  # queries a second through PowerDNS (caches off: 3-6 backend lookups each)
+VERIFY_NAMES = 2000  # names asked once more through PowerDNS after a phase
+QUICK_VERIFY_NAMES = 200
 
 
 def topology(containers: int, nodes: int) -> list[dict]:
@@ -82,6 +105,21 @@ def sizes(quick: bool) -> tuple[int, ...]:
 # -- the prober: a separate process, so the API double's threads in this one do not
 #    stretch its latencies through the GIL -----------------------------------------------
 
+class _Pace:
+    """Start one operation every 1/rate s; one that falls behind starts at once, but never
+    more than a tenth of a second's worth in a burst."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate
+        self.next = time.monotonic()
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self.next > now:
+            time.sleep(self.next - now)
+        self.next = max(self.next + self.interval, now - 0.1)
+
+
 def _probe(redis_url: str, names: list[str], stop, ready, results) -> None:
     import redis
 
@@ -90,8 +128,10 @@ def _probe(redis_url: str, names: list[str], stop, ready, results) -> None:
     incomplete: list[str] = []
     answered = 0
     rng = random.Random(7)
+    pace = _Pace(LOOKUP_RATE)
     ready.set()
-    while not stop.is_set() and len(latencies) < 5_000_000:  # bounded: ~10 minutes of lookups
+    while not stop.is_set() and len(latencies) < 5_000_000:  # bounded: ~40 minutes of lookups
+        pace.wait()
         name = rng.choice(names)
         started = time.perf_counter()
         found = store.resolve(name)
@@ -118,14 +158,111 @@ def _quantile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-class Prober:
-    """Start before a write, stop after: lookup latencies and completeness meanwhile."""
+# -- the PowerDNS prober: what a DNS client gets while the sync writes -----------------------
 
-    def __init__(self, redis_url: str, names: list[str]):
+def expected_answer(name: str, nodes: int) -> tuple[str | None, str]:
+    """(CNAME target or None, A address) that the topology (p-/c- names, `topology`) or the
+    stale names (gp-/gc-, `stale`) give `name`."""
+    kind, number = name.split(".", 1)[0].rsplit("-", 1)
+    n = int(number) % nodes
+    if kind in ("p", "c"):
+        parent, address = f"p-{number}.{ZONE}", f"10.{n // 250 % 250}.{n % 250}.1"
+    elif kind in ("gp", "gc"):
+        parent, address = f"gp-{number}.{ZONE}", f"10.250.{n // 250 % 250}.{n % 250}"
+    else:
+        raise ValueError(f"not a benchmark name: {name}")
+    return (parent if kind in ("c", "gc") else None), address
+
+
+def judge(response: dns.message.Message, name: str, nodes: int) -> str:
+    """'right' (the whole expected answer and nothing else), 'absent' (NXDOMAIN, nothing in
+    the answer section) or what is wrong with it."""
+    rcode = response.rcode()
+    got = {(rrset.name.to_text(omit_final_dot=True), dns.rdatatype.to_text(rrset.rdtype), rr.to_text())
+           for rrset in response.answer for rr in rrset}
+    if rcode == dns.rcode.NXDOMAIN and not got:
+        return "absent"
+    if rcode != dns.rcode.NOERROR:
+        return f"{dns.rcode.to_text(rcode)} {sorted(got)}"
+    target, address = expected_answer(name, nodes)
+    want = {(target or name, "A", address)}
+    if target:
+        want.add((name, "CNAME", target + "."))
+    return "right" if got == want else f"NOERROR {sorted(got)}, expected {sorted(want)}"
+
+
+def _ask(port: int, name: str) -> tuple[str, float]:
+    started = time.perf_counter()
+    try:
+        response = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=2.0)
+    except dns.exception.Timeout:
+        return "timeout", time.perf_counter() - started
+    return response, time.perf_counter() - started
+
+
+def _probe_dns(port: int, names: list[str], nodes: int, required: tuple[str, ...], stop, ready,
+               results) -> None:
+    """Ask PowerDNS for random `names` until stopped. A name starting with one of
+    `required` must always answer; the others may be absent. Waits first until the zone
+    answers its SOA (an empty Redis has no zone: PowerDNS says SERVFAIL, not our doing)."""
+    latencies: list[float] = []
+    counts = {"right": 0, "absent": 0, "wrong": 0}
+    wrong: list[str] = []
+    rng = random.Random(11)
+    pace = _Pace(DNS_RATE)
+    ready.set()
+    waited = time.monotonic()
+    while not stop.is_set():
+        try:
+            soa = dns.query.udp(dns.message.make_query(ZONE, "SOA"), "127.0.0.1", port=port, timeout=1.0)
+            if soa.rcode() == dns.rcode.NOERROR and soa.answer:
+                break
+        except dns.exception.Timeout:
+            pass
+        time.sleep(0.01)
+    waited = time.monotonic() - waited
+    while not stop.is_set() and len(latencies) < 500_000:  # bounded: ~40 minutes of queries
+        pace.wait()
+        name = rng.choice(names)
+        response, seconds = _ask(port, name)
+        latencies.append(seconds)
+        verdict = "timeout" if response == "timeout" else judge(response, name, nodes)
+        if verdict == "absent" and name.startswith(required):
+            verdict = "absent, but it must answer"
+        if verdict in ("right", "absent"):
+            counts[verdict] += 1
+        else:
+            counts["wrong"] += 1
+            wrong.append(f"{name}: {verdict}")
+    latencies.sort()
+    results.put({**counts, "queries": len(latencies), "examples": wrong[:3], "zone_wait": waited,
+                 "p50": _quantile(latencies, 0.50), "p99": _quantile(latencies, 0.99),
+                 "max": latencies[-1] if latencies else 0.0})
+
+
+def verify_dns(port: int, names: list[str], nodes: int, absent: tuple[str, ...] = ()) -> tuple[int, list[str]]:
+    """Ask for each name once: (how many answered as they must, what was wrong). Names
+    starting with one of `absent` must be NXDOMAIN, the others right."""
+    good, wrong = 0, []
+    for name in names:
+        response, _ = _ask(port, name)
+        verdict = "timeout" if response == "timeout" else judge(response, name, nodes)
+        if verdict == ("absent" if name.startswith(absent) else "right"):
+            good += 1
+        else:
+            wrong.append(f"{name}: {verdict}")
+    return good, wrong
+
+
+class Prober:
+    """Start before a write, stop after: lookup latencies and completeness meanwhile, in a
+    separate process (`_probe` against Redis, or `_probe_dns` through PowerDNS)."""
+
+    def __init__(self, *args, target=None):
         context = multiprocessing.get_context("spawn")
         self._stop, self._ready, self._results = context.Event(), context.Event(), context.Queue()
-        self._process = context.Process(target=_probe, args=(redis_url, names, self._stop, self._ready,
-                                                             self._results), daemon=True)
+        self._process = context.Process(target=target or _probe,
+                                        args=(*args, self._stop, self._ready, self._results), daemon=True)
 
     def __enter__(self) -> "Prober":
         self._process.start()
@@ -206,6 +343,35 @@ def _lookup_rows(table: Table, what: str, figures: dict, writes: list[float]) ->
                   f"{len(writes)}, {writes[len(writes) // 2]:.1f}, {writes[-1]:.1f}", "", "")
 
 
+def _dns_rows(table: Table, what: str, figures: dict, after: tuple[int, list[str]], asked: int) -> None:
+    table.add(f"{what}, through PowerDNS: queries: right / not there (yet or any more) / wrong",
+              f"{figures['queries']:,}: {figures['right']:,} / {figures['absent']:,} / {figures['wrong']}",
+              "0 wrong", "pass" if figures["wrong"] == 0 else "FAIL")
+    if figures["examples"]:
+        table.notes.append(f"{what}: wrong answers through PowerDNS, e.g. " + "; ".join(figures["examples"]))
+    table.add(f"{what}, through PowerDNS: p50 / p99 / max (ms)",
+              f"{figures['p50'] * 1000:.1f} / {figures['p99'] * 1000:.1f} / {figures['max'] * 1000:.0f}", "", "")
+    good, wrong = after
+    table.add(f"{what}, through PowerDNS, each sampled name once after it: as expected", f"{good:,} of {asked:,}",
+              "all", "pass" if good == asked else "FAIL")
+    if wrong:
+        table.notes.append(f"{what}: after it, through PowerDNS, e.g. " + "; ".join(wrong[:3]))
+
+
+def _dns_stack(directory: Path, redis_url: str, client) -> tuple[BackendServer, PdnsServer]:
+    """mountdns-backend and pdns_server with the shipped configuration, caches off (every
+    answer from Redis) and no zone cache (a zone is asked for, not remembered: the initial
+    sync writes it into an empty Redis). Started while Redis holds the zone, as PowerDNS
+    needs it to come up; the caller empties Redis after."""
+    RedisStore(client).apply(Changes(zones_put={ZONE: Zone(ZONE, (f"ns1.{ZONE}",), f"hostmaster.{ZONE}")}))
+    backend = BackendServer(directory, redis_url, workers=2)
+    pdns = PdnsServer(directory, backend.url, settings={**CACHES_OFF, "zone-cache-refresh-interval": "0"})
+    backend.start()
+    wait_for_workers(backend)
+    pdns.start()
+    return backend, pdns
+
+
 def run_size(containers: int, quick: bool) -> Table:
     nodes = max(1, containers // PER_NODE)
     names = containers
@@ -213,6 +379,7 @@ def run_size(containers: int, quick: bool) -> Table:
     api = KubeAPIDouble(bookmark_interval=5.0)
     redis_server = RedisServer(directory)
     syncs: list[SyncProcess] = []
+    backend = pdns = None
     chunk_args = ("--write-chunk-keys", str(QUICK_CHUNK_KEYS)) if quick else ()
     table = Table(f"{containers:,} Containers ({containers // 2:,} parents on {nodes:,} nodes + "
                   f"{containers // 2:,} mounted children)", ["figure", "value", "target", "result"])
@@ -228,6 +395,8 @@ def run_size(containers: int, quick: bool) -> Table:
         client.config_set("slowlog-max-len", 100_000)
         apply_sha = RedisStore(client)._apply.sha
         sample = _sample(containers, random.Random(containers))
+        verify = sample[:QUICK_VERIFY_NAMES if quick else VERIFY_NAMES]
+        backend, pdns = _dns_stack(directory, redis_server.url, client)
 
         # --- 1. initial sync, chunked --------------------------------------------------------
         client.flushall()
@@ -236,16 +405,23 @@ def run_size(containers: int, quick: bool) -> Table:
         once = SyncProcess(directory, redis_server.url, kubeconfig=kubeconfig, log_level="info",
                            extra_args=chunk_args, name="sync-once")
         syncs.append(once)
-        with Prober(redis_server.url, sample) as prober:
+        with (Prober(redis_server.url, sample) as prober,
+              Prober(pdns.port, sample, nodes, (), target=_probe_dns) as dns_prober):
+            # This process's CPU meanwhile is the API double serving the list (its threads),
+            # and the VmHWM polling (a few ms).
+            double_cpu = time.process_time()
             wall, code, rss_kib = _run_once(once, timeout=1800)
+            double_cpu = time.process_time() - double_cpu
         if code != 0:
             raise RuntimeError(f"mountdns-sync --once exited {code}:\n{once.log_tail()}")
+        dns_after = verify_dns(pdns.port, verify, nodes)
         stream = client.memory_usage(RedisStore(client).keys.announcements) or 0
         per_name = (int(client.info("memory")["used_memory"]) - before) / names
         per_container = rss_kib * 1024 / containers
         table.add("initial sync, process start to exit (s)", wall, f"< {TARGET_SECONDS:.0f} s",
                   "pass" if wall < TARGET_SECONDS else "FAIL")
         table.add("  of which rules + diff + write, chunked (s)", _write_seconds(once), "", "")
+        table.add("  API double's CPU meanwhile, serving the list on the same cores (s)", double_cpu, "", "")
         table.add("initial sync: peak RSS (MiB)", rss_kib / 1024, "", "")
         table.add("initial sync: peak RSS per Container (bytes)", per_container, f"<= {TARGET_RSS_BYTES} B",
                   "pass" if per_container <= TARGET_RSS_BYTES else "FAIL")
@@ -253,6 +429,8 @@ def run_size(containers: int, quick: bool) -> Table:
                   "pass" if per_name < TARGET_BYTES_PER_NAME else "FAIL")
         table.add("  of which the announcement of the initial write (bytes per name)", stream / names, "", "")
         _lookup_rows(table, "during the initial sync (chunked)", prober.figures, _slow_writes(client, apply_sha))
+        _dns_rows(table, "during the initial sync", dns_prober.figures, dns_after, len(verify))
+        zone_wait = dns_prober.figures["zone_wait"]
 
         # --- 2. the same in one call, as before --------------------------------------------
         if containers <= 200_000:
@@ -284,11 +462,16 @@ def run_size(containers: int, quick: bool) -> Table:
         RedisStore(client).apply(stale(containers, nodes))  # chunked too: it is a big write
         client.slowlog_reset()
         garbage = sample + [f"g{n}" for n in sample]  # gp-/gc- names: deleted as the resync runs
-        with Prober(redis_server.url, garbage) as prober:
+        with (Prober(redis_server.url, garbage) as prober,
+              Prober(pdns.port, garbage, nodes, ("p-", "c-"), target=_probe_dns) as dns_prober):
             wait_until(lambda: daemon.log_count("periodic resync") > resyncs_before, resync + 60, "a resync")
             wait_until(lambda: client.dbsize() <= settled, 1800, "the stale names collected")
+        half = verify[:len(verify) // 2]
+        dns_after = verify_dns(pdns.port, half + [f"g{n}" for n in half], nodes, absent=("gp-", "gc-"))
         _lookup_rows(table, f"during garbage collection of {names:,} names", prober.figures,
                      _slow_writes(client, apply_sha))
+        _dns_rows(table, f"during garbage collection of {names:,} names", dns_prober.figures, dns_after,
+                  2 * len(half))
         hwm = _vm_hwm_kib(daemon.proc.pid)
         daemon.stop()
         table.add("long-running, list + write + resync + GC: peak RSS per Container (bytes)",
@@ -296,8 +479,12 @@ def run_size(containers: int, quick: bool) -> Table:
                   "pass" if hwm * 1024 / containers <= TARGET_RSS_BYTES else "FAIL")
         table.notes += [
             f"The API test double runs in the benchmark process and serves the lists over HTTP; loading it "
-            f"took {load_seconds:.1f} s (not counted). Lookups run in a separate process, back to back, "
-            f"over {len(sample):,} names sampled from the topology (the GC phase adds as many stale ones).",
+            f"took {load_seconds:.1f} s (not counted). Lookups run in a separate process, "
+            f"over {len(sample):,} names sampled from the topology (the GC phase adds as many stale ones), "
+            f"paced at {LOOKUP_RATE:,}/s; the PowerDNS prober asks the same names at {DNS_RATE}/s through "
+            "pdns_server 4.7 (shipped configuration, caches and zone cache off) and mountdns-backend (2 workers) "
+            f"on the same Redis; it starts once the zone answers (during the initial sync it waited "
+            f"{zone_wait:.1f} s for the sync's first write).",
             "Peak RSS: VmHWM of the sync process (of `--once` read every 20 ms until it exits). Redis per name: "
             "INFO used_memory after - before over the names (node keys and zone keys included).",
             f"Write calls are timed by Redis itself (SLOWLOG, calls of {SLOW_MICROSECONDS / 1000:.0f} ms or "
@@ -306,7 +493,7 @@ def run_size(containers: int, quick: bool) -> Table:
         ]
         return table
     finally:
-        tear_down([*syncs, redis_server, api], directory)
+        tear_down([*syncs, pdns, backend, redis_server, api], directory)
 
 
 def run(quick: bool) -> list[Table]:

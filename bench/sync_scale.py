@@ -1,6 +1,6 @@
 """Initial sync at scale: 100,000 Containers from the Kubernetes API into a fresh Redis.
 
-The real `mountdns-sync --once` process lists every Container (paginated, 500 a page) and
+The real `mountdns-sync --once` process lists every Container (paginated, `PAGE_SIZE` objects a page) and
 every Node from the Kubernetes API test double over HTTP, computes the desired state and
 writes it in one transaction into a fresh real redis-server. Measured: wall time from
 process start to exit (and, from the sync's own log timestamps, how it splits between
@@ -26,6 +26,7 @@ from mountdns.testing.objects import MOUNTED, container, node
 from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.servers import RedisServer, workdir
 from mountdns.testing.sync_process import ZONE, SyncProcess
+from sync.sources.kube import PAGE_SIZE
 
 FULL = {"containers": 100_000, "nodes": 500}
 QUICK = {"containers": 2_000, "nodes": 20}
@@ -140,7 +141,7 @@ def run(quick: bool) -> list[Table]:
         table.add("keys in Redis", keys, f"= {expected_keys:,}", "pass" if keys == expected_keys else "FAIL")
         table.notes += [
             f"The API test double (mountdns/testing/kube_double.py) runs in the benchmark process on the "
-            f"same {os.cpu_count()}-core machine and serves the list over real HTTP, {500} objects a page; loading it took "
+            f"same {os.cpu_count()}-core machine and serves the list over real HTTP, {PAGE_SIZE:,} objects a page; loading it took "
             f"{load_seconds:.1f} s (not counted).",
             "Wall time covers interpreter start-up, imports, the paginated list, the rules, the diff "
             "against the empty Redis and one write (a script call); the split comes from the sync's own log "

@@ -31,7 +31,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterable
 
-from mountdns.names import containing_zone
+from mountdns.names import zone_finder
 from mountdns.plan import Changes
 from mountdns.purge import MAX_NAMES_PER_PURGE, purge_waves
 from mountdns.records import State
@@ -70,11 +70,11 @@ def from_changes(changes: Changes, before: State, after: State, zones: Iterable[
     waves = (purge_waves(changes, before, after) if waves is None else waves) + [set(w) for w in extra_waves if w]
     if not waves:
         return None
-    zones = frozenset(zones)
+    zone_of = zone_finder(zones)
     names = set().union(*waves)
     if len(names) > MAX_NAMES_PER_PURGE:
-        waves = [{containing_zone(n, zones) or n for n in names}]
-    touched = frozenset(z for z in (containing_zone(n, zones) for n in names) if z)
+        waves = [{zone_of(n) or n for n in names}]
+    touched = frozenset(z for z in map(zone_of, names) if z)
     return Announcement(tuple(frozenset(w) for w in waves), touched)
 
 

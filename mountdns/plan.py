@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
-from mountdns.names import containing_zone
+from mountdns.names import zone_finder
 from mountdns.records import State, Zone
 
 
@@ -61,6 +61,8 @@ class Changes:
 
 
 def _map_diff(current: Mapping, desired: Mapping) -> tuple[dict, frozenset]:
+    if not current:  # a first write: everything is new
+        return dict(desired), frozenset()
     put = {k: v for k, v in desired.items() if current.get(k) != v}
     delete = frozenset(k for k in current if k not in desired)
     return put, delete
@@ -83,12 +85,11 @@ def diff(current: State, desired: State, *, collect_garbage: bool = True) -> Cha
     if not collect_garbage:
         zones_delete = nodes_delete = parents_delete = children_delete = frozenset()
 
-    zones = set(desired.zones) | set(current.zones)
+    zone_of = zone_finder(set(desired.zones) | set(current.zones))
     bump = set(zones_put)
-    for name in (*parents_put, *parents_delete, *children_put, *children_delete):
-        zone = containing_zone(name, zones)
-        if zone:
-            bump.add(zone)
+    for names in (parents_put, parents_delete, children_put, children_delete):
+        bump.update(zone_of(name) for name in names)
+    bump.discard(None)
     if nodes_put or nodes_delete:
         # A node's address is part of the answer for every parent on it, in any zone.
         bump.update(desired.zones)

@@ -1,7 +1,8 @@
 """The scale benchmark (bench/scale.py) still runs: quick mode, tiny sizes, batches still
 split into several write calls. No assertion on speed or memory (a loaded build machine
 must not fail the suite); what is checked is that it finishes, its figures are there,
-and no lookup during the writes saw an incomplete record."""
+and no lookup during the writes saw an incomplete record, whether asked of Redis or through
+PowerDNS."""
 
 from __future__ import annotations
 
@@ -24,3 +25,8 @@ def test_scale_quick_run_reports_its_figures_and_no_incomplete_answer():
     completeness = [row for name, row in rows.items() if name.endswith("incomplete answers")]
     assert len(completeness) == 3  # chunked initial sync, one-call initial sync, garbage collection
     assert all(row[3] == "pass" for row in completeness), tables[0].render()
+    through_pdns = [row for name, row in rows.items() if "through PowerDNS" in name and row[2]]
+    assert len(through_pdns) == 4  # wrong answers and the check after, for the initial sync and GC
+    assert all(row[3] == "pass" for row in through_pdns), tables[0].render()
+    queries = [row[1] for name, row in rows.items() if name.endswith("right / not there (yet or any more) / wrong")]
+    assert all(int(figure.split(":")[0].replace(",", "")) > 0 for figure in queries), queries

@@ -11,7 +11,7 @@ import logging
 import fakeredis
 import pytest
 
-from mountdns.plan import diff
+from mountdns.plan import Changes, diff
 from mountdns.keyspace import Keys, owned
 from mountdns.records import State
 from mountdns.store import Applied
@@ -224,3 +224,72 @@ def test_the_reconciler_reports_a_name_held_elsewhere_once(caplog):
     assert reconciler.owned_elsewhere == frozenset()
     assert f"no longer held by another owner: {shared_fqdn}" in caplog.text
     assert west.resolve(shared_fqdn).addresses == ("10.0.0.2",)
+
+
+# --- batches larger than the script reads at once (it reads and writes names in groups) ---
+MANY = 700  # more than one group of names in the write script, within one chunk
+
+
+def test_a_big_batch_keeps_every_name_with_its_owner(owners):
+    east, west = owners
+    nodes = {"node-1": ("10.0.0.1",)}
+    held = {f"n{i:04d}.{ZONE}": "node-1" for i in range(0, MANY, 2)}
+    publish(east, parents=held, nodes=nodes)
+
+    wanted = {f"n{i:04d}.{ZONE}": "node-1" for i in range(MANY)}
+    result = publish(west, parents=wanted, nodes={"node-1": ("10.0.0.2",)})
+
+    assert result.owned_elsewhere == set(held)
+    assert all(west.resolve(name).addresses == ("10.0.0.1",) for name in held)
+    assert all(west.resolve(name).addresses == ("10.0.0.2",) for name in set(wanted) - set(held))
+    assert set(west.read_state().parents) == set(wanted) - set(held)
+
+
+def test_a_big_batch_turning_children_into_parents_leaves_one_kind_per_name(owners):
+    east, _ = owners
+    nodes = {"node-1": ("10.0.0.1",)}
+    target = f"target.{ZONE}"
+    names = [f"k{i:04d}.{ZONE}" for i in range(MANY)]
+    publish(east, parents={target: "node-1"}, children={name: target for name in names}, nodes=nodes)
+
+    publish(east, parents={target: "node-1", **{name: "node-1" for name in names}}, nodes=nodes)
+
+    assert all(east.resolve(name).kind == "parent" for name in names)
+    state = east.read_state()
+    assert state.children == {} and set(state.parents) == {target, *names}
+
+
+def test_a_big_delete_removes_only_this_owners_names(owners):
+    east, west = owners
+    nodes = {"node-1": ("10.0.0.1",)}
+    mine = {f"m{i:04d}.{ZONE}": "node-1" for i in range(MANY)}
+    theirs = {f"t{i:04d}.{ZONE}": "node-1" for i in range(MANY)}
+    publish(east, parents=mine, nodes=nodes)
+    publish(west, parents=theirs, nodes=nodes)
+
+    # A delete of every name, as from a stale belief that east held them all.
+    east.apply(Changes(parents_delete=frozenset(mine) | frozenset(theirs)))
+
+    assert all(east.resolve(name).kind == "none" for name in mine)
+    assert all(west.resolve(name).addresses == ("10.0.0.1",) for name in theirs)
+    assert set(west.read_state().parents) == set(theirs)
+
+
+def test_a_big_batch_takes_over_ownerless_values_and_refuses_held_ones(redis_client, redis_server):
+    east, west = RedisStore(redis_client, owner=EAST), RedisStore(redis_server.client(), owner=WEST)
+    names = [f"o{i:04d}.{ZONE}" for i in range(MANY)]
+    for i, name in enumerate(names):
+        if i % 3 == 0:
+            redis_client.set(KEYS.parent(name), "node-1")  # written before owners existed
+        elif i % 3 == 1:
+            redis_client.set(KEYS.child(name), owned(WEST, f"x.{ZONE}"))  # another owner's child
+
+    result = publish(east, parents={name: "node-7" for name in names}, nodes={"node-7": ("10.0.0.7",)})
+
+    refused = {name for i, name in enumerate(names) if i % 3 == 1}
+    assert result.owned_elsewhere == refused
+    for i, name in enumerate(names):
+        if i % 3 == 1:
+            assert west.resolve(name).target == f"x.{ZONE}" and redis_client.get(KEYS.parent(name)) is None
+        else:
+            assert redis_client.get(KEYS.parent(name)) == owned(EAST, "node-7").encode()

@@ -21,6 +21,7 @@ from mountdns.testing.kube_double import KubeAPIDouble
 from mountdns.testing.seed import NODES, SEED_STATE
 from mountdns.testing.servers import RedisServer
 from mountdns.testing.sync_process import SyncProcess
+from sync.sources.kube import PAGE_SIZE
 
 pytestmark = pytest.mark.integration
 
@@ -355,13 +356,15 @@ def test_compaction_and_dropped_watches_relist_and_converge(synced, shared_api, 
 
 
 def test_list_cut_short_by_410_is_relisted_before_anything_is_written(api, make_sync, redis_client):
+    count = PAGE_SIZE + 100  # two pages
     api.apply_many([node("node-0", "1.2.3.4")] + [
-        container(f"bulk-{i:04d}", node="node-0", fqdn=f"bulk-{i:04d}.domain.foo.bar") for i in range(600)])
+        container(f"bulk-{i:05d}", node="node-0", fqdn=f"bulk-{i:05d}.domain.foo.bar") for i in range(count)])
     api.truncate_next_list()  # the continue request of the first paginated list gets 410
     execs = exec_calls(redis_client)
-    sync = make_sync().start()
-    sync.wait_until(lambda: len(list(redis_client.scan_iter(match=KEYS.pattern("parent"), count=1000))) == 600,
-                    10, "600 parents")
+    # One write call for the whole batch, so a partial write would show as a second one.
+    sync = make_sync(extra_args=("--write-chunk-keys", str(2 * count))).start()
+    sync.wait_until(lambda: len(list(redis_client.scan_iter(match=KEYS.pattern("parent"), count=1000))) == count,
+                    20, f"{count} parents")
     assert "410 Gone: re-listing" in sync.log_text()
     assert api.list_calls["Container"] >= 4  # page 1, expired page 2, then both pages again
     assert exec_calls(redis_client) - execs == 1  # one write, after the complete list: no partial one
