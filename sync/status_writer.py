@@ -159,7 +159,7 @@ class StatusWriter:
         # Pods of the pod source have no status of ours: a failure is told by a Warning Event.
         self._pods: tuple = ()
         self._pods_skipped: tuple | None = None  # the rules' skipped list the Pods were last checked against
-        self._pod_reasons: dict[ObjectKey, str] = {}  # the last reason seen per Pod
+        self._pod_reasons: dict[ObjectKey, str] = {}  # the last failure seen per failing Pod
         self._pod_events: dict[ObjectKey, tuple[Mapping, Verdict]] = {}  # an ordered set, like _pending
         self._retry_at = 0.0
         self.requests = 0
@@ -298,25 +298,27 @@ class StatusWriter:
                 and all(map(operator.is_, pods, self._pods))):
             return  # the same Pods and the same verdicts: nothing entered a failure
         self._pods, self._pods_skipped = pods, desired.skipped
-        reasons = {(skip.namespace, skip.name): skip for skip in desired.skipped
+        # By namespace and bare Pod name, so a Pod is looked up without making its key: the
+        # keys kept (here and in _pod_reasons) are the skips' own, for the failing Pods only,
+        # not a tuple and a "pod/" name per published Pod (50,000 of them: ~120 bytes each).
+        reasons = {(skip.namespace, skip.name[len(POD_KEY_PREFIX):]): skip for skip in desired.skipped
                    if skip.name.startswith(POD_KEY_PREFIX)}
-        by_key = {}
+        events, previous = self._pod_events, self._pod_reasons
+        current = {}
         for obj in pods:
             meta = obj.get("metadata") if isinstance(obj, dict) else None
-            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
-                by_key[(meta.get("namespace") or "default", POD_KEY_PREFIX + meta["name"])] = obj
-        current = {}
-        for key, obj in by_key.items():
-            skip = reasons.get(key)
-            reason = skip.code.value if skip is not None else PUBLISHED
-            current[key] = reason
-            if reason != self._pod_reasons.get(key) and skip is not None and skip.code not in _POD_OWN_STATE:
-                self._pod_events[key] = (obj, Verdict(False, skip.code.value, skip.reason))
-            elif skip is None:
-                self._pod_events.pop(key, None)
-        for key in [k for k in self._pod_events if k not in current]:
-            del self._pod_events[key]
-        self._pod_reasons = current
+            if not (isinstance(meta, dict) and isinstance(meta.get("name"), str)):
+                continue
+            skip = reasons.get((meta.get("namespace") or "default", meta["name"]))
+            if skip is None:
+                continue  # published: an Event still queued about it goes below (not in `current`)
+            key = (skip.namespace, skip.name)
+            reason = current[key] = skip.code.value
+            if reason != previous.get(key) and skip.code not in _POD_OWN_STATE:
+                events[key] = (obj, Verdict(False, skip.code.value, skip.reason))
+        for key in [k for k in events if k not in current]:
+            del events[key]
+        self._pod_reasons = current  # the failing Pods' reasons: a published one has none
 
     def _in_flight(self, key: ObjectKey, obj: Mapping, verdict: Verdict) -> bool:
         """We wrote exactly this for this version of the object; the watch has not shown

@@ -28,9 +28,10 @@ OPTIONAL_KINDS = (POD, PUBLISHED_POD)
 _KEPT_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "generation")
 # Values a million objects share a handful of (their API version, kind, namespace, node,
 # type, device status): one string object each instead of one per object, ~330 bytes a
-# Container. Unique values (names, fqdns, versions) are left alone: interning them saves
-# nothing and costs an entry in the interpreter's table.
-_SHARED_METADATA = ("namespace",)
+# Container. Creation times have one-second resolution, so Containers made together
+# share one (as the Pods' do). Unique values (names, fqdns, versions) are left alone:
+# interning them saves nothing and costs an entry in the interpreter's table.
+_SHARED_METADATA = ("namespace", "creationTimestamp")
 _SHARED_SPEC = ("nodeName", "type")
 
 
@@ -124,7 +125,10 @@ def slim(kind: str, obj: dict) -> dict:
     if status is not None and kind == NODE:
         kept["status"] = {"addresses": status["addresses"]} if "addresses" in status else {}
     elif status is not None:
-        kept["status"] = slim_status(status)  # deviceStatus, and what the status writer compares
+        kept["status"] = slimmed = slim_status(status)  # deviceStatus, and what the status writer compares
+        fqdn = spec.get("fqdn") if isinstance(spec, dict) else None
+        if fqdn is not None and slimmed.get("fqdn") == fqdn:
+            slimmed["fqdn"] = fqdn  # the name the sync wrote back: the spec's string, not an equal copy
     return kept
 
 
