@@ -29,8 +29,8 @@ from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
 from sync.incremental import Changes
 from sync.rules import Desired
-from sync.status import (PUBLISHED, Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date,
-                         verdict_of, verdicts)
+from sync.status import (Verdict, current_condition, enters_failure, has_foreign_conditions, part,
+                         status_patch, up_to_date, verdict_of, verdicts)
 
 log = logging.getLogger("mountdns.sync.status")
 
@@ -128,6 +128,16 @@ def _key(obj: Mapping) -> ObjectKey:
 
 def _resource_version(obj: Mapping) -> str | None:
     return part(obj, "metadata").get("resourceVersion")
+
+
+def _share_message(verdicts: dict, key: ObjectKey, obj: Mapping, verdict: Verdict) -> None:
+    """The kept verdict of an up-to-date Container holds the message string its cached
+    condition holds (equal: both say the same), not a copy: one string per Container less
+    (~100 bytes each, most Containers being up to date). Only the key's value changes:
+    safe while its dict is iterated."""
+    message = current_condition(obj).get("message")
+    if message is not verdict.message and message == verdict.message:
+        verdicts[key] = verdict._replace(message=message)
 
 
 class StatusWriter:
@@ -238,16 +248,26 @@ class StatusWriter:
         if not same_rules:
             self._verdicts = verdicts(desired, nodes, owned_elsewhere)
         if not same_objects:
-            self._objects = {_key(obj): obj for obj in containers if isinstance(obj, dict)}
+            # Keyed by the rules' own key tuples (the verdicts'), not a second equal tuple
+            # per Container; the lookup table goes when this is built.
+            canonical = {key: key for key in self._verdicts}
+            self._objects = {canonical.get(key, key): obj for obj in containers if isinstance(obj, dict)
+                             for key in (_key(obj),)}
+            del canonical
         pending = self._pending
-        for key, verdict in self._verdicts.items():
+        verdicts_now = self._verdicts
+        for key, verdict in verdicts_now.items():
             obj = self._objects.get(key)
             if obj is None:
                 pending.pop(key, None)
                 continue
             if obj is old_objects.get(key) and verdict == old_verdicts.get(key):
                 continue  # looked at already
-            if up_to_date(obj.copy(), verdict) or self._in_flight(key, obj, verdict):
+            seen = obj.copy()
+            if up_to_date(seen, verdict):
+                pending.pop(key, None)
+                _share_message(verdicts_now, key, seen, verdict)
+            elif self._in_flight(key, obj, verdict):
                 pending.pop(key, None)
             else:
                 pending[key] = None
@@ -285,7 +305,10 @@ class StatusWriter:
                 pending.pop(key, None)
             elif verdict is None:
                 continue
-            elif up_to_date(obj.copy(), verdict) or self._in_flight(key, obj, verdict):
+            elif up_to_date(seen := obj.copy(), verdict):
+                pending.pop(key, None)
+                _share_message(verdicts_now, key, seen, verdict)
+            elif self._in_flight(key, obj, verdict):
                 pending.pop(key, None)
             else:
                 pending[key] = None
