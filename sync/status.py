@@ -168,6 +168,14 @@ class Condition(collections.abc.Mapping):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def __eq__(self, other):
+        # Two cached conditions slot by slot: a re-list compares every Container it keeps.
+        if type(other) is Condition:
+            return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        return super().__eq__(other)
+
+    __hash__ = None  # a mapping, compared by value
+
     def __repr__(self) -> str:
         return repr(dict(self))
 
