@@ -41,7 +41,7 @@ def _interned(value):
 
 def slim_pod(obj: dict, published: bool = False) -> dict:
     """A Pod as the rules read it: name, namespace, creation and deletion times,
-    resourceVersion, spec.nodeName and the Ready condition, and for the pod source
+    spec.nodeName and the Ready condition, and for the pod source
     (`published`) our label, annotations and uid (for Events). A listed Pod is 5-20 KB
     (containers, volumes, every condition, managedFields).
 
@@ -102,7 +102,10 @@ _INTERNED_POD_METADATA = frozenset({"namespace", "creationTimestamp"})
 _INTERNED_ANNOTATIONS = frozenset({TYPE_ANNOTATION, DEVICE_STATUS_ANNOTATION, MOUNTED_TO_ANNOTATION})
 
 
-_KEPT_POD_METADATA = ("name", "namespace", "creationTimestamp", "resourceVersion", "deletionTimestamp")
+# No resourceVersion: nothing reads a Pod's (the sync writes nothing to Pods; a watch
+# resumes from the event's own), and without it a re-list finds an unchanged Pod equal to
+# the one held even when only its status moved on: ~55 bytes a Pod less, and no re-read.
+_KEPT_POD_METADATA = ("name", "namespace", "creationTimestamp", "deletionTimestamp")
 
 
 def slim(kind: str, obj: dict) -> dict:
