@@ -445,6 +445,10 @@ class IncrementalRules:
                        else (target, POD_KEY_PREFIX + target))
         resolved = other if (namespace, same) not in listed and (namespace, other) in listed else same
         if entry.claim.mounted_to != resolved:
+            # The target's own key string when it has a claim, not an equal "pod/" copy per child.
+            held = self._claims.get((namespace, resolved))
+            if held is not None:
+                resolved = (held[0] if type(held) is list else held).key[1]
             entry.claim = replace(entry.claim, mounted_to=resolved)
 
     def _decide_conflict(self, key: ObjectKey) -> None:

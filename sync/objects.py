@@ -317,7 +317,8 @@ def pod_placement(pod) -> tuple[ObjectKey, PodPlacement] | None:
     for condition in conditions if isinstance(conditions, list) else ():
         if isinstance(condition, dict) and condition.get("type") == "Ready":
             ready = condition.get("status") == "True"
-    return (namespace, meta["name"]), PodPlacement(node.lower() if node else None, ready,
+    # Interned: a node's name is shared by every Pod and Claim on it (few nodes, many Pods).
+    return (namespace, meta["name"]), PodPlacement(sys.intern(node.lower()) if node else None, ready,
                                                    bool(meta.get("deletionTimestamp")))
 
 

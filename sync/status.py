@@ -18,6 +18,7 @@ survive every write.
 from __future__ import annotations
 
 import bisect
+import collections.abc
 import sys
 from typing import Iterable, Mapping, NamedTuple
 
@@ -116,6 +117,73 @@ def _node_name(node) -> str | None:
 # --- reading what an object's status says --------------------------------------------
 
 
+_ABSENT = object()
+
+
+class Condition(collections.abc.Mapping):
+    """Our `Published` condition as the cache keeps it: the same mapping as the listed
+    dict, in five slots. The cache holds one for every Container the sync wrote to (a
+    dict of six keys and its table are ~270 bytes, this ~70). Read-only, like everything
+    the cache holds; a patch is always built as a new dict (status_patch)."""
+
+    __slots__ = ("status", "reason", "message", "lastTransitionTime", "observedGeneration")
+    _FIELDS = ("type", *__slots__)
+
+    def __init__(self, condition: Mapping):
+        for name in self.__slots__:
+            value = condition.get(name, _ABSENT)
+            object.__setattr__(self, name, sys.intern(value) if name in _INTERNED and isinstance(value, str)
+                               else value)
+
+    @classmethod
+    def of(cls, condition: Mapping) -> "Condition | dict":
+        """A Condition for our condition when it holds only the fields one can hold, else
+        the dict as it is (a field of a newer API version is kept, not dropped)."""
+        if type(condition) is Condition:
+            return condition
+        if condition.get("type") == PUBLISHED and condition.keys() <= _CONDITION_FIELDS:
+            return cls(condition)
+        return {k: sys.intern(v) if k in _INTERNED and isinstance(v, str) else v for k, v in condition.items()}
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a cached condition is read-only")
+
+    def __getitem__(self, key):
+        if key == "type":
+            return PUBLISHED
+        value = getattr(self, key, _ABSENT) if key in _CONDITION_FIELDS else _ABSENT
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __iter__(self):
+        return (name for name in self._FIELDS if name == "type" or getattr(self, name) is not _ABSENT)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __eq__(self, other):
+        # Two cached conditions slot by slot: a re-list compares every Container it keeps.
+        if type(other) is Condition:
+            return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        return super().__eq__(other)
+
+    __hash__ = None  # a mapping, compared by value
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+_CONDITION_FIELDS = frozenset(Condition._FIELDS)
+CONDITION_TYPES = (dict, Condition)  # what a condition in a cached object may be
+
+
 def slim_status(status: Mapping) -> dict:
     """The part of a Container's status the sync keeps in memory: deviceStatus (the rules
     read it), our fields and our condition; other conditions only as a marker, since
@@ -127,10 +195,9 @@ def slim_status(status: Mapping) -> dict:
         kept["target"] = sys.intern(kept["target"])  # a parent's target is its node: few distinct
     conditions = status.get("conditions")
     if isinstance(conditions, list):
-        ours = [c for c in conditions if isinstance(c, dict) and c.get("type") == PUBLISHED]
+        ours = [c for c in conditions if isinstance(c, CONDITION_TYPES) and c.get("type") == PUBLISHED]
         if ours:
-            kept["conditions"] = [{k: sys.intern(v) if k in _INTERNED and isinstance(v, str) else v
-                                   for k, v in ours[0].items()}]
+            kept["conditions"] = [Condition.of(ours[0])]
         if len(ours) != len(conditions):
             kept[FOREIGN_CONDITIONS] = True
     if status.get(FOREIGN_CONDITIONS):
@@ -155,7 +222,7 @@ def current_condition(obj: Mapping) -> dict | None:
     conditions = part(obj, "status").get("conditions")
     if isinstance(conditions, list):
         for condition in conditions:
-            if isinstance(condition, dict) and condition.get("type") == PUBLISHED:
+            if isinstance(condition, CONDITION_TYPES) and condition.get("type") == PUBLISHED:
                 return condition
     return None
 
@@ -217,7 +284,8 @@ def status_patch(obj: Mapping, verdict: Verdict, now: str) -> dict | None:
     if observed is not None:
         condition["observedGeneration"] = observed
     conditions = status.get("conditions")
-    conditions = [c for c in conditions if isinstance(c, dict)] if isinstance(conditions, list) else []
+    conditions = [c if type(c) is dict else dict(c) for c in conditions if isinstance(c, CONDITION_TYPES)] \
+        if isinstance(conditions, list) else []
     for index, existing in enumerate(conditions):
         if existing.get("type") == PUBLISHED:
             conditions[index] = condition

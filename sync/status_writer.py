@@ -29,8 +29,8 @@ from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import BACKS_LABEL, DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
 from sync.incremental import Changes
 from sync.rules import Desired
-from sync.status import (PUBLISHED, Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date,
-                         verdict_of, verdicts)
+from sync.status import (Verdict, current_condition, enters_failure, has_foreign_conditions, part,
+                         status_patch, up_to_date, verdict_of, verdicts)
 
 log = logging.getLogger("mountdns.sync.status")
 
@@ -144,6 +144,16 @@ def _resource_version(obj: Mapping) -> str | None:
     return part(obj, "metadata").get("resourceVersion")
 
 
+def _share_message(verdicts: dict, key: ObjectKey, obj: Mapping, verdict: Verdict) -> None:
+    """The kept verdict of an up-to-date Container holds the message string its cached
+    condition holds (equal: both say the same), not a copy: one string per Container less
+    (~100 bytes each, most Containers being up to date). Only the key's value changes:
+    safe while its dict is iterated."""
+    message = current_condition(obj).get("message")
+    if message is not verdict.message and message == verdict.message:
+        verdicts[key] = verdict._replace(message=message)
+
+
 class StatusWriter:
     """The background writer of Container status and Events."""
 
@@ -174,7 +184,7 @@ class StatusWriter:
         # Pods of the pod source have no status of ours: a failure is told by a Warning Event.
         self._pods: tuple = ()
         self._pods_skipped: tuple | None = None  # the rules' skipped list the Pods were last checked against
-        self._pod_reasons: dict[ObjectKey, str] = {}  # the last reason seen per Pod
+        self._pod_reasons: dict[ObjectKey, str] = {}  # the last failure seen per failing Pod
         self._pod_events: dict[ObjectKey, tuple[Mapping, Verdict]] = {}  # an ordered set, like _pending
         self._retry_at = 0.0
         self.requests = 0
@@ -253,16 +263,26 @@ class StatusWriter:
         if not same_rules:
             self._verdicts = verdicts(desired, nodes, owned_elsewhere)
         if not same_objects:
-            self._objects = {_key(obj): obj for obj in containers if isinstance(obj, dict)}
+            # Keyed by the rules' own key tuples (the verdicts'), not a second equal tuple
+            # per Container; the lookup table goes when this is built.
+            canonical = {key: key for key in self._verdicts}
+            self._objects = {canonical.get(key, key): obj for obj in containers if isinstance(obj, dict)
+                             for key in (_key(obj),)}
+            del canonical
         pending = self._pending
-        for key, verdict in self._verdicts.items():
+        verdicts_now = self._verdicts
+        for key, verdict in verdicts_now.items():
             obj = self._objects.get(key)
             if obj is None:
                 pending.pop(key, None)
                 continue
             if obj is old_objects.get(key) and verdict == old_verdicts.get(key):
                 continue  # looked at already
-            if up_to_date(obj.copy(), verdict) or self._in_flight(key, obj, verdict):
+            seen = obj.copy()
+            if up_to_date(seen, verdict):
+                pending.pop(key, None)
+                _share_message(verdicts_now, key, seen, verdict)
+            elif self._in_flight(key, obj, verdict):
                 pending.pop(key, None)
             else:
                 pending[key] = None
@@ -300,7 +320,10 @@ class StatusWriter:
                 pending.pop(key, None)
             elif verdict is None:
                 continue
-            elif up_to_date(obj.copy(), verdict) or self._in_flight(key, obj, verdict):
+            elif up_to_date(seen := obj.copy(), verdict):
+                pending.pop(key, None)
+                _share_message(verdicts_now, key, seen, verdict)
+            elif self._in_flight(key, obj, verdict):
                 pending.pop(key, None)
             else:
                 pending[key] = None
@@ -313,25 +336,27 @@ class StatusWriter:
                 and all(map(operator.is_, pods, self._pods))):
             return  # the same Pods and the same verdicts: nothing entered a failure
         self._pods, self._pods_skipped = pods, desired.skipped
-        reasons = {(skip.namespace, skip.name): skip for skip in desired.skipped
+        # By namespace and bare Pod name, so a Pod is looked up without making its key: the
+        # keys kept (here and in _pod_reasons) are the skips' own, for the failing Pods only,
+        # not a tuple and a "pod/" name per published Pod (50,000 of them: ~120 bytes each).
+        reasons = {(skip.namespace, skip.name[len(POD_KEY_PREFIX):]): skip for skip in desired.skipped
                    if skip.name.startswith(POD_KEY_PREFIX)}
-        by_key = {}
+        events, previous = self._pod_events, self._pod_reasons
+        current = {}
         for obj in pods:
             meta = obj.get("metadata") if isinstance(obj, dict) else None
-            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
-                by_key[(meta.get("namespace") or "default", POD_KEY_PREFIX + meta["name"])] = obj
-        current = {}
-        for key, obj in by_key.items():
-            skip = reasons.get(key)
-            reason = skip.code.value if skip is not None else PUBLISHED
-            current[key] = reason
-            if reason != self._pod_reasons.get(key) and skip is not None and skip.code not in _POD_OWN_STATE:
-                self._pod_events[key] = (obj, Verdict(False, skip.code.value, skip.reason))
-            elif skip is None:
-                self._pod_events.pop(key, None)
-        for key in [k for k in self._pod_events if k not in current]:
-            del self._pod_events[key]
-        self._pod_reasons = current
+            if not (isinstance(meta, dict) and isinstance(meta.get("name"), str)):
+                continue
+            skip = reasons.get((meta.get("namespace") or "default", meta["name"]))
+            if skip is None:
+                continue  # published: an Event still queued about it goes below (not in `current`)
+            key = (skip.namespace, skip.name)
+            reason = current[key] = skip.code.value
+            if reason != previous.get(key) and skip.code not in _POD_OWN_STATE:
+                events[key] = (obj, Verdict(False, skip.code.value, skip.reason))
+        for key in [k for k in events if k not in current]:
+            del events[key]
+        self._pod_reasons = current  # the failing Pods' reasons: a published one has none
 
     def _in_flight(self, key: ObjectKey, obj: Mapping, verdict: Verdict) -> bool:
         """We wrote exactly this for this version of the object; the watch has not shown

@@ -2,12 +2,14 @@
 `Published` condition, and from the condition an object has to the exact patch (or none).
 """
 
+import json
+
 import pytest
 
 from mountdns.testing.objects import SEED_CONFIG, container, node, seed_fqdn, seed_objects
 from sync.rules import desired_state
-from sync.status import (FOREIGN_CONDITIONS, PUBLISHED, Verdict, enters_failure, slim_status, status_patch,
-                         up_to_date, verdicts)
+from sync.status import (FOREIGN_CONDITIONS, PUBLISHED, Condition, Verdict, enters_failure, slim_status,
+                         status_patch, up_to_date, verdicts)
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
@@ -219,3 +221,35 @@ def test_slimming_twice_keeps_the_mark_of_other_conditions():
     status = {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Published", "status": "True"}]}
 
     assert slim_status(slim_status(status)) == slim_status(status)
+
+
+def test_the_cached_condition_is_a_compact_read_only_mapping_equal_to_the_listed_one():
+    listed = {"type": "Published", "status": "True", "reason": "Published", "message": "m",
+              "lastTransitionTime": T0, "observedGeneration": 3}
+    kept = slim_status({"conditions": [dict(listed)]})["conditions"][0]
+
+    assert type(kept) is Condition and kept == listed and listed == kept and dict(kept) == listed
+    assert kept.get("observedGeneration") == 3 and kept.get("absent", "d") == "d" and len(kept) == 6
+    assert slim_status({"conditions": [kept]})["conditions"][0] is kept  # slimmed twice: the same one
+    with pytest.raises(AttributeError):
+        kept.message = "other"
+    without = {k: v for k, v in listed.items() if k != "observedGeneration"}
+    assert Condition.of(without) == without and "observedGeneration" not in Condition.of(without)
+    assert Condition.of(without) != kept
+    # A field this version does not know stays: the condition is kept as the dict it is.
+    newer = {**listed, "severity": "Info"}
+    assert slim_status({"conditions": [newer]})["conditions"][0] == newer
+    assert type(slim_status({"conditions": [newer]})["conditions"][0]) is dict
+
+
+def test_a_patch_built_from_a_cached_condition_holds_plain_dicts():
+    obj = stored(status={"conditions": [{"type": "Published", "status": "False", "reason": "ParentNotFound",
+                                         "message": "old", "lastTransitionTime": T0, "observedGeneration": 1}]})
+    obj["status"] = slim_status(obj["status"])
+
+    patch = status_patch(obj, PARENT, T1)
+    assert status_patch({**obj, "status": slim_status(written(obj, patch)["status"])}, PARENT, T1) is None
+    assert json.loads(json.dumps(patch)) == patch  # what the client sends: serializable
+    assert patch["status"]["conditions"] == [{"type": "Published", "status": "True", "reason": "Published",
+                                              "message": PARENT.message, "lastTransitionTime": T1,
+                                              "observedGeneration": 1}]

@@ -90,6 +90,10 @@ def test_first_pass_publishes_and_an_unchanged_cluster_gets_no_further_writes(ap
         clock.now += 60
         assert writer.step() == 0
     assert len(status_patches(api)) == before == 2
+    # Up to date: each verdict kept holds its cached condition's message, not an equal copy.
+    assert len(writer._verdicts) == 2 and all(
+        verdict.message is writer._objects[key]["status"]["conditions"][0]["message"]
+        for key, verdict in writer._verdicts.items())
 
 
 def test_a_write_not_yet_seen_back_through_the_watch_is_not_repeated(api, clock):
@@ -298,6 +302,34 @@ def test_a_pod_losing_a_name_gets_one_warning_event_and_no_status_write(api, clo
     assert [(e["metadata"]["namespace"], e["involvedObject"]["name"], e["reason"], e["count"]) for e in events] == [
         ("apps", "young", "NameConflict", 1)]  # the not-Ready Pod is not told: its own status says so
     assert all("/pods/" not in path for _, path, _ in api.requests)  # no status written to a Pod
+
+
+def test_a_pod_that_fails_again_after_being_published_gets_a_new_warning_event(api, clock):
+    # Only the failing Pods' reasons are remembered: a published one is remembered as
+    # nothing, so failing again is news, as it was when every Pod's reason was kept.
+    older = container("old", node="node-0", fqdn="x.domain.foo.bar", created="2020-01-01T00:00:00Z")
+    api.apply_many([node("node-0", "1.2.3.4"), older,
+                    published_pod("young", node="node-0", fqdn="x.domain.foo.bar", namespace="apps",
+                                  created="2024-01-01T00:00:00Z"),
+                    published_pod("fine", node="node-0", fqdn="fine.domain.foo.bar")])
+    writer = make_writer(api, clock)
+
+    def conflicts():
+        return sum(e["count"] for e in api.objects("Event")
+                   if e["involvedObject"]["kind"] == "Pod" and e["reason"] == "NameConflict")
+
+    offer_pods(writer, api)
+    writer.step()
+    assert conflicts() == 1
+    assert list(writer._pod_reasons) == [("apps", "pod/young")]  # the published Pod costs nothing here
+    api.delete("Container", "old", namespace="default")
+    offer_pods(writer, api)  # the Pod holds its name now
+    writer.step()
+    assert conflicts() == 1 and not writer._pod_reasons
+    api.apply(older)
+    offer_pods(writer, api)
+    writer.step()
+    assert conflicts() == 2
 
 
 def test_after_incremental_batches_only_the_changed_containers_are_looked_at_and_written(api, clock):
