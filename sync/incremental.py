@@ -38,8 +38,8 @@ from typing import Iterable
 from mountdns.records import State
 from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerReader, NotPublishable, ObjectKey,
                           PodPlacement, RulesConfig, SkipCode, ipv4_first, is_published_pod, pod_placement)
-from sync.rules import (Desired, Skip, _cycle_reason, _identity, _read_nodes, _resolve_mounts, _seniority,
-                        _unpublished_parent_reason, unresolved_parents)
+from sync.rules import (Desired, Skip, _identity, _mount_chain, _read_nodes, _resolve_mounts, _seniority,
+                        settle, unresolved_parents)
 
 __all__ = ["Changes", "IncrementalRules"]
 
@@ -499,22 +499,7 @@ class IncrementalRules:
         for start in todo:
             if start in depth or start in rejected or start not in winners:
                 continue
-            chain, parent, cycle = _walk(start, winners, depth, rejected)
-            if cycle:
-                reason = (_cycle_reason(cycle), SkipCode.MOUNT_CYCLE)
-                for member in cycle:
-                    rejected[member] = reason
-            for child in reversed(chain):
-                level = depth[parent] + 1 if parent in depth else too_deep[parent] + 1 if parent in too_deep else None
-                if level is None:
-                    rejected[child] = _unpublished_parent_reason(parent, listed)
-                elif level > max_depth:
-                    too_deep[child] = level
-                    rejected[child] = (f"mount depth {level} exceeds max_mount_depth {max_depth}",
-                                       SkipCode.MOUNT_TOO_DEEP)
-                else:
-                    depth[child] = level
-                parent = child
+            settle(*_mount_chain(start, winners, depth, rejected), depth, rejected, too_deep, listed, max_depth)
         now = {}
         for key in todo:
             outcome = self._outcome(key)
@@ -676,20 +661,6 @@ class IncrementalRules:
                        parents_by_node=parents_by_node, published=self._published,
                        changes=Changes(base, frozenset(changed) if base and changed is not None else None,
                                        frozenset(names) if base and changed is not None else None))
-
-
-def _walk(start: ObjectKey, winners, depth, rejected) -> tuple[list[ObjectKey], ObjectKey, list[ObjectKey]]:
-    """sync.rules._mount_chain: the unsettled chain from `start`, where it ends, any cycle."""
-    chain: list[ObjectKey] = []
-    position: dict[ObjectKey, int] = {}
-    key = start
-    while key not in depth and key not in rejected and key in winners:
-        if key in position:
-            return chain[:position[key]], key, chain[position[key]:]
-        position[key] = len(chain)
-        chain.append(key)
-        key = (key[0], winners[key].mounted_to)
-    return chain, key, []
 
 
 def _skip_for(obj, exc: Exception, prefix: str) -> Skip:

@@ -239,23 +239,30 @@ def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey], 
     for start in winners:
         if start in depth or start in rejected:
             continue
-        chain, parent, cycle = _mount_chain(start, winners, depth, rejected)
-        if cycle:
-            reason = (_cycle_reason(cycle), SkipCode.MOUNT_CYCLE)
-            for member in cycle:
-                rejected[member] = reason
-        for child in reversed(chain):
-            level = _level_below(parent, depth, too_deep)
-            if level is None:
-                rejected[child] = _unpublished_parent_reason(parent, listed)
-            elif level > max_depth:
-                too_deep[child] = level
-                rejected[child] = (f"mount depth {level} exceeds max_mount_depth {max_depth}",
-                                   SkipCode.MOUNT_TOO_DEEP)
-            else:
-                depth[child] = level
-            parent = child
+        settle(*_mount_chain(start, winners, depth, rejected), depth, rejected, too_deep, listed, max_depth)
     return depth, rejected
+
+
+def settle(chain: list[ObjectKey], parent: ObjectKey, cycle: list[ObjectKey], depth: dict[ObjectKey, int],
+           rejected: dict[ObjectKey, tuple[str, SkipCode]], too_deep: dict[ObjectKey, int], listed,
+           max_depth: int) -> None:
+    """Settle a walked chain (see `_mount_chain`) from its far end back: the cycle's
+    members are rejected, then each child gets its depth below `parent` or the reason it
+    is not published. Shared with the incremental rules, which walk only affected keys."""
+    if cycle:
+        reason = (_cycle_reason(cycle), SkipCode.MOUNT_CYCLE)
+        for member in cycle:
+            rejected[member] = reason
+    for child in reversed(chain):
+        level = _level_below(parent, depth, too_deep)
+        if level is None:
+            rejected[child] = _unpublished_parent_reason(parent, listed)
+        elif level > max_depth:
+            too_deep[child] = level
+            rejected[child] = (f"mount depth {level} exceeds max_mount_depth {max_depth}", SkipCode.MOUNT_TOO_DEEP)
+        else:
+            depth[child] = level
+        parent = child
 
 
 def _level_below(parent: ObjectKey, depth: Mapping[ObjectKey, int], too_deep: Mapping[ObjectKey, int]) -> int | None:
