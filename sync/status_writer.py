@@ -278,16 +278,21 @@ class StatusWriter:
                 continue
             if obj is old_objects.get(key) and verdict == old_verdicts.get(key):
                 continue  # looked at already
-            seen = obj.copy()
-            if up_to_date(seen, verdict):
-                pending.pop(key, None)
-                _share_message(verdicts_now, key, seen, verdict)
-            elif self._in_flight(key, obj, verdict):
-                pending.pop(key, None)
-            else:
-                pending[key] = None
+            self._look(key, obj, verdict)
         for key in [k for k in pending if k not in self._objects]:
             del pending[key]
+
+    def _look(self, key: ObjectKey, obj: dict, verdict: Verdict) -> None:
+        """Queue the Container's status for writing unless it says `verdict` already or a
+        write of it is on its way back through the watch."""
+        seen = obj.copy()  # one version of metadata and status (the cache swaps both in place)
+        if up_to_date(seen, verdict):
+            self._pending.pop(key, None)
+            _share_message(self._verdicts, key, seen, verdict)
+        elif self._in_flight(key, obj, verdict):
+            self._pending.pop(key, None)
+        else:
+            self._pending[key] = None
 
     def _refresh_keys(self, containers: tuple, told, desired: Desired, keys: frozenset, listed_nodes: frozenset,
                       owned_elsewhere: frozenset[str]) -> None:
@@ -318,15 +323,8 @@ class StatusWriter:
             verdict, obj = verdicts_now.get(key), objects.get(key)
             if obj is None:
                 pending.pop(key, None)
-            elif verdict is None:
-                continue
-            elif up_to_date(seen := obj.copy(), verdict):
-                pending.pop(key, None)
-                _share_message(verdicts_now, key, seen, verdict)
-            elif self._in_flight(key, obj, verdict):
-                pending.pop(key, None)
-            else:
-                pending[key] = None
+            elif verdict is not None:
+                self._look(key, obj, verdict)
 
     def _refresh_pods(self, pods: tuple, desired: Desired) -> None:
         """Queue a Warning Event for each Pod of the pod source that entered a failure
