@@ -61,17 +61,15 @@ def render(status: int, body: bytes, keep_alive: bool, content_type: bytes = b"a
         b"" if keep_alive else b"Connection: close\r\n", body)
 
 
-class Connection:
-    """The HTTP side of one connection. `respond(method, target, body) -> (status, body)`
-    answers a complete request; `report(problem)` is told why a connection is refused.
-    With `defer`, requests wait in `waiting` until `answered` (see the module's doc)."""
+class ConnectionState:
+    """What the worker's event loop reads of any connection, HTTP (`Connection`) or
+    PowerDNS's JSON lines (`pdns_backend.lines.LineConnection`): the bytes to write, the
+    requests waiting for answers, and the times its deadlines are counted from."""
 
-    def __init__(self, respond, now: float, report=None, defer: bool = False):
-        self.respond = respond
+    def __init__(self, now: float, report=None):
         self.report = report or (lambda problem: None)
-        self.defer = defer
-        # Deferred: ((method, target, body), keep_alive) per request, or (None, response
-        # bytes) for a refusal, in the order they must be written.
+        # Deferred: ((method, target, body), extra) per request, or (None, response bytes)
+        # for a refusal, in the order they must be written.
         self.waiting: list[tuple] = []
         self.out = bytearray()       # response bytes not yet written
         self.closing = False         # close once `out` is written
@@ -82,6 +80,48 @@ class Connection:
         self.partial = False         # holds bytes of an incomplete request
         self.lingering_since = None  # set by the worker once a closing connection is drained
         self.lingered = 0
+
+    @property
+    def awaiting_request(self) -> bool:
+        """True while the connection owes us a request: one is partly received, or none
+        has come yet on a fresh connection. Such a connection is under the request deadline."""
+        return self.partial or self.served == 0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing received and nothing to write: closing it now loses no request."""
+        return not self.partial and not self.out and not self.closing and not self.waiting
+
+    @property
+    def requests(self) -> list[tuple[str, str, bytes]]:
+        """The deferred requests awaiting answers, in order."""
+        return [request for request, _ in self.waiting if request is not None]
+
+    def sent(self, count: int, now: float):
+        """`count` bytes of `out` were written: progress, as far as deadlines go."""
+        del self.out[:count]
+        if count:
+            self.last_active = now
+
+    def _stalled(self, now: float, request_timeout: float) -> str | None:
+        """The client holds the connection without progress: a request not complete
+        within the request timeout, or answers it does not read."""
+        if self.awaiting_request and now - self.started > request_timeout:
+            return "no complete request within the request timeout"
+        if self.out and now - self.last_active > request_timeout:
+            return "client not reading its responses"
+        return None
+
+
+class Connection(ConnectionState):
+    """The HTTP side of one connection. `respond(method, target, body) -> (status, body)`
+    answers a complete request; `report(problem)` is told why a connection is refused.
+    With `defer`, requests wait in `waiting` until `answered` (see the module's doc)."""
+
+    def __init__(self, respond, now: float, report=None, defer: bool = False):
+        super().__init__(now, report)
+        self.respond = respond
+        self.defer = defer
         self._reset_request()
         self.parser = self._new_parser()
 
@@ -111,22 +151,6 @@ class Connection:
             raise _Refused(BODY_TOO_LARGE, "request body too large")
 
     # --- what the worker calls ----------------------------------------------------------
-
-    @property
-    def awaiting_request(self) -> bool:
-        """True while the connection owes us a request: one is partly received, or none
-        has come yet on a fresh connection. Such a connection is under the request deadline."""
-        return self.partial or self.served == 0
-
-    @property
-    def idle(self) -> bool:
-        """Nothing received and nothing to write: closing it now loses no request."""
-        return not self.partial and not self.out and not self.closing and not self.waiting
-
-    @property
-    def requests(self) -> list[tuple[str, str, bytes]]:
-        """The deferred requests awaiting answers, in order."""
-        return [request for request, _ in self.waiting if request is not None]
 
     def answered(self, replies: list[tuple], now: float):
         """The answers to `requests`, in order: render them (and any refusal queued
@@ -161,18 +185,11 @@ class Connection:
                 self.started = now
                 self._feed(tail)
 
-    def sent(self, count: int, now: float):
-        """`count` bytes of `out` were written: progress, as far as deadlines go."""
-        del self.out[:count]
-        if count:
-            self.last_active = now
-
     def expired(self, now: float, request_timeout: float, idle_timeout: float) -> str | None:
         """Why the connection should be closed at `now`, or None."""
-        if self.awaiting_request and now - self.started > request_timeout:
-            return "no complete request within the request timeout"
-        if self.out and now - self.last_active > request_timeout:
-            return "client not reading its responses"
+        stalled = self._stalled(now, request_timeout)
+        if stalled is not None:
+            return stalled
         if self.served and self.idle and now - self.last_active > idle_timeout:
             return "idle"
         return None

@@ -24,44 +24,21 @@ from __future__ import annotations
 
 import orjson
 
+from pdns_backend.connection import ConnectionState
 from pdns_backend.service import MAX_BODY
 
 # A lookup line is about 250 bytes.
 MAX_LINE = MAX_BODY
 
 
-class LineConnection:
+class LineConnection(ConnectionState):
     """The JSON-lines side of one connection; the same interface as
     `pdns_backend.connection.Connection` (deferred mode), so the event loop serves both."""
 
     def __init__(self, url_prefix: str, now: float, report=None):
+        super().__init__(now, report)
         self.target = url_prefix or "/"
-        self.report = report or (lambda problem: None)
-        self.waiting: list[tuple] = []  # (("POST", prefix, line), None) per request, in order
-        self.out = bytearray()
-        self.closing = False
-        self.opened = now
-        self.started = now
-        self.last_active = now
-        self.served = 0
-        self.partial = False
-        self.lingering_since = None
-        self.lingered = 0
         self.buffer = bytearray()
-
-    @property
-    def awaiting_request(self) -> bool:
-        """A line is partly received, or none has come yet (PowerDNS sends `initialize`
-        as soon as it connects)."""
-        return self.partial or self.served == 0
-
-    @property
-    def idle(self) -> bool:
-        return not self.partial and not self.out and not self.closing and not self.waiting
-
-    @property
-    def requests(self) -> list[tuple[str, str, bytes]]:
-        return [request for request, _ in self.waiting]
 
     def received(self, data: bytes, now: float):
         if self.closing:
@@ -103,16 +80,7 @@ class LineConnection:
         if self.closing:
             self.out += b'{"log":["mountdns: request over %d bytes"]}\n' % MAX_LINE
 
-    def sent(self, count: int, now: float):
-        del self.out[:count]
-        if count:
-            self.last_active = now
-
     def expired(self, now: float, request_timeout: float, idle_timeout: float) -> str | None:
         """Why to close the connection at `now`, or None; never for being idle (see the
         module's doc)."""
-        if self.awaiting_request and now - self.started > request_timeout:
-            return "no complete request within the request timeout"
-        if self.out and now - self.last_active > request_timeout:
-            return "client not reading its responses"
-        return None
+        return self._stalled(now, request_timeout)
