@@ -95,31 +95,21 @@ class World:
         rng = self.rng
         roll = rng.random()
         namespace = rng.choice(NAMESPACES)
-        if roll < 0.45:
-            name = rng.choice(NAMES)
-            if rng.random() < 0.2:
-                self.pop(CONTAINER, (namespace, name))
-            else:
-                self.put(CONTAINER, (namespace, name), random_container(rng, namespace, name))
-        elif roll < 0.6:
-            name = rng.choice(PODS)
-            if rng.random() < 0.2:
-                self.pop(POD, (namespace, name))
-            else:
-                self.put(POD, (namespace, name), random_pod(rng, namespace, name))
-        elif roll < 0.75:
-            name = rng.choice(SOURCE_PODS)
-            if rng.random() < 0.2:
-                self.pop(PUBLISHED_POD, (namespace, name))
-            else:
-                self.put(PUBLISHED_POD, (namespace, name), random_source_pod(rng, namespace, name))
-        elif roll < 0.9:
-            name = rng.choice(NODES)
-            if rng.random() < 0.15:
-                self.pop(NODE, ("", name))
-            else:
-                self.put(NODE, ("", name), random_node(rng, name))
-        elif roll < 0.95:
+        # (up to this roll, kind, names, how often a change deletes, builder(rng, namespace, name))
+        for below, kind, names, deleting, build in (
+                (0.45, CONTAINER, NAMES, 0.2, random_container),
+                (0.6, POD, PODS, 0.2, random_pod),
+                (0.75, PUBLISHED_POD, SOURCE_PODS, 0.2, random_source_pod),
+                (0.9, NODE, NODES, 0.15, lambda rng, _, name: random_node(rng, name))):
+            if roll < below:
+                name = rng.choice(names)
+                key = ("" if kind == NODE else namespace, name)
+                if rng.random() < deleting:
+                    self.pop(kind, key)
+                else:
+                    self.put(kind, key, build(rng, namespace, name))
+                return
+        if roll < 0.95:
             kind = rng.choice([CONTAINER, POD, PUBLISHED_POD, NODE])  # a re-list: new dicts, same content
             self.objects[kind] = {key: dict(obj) for key, obj in self.objects[kind].items()}
             if self.cache is not None:
