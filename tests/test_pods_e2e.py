@@ -11,6 +11,7 @@ from mountdns.store.redis_store import RedisStore
 from mountdns.testing.objects import pod, seed_objects
 from mountdns.testing.seed import SEED_STATE
 from mountdns.testing.sync_process import SyncProcess
+from sync.sources.kube import PAGE_SIZE, POD_PAGE_SIZE
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +64,12 @@ def test_the_seed_is_published_from_a_pod_and_only_labelled_pods_are_asked_for(c
                     20, "the seed published with container-b-0 on its Pod's node")
     pod_requests = [query for method, path, query in list(api.requests) if path == "/api/v1/pods"]
     assert pod_requests and all(q.get("labelSelector") == "mountdns.io/backs" for q in pod_requests)
+    # Listed Pods are large: smaller pages than the Containers' (see sync.sources.kube).
+    pod_lists = [q for q in pod_requests if q.get("watch") != "true"]
+    container_lists = [query for method, path, query in list(api.requests)
+                       if path.endswith("/containers") and query.get("watch") != "true"]
+    assert pod_lists and {q.get("limit") for q in pod_lists} == {str(POD_PAGE_SIZE)}
+    assert container_lists and {q.get("limit") for q in container_lists} == {str(PAGE_SIZE)}
 
 
 def test_a_pod_deleted_and_recreated_on_another_node_takes_the_name_and_the_child_along(cluster):

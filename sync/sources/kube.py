@@ -48,6 +48,10 @@ GROUP, VERSION, PLURAL = "mountdns.io", "v1alpha1", "containers"
 # 2,000 requests, and each costs the client ~1 ms of its own (request building, argument
 # validation) besides the transfer. The API server serves any limit (it may send fewer).
 PAGE_SIZE = 5000
+# A listed Pod is 5-20 KB of JSON (a Container well under 1 KB): a page of 5,000 Pods would
+# be held, raw and parsed, at once, and the sync's peak memory would keep it. Pods are
+# listed in client-go's pages.
+POD_PAGE_SIZE = 500
 # Pods are watched through label selectors only (BACKS_LABEL for podRef, this one for the
 # pod source): the API server filters, the sync never receives the cluster's other Pods.
 PUBLISH_SELECTOR = f"{PUBLISH_LABEL}={PUBLISH_VALUE}"
@@ -187,7 +191,8 @@ class ResourceWatcher:
         # No cycle collection while the pages are read: see sync.sources.heap.
         with heap.paused(self.kind) as listed:
             while True:
-                kwargs = {"limit": PAGE_SIZE, "_preload_content": False,
+                kwargs = {"limit": POD_PAGE_SIZE if self.kind in (POD, PUBLISHED_POD) else PAGE_SIZE,
+                          "_preload_content": False,
                           "_request_timeout": self.request_timeout}
                 if token:
                     kwargs["_continue"] = token
