@@ -119,7 +119,8 @@ def test_a_changed_serial_and_nameservers_are_answered_within_the_bound(stack):
     store.apply(Changes(zones_put={ZONE: changed}, bump_serials=frozenset({ZONE})))
     wait_until(lambda: nameservers(pdns) == ["ns1.domain.foo.bar.", "ns2.domain.foo.bar."], DEADLINE,
                "the new nameservers")
-    assert soa(pdns)[1] == serial_in_redis(client)
+    # Another worker may still answer from its older read, within the same bound.
+    wait_until(lambda: soa(pdns)[1] == serial_in_redis(client), DEADLINE, "the changed zone's serial")
 
 
 def test_a_zone_added_then_removed_is_served_then_refused(stack):
