@@ -29,6 +29,9 @@ from pdns_backend.service import MAX_BODY
 
 # A lookup line is about 250 bytes.
 MAX_LINE = MAX_BODY
+# The answer to a line over MAX_LINE (no `result`: PowerDNS fails the call), then the
+# connection is closed.
+TOO_LONG = b'{"log":["mountdns: request over %d bytes"]}\n' % MAX_LINE
 
 
 class LineConnection(ConnectionState):
@@ -64,7 +67,7 @@ class LineConnection(ConnectionState):
             self.closing = True
             self.report("request line too long")
             if not self.waiting:
-                self.out += b'{"log":["mountdns: request over %d bytes"]}\n' % MAX_LINE
+                self.out += TOO_LONG
 
     def answered(self, replies: list[tuple], now: float):
         for reply in replies:
@@ -78,7 +81,7 @@ class LineConnection(ConnectionState):
         self.waiting = []
         self.last_active = now
         if self.closing:
-            self.out += b'{"log":["mountdns: request over %d bytes"]}\n' % MAX_LINE
+            self.out += TOO_LONG
 
     def expired(self, now: float, request_timeout: float, idle_timeout: float) -> str | None:
         """Why to close the connection at `now`, or None; never for being idle (see the

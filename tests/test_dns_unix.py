@@ -11,6 +11,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from mountdns.keyspace import Keys
 from mountdns.plan import Changes
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.seed import SEED_STATE, ZONE
@@ -64,7 +65,7 @@ def test_a_change_in_redis_is_answered_at_once_and_the_new_serial_within_the_bou
     store = RedisStore(redis_server.client())
     store.apply(Changes(parents_put={f"new.{ZONE}": "node-2"}, bump_serials=frozenset({ZONE})))
     assert answer(pdns, f"new.{ZONE}") == ("NOERROR", ["A 3.4.5.6"])
-    serial = int(redis_server.client().hget(f"mountdns:zone:{ZONE}", "serial"))
+    serial = int(redis_server.client().hget(Keys().zone(ZONE), "serial"))
     wait_until(lambda: answer(pdns, ZONE, "SOA")[1][0].split()[3] == str(serial), 10, "the new serial")
 
 
