@@ -135,12 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pdns_socket is not None and not 0 < len(os.fsencode(args.pdns_socket)) < 108:
             raise ConfigError(f"--pdns-socket: a unix socket path must be 1-107 bytes, got {args.pdns_socket!r}")
         purge = purge_settings(args)
-        metrics_bind = None
-        if args.metrics_bind:
-            try:
-                metrics_bind = parse_bind(args.metrics_bind)
-            except ConfigError:
-                raise ConfigError(f"--metrics-bind: expected HOST:PORT, got {args.metrics_bind!r}") from None
+        metrics_bind = bind_flag("--metrics-bind", args.metrics_bind)
     except ConfigError as exc:
         print(f"mountdns-backend: {exc}", file=sys.stderr)
         return 2
@@ -171,18 +166,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def bind_flag(flag: str, value: str | None) -> tuple[str, int] | None:
+    """A HOST:PORT flag's value parsed, None when unset; a ConfigError names the flag."""
+    if not value:
+        return None
+    try:
+        return parse_bind(value)
+    except ConfigError:
+        raise ConfigError(f"{flag}: expected HOST:PORT, got {value!r}") from None
+
+
 def purge_settings(args) -> tuple[str, str, tuple[float, ...], tuple[str, int] | None] | None:
     """(--pdns-api-url, --pdns-api-key, --purge-repeat-after, --purge-metrics-bind),
     validated; None without a URL."""
     repeats = tuple(repeated(args, "purge_repeat_after"))
-    metrics_bind = None
-    if args.purge_metrics_bind:
-        try:
-            metrics_bind = parse_bind(args.purge_metrics_bind)
-        except ConfigError:
-            raise ConfigError(f"--purge-metrics-bind: expected HOST:PORT, got {args.purge_metrics_bind!r}") from None
-        if not args.pdns_api_url:
-            raise ConfigError("--purge-metrics-bind: needs --pdns-api-url (there is no follower without it)")
+    metrics_bind = bind_flag("--purge-metrics-bind", args.purge_metrics_bind)
+    if metrics_bind and not args.pdns_api_url:
+        raise ConfigError("--purge-metrics-bind: needs --pdns-api-url (there is no follower without it)")
     for delay in repeats:
         if not 0 < delay <= 60:
             raise ConfigError(f"--purge-repeat-after: each delay must be between 0 and 60 seconds, got {delay}")
