@@ -151,6 +151,13 @@ def test_names_are_percent_encoded_and_absolute(api):
     assert api.paths() == [FLUSH + "a%2Bb%20c.example.com."]
 
 
+def assert_zone_purged_whole_after(follower, api, gap: str) -> None:
+    """The follower reads on after a gap of kind `gap`: the whole zone is purged, once."""
+    follower.read()
+    follower.purge_due()
+    assert flushed(api) == [ZONE + "."]
+    assert follower.metrics.gaps.labels(gap)._value.get() == 1
+
 def test_entries_trimmed_before_they_were_read_make_every_zone_purged(redis_client, store, api, clock):
     follower = make_follower(redis_client, api, clock)
     started(follower, api, clock)
@@ -158,11 +165,7 @@ def test_entries_trimmed_before_they_were_read_make_every_zone_purged(redis_clie
     state = move(store, SEED_STATE, "node-1", "1.1.1.1")
     move(store, state, "node-2", "2.2.2.2")
     redis_client.xtrim(KEYS.announcements, maxlen=1, approximate=False)  # the first was never read
-    follower.read()
-    follower.purge_due()
-
-    assert flushed(api) == [ZONE + "."]
-    assert follower.metrics.gaps.labels("trimmed")._value.get() == 1
+    assert_zone_purged_whole_after(follower, api, "trimmed")
 
 
 def test_a_stream_restarted_empty_makes_every_zone_purged(redis_client, store, api, clock):
@@ -172,11 +175,7 @@ def test_a_stream_restarted_empty_makes_every_zone_purged(redis_client, store, a
 
     redis_client.flushall()  # as a Redis restarted without persistence
     store.apply(diff(State(), SEED_STATE))  # the sync writes everything again
-    follower.read()
-    follower.purge_due()
-
-    assert flushed(api) == [ZONE + "."]
-    assert follower.metrics.gaps.labels("stream-reset")._value.get() == 1
+    assert_zone_purged_whole_after(follower, api, "stream-reset")
 
 
 def test_zones_announced_later_are_purged_whole_after_a_gap(redis_client, store, api, clock):

@@ -93,15 +93,22 @@ def processes():
         process.stop()
 
 
-def test_failover_the_sync_writes_the_new_primary_and_dns_keeps_answering(cluster, directory, processes,
-                                                                          record_property):
-    replica = cluster.replicas[0]
+def start_sync(cluster, directory, processes) -> SyncProcess:
+    """A sync reading the seed's manifests and writing through Sentinel, stopped by `processes`."""
     manifests = directory / "manifests"
     manifests.mkdir()
     write_manifests(manifests)
     sync = SyncProcess(directory, cluster.primary.url, manifests=str(manifests), resync_interval=300.0,
                        extra_args=tuple(cluster.sentinel_args()))
     processes.append(sync.start())
+    return sync
+
+
+def test_failover_the_sync_writes_the_new_primary_and_dns_keeps_answering(cluster, directory, processes,
+                                                                          record_property):
+    replica = cluster.replicas[0]
+    sync = start_sync(cluster, directory, processes)
+    manifests = directory / "manifests"
     sync.wait_until(lambda: replica.client().exists(NODE_1_KEY), 20, "the seed on the replica")
     backend, pdns = purging_pair(directory, replica.url)  # the backend reads the replica
     processes += [backend, pdns]
@@ -136,12 +143,8 @@ def test_failover_the_sync_writes_the_new_primary_and_dns_keeps_answering(cluste
 def test_the_backend_through_sentinel_answers_a_change_made_after_the_failover(cluster, directory, processes):
     replica = cluster.replicas[0]
     primary = cluster.primary.client()
+    sync = start_sync(cluster, directory, processes)
     manifests = directory / "manifests"
-    manifests.mkdir()
-    write_manifests(manifests)
-    sync = SyncProcess(directory, cluster.primary.url, manifests=str(manifests), resync_interval=300.0,
-                       extra_args=tuple(cluster.sentinel_args()))
-    processes.append(sync.start())
     sync.wait_until(lambda: primary.exists(NODE_1_KEY), 20, "the seed written")
     backend = BackendServer(directory, cluster.primary.url, workers=1, extra_args=tuple(cluster.sentinel_args()))
     processes.append(backend.start())
