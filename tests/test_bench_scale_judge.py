@@ -1,6 +1,7 @@
 """How the scale benchmark judges an answer through PowerDNS: the whole expected answer
-and nothing else is right; NXDOMAIN with an empty answer is absent; a CNAME without its
-target's A, a wrong address, NODATA or SERVFAIL is wrong."""
+and nothing else is right; NXDOMAIN with an empty answer is absent; NXDOMAIN after exactly
+the expected CNAME is a cut chain (the prober accepts it only for a name being deleted); a
+CNAME without its target's A under NOERROR, a wrong address, NODATA or SERVFAIL is wrong."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from bench.scale import expected_answer, judge
+from bench.scale import count_verdict, expected_answer, judge
 
 ZONE = "domain.foo.bar"
 NODES = 1000
@@ -47,8 +48,13 @@ def test_nxdomain_with_nothing_in_the_answer_is_absent():
     assert judge(response(name, dns.rcode.NXDOMAIN), name, NODES) == "absent"
 
 
+def test_nxdomain_after_the_expected_cname_is_a_cut_chain():
+    name, parent = f"gc-0000290.{ZONE}", f"gp-0000290.{ZONE}"
+    assert judge(response(name, dns.rcode.NXDOMAIN, (name, "CNAME", parent + ".")), name, NODES) == "cut"
+
+
 @pytest.mark.parametrize("rcode, records", [
-    (dns.rcode.NXDOMAIN, [("c-0000007", "CNAME", "p-0000007")]),  # a chain cut short
+    (dns.rcode.NXDOMAIN, [("c-0000007", "CNAME", "p-0000008")]),  # cut short, and to another parent
     (dns.rcode.NOERROR, [("c-0000007", "CNAME", "p-0000007")]),
     (dns.rcode.NOERROR, [("c-0000007", "CNAME", "p-0000008"), ("p-0000008", "A", "10.0.8.1")]),
     (dns.rcode.NOERROR, [("c-0000007", "CNAME", "p-0000007"), ("p-0000007", "A", "10.0.8.1")]),
@@ -56,11 +62,21 @@ def test_nxdomain_with_nothing_in_the_answer_is_absent():
                          ("p-0000007", "A", "10.0.9.9")]),
     (dns.rcode.NOERROR, []),  # NODATA
     (dns.rcode.SERVFAIL, []),
-], ids=["cname-then-nxdomain", "cname-alone", "other-parent", "wrong-address", "extra-address", "nodata",
+], ids=["other-cname-then-nxdomain", "cname-alone", "other-parent", "wrong-address", "extra-address", "nodata",
         "servfail"])
 def test_anything_else_for_a_child_is_wrong(rcode, records):
     name = f"c-0000007.{ZONE}"
     records = [(f"{owner}.{ZONE}", rdtype, f"{value}.{ZONE}." if rdtype == "CNAME" else value)
                for owner, rdtype, value in records]
     verdict = judge(response(name, rcode, *records), name, NODES)
-    assert verdict not in ("right", "absent")
+    assert verdict not in ("right", "absent", "cut")
+
+
+def test_the_prober_accepts_absent_or_cut_only_for_names_allowed_to_go():
+    required = ("p-", "c-")
+    assert count_verdict("right", f"c-0000007.{ZONE}", required) == ("right",)
+    assert count_verdict("cut", f"gc-0000007.{ZONE}", required) == ("absent", "cut")
+    assert count_verdict("absent", f"gp-0000007.{ZONE}", required) == ("absent",)
+    assert count_verdict("cut", f"c-0000007.{ZONE}", required) == ("wrong",)
+    assert count_verdict("absent", f"p-0000007.{ZONE}", required) == ("wrong",)
+    assert count_verdict("timeout", f"gc-0000007.{ZONE}", required) == ("wrong",)
