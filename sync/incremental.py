@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable
 
 from mountdns.records import State
+from sync.flat_object import OBJECT_TYPES
 from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerReader, NotPublishable, ObjectKey,
                           PodPlacement, RulesConfig, SkipCode, ipv4_first, is_published_pod, pod_placement)
 from sync.rules import (Desired, Skip, _identity, _mount_chain, _read_nodes, _resolve_mounts, _seniority,
@@ -673,7 +674,7 @@ def _skip_for(obj, exc: Exception, prefix: str) -> Skip:
 def _pod_named(obj) -> ObjectKey | None:
     """The key of the Pod a Container's spec.podRef names, when it can be told; its claim
     is read again when that Pod's placement changes."""
-    if not isinstance(obj, dict):
+    if not isinstance(obj, OBJECT_TYPES):
         return None
     meta, spec = obj.get("metadata"), obj.get("spec")
     ref = spec.get("podRef") if isinstance(spec, dict) else None

@@ -24,6 +24,7 @@ from typing import Iterable, Mapping
 
 from mountdns.names import InvalidName, check_publishable, containing_zone, normalize
 from mountdns.records import Zone
+from sync.flat_object import OBJECT_TYPES
 
 DEFAULT_NAMESPACE = "default"  # what kubectl assumes for a manifest without metadata.namespace
 UNDATED = math.inf  # objects without creationTimestamp (manifests from files) count as newest
@@ -153,7 +154,7 @@ class Claim:
 
 def _identity(obj) -> tuple[dict, str, str]:
     """(metadata, namespace, name) of a Container or Pod, or NotPublishable."""
-    if not isinstance(obj, dict):
+    if not isinstance(obj, OBJECT_TYPES):
         raise NotPublishable(f"not an object: {type(obj).__name__}")
     meta = _section(obj, "metadata")
     name = _optional_text(meta, "metadata", "name")
@@ -301,7 +302,7 @@ class PodPlacement:
 def pod_placement(pod) -> tuple[ObjectKey, PodPlacement] | None:
     """namespace/name and placement of a Pod as listed (whole or slimmed); None for an
     object that cannot be read as a Pod (it then backs nothing: PodNotFound)."""
-    if not isinstance(pod, dict):
+    if not isinstance(pod, OBJECT_TYPES):
         return None
     meta, spec, status = pod.get("metadata"), pod.get("spec"), pod.get("status")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
@@ -324,7 +325,7 @@ def pod_placement(pod) -> tuple[ObjectKey, PodPlacement] | None:
 
 def is_published_pod(pod) -> bool:
     """A Pod the pod source publishes: labelled mountdns.io/publish=true."""
-    meta = pod.get("metadata") if isinstance(pod, dict) else None
+    meta = pod.get("metadata") if isinstance(pod, OBJECT_TYPES) else None
     labels = meta.get("labels") if isinstance(meta, dict) else None
     return isinstance(labels, dict) and labels.get(PUBLISH_LABEL) == PUBLISH_VALUE
 

@@ -38,6 +38,7 @@ from operator import attrgetter
 from typing import Callable, Iterable, Mapping
 
 from mountdns.records import State
+from sync.flat_object import OBJECT_TYPES
 from sync.objects import (DEFAULT_NAMESPACE, Claim, ContainerReader, NotPublishable, ObjectKey, RulesConfig,
                           SkipCode, ipv4_first, is_published_pod, node_addresses,
                           pod_placements, POD_KEY_PREFIX)
@@ -107,7 +108,7 @@ def publication(published: Mapping[ObjectKey, Claim], key: ObjectKey) -> tuple[s
 def _identity(obj) -> ObjectKey:
     """namespace/name of an object that could not be read, as well as it can be told (cut
     short: the name of an invalid object may be anything, including 10 MB)."""
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    meta = obj.get("metadata") if isinstance(obj, OBJECT_TYPES) else None
     if not isinstance(meta, dict):
         return DEFAULT_NAMESPACE, ""
     namespace, name = meta.get("namespace") or DEFAULT_NAMESPACE, meta.get("name") or ""
@@ -291,7 +292,7 @@ def _read_nodes(nodes: Iterable[dict], config: RulesConfig
     by_name: dict[str, set[str]] = {}
     warnings: list[str] = []
     for node in nodes:
-        meta = node.get("metadata") if isinstance(node, dict) else None
+        meta = node.get("metadata") if isinstance(node, OBJECT_TYPES) else None
         name = meta.get("name") if isinstance(meta, dict) else None
         if not name or not isinstance(name, str) or len(name) > 253 or not name.isascii():
             warnings.append("ignored a Node without a valid metadata.name")

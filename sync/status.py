@@ -22,6 +22,7 @@ import collections.abc
 import sys
 from typing import Iterable, Mapping, NamedTuple
 
+from sync.flat_object import OBJECT_TYPES
 from sync.objects import POD_KEY_PREFIX, ObjectKey
 from sync.rules import Desired, publication
 
@@ -110,7 +111,7 @@ def _published_verdict(desired: Desired, key: ObjectKey, listed, owned_elsewhere
 
 
 def _node_name(node) -> str | None:
-    name = ((node.get("metadata") if isinstance(node, dict) else None) or {}).get("name")
+    name = ((node.get("metadata") if isinstance(node, OBJECT_TYPES) else None) or {}).get("name")
     return name.lower() if isinstance(name, str) else None
 
 

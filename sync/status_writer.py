@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from mountdns.backoff import Backoff
+from sync.flat_object import OBJECT_TYPES
 from sync.api_calls import call
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import BACKS_LABEL, DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
@@ -131,7 +132,7 @@ def _merged(older: Changes | None, last: Changes | None, newer: Changes | None) 
 def _own_namespace(obj) -> bool:
     """The object names its namespace: its key is then its own (one without would share
     the key of one in "default", and which of the two counts depends on their order)."""
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    meta = obj.get("metadata") if isinstance(obj, OBJECT_TYPES) else None
     return isinstance(meta, dict) and isinstance(meta.get("namespace"), str) and bool(meta["namespace"])
 
 
@@ -237,7 +238,7 @@ class StatusWriter:
             self._refresh_pods(pods, desired)
         node_signature = (frozenset(desired.state.nodes),
                           frozenset(str(part(n, "metadata").get("name") or "").lower()
-                                    for n in nodes if isinstance(n, dict)))
+                                    for n in nodes if isinstance(n, OBJECT_TYPES)))
         # The number of the newest result offered (offers not looked at merge into `changes`).
         newest = desired.changes
         seen, self._seen = self._seen, (newest.base + 1 if newest is not None else None)
@@ -266,7 +267,7 @@ class StatusWriter:
             # Keyed by the rules' own key tuples (the verdicts'), not a second equal tuple
             # per Container; the lookup table goes when this is built.
             canonical = {key: key for key in self._verdicts}
-            self._objects = {canonical.get(key, key): obj for obj in containers if isinstance(obj, dict)
+            self._objects = {canonical.get(key, key): obj for obj in containers if isinstance(obj, OBJECT_TYPES)
                              for key in (_key(obj),)}
             del canonical
         pending = self._pending
@@ -307,7 +308,7 @@ class StatusWriter:
                 del objects[key]
                 touched.add(key)
         for obj in added:
-            if isinstance(obj, dict):
+            if isinstance(obj, OBJECT_TYPES):
                 key = _key(obj)
                 objects[key] = obj
                 touched.add(key)
@@ -342,7 +343,7 @@ class StatusWriter:
         events, previous = self._pod_events, self._pod_reasons
         current = {}
         for obj in pods:
-            meta = obj.get("metadata") if isinstance(obj, dict) else None
+            meta = obj.get("metadata") if isinstance(obj, OBJECT_TYPES) else None
             if not (isinstance(meta, dict) and isinstance(meta.get("name"), str)):
                 continue
             skip = reasons.get((meta.get("namespace") or "default", meta["name"]))

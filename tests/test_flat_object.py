@@ -1,0 +1,121 @@
+"""A FlatObject is the dict it was made from, held as one tuple: equal to it, key order
+and malformed values included; read-only parts; adopt() swaps the whole content at once."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+
+import pytest
+
+from mountdns.testing.objects import MOUNTED, container
+from sync.flat_object import OBJECT_TYPES, FlatObject, flat
+from sync.sources.cache import CONTAINER, ObjectCache, slim
+
+
+def listed(obj: dict) -> dict:
+    return json.loads(json.dumps(obj))
+
+
+def random_object(rng: random.Random, depth: int = 0):
+    """A JSON value as a list page may hold one, malformed parts included."""
+    choice = rng.randrange(7 if depth < 3 else 4)
+    if choice == 0:
+        return rng.choice(["", "a", "MOUNTED", "x" * rng.randrange(300)])
+    if choice == 1:
+        return rng.choice([0, 1, -5, 2 ** 40, 1.5])
+    if choice == 2:
+        return rng.choice([None, True, False])
+    if choice == 3:
+        return "s%d" % rng.randrange(10)
+    if choice in (4, 5):
+        return {f"k{rng.randrange(6)}": random_object(rng, depth + 1) for _ in range(rng.randrange(5))}
+    return [random_object(rng, depth + 1) for _ in range(rng.randrange(4))]
+
+
+def test_any_object_comes_back_equal_with_its_key_order():
+    rng = random.Random(5)
+    for _ in range(2000):
+        obj = {f"top{rng.randrange(8)}": random_object(rng) for _ in range(rng.randrange(7))}
+        held = FlatObject(obj)
+        assert held == obj and obj == held
+        assert held.to_dict() == obj
+        assert list(held) == list(obj) and len(held) == len(obj)
+        for key, value in obj.items():
+            assert held[key] == value and held.get(key) == value and key in held
+            if isinstance(value, dict):
+                assert list(held[key]) == list(value)
+        assert held.get("absent") is None and held.get("absent", 7) == 7 and "absent" not in held
+        with pytest.raises(KeyError):
+            held["absent"]
+
+
+def test_a_part_read_is_a_new_dict_so_editing_it_changes_nothing_held():
+    held = FlatObject(listed(container("a", node="node-1")))
+    spec = held["spec"]
+    spec["nodeName"] = "elsewhere"
+    assert held["spec"]["nodeName"] == "node-1"
+
+
+def test_objects_differing_anywhere_are_not_equal():
+    base = listed(container("a", node="node-1", status=MOUNTED))
+    other = listed(container("a", node="node-2", status=MOUNTED))
+    reordered = {key: base[key] for key in reversed(list(base))}
+    assert FlatObject(base) != FlatObject(other)
+    assert FlatObject(base) != other
+    assert FlatObject(base) == FlatObject(reordered)  # as dicts compare: order does not count
+    assert FlatObject(base) != ["not", "a", "mapping"]
+
+
+def test_objects_of_one_shape_share_their_layout():
+    a = FlatObject(listed(container("a", node="node-1")))
+    b = FlatObject(listed(container("b", node="node-2")))
+    assert a._flat[0] is b._flat[0]
+
+
+def test_adopt_swaps_the_content_and_a_copy_keeps_the_old_one():
+    held = FlatObject(listed(container("a", node="node-1")))
+    before = held.copy()
+    held.adopt(FlatObject(listed(container("a", node="node-1", status=MOUNTED))))
+    assert held["status"] == {"deviceStatus": MOUNTED}
+    assert "status" not in before or before["status"] != {"deviceStatus": MOUNTED}
+    assert before == listed(container("a", node="node-1"))
+
+
+def test_only_dicts_are_flattened_and_both_count_as_objects():
+    assert flat("text") == "text" and flat(None) is None
+    held = flat({"metadata": {"name": "a"}})
+    assert type(held) is FlatObject and isinstance(held, OBJECT_TYPES)
+    with pytest.raises(TypeError):
+        hash(held)
+
+
+def _unique_bytes(obj: FlatObject, shared: set[int]) -> int:
+    """What one held object costs on its own: the object, its tuple and the values no
+    other object shares (interned ones excluded)."""
+    flat_tuple = obj._flat
+    total = sys.getsizeof(obj) + sys.getsizeof(flat_tuple)
+    for value in flat_tuple[1:]:
+        if id(value) not in shared:
+            total += sys.getsizeof(value)
+    return total
+
+
+def test_a_slimmed_container_is_held_in_under_500_bytes():
+    # Four dicts (the object, metadata, spec, status) held the same content in ~1,200.
+    a, b = (slim(CONTAINER, listed(container(f"c-{i:07d}", node="node-00001", fqdn=f"c-{i:07d}.domain.foo.bar",
+                                             type="netconf", mounted_to=f"p-{i:07d}", status=MOUNTED)))
+            for i in (1, 2))
+    shared = {id(x) for x in set(a._flat[1:]) & set(b._flat[1:]) if not isinstance(x, (dict, list))}
+    shared |= {id(v) for v in a._flat[1:] if v is not None and any(v is w for w in b._flat[1:])}
+    assert type(a) is FlatObject
+    assert _unique_bytes(a, shared) < 500
+
+
+def test_the_cache_holds_listed_containers_flat_and_hands_them_out_as_mappings():
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [listed(container("a", node="node-1"))])
+    held, = cache.snapshot().containers
+    assert type(held) is FlatObject
+    assert held["metadata"]["name"] == "a" and held["spec"]["nodeName"] == "node-1"
