@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import collections.abc
 import sys
-from typing import Iterable, Mapping, NamedTuple
+from typing import Iterable, Mapping
 
 from sync.flat_object import OBJECT_TYPES
 from sync.objects import POD_KEY_PREFIX, ObjectKey
@@ -38,15 +38,53 @@ _OWN_FIELDS = ("fqdn", "target")
 _INTERNED = frozenset({"type", "status", "reason", "lastTransitionTime"})
 
 
-class Verdict(NamedTuple):
-    """What one Container's status should say. (A NamedTuple: 100,000 of them are made
-    after every change to Containers, and a frozen dataclass takes three times as long.)"""
+class _Template(str):
+    """A published Container's message with its name and target left out (see Verdict)."""
+    __slots__ = ()
 
-    published: bool
-    reason: str  # "Published" or one of sync.rules.CODES
-    message: str
-    fqdn: str | None = None  # set only when published
-    target: str | None = None
+
+_PARENT_MESSAGE = _Template("{fqdn} has the addresses of node {target}")
+_CHILD_MESSAGE = _Template("{fqdn} is a CNAME to {target}")
+
+
+class Verdict:
+    """What one Container's status should say. The status writer keeps one for every
+    Container: small, with slots, and a published one's message is made when asked (to
+    compare or write it) from its name and target, not held as a string of its own
+    (~110 bytes a Container). Equal when they say the same, however made."""
+
+    __slots__ = ("published", "reason", "_message", "fqdn", "target")
+
+    def __init__(self, published: bool, reason: str, message: str, fqdn: str | None = None,
+                 target: str | None = None):
+        self.published, self.reason, self._message = published, reason, message
+        self.fqdn, self.target = fqdn, target  # set only when published
+
+    @classmethod
+    def published_as(cls, fqdn: str, target: str, cname: bool) -> "Verdict":
+        return cls(True, PUBLISHED, _CHILD_MESSAGE if cname else _PARENT_MESSAGE, fqdn, target)
+
+    @property
+    def message(self) -> str:
+        message = self._message
+        return message.format(fqdn=self.fqdn, target=self.target) if type(message) is _Template else message
+
+    def _fields(self) -> tuple:
+        return self.published, self.reason, self.message, self.fqdn, self.target
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Verdict):
+            return NotImplemented
+        if (self._message is other._message and self.fqdn == other.fqdn and self.target == other.target
+                and self.published == other.published and self.reason == other.reason):
+            return True  # most comparisons: one template (or string), no message made
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return "Verdict(published={!r}, reason={!r}, message={!r}, fqdn={!r}, target={!r})".format(*self._fields())
 
 
 def verdicts(desired: Desired, nodes: Iterable[dict],
@@ -96,14 +134,13 @@ def _published_verdict(desired: Desired, key: ObjectKey, listed, owned_elsewhere
     fqdn = claim.fqdn
     if fqdn in owned_elsewhere:
         return Verdict(False, "OwnedElsewhere", f"{fqdn} is held by another owner, which wrote it first; it keeps it")
-    if claim.mounted_to is None:  # a parent, most of them: no chain to follow
+    cname = claim.mounted_to is not None
+    if not cname:  # a parent, most of them: no chain to follow
         node = target = claim.node
-        message = f"{fqdn} has the addresses of node {target}"
     else:
         fqdn, target, node = publication(published, key)
-        message = f"{fqdn} is a CNAME to {target}"
     if node in desired.state.nodes:
-        return Verdict(True, PUBLISHED, message, fqdn, target)
+        return Verdict.published_as(fqdn, target, cname)
     if node in listed:
         return Verdict(False, "NodeHasNoAddress",
                        f"{fqdn} is written but node {node} has no usable address, so it does not resolve")

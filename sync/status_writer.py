@@ -145,16 +145,6 @@ def _resource_version(obj: Mapping) -> str | None:
     return part(obj, "metadata").get("resourceVersion")
 
 
-def _share_message(verdicts: dict, key: ObjectKey, obj: Mapping, verdict: Verdict) -> None:
-    """The kept verdict of an up-to-date Container holds the message string its cached
-    condition holds (equal: both say the same), not a copy: one string per Container less
-    (~100 bytes each, most Containers being up to date). Only the key's value changes:
-    safe while its dict is iterated."""
-    message = current_condition(obj).get("message")
-    if message is not verdict.message and message == verdict.message:
-        verdicts[key] = verdict._replace(message=message)
-
-
 class StatusWriter:
     """The background writer of Container status and Events."""
 
@@ -289,7 +279,6 @@ class StatusWriter:
         seen = obj.copy()  # one version of metadata and status (the cache swaps both in place)
         if up_to_date(seen, verdict):
             self._pending.pop(key, None)
-            _share_message(self._verdicts, key, seen, verdict)
         elif self._in_flight(key, obj, verdict):
             self._pending.pop(key, None)
         else:

@@ -253,3 +253,14 @@ def test_a_patch_built_from_a_cached_condition_holds_plain_dicts():
     assert patch["status"]["conditions"] == [{"type": "Published", "status": "True", "reason": "Published",
                                               "message": PARENT.message, "lastTransitionTime": T1,
                                               "observedGeneration": 1}]
+
+
+def test_a_published_verdict_makes_its_message_when_asked_and_equals_one_given_in_full():
+    made = Verdict.published_as("c.domain.foo.bar", "p.domain.foo.bar", cname=True)
+    given = Verdict(True, PUBLISHED, "c.domain.foo.bar is a CNAME to p.domain.foo.bar", "c.domain.foo.bar",
+                    "p.domain.foo.bar")
+    assert made.message == given.message and made == given and hash(made) == hash(given)
+    assert Verdict.published_as("p.domain.foo.bar", "node-0", cname=False) == PARENT
+    assert made != Verdict.published_as("c.domain.foo.bar", "p2.domain.foo.bar", cname=True)
+    assert made != Verdict(False, PUBLISHED, made.message, made.fqdn, made.target)
+    assert made != ORPHAN and made != None  # noqa: E711 - the writer compares with dict.get()'s None
