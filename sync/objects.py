@@ -191,7 +191,8 @@ class ContainerReader:
                                                                     self.pods.get((namespace, pod_ref)))
         if node is not None and not node.isascii():
             raise NotPublishable(f"spec.nodeName {node!r} is not ASCII")
-        return Claim((namespace, name), self.fqdn(name, namespace, spec),
+        key = getattr(obj, "key", None)  # the cache's tuple for a held object: one per Container
+        return Claim(key if key == (namespace, name) else (namespace, name), self.fqdn(name, namespace, spec),
                       self.created(meta.get("creationTimestamp")),
                       sys.intern(node.lower()) if node else None,  # few nodes, many Containers
                       mounted_to, unmounted_reason, unmounted_code)

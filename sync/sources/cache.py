@@ -153,6 +153,17 @@ def _same_for_rules(old: dict, new: dict) -> bool:
 
 
 def object_key(obj: dict) -> tuple[str, str]:
+    if type(obj) is FlatObject:
+        # Worked out once and kept with the object (see FlatObject.key). adopt() swaps
+        # only metadata and status with the name and namespace the same.
+        key = obj.key
+        if key is None:
+            key = obj.key = _key_of(obj)
+        return key
+    return _key_of(obj)
+
+
+def _key_of(obj) -> tuple[str, str]:
     # Strings whatever the object holds: a list as metadata.name must not make the key
     # unhashable and stop the watcher (the rules skip such an object as InvalidSpec).
     meta = obj.get("metadata") if isinstance(obj, OBJECT_TYPES) else None
@@ -241,7 +252,7 @@ class ObjectCache:
         kept = slim(kind, obj)
         with self._lock:
             objects = self._objects[kind]
-            key = object_key(obj)
+            key = object_key(kept)
             old = objects.get(key)
             if kind == CONTAINER and old is not None and _same_for_rules(old, kept):
                 # Only status the sync writes (or metadata) changed, e.g. its own status write
