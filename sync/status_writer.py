@@ -439,11 +439,33 @@ class StatusWriter:
         message = verdict.message
         if verdict.reason == SkipCode.POD_NOT_FOUND.value and self.pods is not None:
             message = self._pod_hint(obj, now) or message
+        if obj.get("kind") == "Pod" and not part(obj, "metadata").get("uid"):
+            obj = self._pod_as_listed(obj, now)
+            if obj is None:
+                return
         try:
             self._request(now, self.events.warning, obj, verdict.reason, message)
         except EventError as exc:
             # An Event is a courtesy to people; the status already says it.
             log.warning("event for %s/%s not recorded: %s", *_key(obj), exc)
+
+    def _pod_as_listed(self, pod: Mapping, now: float) -> Mapping | None:
+        """The Pod an Event is about, with its uid: the cache keeps none (a Pod's uid is
+        ~85 bytes, and 50,000 published Pods need it only for their rare Events), and
+        `kubectl describe pod` shows only the Events whose involvedObject names its uid.
+        None when the Pod is gone (an Event about it would be about nothing); the cached
+        Pod, uid-less, when it cannot be read (the Event is still listed by name)."""
+        if self.pods is None:
+            return pod
+        namespace, name = _key(pod)
+        try:
+            return self._request(now, self.pods.get, namespace, name)
+        except NotFound:
+            log.debug("pod %s/%s is gone: no event about it", namespace, name)
+            return None
+        except StatusWriteError as exc:
+            log.debug("pod %s/%s not read for its uid: %s", namespace, name, exc)
+            return pod
 
     def _pod_hint(self, obj: Mapping, now: float) -> str | None:
         """The Event's message when the Pod a Container names exists but lacks the label

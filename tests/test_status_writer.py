@@ -295,7 +295,7 @@ def test_a_pod_losing_a_name_gets_one_warning_event_and_no_status_write(api, clo
                     published_pod("young", node="node-0", fqdn="x.domain.foo.bar", namespace="apps",
                                   created="2024-01-01T00:00:00Z"),
                     published_pod("waiting", node="node-0", ready=False)])
-    writer = make_writer(api, clock)
+    writer = make_writer(api, clock, pods=True)
     offer_pods(writer, api)
     writer.step()
     offer_pods(writer, api)  # the same again: no second Event
@@ -304,7 +304,22 @@ def test_a_pod_losing_a_name_gets_one_warning_event_and_no_status_write(api, clo
     events = [e for e in api.objects("Event") if e["involvedObject"]["kind"] == "Pod"]
     assert [(e["metadata"]["namespace"], e["involvedObject"]["name"], e["reason"], e["count"]) for e in events] == [
         ("apps", "young", "NameConflict", 1)]  # the not-Ready Pod is not told: its own status says so
-    assert all("/pods/" not in path for _, path, _ in api.requests)  # no status written to a Pod
+    assert all("/pods/" not in path or method == "GET" for method, path, _ in api.requests)  # no Pod written
+    # The cache keeps no uid; the Event names it (kubectl describe pod matches on it): read once.
+    assert events[0]["involvedObject"]["uid"] == api.get("Pod", "young", namespace="apps")["metadata"]["uid"]
+    assert [path for method, path, _ in api.requests if "/pods/" in path] == ["/api/v1/namespaces/apps/pods/young"]
+
+
+def test_no_event_about_a_pod_deleted_before_its_event_is_written(api, clock):
+    api.apply_many([node("node-0", "1.2.3.4"),
+                    container("old", node="node-0", fqdn="x.domain.foo.bar", created="2020-01-01T00:00:00Z"),
+                    published_pod("young", node="node-0", fqdn="x.domain.foo.bar", namespace="apps",
+                                  created="2024-01-01T00:00:00Z")])
+    writer = make_writer(api, clock, pods=True)
+    offer_pods(writer, api)
+    api.delete("Pod", "young", namespace="apps")  # gone before the writer's turn
+    writer.step()
+    assert [e for e in api.objects("Event") if e["involvedObject"]["kind"] == "Pod"] == []
 
 
 def test_a_pod_that_fails_again_after_being_published_gets_a_new_warning_event(api, clock):

@@ -43,7 +43,7 @@ def _interned(value):
 def slim_pod(obj: dict, published: bool = False) -> dict:
     """A Pod as the rules read it: name, namespace, creation and deletion times,
     spec.nodeName and the Ready condition, and for the pod source
-    (`published`) our label, annotations and uid (for Events). A listed Pod is 5-20 KB
+    (`published`) our label and annotations. A listed Pod is 5-20 KB
     (containers, volumes, every condition, managedFields).
 
     What many Pods share is shared, not copied: the values repeated across Pods are
@@ -55,8 +55,7 @@ def slim_pod(obj: dict, published: bool = False) -> dict:
     kept["metadata"] = kept_meta = {k: _shared(meta[k]) if k in _INTERNED_POD_METADATA else meta[k]
                                     for k in _KEPT_POD_METADATA if k in meta}
     if published:
-        if "uid" in meta:
-            kept_meta["uid"] = meta["uid"]  # the involvedObject of a Warning Event about it
+        # No uid (~85 bytes a Pod): a Warning Event about a Pod, rare, reads the Pod for it.
         labels, annotations = meta.get("labels"), meta.get("annotations")
         if isinstance(labels, dict) and PUBLISH_LABEL in labels:
             value = labels[PUBLISH_LABEL]
