@@ -203,7 +203,7 @@ class ContainerReader:
         placement for spec.podRef. Its key is (namespace, "pod/<name>")."""
         meta, namespace, name = _identity(obj)
         annotations = meta.get("annotations") or {}
-        if not isinstance(annotations, dict):
+        if not isinstance(annotations, OBJECT_TYPES):
             raise NotPublishable(f"metadata.annotations must be an object, got {type(annotations).__name__}")
         spec = {"fqdn": annotations.get(FQDN_ANNOTATION), "mountedTo": annotations.get(MOUNTED_TO_ANNOTATION),
                 "type": annotations.get(TYPE_ANNOTATION)}

@@ -64,7 +64,7 @@ def slim_pod(obj: dict, published: bool = False) -> dict:
             ours = {k: _shared(annotations[k]) if k in _INTERNED_ANNOTATIONS else annotations[k]
                     for k in POD_ANNOTATIONS if k in annotations}
             if ours:
-                kept_meta["annotations"] = ours
+                kept_meta["annotations"] = FlatObject(ours)  # ~80 bytes less than a dict of up to 4 keys
         elif annotations is not None:
             kept_meta["annotations"] = annotations  # malformed: the rules report it
     if isinstance(spec, dict) and "nodeName" in spec:
