@@ -11,6 +11,7 @@ import functools
 import sys
 import threading
 import time
+from itertools import islice
 from typing import Iterator
 
 import redis
@@ -22,9 +23,11 @@ from mountdns.keyspace import (DEFAULT_OWNER, DEFAULT_PREFIX, ZONE_FIELDS, Keys,
 from mountdns.plan import Changes
 from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
 from mountdns.store import NOTHING_APPLIED, Applied, DataLost, Fenced, StoreError, UnknownOutcome, chunks
+from mountdns.store.like import compose
 from mountdns.store.scripts import APPLY_SCRIPT, RESOLVE_SCRIPT, TAKE_TERM_SCRIPT
 
-_SCAN_BATCH = 2000
+_SCAN_BATCH = 2000  # keys per SCAN page and per MGET: each reply stays small
+_NOT_OURS = object()  # a record another owner holds (or none at all)
 
 
 def _text(value) -> str:
@@ -152,23 +155,65 @@ class RedisStore:
         replies = pipe.execute()
         return {n: zone_from_hash(n, h) for n, h, mine in zip(names, replies[::2], replies[1::2]) if h and mine}
 
-    def read_state(self) -> State:
-        """This owner's published state (SCAN + MGET), for diffing against a desired one:
-        the zones it publishes in, its nodes, and the names it holds. Another owner's
-        records are never in it, so nothing diffed against it deletes them."""
-        node_prefix = len(self.keys.node("", self.owner))
+    def read_state(self, like: State | None = None) -> State:
+        """This owner's published state, for diffing against a desired one: the zones it
+        publishes in, its nodes, and the names it holds. Another owner's records are
+        never in it, so nothing diffed against it deletes them.
+
+        With `like` (the desired state), the same state, but each record whose value in
+        Redis equals `like`'s comes back as `like`'s own key and value objects, and a
+        mapping Redis holds exactly as `like` has it as `like`'s dict itself (see
+        `mountdns.store.like`): a full read next to a million desired names costs only
+        what differs. The desired names are read with MGET, then a SCAN finds the others,
+        a page at a time: no reply holds more than a page of keys."""
+        like = State() if like is None else like
+        owner = self.owner
+        node_prefix = len(self.keys.node("", owner))
+
+        def name_value(raw: bytes):
+            held_by, value = split_owned(raw)
+            return value if held_by == owner else _NOT_OURS
+
         try:
             return State(
                 zones=self._own_zones(),
-                nodes={_text(k)[node_prefix:]: decode_addresses(v)
-                       for k, v in self._scan_values(self.keys.node_pattern(self.owner))},
+                nodes=self._read_like(like.nodes, lambda n: self.keys.node(n, owner),
+                                      self.keys.node_pattern(owner), lambda key: _text(key)[node_prefix:],
+                                      decode_addresses),
                 # A parent's value is its node's name: a few thousand values for a million
                 # parents, held once each.
-                parents={n: sys.intern(v) for n, o, v in self._names("parent") if o == self.owner},
-                children={n: v for n, o, v in self._names("child") if o == self.owner},
+                parents=self._read_like(like.parents, self.keys.parent, self.keys.pattern("parent"),
+                                        lambda key: self.keys.strip("parent", key), name_value, sys.intern),
+                children=self._read_like(like.children, self.keys.child, self.keys.pattern("child"),
+                                         lambda key: self.keys.strip("child", key), name_value),
             )
         except redis.RedisError as exc:
             raise StoreError(f"redis read of the published state failed: {exc}") from exc
+
+    def _read_like(self, desired, key_of, pattern: str, name_of, parse, keep=None) -> dict:
+        """One mapping of this owner's records, in `desired`'s objects where they agree.
+        `key_of(name)` is a name's key, `name_of(key)` the name back, `parse(raw)` a
+        value as stored into the record's value (_NOT_OURS for another owner's), `keep`
+        what is done to a fresh value kept."""
+        missing, differing, extra = [], {}, {}
+        names = iter(desired)
+        while chunk := list(islice(names, _SCAN_BATCH)):
+            for name, raw in zip(chunk, self.redis.mget([key_of(n) for n in chunk])):
+                value = _NOT_OURS if raw is None else parse(raw)
+                if value is _NOT_OURS:
+                    missing.append(name)
+                elif value != desired[name]:
+                    differing[name] = keep(value) if keep else value
+        cursor = None
+        while cursor != 0:
+            cursor, keys = self.redis.scan(cursor=cursor or 0, match=pattern, count=_SCAN_BATCH)
+            others = [(key, name) for key, name in zip(keys, map(name_of, keys)) if name not in desired]
+            if others:
+                for (_, name), raw in zip(others, self.redis.mget([key for key, _ in others])):
+                    value = _NOT_OURS if raw is None else parse(raw)  # None: deleted since the SCAN
+                    if value is not _NOT_OURS:
+                        extra[name] = keep(value) if keep else value
+        return compose(desired, missing, differing, extra)
 
     def zone_state(self, zone: str) -> State:
         """The records of one zone (for AXFR), whoever owns them: its names, and the
