@@ -256,12 +256,12 @@ class RedisStore:
         """
         if changes.empty and not changes.bump_serials and not mark and not (announcement and announce_always):
             return NOTHING_APPLIED
-        parts = chunks.split(changes, self.chunk_keys)
+        calls = chunks.count(changes, self.chunk_keys)
         refused: set[str] = set()
         zones_elsewhere: set[str] = set()
         wrote = False
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
+        for index, part in enumerate(chunks.pieces(changes, self.chunk_keys)):
+            last = index == calls - 1
             try:
                 reply = self._apply_chunk(
                     part, changes, term=term, mark=mark and last, require_marker=require_marker,
@@ -273,7 +273,7 @@ class RedisStore:
                     raise
                 # Earlier calls were written and their names not announced yet: the caller
                 # must re-read and purge, as for a write whose reply never came.
-                raise UnknownOutcome(f"{exc} (after {index} of {len(parts)} calls of the batch were "
+                raise UnknownOutcome(f"{exc} (after {index} of {calls} calls of the batch were "
                                      "written)") from exc
             refused.update(_text(n) for n in reply[1])
             zones_elsewhere.update(_text(n) for n in reply[2])
