@@ -222,3 +222,17 @@ def test_read_like_against_redis_server_in_pages(redis_client, monkeypatch):
     exact = east.read_state(like=mine)
     assert exact.parents is mine.parents and exact.children is mine.children and exact.nodes is mine.nodes
     assert west.read_state().parents == theirs.parents
+
+
+def test_a_stale_childs_value_is_its_stale_parents_own_name(redis_client):
+    # Stale names come in families (a stale parent and the children mounted to it): the
+    # children's values are held once, as the parent names the read holds anyway.
+    store = RedisStore(redis_client)
+    stale = State(zones={ZONE: SEED_ZONE}, nodes={"node-9": ("192.0.2.9",)},
+                  parents={f"gp{i}.{ZONE}": "node-9" for i in range(5)},
+                  children={f"gc{i}.{ZONE}": f"gp{i}.{ZONE}" for i in range(5)})
+    load(store, stale)
+    read = store.read_state(like=SEED_STATE)
+    assert read.parents == stale.parents and read.children == stale.children
+    parent_names = {name: name for name in read.parents}
+    assert all(value is parent_names[value] for value in read.children.values())

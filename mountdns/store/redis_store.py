@@ -175,23 +175,28 @@ class RedisStore:
             return value if held_by == owner else _NOT_OURS
 
         try:
-            return State(
-                zones=self._own_zones(),
-                nodes=self._read_like(like.nodes, lambda n: self.keys.node(n, owner),
-                                      self.keys.node_pattern(owner), lambda key: _text(key)[node_prefix:],
-                                      decode_addresses),
-                # A parent's value is its node's name: a few thousand values for a million
-                # parents, held once each.
-                parents=self._read_like(like.parents, self.keys.parent, self.keys.pattern("parent"),
-                                        lambda key: self.keys.strip("parent", key), name_value, sys.intern),
-                children=self._read_like(like.children, self.keys.child, self.keys.pattern("child"),
-                                         lambda key: self.keys.strip("child", key), name_value),
-            )
+            zones = self._own_zones()
+            nodes = self._read_like(like.nodes, lambda n: self.keys.node(n, owner), self.keys.node_pattern(owner),
+                                    lambda key: _text(key)[node_prefix:], decode_addresses)
+            # A parent's value is its node's name: a few thousand values for a million
+            # parents, held once each.
+            parents = self._read_like(like.parents, self.keys.parent, self.keys.pattern("parent"),
+                                      lambda key: self.keys.strip("parent", key), name_value, sys.intern)
+            # A child's value is its parent's name: one that is no longer desired (a stale
+            # parent, with its stale children) is held once, as the parent's key.
+            stale_parents = {name: name for name in parents[2]}
+            children = self._read_like(like.children, self.keys.child, self.keys.pattern("child"),
+                                       lambda key: self.keys.strip("child", key), name_value,
+                                       lambda value: stale_parents.get(value, value))
+            del stale_parents
         except redis.RedisError as exc:
             raise StoreError(f"redis read of the published state failed: {exc}") from exc
+        return State(zones=zones, nodes=compose(like.nodes, *nodes), parents=compose(like.parents, *parents),
+                     children=compose(like.children, *children))
 
-    def _read_like(self, desired, key_of, pattern: str, name_of, parse, keep=None) -> dict:
-        """One mapping of this owner's records, in `desired`'s objects where they agree.
+    def _read_like(self, desired, key_of, pattern: str, name_of, parse, keep=None) -> tuple[list, dict, dict]:
+        """One mapping of this owner's records as (missing, differing, extra) against
+        `desired` (see `mountdns.store.like`), the names of the first two `desired`'s own.
         `key_of(name)` is a name's key, `name_of(key)` the name back, `parse(raw)` a
         value as stored into the record's value (_NOT_OURS for another owner's), `keep`
         what is done to a fresh value kept."""
@@ -213,7 +218,7 @@ class RedisStore:
                     value = _NOT_OURS if raw is None else parse(raw)  # None: deleted since the SCAN
                     if value is not _NOT_OURS:
                         extra[name] = keep(value) if keep else value
-        return compose(desired, missing, differing, extra)
+        return missing, differing, extra
 
     def zone_state(self, zone: str) -> State:
         """The records of one zone (for AXFR), whoever owns them: its names, and the
