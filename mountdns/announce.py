@@ -119,8 +119,11 @@ def _purged_names(changes: Changes, before: State, after: State, extra_waves: li
         for state in (before, after):
             yield from (p for p, node in state.parents.items() if node in moved)
 
+    parents_put, parents_delete, children_put, children_delete, zones_put = parts
+
     def first(name: str) -> bool:
-        return (any(name in part for part in parts)
+        return (name in parents_put or name in parents_delete or name in children_put or name in children_delete
+                or name in zones_put
                 or bool(moved) and (before_parents.get(name) in moved or after_parents.get(name) in moved))
 
     later: list[set[str]] = []

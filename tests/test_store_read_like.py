@@ -11,7 +11,7 @@ import fakeredis
 import pytest
 
 from mountdns.records import State
-from mountdns.store.like import compose, parts
+from mountdns.store.like import Composed, compose, parts
 from mountdns.store.memory_store import MemoryStore
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.objects import SEED_CONFIG, seed_objects
@@ -136,6 +136,27 @@ def test_compose_parts_round_trip():
     assert compose(desired, missing, differing, extra) == held
     assert compose(desired, [], {}, {}) is desired
     assert compose(desired, ["a", "b", "c"], {}, {"d": "4"}) == {"d": "4"}
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_composed_mapping_answers_as_the_dict_it_stands_for(seed):
+    rng = random.Random(seed)
+    desired = {f"d{i}": f"v{rng.randrange(5)}" for i in range(rng.randrange(1, 30))}
+    held = {key: rng.choice([value, fresh(value), "other"]) for key, value in desired.items() if rng.random() < 0.8}
+    held.update({f"x{i}": f"w{i}" for i in range(rng.randrange(4))})
+    missing, differing, extra = parts(held, desired)
+    composed = Composed(desired, missing, differing, extra)
+    assert composed == held and held == composed and dict(composed) == held
+    assert len(composed) == len(held) and set(composed) == set(held) and dict(composed.items()) == held
+    assert sorted(composed.items()) == sorted(held.items()) and list(composed.items()) == list(composed.items())
+    for key in [*desired, *extra, "nowhere"]:
+        assert (key in composed) == (key in held)
+        assert composed.get(key) == held.get(key) and composed.get(key, 7) == held.get(key, 7)
+        if key in held:
+            assert composed[key] == held[key]
+        else:
+            with pytest.raises(KeyError):
+                composed[key]
 
 
 # -- the reconciler: the same outcome either way ------------------------------------------

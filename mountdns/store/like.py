@@ -12,16 +12,21 @@ parts, what differs from `desired`:
 
 and `compose` gives back the mapping the plain read would have given, equal to it key for
 key, but made of `desired`'s own key and value objects wherever they agree, and `desired`
-itself (no dict at all) when the store holds exactly it. Only the differing values and
-the extra names (which a diff deletes, so it needs them anyway) are fresh objects.
+itself (no dict at all) when the store holds exactly it, and otherwise a read-only
+`Composed` mapping over the four parts (no dict of every name either). Only the
+differing values and the extra names (which a diff deletes, so it needs them anyway) are
+fresh objects.
 """
 
 from __future__ import annotations
 
-from typing import Collection, Mapping
+from itertools import chain, filterfalse
+from typing import Collection, ItemsView, Iterator, Mapping
+
+_ABSENT = object()
 
 
-def compose(desired: Mapping, missing: Collection, differing: Mapping, extra: Mapping) -> Mapping:
+def compose(desired: Mapping, missing: Collection, differing: Mapping, extra: dict) -> Mapping:
     """The store's mapping: `desired` less `missing`, with `differing`'s values, plus
     `extra`. `missing` and `differing` name only keys of `desired`, `extra` none; `extra`
     (a dict the caller made for this) may come back as it is."""
@@ -29,14 +34,65 @@ def compose(desired: Mapping, missing: Collection, differing: Mapping, extra: Ma
         return desired
     if len(missing) == len(desired):
         return extra  # nothing desired held (a first write): no dict of desired names
-    if missing:
-        skip = missing if isinstance(missing, (set, frozenset)) else set(missing)
-        result = {key: value for key, value in desired.items() if key not in skip}
-    else:
-        result = dict(desired)  # keys and values shared, only the dict is new
-    result.update(differing)  # a key already in `result` keeps its (desired's) object
-    result.update(extra)
-    return result
+    return Composed(desired, missing, differing, extra)
+
+
+class Composed(Mapping):
+    """`desired` less `missing`, with `differing`'s values, plus `extra`, as one read-only
+    mapping over the four: no dict of every name (at a garbage collection of as many
+    stale names as live ones, a dict of both would be twice the size of the desired one,
+    next to it). Lookups cost a few dict lookups, iteration chains the parts' own."""
+
+    __slots__ = ("_desired", "_missing", "_differing", "_extra")
+
+    def __init__(self, desired: Mapping, missing: Collection, differing: Mapping, extra: Mapping):
+        self._desired = desired
+        self._missing = missing if isinstance(missing, (set, frozenset)) else frozenset(missing)
+        self._differing = differing
+        self._extra = extra
+
+    def get(self, key, default=None):
+        value = self._desired.get(key, _ABSENT)
+        if value is _ABSENT:
+            return self._extra.get(key, default)
+        if key in self._missing:
+            return default
+        return self._differing.get(key, value)
+
+    def __getitem__(self, key):
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key) -> bool:
+        return key in self._extra if key not in self._desired else key not in self._missing
+
+    def __len__(self) -> int:
+        return len(self._desired) - len(self._missing) + len(self._extra)
+
+    def __iter__(self) -> Iterator:
+        desired = self._desired if not self._missing else filterfalse(self._missing.__contains__, self._desired)
+        return chain(desired, self._extra)
+
+    def items(self) -> ItemsView:
+        return _ComposedItems(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self.items())!r})"
+
+
+class _ComposedItems(ItemsView):
+    """The items of a Composed, iterated from its parts' own items."""
+
+    def __iter__(self) -> Iterator:
+        composed = self._mapping
+        desired, missing, differing = composed._desired, composed._missing, composed._differing
+        if missing or differing:
+            held = ((key, differing.get(key, value)) for key, value in desired.items() if key not in missing)
+        else:
+            held = desired.items()
+        return chain(held, composed._extra.items())
 
 
 def parts(held: Mapping, desired: Mapping) -> tuple[list, dict, dict]:

@@ -161,11 +161,12 @@ class RedisStore:
         never in it, so nothing diffed against it deletes them.
 
         With `like` (the desired state), the same state, but each record whose value in
-        Redis equals `like`'s comes back as `like`'s own key and value objects, and a
-        mapping Redis holds exactly as `like` has it as `like`'s dict itself (see
-        `mountdns.store.like`): a full read next to a million desired names costs only
-        what differs. The desired names are read with MGET, then a SCAN finds the others,
-        a page at a time: no reply holds more than a page of keys."""
+        Redis equals `like`'s comes back as `like`'s own key and value objects: a mapping
+        Redis holds exactly as `like` has it is `like`'s dict itself, any other a
+        read-only mapping over `like`'s and what differs (see `mountdns.store.like`). A
+        full read next to a million desired names costs only what differs. The desired
+        names are read with MGET, then a SCAN finds the others, a page at a time: no
+        reply holds more than a page of keys."""
         like = State() if like is None else like
         owner = self.owner
         node_prefix = len(self.keys.node("", owner))
