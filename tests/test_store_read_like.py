@@ -257,3 +257,33 @@ def test_a_stale_childs_value_is_its_stale_parents_own_name(redis_client):
     assert read.parents == stale.parents and read.children == stale.children
     parent_names = {name: name for name in read.parents}
     assert all(value is parent_names[value] for value in read.children.values())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_full_batch_against_redis_server_is_the_same_read_like_or_plain(redis_client, seed):
+    # Two prefixes on one real Redis, loaded alike: a reconciler reading like its plan and
+    # one reading plainly write, announce and leave the same; the stale names go, another
+    # owner's stay.
+    from mountdns import announce
+    rng = random.Random(seed)
+    containers, nodes = seed_objects()
+    snapshot = Snapshot(containers=tuple(containers), nodes=tuple(nodes), complete=True)
+    ours, theirs = random_held(desired_state(containers, nodes, SEED_CONFIG).state, rng)
+    stores = {}
+    for prefix in ("like:", "plain:"):
+        load(RedisStore(redis_client, prefix=prefix, owner="west"), theirs)
+        stores[prefix] = RedisStore(redis_client, prefix=prefix, owner="east", chunk_keys=3)
+        load(stores[prefix], ours)
+    by_like = Reconciler(stores["like:"], SEED_CONFIG)
+    by_plain = Reconciler(PlainRead(stores["plain:"]), SEED_CONFIG)
+    for _ in range(2):
+        assert by_like.reconcile(snapshot, full=True).changes == by_plain.reconcile(snapshot, full=True).changes
+        assert by_like.known == by_plain.known
+    entries = [[announce.decode(fields) for _, fields in redis_client.xrange(store.keys.announcements)]
+               for store in stores.values()]
+    assert entries[0] == entries[1] and entries[0]
+    like, plain = stores["like:"].read_state(), stores["plain:"].read_state()
+    assert (like.nodes, like.parents, like.children) == (plain.nodes, plain.parents, plain.children)
+    assert not any(name.startswith("stale-") for name in {**like.parents, **like.children})
+    west = RedisStore(redis_client, prefix="like:", owner="west").read_state()
+    assert (west.parents, west.children) == (theirs.parents, theirs.children)
