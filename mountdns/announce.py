@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from mountdns.names import zone_finder
 from mountdns.plan import Changes
@@ -67,15 +67,94 @@ def from_changes(changes: Changes, before: State, after: State, zones: Iterable[
     name and all below it), which keeps an entry small even for the first sync of
     100,000 names. `waves`, if given, are what purge_waves would find (a caller that
     keeps indexes of the records finds them without a pass over every name)."""
-    waves = (purge_waves(changes, before, after) if waves is None else waves) + [set(w) for w in extra_waves if w]
+    extra_waves = [set(w) for w in extra_waves if w]
+    zone_of = zone_finder(zones)
+    if waves is None and (any(len(names) > MAX_NAMES_PER_PURGE for names in _first_wave_parts(changes))
+                          or any(len(wave) > MAX_NAMES_PER_PURGE for wave in extra_waves)):
+        # Zones for sure: found without the waves' sets of every name (a full write's or a
+        # garbage collection's 100,000, at the sync's peak).
+        return _collapsed(_purged_names(changes, before, after, extra_waves), zone_of)
+    waves = (purge_waves(changes, before, after) if waves is None else waves) + extra_waves
     if not waves:
         return None
-    zone_of = zone_finder(zones)
+    if _more_than(waves, MAX_NAMES_PER_PURGE):
+        return _collapsed((name for wave in waves for name in wave), zone_of)
     names = set().union(*waves)
-    if len(names) > MAX_NAMES_PER_PURGE:
-        waves = [{zone_of(n) or n for n in names}]
     touched = frozenset(z for z in map(zone_of, names) if z)
     return Announcement(tuple(frozenset(w) for w in waves), touched)
+
+
+def _collapsed(names: Iterable[str], zone_of) -> Announcement:
+    """The announcement of so many names that their zones are purged instead: name by
+    name, without a set of them (repeats are harmless)."""
+    collapsed, touched = set(), set()
+    for name in names:
+        zone = zone_of(name)
+        if zone:
+            collapsed.add(zone)
+            touched.add(zone)
+        else:
+            collapsed.add(name)
+    return Announcement((frozenset(collapsed),), frozenset(touched))
+
+
+def _first_wave_parts(changes: Changes) -> tuple:
+    """The sections of `changes` whose names purge_waves's first wave holds (with the
+    parents on moved nodes)."""
+    return (changes.parents_put, changes.parents_delete, changes.children_put, changes.children_delete,
+            changes.zones_put)
+
+
+def _purged_names(changes: Changes, before: State, after: State, extra_waves: list[set[str]]) -> Iterator[str]:
+    """Every name of purge_waves(changes, before, after) and of `extra_waves`, some more
+    than once, found from the changes and the states themselves: the first wave is asked
+    of the sections it is made of rather than built, and only the (few) names chained to
+    it below are collected into sets."""
+    parts = _first_wave_parts(changes)
+    moved = set(changes.nodes_put) | set(changes.nodes_delete)
+    before_parents, after_parents = before.parents, after.parents
+    for part in parts:
+        yield from part
+    if moved:
+        for state in (before, after):
+            yield from (p for p, node in state.parents.items() if node in moved)
+
+    parents_put, parents_delete, children_put, children_delete, zones_put = parts
+
+    def first(name: str) -> bool:
+        return (name in parents_put or name in parents_delete or name in children_put or name in children_delete
+                or name in zones_put
+                or bool(moved) and (before_parents.get(name) in moved or after_parents.get(name) in moved))
+
+    later: list[set[str]] = []
+    frontier = None  # the first wave
+    while True:
+        if frontier is None:
+            found = {child for state in (before, after) for child, target in state.children.items()
+                     if first(target) and not first(child)}
+        else:
+            found = {child for state in (before, after) for child, target in state.children.items()
+                     if target in frontier and not first(child) and not any(child in wave for wave in later)}
+        if not found:
+            break
+        later.append(found)
+        frontier = found
+        yield from found
+    for wave in extra_waves:
+        yield from wave
+
+
+def _more_than(waves: list[set[str]], limit: int) -> bool:
+    """Whether the waves name more than `limit` names together (a union of at most
+    2 * `limit` of them is built on the way)."""
+    seen: set[str] = set()
+    for wave in waves:
+        if len(wave) > limit:
+            return True
+        seen |= wave
+        if len(seen) > limit:
+            return True
+    return False
 
 
 def encode(announcement: Announcement) -> dict[str, str]:

@@ -61,8 +61,10 @@ class Changes:
 
 
 def _map_diff(current: Mapping, desired: Mapping) -> tuple[dict, frozenset]:
-    if not current:  # a first write: everything is new
-        return dict(desired), frozenset()
+    if not current:
+        # A first write: everything is new. The desired mapping itself (nobody edits a
+        # state once made), not a copy of a million names next to it.
+        return desired, frozenset()
     put = {k: v for k, v in desired.items() if current.get(k) != v}
     delete = frozenset(k for k in current if k not in desired)
     return put, delete

@@ -185,6 +185,13 @@ class Reconciler:
 
     def _reconcile(self, snapshot: Snapshot, full: bool) -> Outcome:
         started = time.monotonic()
+        if full:
+            # A full batch re-reads the store. What we knew and the last plan (kept only to
+            # narrow a diff against memory) are the previous batch's records: let them go
+            # before the rules copy theirs for this batch, so that one copy, not two, lives
+            # through the read, the diff and the write.
+            self.known = None
+            self._last_plan = None
         plan = self._desired(snapshot)
         self._report_skips(plan)
         if self.metrics is not None:
@@ -194,9 +201,14 @@ class Reconciler:
             self._check_marker()
             # What we knew is about to be replaced: let it go before the store's whole state
             # is read next to it (a million names each). A read that fails leaves nothing
-            # known, so the next batch reads again, as after a failed write.
+            # known, so the next batch reads again, as after a failed write. A diff against
+            # a read is never narrowed (_narrowed): the last plan goes too.
             self.known = None
-            current = self.store.read_state()
+            self._last_plan = None
+            # Read in the plan's own objects where Redis agrees with it (the plan's dicts
+            # themselves where it holds exactly them): only what differs is read into new
+            # strings, not a second copy of every name next to the plan's.
+            current = self.store.read_state(like=plan.state)
         else:
             current = self.known
         before, desired = self._narrowed(current, plan)

@@ -114,3 +114,69 @@ def test_the_stream_is_trimmed_to_about_maxlen(redis_client):
         store.apply(Changes(), announcement=item, announce_always=True)
     # Approximate trimming removes whole stream nodes (100 entries by default).
     assert announce.MAXLEN <= redis_client.xlen(KEYS.announcements) < announce.MAXLEN + 200
+
+
+def reference_purge_waves(changes: Changes, before: State, after: State) -> list[set[str]]:
+    """purge_waves as first written: every wave a set of its own, `seen` a union of them."""
+    names = set(changes.parents_put) | set(changes.parents_delete)
+    names |= set(changes.children_put) | set(changes.children_delete)
+    moved_nodes = set(changes.nodes_put) | set(changes.nodes_delete)
+    for state in (before, after):
+        names.update(p for p, node in state.parents.items() if node in moved_nodes)
+    names |= set(changes.zones_put)
+    waves = [names] if names else []
+    seen, frontier = set(names), set(names)
+    while frontier:
+        frontier = {child for state in (before, after) for child, target in state.children.items()
+                    if target in frontier and child not in seen}
+        if frontier:
+            waves.append(frontier)
+            seen |= frontier
+    return waves
+
+
+def reference_announcement(changes, before, after, zones, extra_waves=()) -> Announcement | None:
+    """from_changes as first written: the union of every wave, then zones past the limit."""
+    from mountdns.names import zone_finder
+    waves = reference_purge_waves(changes, before, after) + [set(w) for w in extra_waves if w]
+    if not waves:
+        return None
+    zone_of = zone_finder(zones)
+    names = set().union(*waves)
+    if len(names) > MAX_NAMES_PER_PURGE:
+        waves = [{zone_of(n) or n for n in names}]
+    touched = frozenset(z for z in map(zone_of, names) if z)
+    return Announcement(tuple(frozenset(w) for w in waves), touched)
+
+
+def random_records(rng, size: int) -> State:
+    """Parents over a few nodes and children chained to parents or to other children, in
+    two zones and outside them."""
+    where = [ZONE, "other.example", "outside.test"]
+    names = [f"n{rng.randrange(3 * size + 1)}.{rng.choice(where)}" for _ in range(size)]
+    parents, children = {}, {}
+    for name in names:
+        if rng.random() < 0.5:
+            parents[name] = f"node-{rng.randrange(4)}"
+        elif parents or children:
+            children[name] = rng.choice(list(parents) + list(children))
+    zones = {z: Zone(name=z, nameservers=(f"ns.{z}",), hostmaster=f"h.{z}") for z in where[:2]
+             if rng.random() < 0.8}
+    return State(zones=zones, nodes={f"node-{n}": (f"10.0.0.{rng.randrange(3)}",) for n in range(4)},
+                 parents=parents, children={k: v for k, v in children.items() if k not in parents})
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_the_announcement_is_the_union_of_the_waves_or_their_zones_past_the_limit(seed):
+    import random
+    rng = random.Random(seed)
+    size = rng.choice([4, 20, 60, 150])
+    before, after = random_records(rng, size), random_records(rng, size)
+    changes = diff(before, after, collect_garbage=rng.random() < 0.8)
+    pool = list(before.parents) + list(after.children) + ["loose.example"]
+    extra = [set(rng.sample(pool, min(len(pool), rng.choice([0, 3, 40])))) for _ in range(rng.randrange(3))]
+    zones = list(after.zones)
+    assert (announce.from_changes(changes, before, after, zones, extra_waves=extra)
+            == reference_announcement(changes, before, after, zones, extra))
+    assert [set(w) for w in announce.purge_waves(changes, before, after)] == reference_purge_waves(
+        changes, before, after)

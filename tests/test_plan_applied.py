@@ -48,3 +48,14 @@ def test_a_first_write_puts_every_record_and_bumps_the_zone_once():
     assert changes.parents_put == desired.parents and changes.children_put == desired.children
     assert changes.nodes_put == desired.nodes and changes.bump_serials == {zone.name}
     assert not (changes.parents_delete or changes.children_delete or changes.nodes_delete)
+
+
+def test_a_first_write_puts_the_desired_mappings_themselves():
+    changes = diff(State(), MOVED)
+    assert changes.parents_put is MOVED.parents and changes.children_put is MOVED.children
+    assert changes.nodes_put is MOVED.nodes and changes == diff(State(zones={}), dict_copy(MOVED))
+
+
+def dict_copy(state: State) -> State:
+    return State(zones=dict(state.zones), nodes=dict(state.nodes), parents=dict(state.parents),
+                 children=dict(state.children))

@@ -12,7 +12,7 @@ from mountdns.announce import Announcement
 from mountdns.plan import Changes, diff
 from mountdns.records import State
 from mountdns.store import Fenced, StoreError, UnknownOutcome
-from mountdns.store.chunks import split
+from mountdns.store.chunks import count, pieces, split
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.seed import SEED_ZONE, ZONE
 
@@ -67,6 +67,17 @@ def test_deletes_go_children_then_parents_then_nodes():
         ["children_delete"], ["children_delete", "parents_delete"], ["parents_delete", "nodes_delete"],
         ["nodes_delete"]]
     assert set().union(*(c.nodes_delete for c in chunks)) == {"n0", "n1", "n2"}
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7, 13, 14, 100])
+def test_the_count_is_the_number_of_chunks_and_they_come_one_at_a_time(size):
+    for changes in (diff(State(), topology(5, 3)), diff(topology(5, 3), State()),
+                    diff(topology(5, 3), topology(4, 2, "10.1.0.{}"))):
+        chunks = split(changes, size)
+        assert count(changes, size) == len(chunks)
+        made = pieces(changes, size)
+        assert next(made) == chunks[0]  # made on demand: the rest not yet
+        assert [chunks[0], *made] == chunks
 
 
 def test_a_chunk_size_below_one_is_refused():

@@ -16,6 +16,8 @@ on the last chunk, so the SOA serial moves once, when everything is there.
 from __future__ import annotations
 
 from itertools import islice
+from typing import Iterator
+
 from mountdns.plan import Changes
 
 DEFAULT_CHUNK_KEYS = 1000
@@ -31,16 +33,38 @@ _ORDER = (
 )
 
 
+def count(changes: Changes, size: int = DEFAULT_CHUNK_KEYS) -> int:
+    """How many batches `split` makes of `changes`."""
+    if size < 1:
+        raise ValueError(f"chunk size {size} must be at least 1")
+    writes = changes.key_writes()
+    return 1 if writes <= size else -(-writes // size)
+
+
 def split(changes: Changes, size: int = DEFAULT_CHUNK_KEYS) -> list[Changes]:
     """`changes` as a list of batches of at most `size` record keys each, in write order.
     A batch within the bound comes back as it is (one call, as before)."""
-    if size < 1:
-        raise ValueError(f"chunk size {size} must be at least 1")
-    if changes.key_writes() <= size:
-        return [changes]
-    chunks: list[dict] = []
+    return list(pieces(changes, size))
+
+
+def pieces(changes: Changes, size: int = DEFAULT_CHUNK_KEYS) -> Iterator[Changes]:
+    """The batches of `split`, one at a time: a writer holds one chunk's copy of the
+    changes, not a second copy of a whole garbage collection's."""
+    total = count(changes, size)
+    if total == 1:
+        yield changes
+        return
     current: dict = {}
-    room = size
+    room, made = size, 0
+
+    def finish(chunk: dict) -> Changes:
+        if made == 0:
+            chunk["zones_put"] = changes.zones_put
+        if made == total - 1:
+            chunk["zones_delete"] = changes.zones_delete
+            chunk["bump_serials"] = changes.bump_serials
+        return Changes(**chunk)
+
     for field, is_put in _ORDER:
         section = getattr(changes, field)
         items = section.items() if is_put else sorted(section)
@@ -52,11 +76,8 @@ def split(changes: Changes, size: int = DEFAULT_CHUNK_KEYS) -> list[Changes]:
             current[field] = dict(piece) if is_put else frozenset(piece)
             room -= len(piece)
             if room == 0:
-                chunks.append(current)
+                yield finish(current)
+                made += 1
                 current, room = {}, size
     if current:
-        chunks.append(current)
-    chunks[0]["zones_put"] = changes.zones_put
-    chunks[-1]["zones_delete"] = changes.zones_delete
-    chunks[-1]["bump_serials"] = changes.bump_serials
-    return [Changes(**chunk) for chunk in chunks]
+        yield finish(current)

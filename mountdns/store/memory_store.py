@@ -18,6 +18,7 @@ from mountdns.names import containing_zone, is_within
 from mountdns.plan import Changes
 from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
 from mountdns.store import NOTHING_APPLIED, Applied, DataLost, Fenced
+from mountdns.store.like import compose, parts
 
 
 @dataclass
@@ -89,16 +90,22 @@ class MemoryStore:
         with self._lock:
             return self._data.zones.get(name)
 
-    def read_state(self) -> State:
-        """This owner's records only (see RedisStore.read_state)."""
+    def read_state(self, like: State | None = None) -> State:
+        """This owner's records only; with `like`, in its objects wherever they agree and
+        as its own dicts where they are equal (see RedisStore.read_state)."""
         d, me = self._data, self.owner
         with self._lock:
-            return State(
+            held = State(
                 zones={n: z for n, z in d.zones.items() if me in d.zone_owners.get(n, ())},
                 nodes={n: a for (o, n), a in d.nodes.items() if o == me},
                 parents={n: v for n, (k, o, v) in d.names.items() if k == "parent" and o == me},
                 children={n: v for n, (k, o, v) in d.names.items() if k == "child" and o == me},
             )
+        if like is None:
+            return held
+        return State(zones=held.zones, nodes=compose(like.nodes, *parts(held.nodes, like.nodes)),
+                     parents=compose(like.parents, *parts(held.parents, like.parents)),
+                     children=compose(like.children, *parts(held.children, like.children)))
 
     def zone_state(self, zone: str) -> State:
         """One zone's records, whoever owns them; parents point at `<owner>/<node>`."""

@@ -11,6 +11,7 @@ import functools
 import sys
 import threading
 import time
+from itertools import islice
 from typing import Iterator
 
 import redis
@@ -22,9 +23,11 @@ from mountdns.keyspace import (DEFAULT_OWNER, DEFAULT_PREFIX, ZONE_FIELDS, Keys,
 from mountdns.plan import Changes
 from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
 from mountdns.store import NOTHING_APPLIED, Applied, DataLost, Fenced, StoreError, UnknownOutcome, chunks
+from mountdns.store.like import compose
 from mountdns.store.scripts import APPLY_SCRIPT, RESOLVE_SCRIPT, TAKE_TERM_SCRIPT
 
-_SCAN_BATCH = 2000
+_SCAN_BATCH = 2000  # keys per SCAN page and per MGET: each reply stays small
+_NOT_OURS = object()  # a record another owner holds (or none at all)
 
 
 def _text(value) -> str:
@@ -152,23 +155,71 @@ class RedisStore:
         replies = pipe.execute()
         return {n: zone_from_hash(n, h) for n, h, mine in zip(names, replies[::2], replies[1::2]) if h and mine}
 
-    def read_state(self) -> State:
-        """This owner's published state (SCAN + MGET), for diffing against a desired one:
-        the zones it publishes in, its nodes, and the names it holds. Another owner's
-        records are never in it, so nothing diffed against it deletes them."""
-        node_prefix = len(self.keys.node("", self.owner))
+    def read_state(self, like: State | None = None) -> State:
+        """This owner's published state, for diffing against a desired one: the zones it
+        publishes in, its nodes, and the names it holds. Another owner's records are
+        never in it, so nothing diffed against it deletes them.
+
+        With `like` (the desired state), the same state, but each record whose value in
+        Redis equals `like`'s comes back as `like`'s own key and value objects: a mapping
+        Redis holds exactly as `like` has it is `like`'s dict itself, any other a
+        read-only mapping over `like`'s and what differs (see `mountdns.store.like`). A
+        full read next to a million desired names costs only what differs. The desired
+        names are read with MGET, then a SCAN finds the others, a page at a time: no
+        reply holds more than a page of keys."""
+        like = State() if like is None else like
+        owner = self.owner
+        node_prefix = len(self.keys.node("", owner))
+
+        def name_value(raw: bytes):
+            held_by, value = split_owned(raw)
+            return value if held_by == owner else _NOT_OURS
+
         try:
-            return State(
-                zones=self._own_zones(),
-                nodes={_text(k)[node_prefix:]: decode_addresses(v)
-                       for k, v in self._scan_values(self.keys.node_pattern(self.owner))},
-                # A parent's value is its node's name: a few thousand values for a million
-                # parents, held once each.
-                parents={n: sys.intern(v) for n, o, v in self._names("parent") if o == self.owner},
-                children={n: v for n, o, v in self._names("child") if o == self.owner},
-            )
+            zones = self._own_zones()
+            nodes = self._read_like(like.nodes, lambda n: self.keys.node(n, owner), self.keys.node_pattern(owner),
+                                    lambda key: _text(key)[node_prefix:], decode_addresses)
+            # A parent's value is its node's name: a few thousand values for a million
+            # parents, held once each.
+            parents = self._read_like(like.parents, self.keys.parent, self.keys.pattern("parent"),
+                                      lambda key: self.keys.strip("parent", key), name_value, sys.intern)
+            # A child's value is its parent's name: one that is no longer desired (a stale
+            # parent, with its stale children) is held once, as the parent's key.
+            stale_parents = {name: name for name in parents[2]}
+            children = self._read_like(like.children, self.keys.child, self.keys.pattern("child"),
+                                       lambda key: self.keys.strip("child", key), name_value,
+                                       lambda value: stale_parents.get(value, value))
+            del stale_parents
         except redis.RedisError as exc:
             raise StoreError(f"redis read of the published state failed: {exc}") from exc
+        return State(zones=zones, nodes=compose(like.nodes, *nodes), parents=compose(like.parents, *parents),
+                     children=compose(like.children, *children))
+
+    def _read_like(self, desired, key_of, pattern: str, name_of, parse, keep=None) -> tuple[list, dict, dict]:
+        """One mapping of this owner's records as (missing, differing, extra) against
+        `desired` (see `mountdns.store.like`), the names of the first two `desired`'s own.
+        `key_of(name)` is a name's key, `name_of(key)` the name back, `parse(raw)` a
+        value as stored into the record's value (_NOT_OURS for another owner's), `keep`
+        what is done to a fresh value kept."""
+        missing, differing, extra = [], {}, {}
+        names = iter(desired)
+        while chunk := list(islice(names, _SCAN_BATCH)):
+            for name, raw in zip(chunk, self.redis.mget([key_of(n) for n in chunk])):
+                value = _NOT_OURS if raw is None else parse(raw)
+                if value is _NOT_OURS:
+                    missing.append(name)
+                elif value != desired[name]:
+                    differing[name] = keep(value) if keep else value
+        cursor = None
+        while cursor != 0:
+            cursor, keys = self.redis.scan(cursor=cursor or 0, match=pattern, count=_SCAN_BATCH)
+            others = [(key, name) for key, name in zip(keys, map(name_of, keys)) if name not in desired]
+            if others:
+                for (_, name), raw in zip(others, self.redis.mget([key for key, _ in others])):
+                    value = _NOT_OURS if raw is None else parse(raw)  # None: deleted since the SCAN
+                    if value is not _NOT_OURS:
+                        extra[name] = keep(value) if keep else value
+        return missing, differing, extra
 
     def zone_state(self, zone: str) -> State:
         """The records of one zone (for AXFR), whoever owns them: its names, and the
@@ -211,12 +262,12 @@ class RedisStore:
         """
         if changes.empty and not changes.bump_serials and not mark and not (announcement and announce_always):
             return NOTHING_APPLIED
-        parts = chunks.split(changes, self.chunk_keys)
+        calls = chunks.count(changes, self.chunk_keys)
         refused: set[str] = set()
         zones_elsewhere: set[str] = set()
         wrote = False
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
+        for index, part in enumerate(chunks.pieces(changes, self.chunk_keys)):
+            last = index == calls - 1
             try:
                 reply = self._apply_chunk(
                     part, changes, term=term, mark=mark and last, require_marker=require_marker,
@@ -228,7 +279,7 @@ class RedisStore:
                     raise
                 # Earlier calls were written and their names not announced yet: the caller
                 # must re-read and purge, as for a write whose reply never came.
-                raise UnknownOutcome(f"{exc} (after {index} of {len(parts)} calls of the batch were "
+                raise UnknownOutcome(f"{exc} (after {index} of {calls} calls of the batch were "
                                      "written)") from exc
             refused.update(_text(n) for n in reply[1])
             zones_elsewhere.update(_text(n) for n in reply[2])
