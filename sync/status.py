@@ -88,7 +88,8 @@ class Verdict:
 
 
 def verdicts(desired: Desired, nodes: Iterable[dict],
-             owned_elsewhere: frozenset[str] = frozenset()) -> dict[ObjectKey, Verdict]:
+             owned_elsewhere: frozenset[str] = frozenset(),
+             previous: Mapping[ObjectKey, Verdict] | None = None) -> dict[ObjectKey, Verdict]:
     """A Verdict for every Container the rules saw. `owned_elsewhere` are the names the
     store refused because another owner (a sync with another --owner-id) holds them.
 
@@ -98,9 +99,14 @@ def verdicts(desired: Desired, nodes: Iterable[dict],
     """
     listed = {_node_name(n) for n in nodes}
     result: dict[ObjectKey, Verdict] = {}
+    # The `previous` verdict where it says the same: while the caller still holds the old
+    # dict, two sets of 100,000 equal verdicts would otherwise be alive at once.
+    previous = previous or {}
     for key in desired.published:
         if not key[1].startswith(POD_KEY_PREFIX):  # a Pod of the pod source: no status of ours (Events tell)
-            result[key] = _published_verdict(desired, key, listed, owned_elsewhere)
+            verdict = _published_verdict(desired, key, listed, owned_elsewhere)
+            old = previous.get(key)
+            result[key] = old if old is not None and old == verdict else verdict
     for skip in desired.skipped:
         if not skip.name.startswith(POD_KEY_PREFIX):
             result[(skip.namespace, skip.name)] = Verdict(False, skip.code, skip.reason)

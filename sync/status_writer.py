@@ -252,7 +252,7 @@ class StatusWriter:
             return  # a node moved, nothing else: no Container's status changes
         old_objects, old_verdicts = ({}, {}) if recheck else (self._objects, self._verdicts)
         if not same_rules:
-            self._verdicts = verdicts(desired, nodes, owned_elsewhere)
+            self._verdicts = verdicts(desired, nodes, owned_elsewhere, previous=self._verdicts)
         if not same_objects:
             # Keyed by the rules' own key tuples (the verdicts'), not a second equal tuple
             # per Container; the lookup table goes when this is built.

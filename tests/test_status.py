@@ -55,6 +55,18 @@ def test_seed_parents_and_children_are_published_with_their_fqdn_and_target():
     assert len(result) == 8 and all(v.published for v in result.values())
 
 
+def test_verdicts_that_say_the_same_as_before_are_the_previous_objects():
+    containers, nodes = seed_objects()
+    desired = desired_state(containers, nodes, SEED_CONFIG)
+    first = verdicts(desired, nodes)
+    moved = [c for c in containers if c["metadata"]["name"] != "container-b-0"]
+    second = verdicts(desired_state(moved, nodes, SEED_CONFIG), nodes, previous=first)
+    d_0, a_0 = ("default", "container-d-0"), ("default", "container-a-0")
+    assert second[a_0] is first[a_0]  # unchanged: the very object kept before
+    assert second[d_0] != first[d_0] and second[d_0].reason == "ParentNotFound"
+    assert second == verdicts(desired_state(moved, nodes, SEED_CONFIG), nodes)  # the same answer without
+
+
 def test_child_of_a_deleted_parent_is_not_published_with_parent_not_found():
     containers, nodes = seed_objects()
     containers = [c for c in containers if c["metadata"]["name"] != "container-b-0"]
