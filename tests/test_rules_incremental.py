@@ -388,3 +388,39 @@ def test_the_claims_handed_out_are_the_rules_own_entries_and_equal_plain_claims(
     moved = replace(want.published[("default", "c0")], node="n1")
     assert got.published[("default", "c0")] != moved and moved != got.published[("default", "c0")]
     assert got.published[("default", "c0")] != ("default", "c0")
+
+
+def test_a_batch_of_a_few_changes_reads_and_decides_around_them_not_every_container(monkeypatch):
+    # 300 parents with a child each; a batch moves one parent, unmounts one child and
+    # deletes one parent. It reads the two objects that changed, and decides the keys
+    # they touch and those mounted below: no pass over the 600 (the bookkeeping derives
+    # winners and depths when asked, and must not ask of every key).
+    import sync.incremental
+
+    reads = []
+
+    class CountingReader(sync.incremental.ContainerReader):
+        def read(self, obj):
+            reads.append(obj["metadata"]["name"])
+            return super().read(obj)
+
+    monkeypatch.setattr(sync.incremental, "ContainerReader", CountingReader)
+    config = CONFIGS["plain"]
+    cache, rules = ObjectCache(), IncrementalRules(config)
+    cache.replace(NODE, [node(name, "10.0.0.1") for name in NODES])
+    cache.replace(CONTAINER, [container(f"p{i}", node=NODES[i % 3]) for i in range(300)]
+                  + [container(f"k{i}", mounted_to=f"p{i}", status=MOUNTED) for i in range(300)])
+    told_batch(rules, cache)
+    asked = []
+    winner = rules._winner
+    rules._winner = lambda key: asked.append(key) or winner(key)
+    del reads[:]
+
+    cache.put(CONTAINER, container("p0", node="n3"))
+    cache.put(CONTAINER, container("k1", mounted_to="p1", status="UNMOUNTED", node="n1"))
+    cache.remove(CONTAINER, container("p2"))
+    got = told_batch(rules, cache)
+
+    assert sorted(reads) == ["k1", "p0"]
+    assert got.changes.keys == {("default", name) for name in ("p0", "k0", "k1", "p2", "k2")}
+    assert set(asked) <= got.changes.keys | {("default", "p1")} and len(asked) < 60
