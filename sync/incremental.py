@@ -56,6 +56,9 @@ from sync.rules import Desired, Skip, _identity, _mount_chain, _read_nodes, _sen
 __all__ = ["Changes", "IncrementalRules"]
 
 _claim_fields = attrgetter(*(f.name for f in fields(Claim)))
+# What a claim says before its mount target is resolved: a re-read object that says the
+# same keeps its entry.
+_read_fields = attrgetter(*(f.name for f in fields(Claim) if f.name != "mounted_to"), "raw_target")
 
 
 class _Entry(Claim):
@@ -308,7 +311,6 @@ class IncrementalRules:
         `changed`: what changed since the last call, if the caller knows, as (removed,
         added) objects for the Containers, the Pods and the Pods of the pod source."""
         told = changed or (None, None, None)
-        self._own()
         reader = ContainerReader(self.config, self._placements)
         touched: set[ObjectKey] = set()
         fqdns: set[str] = set()  # names whose claimants changed
@@ -318,19 +320,18 @@ class IncrementalRules:
             from_pod = kind == SOURCE_PODS
             added, removed = self._changes(kind, objects, told[kind], lambda obj: self._find(obj, from_pod),
                                            lambda: self._every(from_pod))
-            for held in removed:
-                self._drop(held, touched, fqdns)
-            for obj in added:
-                self._keep(read(reader, obj), touched, fqdns)
+            self._apply(removed, [read(reader, obj) for obj in added], touched, fqdns)
         if len(touched) * 2 > len(self._claims) + len(self._unreadable):
             self._rebuild()  # the first batch, or a re-list: decided at once, as desired_state does
             changed = None
         else:
+            self._own()
             changed = self._settle(touched, fqdns) | touched
         return self._result(nodes, changed)
 
     def _own(self) -> None:
-        """Copies of the records handed out with the last result, to edit from now on."""
+        """Copies of the records handed out with the last result, to edit from now on (a
+        rebuild makes new ones: no copy then)."""
         if self._handed_out:
             self._published, self._parents = dict(self._published), dict(self._parents)
             self._child_records = dict(self._child_records)
@@ -422,8 +423,7 @@ class IncrementalRules:
             for key in _members(self._dependents, pod):
                 for held in _held(self._claims, key) + _held(self._unreadable, key):
                     if not held.from_pod and _pod_named(held.obj) == pod:
-                        self._drop(held, touched, fqdns)
-                        self._keep(self._read(reader, held.obj), touched, fqdns)
+                        self._apply([held], [self._read(reader, held.obj)], touched, fqdns)
 
     def _find_pod(self, obj):
         read = pod_placement(obj)
@@ -457,6 +457,33 @@ class IncrementalRules:
         return _entry(claim, obj, _PodEntry, claim.mounted_to)
 
     # -- the indexes -----------------------------------------------------------------------
+    def _apply(self, removed: list, added: list, touched: set, fqdns: set) -> None:
+        """Drop what was held for the removed objects and keep what the added ones read
+        to. An object replaced by one that reads to the same claim keeps its entry, with
+        the new object in it: nothing to decide (a change to a field the rules do not
+        read), and the old object is not kept alive by it. An entry replaced by another of
+        the same key takes the old one's key tuple, and its fqdn string if equal: the
+        records and indexes that still hold them do not keep a second copy each."""
+        olds = {held.key: held for held in removed if type(held) is not _Unread} if removed and added else {}
+        reused, fresh = set(), []
+        for new in added:
+            old = olds.pop(new.key, None) if olds and type(new) is not _Unread else None
+            if old is not None and type(old) is type(new):
+                if _read_fields(old) == _read_fields(new) and (
+                        new.from_pod or _pod_named(old.obj) == _pod_named(new.obj)):
+                    old.obj = new.obj  # not a Claim field: what a handed-out result says is unchanged
+                    reused.add(id(old))
+                    continue
+                new.key = old.key
+                if new.fqdn == old.fqdn:
+                    new.fqdn = old.fqdn
+            fresh.append(new)
+        for held in removed:
+            if id(held) not in reused:
+                self._drop(held, touched, fqdns)
+        for new in fresh:
+            self._keep(new, touched, fqdns)
+
     def _keep(self, held: _Entry | _Unread, touched: set, fqdns: set) -> None:
         key = held.key
         if not held.from_pod:
@@ -687,6 +714,9 @@ class IncrementalRules:
             outcome = self._outcome(key, fresh)
             if outcome != self._published_outcome(key):
                 now[key] = outcome
+            elif outcome[0] is not None and self._published[key] is not outcome[0][0]:
+                # An equal claim of another copy: the entry in use, not one whose object is gone.
+                self._published[key] = outcome[0][0]
         # Records: every old one out first, so an fqdn passing between keys is not lost.
         for key in now:
             self._unpublish(key)
