@@ -325,13 +325,13 @@ class IncrementalRules:
             self._rebuild()  # the first batch, or a re-list: decided at once, as desired_state does
             changed = None
         else:
-            self._own()
             changed = self._settle(touched, fqdns) | touched
         return self._result(nodes, changed)
 
     def _own(self) -> None:
-        """Copies of the records handed out with the last result, to edit from now on (a
-        rebuild makes new ones: no copy then)."""
+        """Copies of the records handed out with the last result, to edit from now on;
+        made by the first edit of a batch (a batch of node moves alone edits none, and a
+        rebuild makes new ones)."""
         if self._handed_out:
             self._published, self._parents = dict(self._published), dict(self._parents)
             self._child_records = dict(self._child_records)
@@ -709,14 +709,17 @@ class IncrementalRules:
             if start in fresh or start in rejected or winner(start) is None:
                 continue
             settle(*_mount_chain(start, winners, depths, rejected), depths, rejected, too_deep, listed, max_depth)
-        now = {}
+        now, swaps = {}, []
         for key in todo:
             outcome = self._outcome(key, fresh)
             if outcome != self._published_outcome(key):
                 now[key] = outcome
             elif outcome[0] is not None and self._published[key] is not outcome[0][0]:
-                # An equal claim of another copy: the entry in use, not one whose object is gone.
-                self._published[key] = outcome[0][0]
+                swaps.append((key, outcome[0][0]))
+        if now or swaps:
+            self._own()
+        for key, claim in swaps:
+            self._published[key] = claim  # an equal claim of another copy: the one in use
         # Records: every old one out first, so an fqdn passing between keys is not lost.
         for key in now:
             self._unpublish(key)

@@ -466,3 +466,23 @@ def test_a_claim_that_changes_shares_its_key_and_fqdn_with_the_one_it_replaces()
     assert after is not before and after.node == "n1"
     assert after.key is before.key and after.fqdn is before.fqdn
     assert got.state.children["c1.default.zone.test"] is after.fqdn
+
+
+def test_a_batch_that_changes_no_record_hands_out_the_same_records_without_copying_them():
+    config = CONFIGS["plain"]
+    cache, rules = ObjectCache(), IncrementalRules(config)
+    cache.replace(NODE, [node("n0", "10.0.0.1")])
+    cache.replace(CONTAINER, [container("c0", node="n0"), container("c1", mounted_to="c0", status=MOUNTED),
+                              *BYSTANDERS])
+    first = told_batch(rules, cache)
+
+    cache.put(NODE, node("n0", "10.0.0.9"))  # a node move: one key in Redis, no record of ours
+    moved = told_batch(rules, cache)
+    assert moved.state.nodes == {"n0": ("10.0.0.9",)}
+    assert (moved.state.parents, moved.state.children, moved.published) == (
+        first.state.parents, first.state.children, first.published)
+    assert moved.state.parents is first.state.parents and moved.published is first.published
+
+    cache.put(CONTAINER, container("c0", node="n1"))  # a record changes: copied, the last result untouched
+    got = told_batch(rules, cache)
+    assert got.state.parents is not first.state.parents and first.state.parents["c0.default.zone.test"] == "n0"
