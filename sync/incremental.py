@@ -103,6 +103,30 @@ class _Unread:
         self.obj, self.key, self.skip, self.from_pod = obj, key, skip, from_pod
 
 
+class _Noted:
+    """The keys a batch touched and the names whose claimants changed, until so many that
+    the batch decides every key at once anyway (the first batch, most Containers
+    changed): from then on nothing is noted, since a set of every key and another of every
+    name were the largest passing cost of a first batch (~80 bytes per Container)."""
+
+    __slots__ = ("keys", "fqdns", "limit")
+
+    def __init__(self, limit: int):
+        self.keys: set[ObjectKey] | None = set()
+        self.fqdns: set[str] | None = set()
+        self.limit = limit
+
+    def key(self, key: ObjectKey) -> None:
+        if self.keys is not None:
+            self.keys.add(key)
+            if len(self.keys) > self.limit:
+                self.keys = self.fqdns = None
+
+    def fqdn(self, fqdn: str) -> None:
+        if self.fqdns is not None:
+            self.fqdns.add(fqdn)
+
+
 # The three kinds the rules read, as numbered in `IncrementalRules._counts` and `changed`.
 CONTAINERS, PODS, SOURCE_PODS = 0, 1, 2
 
@@ -312,20 +336,19 @@ class IncrementalRules:
         added) objects for the Containers, the Pods and the Pods of the pod source."""
         told = changed or (None, None, None)
         reader = ContainerReader(self.config, self._placements)
-        touched: set[ObjectKey] = set()
-        fqdns: set[str] = set()  # names whose claimants changed
-        self._update_pods(pods, touched, fqdns, reader, told[PODS])
+        noted = _Noted((len(self._claims) + len(self._unreadable)) // 2)
+        self._update_pods(pods, noted, reader, told[PODS])
         for kind, objects, read in ((CONTAINERS, containers, self._read), (SOURCE_PODS, published_pods,
                                                                            self._read_pod)):
             from_pod = kind == SOURCE_PODS
             added, removed = self._changes(kind, objects, told[kind], lambda obj: self._find(obj, from_pod),
                                            lambda: self._every(from_pod))
-            self._apply(removed, [read(reader, obj) for obj in added], touched, fqdns)
-        if len(touched) * 2 > len(self._claims) + len(self._unreadable):
-            self._rebuild()  # the first batch, or a re-list: decided at once, as desired_state does
+            self._apply(removed, added, lambda obj: read(reader, obj), noted)
+        if noted.keys is None:
+            self._rebuild()  # the first batch, or most keys touched: decided at once, as desired_state does
             changed = None
         else:
-            changed = self._settle(touched, fqdns) | touched
+            changed = self._settle(noted.keys, noted.fqdns) | noted.keys
         return self._result(nodes, changed)
 
     def _own(self) -> None:
@@ -384,7 +407,7 @@ class IncrementalRules:
                     if held.from_pod == from_pod:
                         yield held.obj, held
 
-    def _update_pods(self, pods: tuple, touched: set, fqdns: set, reader: ContainerReader, told) -> None:
+    def _update_pods(self, pods: tuple, noted: _Noted, reader: ContainerReader, told) -> None:
         """New placements, and the Containers naming a Pod whose placement changed read again."""
         added, removed = self._changes(PODS, pods, told, self._find_pod, self._every_pod)
         if not (added or removed):
@@ -423,7 +446,7 @@ class IncrementalRules:
             for key in _members(self._dependents, pod):
                 for held in _held(self._claims, key) + _held(self._unreadable, key):
                     if not held.from_pod and _pod_named(held.obj) == pod:
-                        self._apply([held], [self._read(reader, held.obj)], touched, fqdns)
+                        self._apply([held], [held.obj], lambda obj: self._read(reader, obj), noted)
 
     def _find_pod(self, obj):
         read = pod_placement(obj)
@@ -457,16 +480,22 @@ class IncrementalRules:
         return _entry(claim, obj, _PodEntry, claim.mounted_to)
 
     # -- the indexes -----------------------------------------------------------------------
-    def _apply(self, removed: list, added: list, touched: set, fqdns: set) -> None:
+    def _apply(self, removed: list, added: list, read: Callable, noted: _Noted) -> None:
         """Drop what was held for the removed objects and keep what the added ones read
-        to. An object replaced by one that reads to the same claim keeps its entry, with
+        to (`read`, one at a time: no list of every entry in a first batch). An object replaced by one that reads to the same claim keeps its entry, with
         the new object in it: nothing to decide (a change to a field the rules do not
         read), and the old object is not kept alive by it. An entry replaced by another of
         the same key takes the old one's key tuple, and its fqdn string if equal: the
         records and indexes that still hold them do not keep a second copy each."""
         olds = {held.key: held for held in removed if type(held) is not _Unread} if removed and added else {}
+        if not olds:
+            for held in removed:
+                self._drop(held, noted)
+            for obj in added:
+                self._keep(read(obj), noted)
+            return
         reused, fresh = set(), []
-        for new in added:
+        for new in map(read, added):
             old = olds.pop(new.key, None) if olds and type(new) is not _Unread else None
             if old is not None and type(old) is type(new):
                 if _read_fields(old) == _read_fields(new) and (
@@ -480,11 +509,11 @@ class IncrementalRules:
             fresh.append(new)
         for held in removed:
             if id(held) not in reused:
-                self._drop(held, touched, fqdns)
+                self._drop(held, noted)
         for new in fresh:
-            self._keep(new, touched, fqdns)
+            self._keep(new, noted)
 
-    def _keep(self, held: _Entry | _Unread, touched: set, fqdns: set) -> None:
+    def _keep(self, held: _Entry | _Unread, noted: _Noted) -> None:
         key = held.key
         if not held.from_pod:
             pod = _pod_named(held.obj)
@@ -500,12 +529,12 @@ class IncrementalRules:
         else:
             _hold(self._claims, key, held)
             _add(self._fqdns, held.fqdn, key)
-            fqdns.add(held.fqdn)
+            noted.fqdn(held.fqdn)
             if held.raw_target is not None:
                 _add(self._children.setdefault(key[0], {}), held.raw_target, key)
-        touched.add(key)
+        noted.key(key)
 
-    def _drop(self, held: _Entry | _Unread, touched: set, fqdns: set) -> None:
+    def _drop(self, held: _Entry | _Unread, noted: _Noted) -> None:
         key = held.key
         if type(held) is _Unread:
             if held.skip is None:
@@ -514,19 +543,19 @@ class IncrementalRules:
                 _unhold(self._unreadable, key, held)
                 del self._skips[bisect.bisect_left(self._skips, held.skip)]
                 self._skipped = None
-                touched.add(key)
+                noted.key(key)
         else:
             _unhold(self._claims, key, held)
             copies = _held(self._claims, key)
             if not any(copy.fqdn == held.fqdn for copy in copies):
                 _discard(self._fqdns, held.fqdn, key)
-            fqdns.add(held.fqdn)
+            noted.fqdn(held.fqdn)
             if held.raw_target is not None and not any(copy.raw_target == held.raw_target for copy in copies):
                 children = self._children[key[0]]
                 _discard(children, held.raw_target, key)
                 if not children:
                     del self._children[key[0]]
-            touched.add(key)
+            noted.key(key)
         if not held.from_pod:
             pod = _pod_named(held.obj)
             if pod is not None and not any(not other.from_pod and _pod_named(other.obj) == pod for other in
