@@ -45,6 +45,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import partial
 from operator import attrgetter
 from typing import Callable, Iterable, Iterator
 
@@ -341,9 +342,9 @@ class IncrementalRules:
         for kind, objects, read in ((CONTAINERS, containers, self._read), (SOURCE_PODS, published_pods,
                                                                            self._read_pod)):
             from_pod = kind == SOURCE_PODS
-            added, removed = self._changes(kind, objects, told[kind], lambda obj: self._find(obj, from_pod),
-                                           lambda: self._every(from_pod))
-            self._apply(removed, added, lambda obj: read(reader, obj), noted)
+            added, removed = self._changes(kind, objects, told[kind], partial(self._find, from_pod=from_pod),
+                                           partial(self._every, from_pod))
+            self._apply(removed, added, partial(read, reader), noted)
         if noted.keys is None:
             self._rebuild()  # the first batch, or most keys touched: decided at once, as desired_state does
             changed = None
@@ -446,7 +447,7 @@ class IncrementalRules:
             for key in _members(self._dependents, pod):
                 for held in _held(self._claims, key) + _held(self._unreadable, key):
                     if not held.from_pod and _pod_named(held.obj) == pod:
-                        self._apply([held], [held.obj], lambda obj: self._read(reader, obj), noted)
+                        self._apply([held], [held.obj], partial(self._read, reader), noted)
 
     def _find_pod(self, obj):
         read = pod_placement(obj)
