@@ -483,11 +483,12 @@ class IncrementalRules:
     # -- the indexes -----------------------------------------------------------------------
     def _apply(self, removed: list, added: list, read: Callable, noted: _Noted) -> None:
         """Drop what was held for the removed objects and keep what the added ones read
-        to (`read`, one at a time: no list of every entry in a first batch). An object replaced by one that reads to the same claim keeps its entry, with
-        the new object in it: nothing to decide (a change to a field the rules do not
-        read), and the old object is not kept alive by it. An entry replaced by another of
-        the same key takes the old one's key tuple, and its fqdn string if equal: the
-        records and indexes that still hold them do not keep a second copy each."""
+        to (`read`, one at a time: no list of every entry in a first batch). An object
+        replaced by one that reads to the same claim keeps its entry, with the new object
+        in it: nothing to decide (a change to a field the rules do not read), and the old
+        object is not kept alive by it. An entry replaced by another of the same key takes
+        the old one's key tuple, and its fqdn string if equal: the records and indexes
+        that still hold them do not keep a second copy each."""
         olds = {held.key: held for held in removed if type(held) is not _Unread} if removed and added else {}
         if not olds:
             for held in removed:
