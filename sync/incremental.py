@@ -378,6 +378,9 @@ class IncrementalRules:
                     self._counts[kind] = len(objects)
                     return list(added), gone
         self.scans += 1
+        self._counts[kind] = len(objects)
+        if not count:
+            return list(objects), []  # nothing held (a first batch): no object to look for
         added, found = [], 0
         for obj in objects:
             if find(obj) is None:
@@ -388,7 +391,6 @@ class IncrementalRules:
         if found != count:
             now = {id(obj) for obj in objects}
             gone = [held for obj, held in every() if id(obj) not in now]
-        self._counts[kind] = len(objects)
         return added, gone
 
     def _find(self, obj, from_pod: bool):
@@ -494,33 +496,41 @@ class IncrementalRules:
             for held in removed:
                 self._drop(held, noted)
             for obj in added:
-                self._keep(read(obj), noted)
+                new = read(obj)
+                self._keep(new, noted, self._pod_of(new, always=True))
             return
         reused, fresh = set(), []
         for new in map(read, added):
+            pod = self._pod_of(new, always=True)
             old = olds.pop(new.key, None) if olds and type(new) is not _Unread else None
             if old is not None and type(old) is type(new):
-                if _read_fields(old) == _read_fields(new) and (
-                        new.from_pod or _pod_named(old.obj) == _pod_named(new.obj)):
+                if _read_fields(old) == _read_fields(new) and self._pod_of(old) == pod:
                     old.obj = new.obj  # not a Claim field: what a handed-out result says is unchanged
                     reused.add(id(old))
                     continue
                 new.key = old.key
                 if new.fqdn == old.fqdn:
                     new.fqdn = old.fqdn
-            fresh.append(new)
+            fresh.append((new, pod))
         for held in removed:
             if id(held) not in reused:
                 self._drop(held, noted)
-        for new in fresh:
-            self._keep(new, noted)
+        for new, pod in fresh:
+            self._keep(new, noted, pod)
 
-    def _keep(self, held: _Entry | _Unread, noted: _Noted) -> None:
+    def _pod_of(self, held: _Entry | _Unread, always: bool = False) -> ObjectKey | None:
+        """The Pod a Container's spec.podRef names (see _pod_named). Unless `always`, None
+        while no Container held names one (most clusters): reading spec.podRef again for
+        every object dropped was a tenth of a batch."""
+        if held.from_pod or not (always or self._dependents):
+            return None
+        return _pod_named(held.obj)
+
+    def _keep(self, held: _Entry | _Unread, noted: _Noted, pod: ObjectKey | None) -> None:
+        """Index what was read of one object; `pod`: the Pod its spec.podRef names."""
         key = held.key
-        if not held.from_pod:
-            pod = _pod_named(held.obj)
-            if pod is not None:
-                _add(self._dependents, pod, key)
+        if pod is not None:
+            _add(self._dependents, pod, key)
         if type(held) is _Unread:
             if held.skip is None:
                 _hold(self._ignored, key, held)
@@ -558,11 +568,10 @@ class IncrementalRules:
                 if not children:
                     del self._children[key[0]]
             noted.key(key)
-        if not held.from_pod:
-            pod = _pod_named(held.obj)
-            if pod is not None and not any(not other.from_pod and _pod_named(other.obj) == pod for other in
-                                           _held(self._claims, key) + _held(self._unreadable, key)):
-                _discard(self._dependents, pod, key)
+        pod = self._pod_of(held)
+        if pod is not None and not any(not other.from_pod and _pod_named(other.obj) == pod
+                                       for other in _held(self._claims, key) + _held(self._unreadable, key)):
+            _discard(self._dependents, pod, key)
 
     def _mounted_to(self, key: ObjectKey) -> tuple[ObjectKey, ...]:
         """The keys with a claim whose spec.mountedTo may name `key`."""
