@@ -3,9 +3,9 @@
 `sync.rules.desired_state` reads every Container and resolves every conflict and mount
 on each call: ~1 s at 100,000 Containers, so under a steady 1,000 changes/s the batches
 grew and changes waited seconds for Redis. `IncrementalRules` holds, between batches,
-each object's read result (its `Claim` or `Skip`) and the indexes the rules need (claims
-by key and by fqdn, children by the name they are mounted to, Containers by the Pod they
-name), and on each batch:
+each object's read result (its claim, or why it has none) and the indexes the rules need
+(claims by key, keys by fqdn, keys by the name they are mounted to, Containers by the
+Pod they name), and on each batch:
 
   1. takes the objects that changed from the cache's snapshot (the old and new dict of
      each changed key), or finds them by identity when not told (the cache replaces an
@@ -23,6 +23,17 @@ The result is the same as `desired_state` over the whole snapshot (tests apply r
 changes and compare after each); `desired_state` stays the reference, and the function
 for one-shot runs. Pure: no Redis, no Kubernetes client.
 
+What is kept is kept once per Container, since it is held for as long as the sync runs
+(100,000 to 1,000,000 of them): the claim itself is the entry (an `_Entry` is a Claim
+with the object it was read from), so the claims handed out in `Desired.published` are
+the rules' own; the only dicts with an item per Container are claims by key and keys by
+fqdn (and keys by mount target, per child). Whatever follows from those is derived when
+asked rather than stored: which copy of a key listed twice is used and which claimant
+keeps an fqdn (a look at the one or few claimants), a published key's mount depth (a walk
+up its chain of published parents, at most max_mount_depth steps), the children whose
+records point at a name. An index value is the one member itself, a set only past one.
+That took the bookkeeping from ~516 to ~150 bytes per Container.
+
 Each `Desired` also says which keys' outcome and which names' records may have changed
 since the previous one (`Desired.changes`): the reconciler diffs those names only, and
 takes the purge waves from these indexes (`purge_waves`), and the status writer
@@ -32,33 +43,94 @@ re-checks those keys, not every Container.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, replace
-from typing import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import partial
+from operator import attrgetter
+from typing import Callable, Iterable, Iterator
 
 from mountdns.records import State
 from sync.flat_object import OBJECT_TYPES
 from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerReader, NotPublishable, ObjectKey,
                           PodPlacement, RulesConfig, SkipCode, ipv4_first, is_published_pod, pod_placement)
-from sync.rules import (Desired, Skip, _identity, _mount_chain, _read_nodes, _resolve_mounts, _seniority,
-                        settle, unresolved_parents)
+from sync.rules import Desired, Skip, _identity, _mount_chain, _read_nodes, _seniority, settle, unresolved_parents
 
 __all__ = ["Changes", "IncrementalRules"]
 
+_claim_fields = attrgetter(*(f.name for f in fields(Claim)))
+# What a claim says before its mount target is resolved: a re-read object that says the
+# same keeps its entry.
+_read_fields = attrgetter(*(f.name for f in fields(Claim) if f.name != "mounted_to"), "raw_target")
 
-class _Entry:
-    """One listed object and what reading it gave: a Claim (with its mount target
-    resolved to a key's name) or a Skip; None for a Pod that the pod source ignores."""
 
-    __slots__ = ("obj", "key", "claim", "skip", "raw_target", "pod")
+class _Entry(Claim):
+    """A Container's Claim as the rules hold it: with the object it was read from (a later
+    batch tells by identity whether that object is still listed) and spec.mountedTo as
+    written (`mounted_to` holds it resolved to a Container's or a Pod's name). One object
+    per Container: the same one goes into Desired.published, so the rules keep no
+    second object per claim. Equal to a Claim with the same fields."""
 
-    def __init__(self, obj, key: ObjectKey, claim: Claim | None, skip: Skip | None, raw_target: str | None,
-                 pod: ObjectKey | None):
-        self.obj = obj
-        self.key = key
-        self.claim = claim
-        self.skip = skip
-        self.raw_target = raw_target  # spec.mountedTo as written, before it is resolved to a kind
-        self.pod = pod  # the Pod named by spec.podRef, whose placement the claim depends on
+    __slots__ = ("obj", "raw_target")
+    from_pod = False  # read from a Pod of the pod source (a class of its own: no slot per object)
+
+    def __eq__(self, other):
+        if isinstance(other, Claim):
+            return _claim_fields(self) == _claim_fields(other)
+        return NotImplemented
+
+    __hash__ = None
+
+
+class _PodEntry(_Entry):
+    """The Claim of a Pod of the pod source."""
+
+    __slots__ = ()
+    from_pod = True
+
+
+def _entry(claim: Claim, obj, kind: type[_Entry], raw_target: str | None) -> _Entry:
+    entry = kind(*_claim_fields(claim))
+    entry.obj, entry.raw_target = obj, raw_target
+    return entry
+
+
+class _Unread:
+    """A listed object without a claim: unreadable (`skip` says why, and its key counts
+    as listed, as in desired_state), or a Pod of the pod source not labelled to be
+    published (`skip` None: it counts for nothing)."""
+
+    __slots__ = ("obj", "key", "skip", "from_pod")
+
+    def __init__(self, obj, key: ObjectKey, skip: Skip | None, from_pod: bool):
+        self.obj, self.key, self.skip, self.from_pod = obj, key, skip, from_pod
+
+
+class _Noted:
+    """The keys a batch touched and the names whose claimants changed, until so many that
+    the batch decides every key at once anyway (the first batch, most Containers
+    changed): from then on nothing is noted, since a set of every key and another of every
+    name were the largest passing cost of a first batch (~80 bytes per Container)."""
+
+    __slots__ = ("keys", "fqdns", "limit")
+
+    def __init__(self, limit: int):
+        self.keys: set[ObjectKey] | None = set()
+        self.fqdns: set[str] | None = set()
+        self.limit = limit
+
+    def key(self, key: ObjectKey) -> None:
+        if self.keys is not None:
+            self.keys.add(key)
+            if len(self.keys) > self.limit:
+                self.keys = self.fqdns = None
+
+    def fqdn(self, fqdn: str) -> None:
+        if self.fqdns is not None:
+            self.fqdns.add(fqdn)
+
+
+# The three kinds the rules read, as numbered in `IncrementalRules._counts` and `changed`.
+CONTAINERS, PODS, SOURCE_PODS = 0, 1, 2
 
 
 class _Listed:
@@ -73,8 +145,59 @@ class _Listed:
         return key in self.rules._claims or key in self.rules._unreadable
 
 
-def _bare(name: str) -> str:
-    return name[len(POD_KEY_PREFIX):] if name.startswith(POD_KEY_PREFIX) else name
+class _Winners:
+    """rules.settle's `winners` (key -> the claim that keeps its fqdn), asked of the
+    indexes rather than held: most keys have one copy and sole claim to their fqdn."""
+
+    __slots__ = ("winner",)
+
+    def __init__(self, rules: "IncrementalRules"):
+        self.winner = rules._winner
+
+    def __contains__(self, key) -> bool:
+        return self.winner(key) is not None
+
+    def __getitem__(self, key) -> Claim:
+        claim = self.winner(key)
+        if claim is None:
+            raise KeyError(key)
+        return claim
+
+
+class _Depths:
+    """rules.settle's `depth` (key -> mount depth of a key settled as published) without a
+    dict of every key's depth: a published key's depth is the length of its chain of
+    published parents (at most max_mount_depth), walked when asked. `unsettled`: the keys
+    this pass decides afresh, whose earlier publication does not count; what the pass
+    settles goes into `fresh`, or, with `fresh` None (a rebuild, where nothing was
+    settled before), straight into `published`."""
+
+    __slots__ = ("published", "unsettled", "fresh", "winners")
+
+    def __init__(self, published: dict, winners: _Winners, unsettled=frozenset(), fresh: dict | None = None):
+        self.published, self.winners, self.unsettled, self.fresh = published, winners, unsettled, fresh
+
+    def __contains__(self, key) -> bool:
+        if self.fresh is not None and key in self.fresh:
+            return True
+        return key not in self.unsettled and key in self.published
+
+    def __getitem__(self, key) -> int:
+        fresh, published = self.fresh, self.published
+        level = 0
+        while True:
+            if fresh is not None and key in fresh:
+                return level + fresh[key]
+            claim = published[key]
+            if claim.mounted_to is None:
+                return level
+            key, level = (claim.namespace, claim.mounted_to), level + 1
+
+    def __setitem__(self, key, level: int) -> None:
+        if self.fresh is None:
+            self.published[key] = self.winners[key]
+        else:
+            self.fresh[key] = level
 
 
 def _add(index: dict, key, value) -> None:
@@ -102,55 +225,60 @@ def _discard(index: dict, key, value) -> None:
         del index[key]
 
 
-def _members(index: dict, key) -> Iterable:
+def _members(index: dict, key) -> tuple:
     held = index.get(key)
     if held is None:
         return ()
     return tuple(held) if type(held) is set else (held,)
 
 
-class _Tracked:
-    """The objects of one kind seen by the last batch, by identity: id() -> the object,
-    or (`entries`) -> the _Entry read from it, so the entries are the one dict kept per
-    object (100,000 of them)."""
+def _hold(index: dict, key, item) -> None:
+    """index[key] holds one item, or a list of several (objects and entries are not
+    hashable by content, and a key is listed twice only by malformed input)."""
+    held = index.get(key)
+    if held is None:
+        index[key] = item
+    elif type(held) is list:
+        held.append(item)
+    else:
+        index[key] = [held, item]
 
-    __slots__ = ("by_id", "entries", "scans")
 
-    def __init__(self, entries: bool = False):
-        self.by_id: dict[int, object] = {}
-        self.entries = entries
-        self.scans = 0  # times every object was compared, for want of (or despite) being told
+def _unhold(index: dict, key, item) -> None:
+    held = index[key]
+    if type(held) is list:
+        # By identity: two copies may be equal (as claims, or as dicts) and still be two.
+        del held[next(i for i, other in enumerate(held) if other is item)]
+        if len(held) == 1:
+            index[key] = held[0]
+    else:
+        del index[key]
 
-    def _held(self, obj) -> bool:
-        value = self.by_id.get(id(obj))
-        return value is not None and (value.obj if self.entries else value) is obj
 
-    def changes(self, objects: tuple, told: tuple[list, list] | None = None) -> tuple[list, list]:
-        """(added objects, what was held for the removed ones) since the last call; the
-        removed are forgotten, the added held as themselves until the caller holds their
-        entry. `told`, the (removed, added) objects as the cache says, saves a pass over
-        every object (what a batch of a few changes among 100,000 cost most); it is
-        checked against the count, and the objects compared one by one when it does not
-        add up."""
-        by_id = self.by_id
-        if told is not None:
-            removed, added = told
-            if (len(by_id) - len(removed) + len(added) == len(objects) and all(map(self._held, removed))
-                    and not any(id(obj) in by_id for obj in added)):
-                gone = [by_id.pop(id(obj)) for obj in removed]
-                for obj in added:
-                    by_id[id(obj)] = obj
-                return list(added), gone
-        self.scans += 1
-        held = self._held
-        added = [obj for obj in objects if not held(obj)]
-        gone = []
-        if len(by_id) + len(added) != len(objects):
-            now = {id(obj) for obj in objects}
-            gone = [by_id.pop(i) for i in [i for i in by_id if i not in now]]
-        for obj in added:
-            by_id[id(obj)] = obj
-        return added, gone
+def _held(index: dict, key) -> list:
+    held = index.get(key)
+    if held is None:
+        return []
+    return list(held) if type(held) is list else [held]
+
+
+def _object_keys(obj, prefix: str) -> tuple[ObjectKey, ...]:
+    """The keys an object may be held under: its claim's (namespace/name as read) and,
+    should it not read, desired_state's for an unreadable one (cut short, repr'd)."""
+    namespace, name = _identity(obj)
+    fallback = (namespace, prefix + name)
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if isinstance(meta, Mapping):
+        namespace, name = meta.get("namespace") or DEFAULT_NAMESPACE, meta.get("name")
+        if type(namespace) is str and type(name) is str and (namespace, prefix + name) != fallback:
+            return (namespace, prefix + name), fallback
+    return (fallback,)
+
+
+def _parent_names(name: str) -> tuple[str, ...]:
+    """The spec.mountedTo values that may resolve to the key named `name`: a target names a
+    Container or a Pod ("pod/" + it), whichever is listed."""
+    return (name, name[len(POD_KEY_PREFIX):]) if name.startswith(POD_KEY_PREFIX) else (name,)
 
 
 @dataclass(frozen=True)
@@ -171,33 +299,33 @@ class IncrementalRules:
     def __init__(self, config: RulesConfig):
         self.config = config
         self.generation = 0
-        self._containers = _Tracked(entries=True)
-        self._pod_objects = _Tracked()
-        self._published_pods = _Tracked(entries=True)
-        self._placements: dict[ObjectKey, PodPlacement] = {}
-        self._pod_keys: dict[int, ObjectKey] = {}  # id() of a Pod -> its key, while it has a placement
-        self._dependents: dict[ObjectKey, object] = {}  # Pod key -> ids of the Containers naming it
-        self._claims: dict[ObjectKey, object] = {}  # key -> _Entry, or a list of them (listed twice)
-        self._unreadable: dict[ObjectKey, int] = {}  # keys of objects that could not be read
-        self._chosen: dict[ObjectKey, Claim] = {}  # the copy used, per key
-        self._fqdns: dict[str, object] = {}  # fqdn -> key(s) whose chosen copy claims it
-        self._children: dict[ObjectKey, object] = {}  # (namespace, bare target) -> keys mounted to it
-        self._winners: dict[ObjectKey, Claim] = {}
-        self._depth: dict[ObjectKey, int] = {}
+        self.scans = 0  # times every object of a kind was compared, for want of (or despite) being told
+        self._counts = [0, 0, 0]  # objects held per kind (CONTAINERS, PODS, SOURCE_PODS)
+        # Per Container (the only items kept per object):
+        self._claims: dict[ObjectKey, _Entry | list[_Entry]] = {}  # a list only for a key listed twice
+        self._fqdns: dict[str, object] = {}  # fqdn -> key(s) with a claim to it
+        self._children: dict[str, dict[str, object]] = {}  # namespace -> spec.mountedTo -> key(s) of its claims
+        # Rare: objects without a claim, and what is decided against a key.
+        self._unreadable: dict[ObjectKey, _Unread | list[_Unread]] = {}
+        self._ignored: dict[ObjectKey, _Unread | list[_Unread]] = {}  # Pods of the pod source not published
         self._rejected: dict[ObjectKey, tuple[str, SkipCode]] = {}
         self._too_deep: dict[ObjectKey, int] = {}
-        self._lost: dict[ObjectKey, list[Skip]] = {}  # listed-twice and conflict skips per key
         self._key_skips: dict[ObjectKey, tuple[Skip, ...]] = {}  # the skips in the result, per key
+        self._skips: list[Skip] = []  # sorted
+        self._skipped: tuple[Skip, ...] = ()
+        # Pods a Container's spec.podRef may name.
+        self._pods: dict[ObjectKey, object] = {}  # key -> the Pod(s) listed under it
+        self._placed = 0  # Pods held that have a placement
+        self._placements: dict[ObjectKey, PodPlacement] = {}
+        self._dependents: dict[ObjectKey, object] = {}  # Pod key -> key(s) of the Containers naming it
+        # The result, edited in place.
         self._published: dict[ObjectKey, Claim] = {}
         self._parents: dict[str, str] = {}
         self._child_records: dict[str, str] = {}
         self._handed_out = False  # the last result holds _published, _parents and _child_records
-        self._children_of: dict[str, object] = {}  # fqdn -> the child record(s) CNAMEd to it
-        self._by_node: dict[str, dict[ObjectKey, None]] = {}
-        self._node_tuples: dict[str, tuple[ObjectKey, ...]] = {}  # _by_node's keys as handed out, per node
+        self._node_keys: dict[str, tuple[ObjectKey, ...]] = {}  # node -> its published parents
+        self._node_edits: dict[str, dict[ObjectKey, bool]] = {}  # since the last result: key -> on the node now
         self._names: set[str] = set()  # fqdns whose record changed since the last result
-        self._skips: list[Skip] = []  # sorted
-        self._skipped: tuple[Skip, ...] = ()
         self._nodes_seen: tuple | None = None
         self._node_reads: dict[int, tuple] = {}  # id() of a Node -> (it, what _read_nodes makes of it alone)
         self._node_part: tuple = ({}, frozenset(), [])
@@ -209,49 +337,98 @@ class IncrementalRules:
         `changed`: what changed since the last call, if the caller knows, as (removed,
         added) objects for the Containers, the Pods and the Pods of the pod source."""
         told = changed or (None, None, None)
-        self._own()
         reader = ContainerReader(self.config, self._placements)
-        touched: set[ObjectKey] = set()
-        self._update_pods(pods, touched, reader, told[1])
-        added, removed = self._containers.changes(containers, told[0])
-        for entry in removed:
-            self._drop(entry, touched)
-        for obj in added:
-            self._keep(obj, self._read(reader, obj), touched, self._containers.by_id)
-        added, removed = self._published_pods.changes(published_pods, told[2])
-        for entry in removed:
-            self._drop(entry, touched)
-        for obj in added:
-            self._keep(obj, self._read_pod(reader, obj), touched, self._published_pods.by_id)
-        if len(touched) * 2 > len(self._claims) + len(self._unreadable):
-            self._rebuild()  # the first batch, or a re-list: decided at once, as desired_state does
+        noted = _Noted((len(self._claims) + len(self._unreadable)) // 2)
+        self._update_pods(pods, noted, reader, told[PODS])
+        for kind, objects, read in ((CONTAINERS, containers, self._read), (SOURCE_PODS, published_pods,
+                                                                           self._read_pod)):
+            from_pod = kind == SOURCE_PODS
+            added, removed = self._changes(kind, objects, told[kind], partial(self._find, from_pod=from_pod),
+                                           partial(self._every, from_pod))
+            self._apply(removed, added, partial(read, reader), noted)
+        if noted.keys is None:
+            self._rebuild()  # the first batch, or most keys touched: decided at once, as desired_state does
             changed = None
         else:
-            changed = self._settle(touched) | touched
+            changed = self._settle(noted.keys, noted.fqdns) | noted.keys
         return self._result(nodes, changed)
 
     def _own(self) -> None:
-        """Copies of the records handed out with the last result, to edit from now on."""
+        """Copies of the records handed out with the last result, to edit from now on;
+        made by the first edit of a batch (a batch of node moves alone edits none, and a
+        rebuild makes new ones)."""
         if self._handed_out:
             self._published, self._parents = dict(self._published), dict(self._parents)
             self._child_records = dict(self._child_records)
             self._handed_out = False
 
-    def _update_pods(self, pods: tuple, touched: set, reader: ContainerReader, told) -> None:
+    def _changes(self, kind: int, objects: tuple, told: tuple[list, list] | None,
+                 find: Callable, every: Callable[[], Iterator]) -> tuple[list, list]:
+        """(added objects, what was held for the removed ones) of one kind since the last
+        call. `told`, the (removed, added) objects as the cache says, saves a pass over
+        every object (what a batch of a few changes among 100,000 cost most); it is
+        checked against the count held and what is held, and the objects compared one by
+        one when it does not add up. Objects are found by the key they are held under and
+        their identity: no index of every object by id()."""
+        count = self._counts[kind]
+        if told is not None:
+            removed, added = told
+            if count - len(removed) + len(added) == len(objects):
+                gone = [find(obj) for obj in removed]
+                if None not in gone and not any(find(obj) is not None for obj in added):
+                    self._counts[kind] = len(objects)
+                    return list(added), gone
+        self.scans += 1
+        self._counts[kind] = len(objects)
+        if not count:
+            return list(objects), []  # nothing held (a first batch): no object to look for
+        added, found = [], 0
+        for obj in objects:
+            if find(obj) is None:
+                added.append(obj)
+            else:
+                found += 1
+        gone = []
+        if found != count:
+            now = {id(obj) for obj in objects}
+            gone = [held for obj, held in every() if id(obj) not in now]
+        return added, gone
+
+    def _find(self, obj, from_pod: bool):
+        """What is held for a Container (or Pod of the pod source) object, or None."""
+        for key in _object_keys(obj, POD_KEY_PREFIX if from_pod else ""):
+            for index in (self._claims, self._unreadable, self._ignored):
+                for held in _held(index, key):
+                    if held.obj is obj:
+                        return held
+        return None
+
+    def _every(self, from_pod: bool) -> Iterator[tuple[object, object]]:
+        """(object, what is held for it) for every object of one kind."""
+        for index in (self._claims, self._unreadable, self._ignored):
+            for value in index.values():
+                for held in value if type(value) is list else (value,):
+                    if held.from_pod == from_pod:
+                        yield held.obj, held
+
+    def _update_pods(self, pods: tuple, noted: _Noted, reader: ContainerReader, told) -> None:
         """New placements, and the Containers naming a Pod whose placement changed read again."""
-        added, removed = self._pod_objects.changes(pods, told)
+        added, removed = self._changes(PODS, pods, told, self._find_pod, self._every_pod)
         if not (added or removed):
             return
         moved: set[ObjectKey] = set()
-        for obj in removed:  # the Pods themselves: this kind holds no entries
-            key = self._pod_keys.pop(id(obj), None)
-            if key is not None:
-                moved.add(key)
+        for obj in removed:
+            read = pod_placement(obj)
+            _unhold(self._pods, read[0] if read else _identity(obj), obj)
+            if read is not None:
+                self._placed -= 1
+                moved.add(read[0])
         fresh: dict[ObjectKey, PodPlacement] = {}
         for obj in added:
             read = pod_placement(obj)
+            _hold(self._pods, read[0] if read else _identity(obj), obj)
             if read is not None:
-                self._pod_keys[id(obj)] = read[0]
+                self._placed += 1
                 fresh[read[0]] = read[1]
         for key in moved:
             if key not in fresh:
@@ -260,7 +437,7 @@ class IncrementalRules:
             if self._placements.get(key) != placement:
                 self._placements[key] = placement
                 moved.add(key)
-        if len(self._pod_keys) != len(self._placements):
+        if self._placed != len(self._placements):
             # Two listed Pods with one key (only malformed objects can): which one counts
             # depends on their order, so every placement is read again in order.
             self._placements.clear()
@@ -269,210 +446,280 @@ class IncrementalRules:
                 if read is not None:
                     self._placements[read[0]] = read[1]
             moved = set(self._dependents)
-        for key in moved:
-            for ident in _members(self._dependents, key):
-                entry = self._containers.by_id[ident]
-                self._drop(entry, touched)
-                self._keep(entry.obj, self._read(reader, entry.obj), touched, self._containers.by_id)
+        for pod in moved:
+            for key in _members(self._dependents, pod):
+                for held in _held(self._claims, key) + _held(self._unreadable, key):
+                    if not held.from_pod and _pod_named(held.obj) == pod:
+                        self._apply([held], [held.obj], partial(self._read, reader), noted)
+
+    def _find_pod(self, obj):
+        read = pod_placement(obj)
+        for held in _held(self._pods, read[0] if read else _identity(obj)):
+            if held is obj:
+                return held
+        return None
+
+    def _every_pod(self) -> Iterator[tuple[object, object]]:
+        for value in self._pods.values():
+            for obj in value if type(value) is list else (value,):
+                yield obj, obj
 
     # -- reading one object -----------------------------------------------------------------
-    def _read(self, reader: ContainerReader, obj) -> _Entry:
-        pod = _pod_named(obj)
+    def _read(self, reader: ContainerReader, obj) -> _Entry | _Unread:
         try:
             claim = reader.read(obj)
         except Exception as exc:  # noqa: BLE001 - as desired_state: one odd object never stops the others
-            return _Entry(obj, _identity(obj), None, _skip_for(obj, exc, ""), None, pod)
-        return _Entry(obj, claim.key, claim, None, claim.mounted_to, pod)
+            return _Unread(obj, _identity(obj), _skip_for(obj, exc, ""), False)
+        return _entry(claim, obj, _Entry, claim.mounted_to)
 
-    def _read_pod(self, reader: ContainerReader, obj) -> _Entry:
+    def _read_pod(self, reader: ContainerReader, obj) -> _Entry | _Unread:
         if not is_published_pod(obj):
-            return _Entry(obj, ("", ""), None, None, None, None)
+            namespace, name = _identity(obj)
+            return _Unread(obj, (namespace, POD_KEY_PREFIX + name), None, True)
         try:
             claim = reader.read_pod(obj)
         except Exception as exc:  # noqa: BLE001
             namespace, name = _identity(obj)
-            return _Entry(obj, (namespace, POD_KEY_PREFIX + name), None, _skip_for(obj, exc, POD_KEY_PREFIX),
-                          None, None)
-        return _Entry(obj, claim.key, claim, None, claim.mounted_to, None)
+            return _Unread(obj, (namespace, POD_KEY_PREFIX + name), _skip_for(obj, exc, POD_KEY_PREFIX), True)
+        return _entry(claim, obj, _PodEntry, claim.mounted_to)
 
     # -- the indexes -----------------------------------------------------------------------
-    def _keep(self, obj, entry: _Entry, touched: set, entries: dict) -> None:
-        entries[id(obj)] = entry
-        if entry.pod is not None:
-            _add(self._dependents, entry.pod, id(obj))
-        if entry.skip is not None:
-            self._unreadable[entry.key] = self._unreadable.get(entry.key, 0) + 1
-            bisect.insort(self._skips, entry.skip)
-            self._skipped = None
-            touched.add(entry.key)
-        elif entry.claim is not None:
-            held = self._claims.get(entry.key)
-            if held is None:
-                self._claims[entry.key] = entry
-            elif type(held) is list:
-                held.append(entry)
-            else:
-                self._claims[entry.key] = [held, entry]
-            if entry.raw_target is not None:
-                _add(self._children, (entry.key[0], _bare(entry.raw_target)), entry.key)
-            touched.add(entry.key)
+    def _apply(self, removed: list, added: list, read: Callable, noted: _Noted) -> None:
+        """Drop what was held for the removed objects and keep what the added ones read
+        to (`read`, one at a time: no list of every entry in a first batch). An object
+        replaced by one that reads to the same claim keeps its entry, with the new object
+        in it: nothing to decide (a change to a field the rules do not read), and the old
+        object is not kept alive by it. An entry replaced by another of the same key takes
+        the old one's key tuple, and its fqdn string if equal: the records and indexes
+        that still hold them do not keep a second copy each."""
+        olds = {held.key: held for held in removed if type(held) is not _Unread} if removed and added else {}
+        if not olds:
+            for held in removed:
+                self._drop(held, noted)
+            for obj in added:
+                new = read(obj)
+                self._keep(new, noted, self._pod_of(new, always=True))
+            return
+        reused, fresh = set(), []
+        for new in map(read, added):
+            pod = self._pod_of(new, always=True)
+            old = olds.pop(new.key, None) if olds and type(new) is not _Unread else None
+            if old is not None and type(old) is type(new):
+                if _read_fields(old) == _read_fields(new) and self._pod_of(old) == pod:
+                    old.obj = new.obj  # not a Claim field: what a handed-out result says is unchanged
+                    reused.add(id(old))
+                    continue
+                new.key = old.key
+                if new.fqdn == old.fqdn:
+                    new.fqdn = old.fqdn
+            fresh.append((new, pod))
+        for held in removed:
+            if id(held) not in reused:
+                self._drop(held, noted)
+        for new, pod in fresh:
+            self._keep(new, noted, pod)
 
-    def _drop(self, entry: _Entry, touched: set) -> None:
-        if entry.pod is not None:
-            _discard(self._dependents, entry.pod, id(entry.obj))
-        if entry.skip is not None:
-            count = self._unreadable[entry.key] - 1
-            if count:
-                self._unreadable[entry.key] = count
-            else:
-                del self._unreadable[entry.key]
-            del self._skips[bisect.bisect_left(self._skips, entry.skip)]
-            self._skipped = None
-            touched.add(entry.key)
-        elif entry.claim is not None:
-            held = self._claims[entry.key]
-            if type(held) is list:
-                held.remove(entry)
-                if len(held) == 1:
-                    self._claims[entry.key] = held[0]
-            else:
-                del self._claims[entry.key]
-            if entry.raw_target is not None and not any(
-                    e.raw_target is not None and _bare(e.raw_target) == _bare(entry.raw_target)
-                    for e in self._copies(entry.key)):
-                _discard(self._children, (entry.key[0], _bare(entry.raw_target)), entry.key)
-            touched.add(entry.key)
+    def _pod_of(self, held: _Entry | _Unread, always: bool = False) -> ObjectKey | None:
+        """The Pod a Container's spec.podRef names (see _pod_named). Unless `always`, None
+        while no Container held names one (most clusters): reading spec.podRef again for
+        every object dropped was a tenth of a batch."""
+        if held.from_pod or not (always or self._dependents):
+            return None
+        return _pod_named(held.obj)
 
-    def _copies(self, key: ObjectKey) -> list[_Entry]:
+    def _keep(self, held: _Entry | _Unread, noted: _Noted, pod: ObjectKey | None) -> None:
+        """Index what was read of one object; `pod`: the Pod its spec.podRef names."""
+        key = held.key
+        if pod is not None:
+            _add(self._dependents, pod, key)
+        if type(held) is _Unread:
+            if held.skip is None:
+                _hold(self._ignored, key, held)
+                return
+            _hold(self._unreadable, key, held)
+            bisect.insort(self._skips, held.skip)
+            self._skipped = None
+        else:
+            _hold(self._claims, key, held)
+            _add(self._fqdns, held.fqdn, key)
+            noted.fqdn(held.fqdn)
+            if held.raw_target is not None:
+                _add(self._children.setdefault(key[0], {}), held.raw_target, key)
+        noted.key(key)
+
+    def _drop(self, held: _Entry | _Unread, noted: _Noted) -> None:
+        key = held.key
+        if type(held) is _Unread:
+            if held.skip is None:
+                _unhold(self._ignored, key, held)
+            else:
+                _unhold(self._unreadable, key, held)
+                del self._skips[bisect.bisect_left(self._skips, held.skip)]
+                self._skipped = None
+                noted.key(key)
+        else:
+            _unhold(self._claims, key, held)
+            copies = _held(self._claims, key)
+            if not any(copy.fqdn == held.fqdn for copy in copies):
+                _discard(self._fqdns, held.fqdn, key)
+            noted.fqdn(held.fqdn)
+            if held.raw_target is not None and not any(copy.raw_target == held.raw_target for copy in copies):
+                children = self._children[key[0]]
+                _discard(children, held.raw_target, key)
+                if not children:
+                    del self._children[key[0]]
+            noted.key(key)
+        pod = self._pod_of(held)
+        if pod is not None and not any(not other.from_pod and _pod_named(other.obj) == pod
+                                       for other in _held(self._claims, key) + _held(self._unreadable, key)):
+            _discard(self._dependents, pod, key)
+
+    def _mounted_to(self, key: ObjectKey) -> tuple[ObjectKey, ...]:
+        """The keys with a claim whose spec.mountedTo may name `key`."""
+        children = self._children.get(key[0])
+        if children is None:
+            return ()
+        found = ()
+        for name in _parent_names(key[1]):
+            found += _members(children, name)
+        return found
+
+    # -- what is derived from the indexes ---------------------------------------------------
+    def _chosen(self, key: ObjectKey) -> _Entry | None:
+        """The copy of `key` that counts (the most senior, when it is listed twice)."""
         held = self._claims.get(key)
-        if held is None:
+        if type(held) is list:
+            return min(held, key=_seniority)
+        return held
+
+    def _owner(self, fqdn: str) -> _Entry | None:
+        """The claim that keeps `fqdn`: the most senior of the chosen copies claiming it."""
+        best = None
+        for key in _members(self._fqdns, fqdn):
+            claim = self._chosen(key)
+            if claim is not None and claim.fqdn == fqdn and (best is None or _seniority(claim) < _seniority(best)):
+                best = claim
+        return best
+
+    def _winner(self, key: ObjectKey) -> _Entry | None:
+        """The claim of `key` if it keeps its fqdn, else None."""
+        claim = self._claims.get(key)
+        if claim is None:
+            return None
+        if type(claim) is list:
+            claim = min(claim, key=_seniority)
+        if type(self._fqdns[claim.fqdn]) is not set:
+            return claim  # the only key claiming the name: the common case
+        return claim if self._owner(claim.fqdn) is claim else None
+
+    def _lost(self, key: ObjectKey) -> list[Skip]:
+        """The skips of the copies of `key` not used, and of its claim if its fqdn is taken."""
+        copies = _held(self._claims, key)
+        if not copies:
             return []
-        return held if type(held) is list else [held]
+        chosen = min(copies, key=_seniority)
+        lost = [Skip(key[0], key[1], "listed twice; one copy is used", SkipCode.NAME_CONFLICT)
+                for copy in copies if copy is not chosen]
+        owner = self._owner(chosen.fqdn)
+        if owner is not chosen:
+            why = "older" if owner.created < chosen.created else "as old and first by namespace/name"
+            lost.append(Skip(key[0], key[1], f"fqdn {chosen.fqdn} is taken by {owner.namespace}/{owner.name} "
+                                             f"({why})", SkipCode.NAME_CONFLICT))
+        return lost
 
     # -- deciding ------------------------------------------------------------------------------
+    def _resolve_target(self, entry: _Entry, listed: _Listed) -> _Entry:
+        """As desired_state's _resolve_mount_targets, without editing a claim someone may
+        hold (the last Desired does): a changed one is a new entry, returned."""
+        if entry.raw_target is None:
+            return entry
+        namespace, target = entry.key[0], entry.raw_target
+        same, other = ((POD_KEY_PREFIX + target, target) if entry.from_pod else (target, POD_KEY_PREFIX + target))
+        resolved = other if (namespace, same) not in listed and (namespace, other) in listed else same
+        if entry.mounted_to == resolved:
+            return entry
+        # The target's own key string when it has a claim, not an equal "pod/" copy per child.
+        held = self._claims.get((namespace, resolved))
+        if held is not None:
+            resolved = (held[0] if type(held) is list else held).key[1]
+        changed = _entry(entry, entry.obj, type(entry), entry.raw_target)
+        changed.mounted_to = resolved
+        return changed
+
+    def _resolve(self, key: ObjectKey, listed: _Listed) -> None:
+        """Resolve the mount targets of every copy of `key` again."""
+        held = self._claims.get(key)
+        if type(held) is list:
+            held[:] = [self._resolve_target(entry, listed) for entry in held]
+        elif held is not None and held.raw_target is not None:
+            self._claims[key] = self._resolve_target(held, listed)
+
     def _rebuild(self) -> None:
         """Decide every key at once from the objects read (desired_state's way, linear):
         for the first batch and after a re-list, where most keys changed."""
         listed = _Listed(self)
-        self._chosen, self._fqdns, self._winners, self._lost = {}, {}, {}, {}
-        chosen, fqdns = self._chosen, self._fqdns
-        for key, held in self._claims.items():
-            if type(held) is list:
-                for entry in held:
-                    self._resolve_target(entry, listed)
-                chosen[key] = min((e.claim for e in held), key=_seniority)
-            else:
-                if held.raw_target is not None:
-                    self._resolve_target(held, listed)
-                chosen[key] = held.claim
-            fqdn = chosen[key].fqdn
-            if fqdn in fqdns:
-                _add(fqdns, fqdn, key)
-            else:
-                fqdns[fqdn] = key
-        winners = self._winners
-        for key, claim in chosen.items():
-            if fqdns[claim.fqdn] == key and type(self._claims[key]) is not list:
-                winners[key] = claim  # the only claimant of its fqdn, listed once: the common case
-            else:
-                self._decide_conflict(key)
-        self._too_deep = {}
-        self._depth, self._rejected = _resolve_mounts(winners, listed, self.config.max_mount_depth, self._too_deep)
-        self._published, self._parents, self._child_records, self._by_node = {}, {}, {}, {}
-        self._node_tuples, self._children_of = {}, {}
-        self._key_skips = {}
-        self._skips = [entry.skip for tracked in (self._containers, self._published_pods)
-                       for entry in tracked.by_id.values() if entry.skip is not None]
-        parents, children, by_node = self._parents, self._child_records, self._by_node
-        for key, level in self._depth.items():
-            claim = self._published[key] = winners[key]
-            if level == 0:
+        claims = self._claims
+        for key in claims:
+            self._resolve(key, listed)  # replaces values only: the dict's size stays
+        self._published, self._parents, self._child_records = {}, {}, {}
+        self._rejected, self._too_deep, self._key_skips = {}, {}, {}
+        published, rejected, winner = self._published, self._rejected, self._winner
+        for key in claims:
+            claim = winner(key)
+            if claim is not None and claim.mounted_to is None:
+                if claim.node:
+                    published[key] = claim
+                else:
+                    rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
+        winners = _Winners(self)
+        depths = _Depths(published, winners)
+        max_depth = self.config.max_mount_depth
+        for start in claims:
+            if start in published or start in rejected or winner(start) is None:
+                continue
+            settle(*_mount_chain(start, winners, depths, rejected), depths, rejected, self._too_deep, listed,
+                   max_depth)
+        parents, children, by_node = self._parents, self._child_records, {}
+        for key, claim in published.items():
+            if claim.mounted_to is None:
                 parents[claim.fqdn] = claim.node
                 keys = by_node.get(claim.node)
                 if keys is None:
-                    keys = by_node[claim.node] = {}
-                keys[key] = None
+                    keys = by_node[claim.node] = []
+                keys.append(key)
             else:
-                target = children[claim.fqdn] = winners[(claim.namespace, claim.mounted_to)].fqdn
-                _add(self._children_of, target, claim.fqdn)
-        for key in self._lost.keys() | self._rejected.keys():
-            skips = self._outcome(key)[1]
-            self._key_skips[key] = skips
-            self._skips += skips
+                children[claim.fqdn] = published[(claim.namespace, claim.mounted_to)].fqdn
+        self._node_keys = {node: tuple(keys) for node, keys in by_node.items()}
+        self._node_edits = {}
+        self._skips = [held.skip for value in self._unreadable.values()
+                       for held in (value if type(value) is list else (value,))]
+        lost = {key for key, held in claims.items() if type(held) is list}
+        lost.update(key for held in self._fqdns.values() if type(held) is set for key in held)
+        for key in lost | rejected.keys():
+            skips = self._skips_of(key)
+            if skips:
+                self._key_skips[key] = skips
+                self._skips += skips
         self._skips.sort()
         self._skipped = None
 
-    def _settle(self, touched: set[ObjectKey]) -> set[ObjectKey]:
-        """Re-decide what the touched keys change; the keys whose outcome may differ."""
+    def _settle(self, touched: set[ObjectKey], fqdns: set[str]) -> set[ObjectKey]:
+        """Re-decide what the touched keys change; the keys whose outcome may differ.
+        `fqdns`: the names whose claimants changed."""
         if not touched:
             return set()
         listed = _Listed(self)
         # A key appearing or going changes how names mounted to it resolve (Container or Pod).
         resolve = set(touched)
-        for namespace, name in touched:
-            resolve.update(_members(self._children, (namespace, _bare(name))))
-        fqdns: set[str] = set()
+        for key in touched:
+            resolve.update(self._mounted_to(key))
         for key in resolve:
-            for entry in self._copies(key):
-                self._resolve_target(entry, listed)
-            old = self._chosen.get(key)
-            copies = self._copies(key)
-            new = min((e.claim for e in copies), key=_seniority) if copies else None
-            if new is old:
-                continue
-            if old is not None:
-                _discard(self._fqdns, old.fqdn, key)
-                fqdns.add(old.fqdn)
-            if new is None:
-                del self._chosen[key]
-            else:
-                self._chosen[key] = new
-                _add(self._fqdns, new.fqdn, key)
-                fqdns.add(new.fqdn)
+            self._resolve(key, listed)
+            fqdns.update(copy.fqdn for copy in _held(self._claims, key))  # its copy in use may change
         affected = set(resolve)
         for fqdn in fqdns:
             affected.update(_members(self._fqdns, fqdn))
-        for key in affected:
-            self._decide_conflict(key)
         return self._remount(affected, listed)
-
-    def _resolve_target(self, entry: _Entry, listed: _Listed) -> None:
-        """As desired_state's _resolve_mount_targets, without editing a claim someone may
-        hold (the last Desired does): a changed one is a new Claim."""
-        if entry.raw_target is None:
-            return
-        namespace, target = entry.key[0], entry.raw_target
-        same, other = ((POD_KEY_PREFIX + target, target) if entry.key[1].startswith(POD_KEY_PREFIX)
-                       else (target, POD_KEY_PREFIX + target))
-        resolved = other if (namespace, same) not in listed and (namespace, other) in listed else same
-        if entry.claim.mounted_to != resolved:
-            # The target's own key string when it has a claim, not an equal "pod/" copy per child.
-            held = self._claims.get((namespace, resolved))
-            if held is not None:
-                resolved = (held[0] if type(held) is list else held).key[1]
-            entry.claim = replace(entry.claim, mounted_to=resolved)
-
-    def _decide_conflict(self, key: ObjectKey) -> None:
-        """Whether `key` keeps its fqdn (a winner) and the skips for its lost copies."""
-        chosen = self._chosen.get(key)
-        lost = [Skip(key[0], key[1], "listed twice; one copy is used", SkipCode.NAME_CONFLICT)
-                for e in self._copies(key) if e.claim is not chosen]
-        if chosen is None:
-            self._winners.pop(key, None)
-        else:
-            owner_key = min(_members(self._fqdns, chosen.fqdn), key=lambda k: _seniority(self._chosen[k]))
-            owner = self._chosen[owner_key]
-            if owner is chosen:
-                self._winners[key] = chosen
-            else:
-                self._winners.pop(key, None)
-                why = "older" if owner.created < chosen.created else "as old and first by namespace/name"
-                lost.append(Skip(key[0], key[1], f"fqdn {chosen.fqdn} is taken by {owner.namespace}/{owner.name} "
-                                                 f"({why})", SkipCode.NAME_CONFLICT))
-        if lost:
-            self._lost[key] = lost
-        else:
-            self._lost.pop(key, None)
 
     def _remount(self, affected: set[ObjectKey], listed: _Listed) -> set[ObjectKey]:
         """Mount depths again for the affected keys and every key mounted below them."""
@@ -483,29 +730,37 @@ class IncrementalRules:
             if key in todo:
                 continue
             todo.add(key)
-            stack.extend(_members(self._children, (key[0], _bare(key[1]))))
-        depth, rejected, too_deep, winners = self._depth, self._rejected, self._too_deep, self._winners
+            stack.extend(self._mounted_to(key))
+        rejected, too_deep, winner = self._rejected, self._too_deep, self._winner
         for key in todo:
-            depth.pop(key, None)
             rejected.pop(key, None)
             too_deep.pop(key, None)
+        fresh: dict[ObjectKey, int] = {}
+        winners = _Winners(self)
+        depths = _Depths(self._published, winners, todo, fresh)
         for key in todo:
-            claim = winners.get(key)
+            claim = winner(key)
             if claim is not None and claim.mounted_to is None:
                 if claim.node:
-                    depth[key] = 0
+                    fresh[key] = 0
                 else:
                     rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
         max_depth = self.config.max_mount_depth
         for start in todo:
-            if start in depth or start in rejected or start not in winners:
+            if start in fresh or start in rejected or winner(start) is None:
                 continue
-            settle(*_mount_chain(start, winners, depth, rejected), depth, rejected, too_deep, listed, max_depth)
-        now = {}
+            settle(*_mount_chain(start, winners, depths, rejected), depths, rejected, too_deep, listed, max_depth)
+        now, swaps = {}, []
         for key in todo:
-            outcome = self._outcome(key)
+            outcome = self._outcome(key, fresh)
             if outcome != self._published_outcome(key):
                 now[key] = outcome
+            elif outcome[0] is not None and self._published[key] is not outcome[0][0]:
+                swaps.append((key, outcome[0][0]))
+        if now or swaps:
+            self._own()
+        for key, claim in swaps:
+            self._published[key] = claim  # an equal claim of another copy: the one in use
         # Records: every old one out first, so an fqdn passing between keys is not lost.
         for key in now:
             self._unpublish(key)
@@ -513,18 +768,22 @@ class IncrementalRules:
             self._publish(key, outcome)
         return todo
 
-    def _outcome(self, key: ObjectKey) -> tuple:
-        """What the result should hold for `key`: (claim, target) if published, its skips."""
-        claim = self._winners.get(key) if key in self._depth else None
-        record = None
-        if claim is not None:
-            record = (claim, claim.node if claim.mounted_to is None
-                      else self._winners[(claim.namespace, claim.mounted_to)].fqdn)
-        skips = tuple(self._lost.get(key, ()))
+    def _skips_of(self, key: ObjectKey) -> tuple[Skip, ...]:
+        skips = tuple(self._lost(key))
         rejected = self._rejected.get(key)
         if rejected is not None:
             skips += (Skip(key[0], key[1], rejected[0], rejected[1]),)
-        return record, skips
+        return skips
+
+    def _outcome(self, key: ObjectKey, fresh: dict[ObjectKey, int]) -> tuple:
+        """What the result should hold for `key` (settled in `fresh` if published): (claim,
+        target) if published, its skips."""
+        record = None
+        if key in fresh:
+            claim = self._winner(key)
+            record = (claim, claim.node if claim.mounted_to is None
+                      else self._winner((claim.namespace, claim.mounted_to)).fqdn)
+        return record, self._skips_of(key)
 
     def _published_outcome(self, key: ObjectKey) -> tuple:
         """What the result holds for `key` now, in the same form as _outcome."""
@@ -544,14 +803,9 @@ class IncrementalRules:
             if claim.mounted_to is None:
                 if self._parents.get(claim.fqdn) == target:
                     del self._parents[claim.fqdn]
-                self._node_tuples.pop(claim.node, None)
-                keys = self._by_node[claim.node]
-                del keys[key]
-                if not keys:
-                    del self._by_node[claim.node]
+                self._node_edits.setdefault(claim.node, {})[key] = False
             elif self._child_records.get(claim.fqdn) == target:
                 del self._child_records[claim.fqdn]
-                _discard(self._children_of, target, claim.fqdn)
         if skips:
             del self._key_skips[key]
         for skip in skips:
@@ -566,11 +820,9 @@ class IncrementalRules:
             self._names.add(claim.fqdn)
             if claim.mounted_to is None:
                 self._parents[claim.fqdn] = target
-                self._node_tuples.pop(claim.node, None)
-                self._by_node.setdefault(claim.node, {})[key] = None
+                self._node_edits.setdefault(claim.node, {})[key] = True
             else:
                 self._child_records[claim.fqdn] = target
-                _add(self._children_of, target, claim.fqdn)
         if skips:
             self._key_skips[key] = skips
         for skip in skips:
@@ -604,6 +856,22 @@ class IncrementalRules:
                 result[name] = ipv4_first(addresses)
         return result, frozenset(listed), warnings
 
+    def _children_of(self, fqdn: str) -> Iterable[str]:
+        """The published children whose records point at `fqdn`: those mounted to the key
+        that publishes it."""
+        for key in _members(self._fqdns, fqdn):
+            claim = self._published.get(key)
+            if claim is not None and claim.fqdn == fqdn:
+                break
+        else:
+            return ()
+        found = []
+        for child in self._mounted_to(key):
+            claim = self._published.get(child)
+            if claim is not None and claim.mounted_to == key[1]:
+                found.append(claim.fqdn)
+        return found
+
     def purge_waves(self, desired: Desired, changes) -> list[set[str]]:
         """mountdns.purge.purge_waves(changes, before, after) for a batch whose `before`
         is the previous result's records and `after` the latest result's (`desired`):
@@ -619,8 +887,7 @@ class IncrementalRules:
         waves = [names] if names else []
         seen, frontier = set(names), set(names)
         while frontier:
-            frontier = {child for target in frontier for child in _members(self._children_of, target)
-                        if child not in seen}
+            frontier = {child for target in frontier for child in self._children_of(target) if child not in seen}
             if frontier:
                 waves.append(frontier)
                 seen |= frontier
@@ -634,20 +901,23 @@ class IncrementalRules:
             self._node_part = self._read_nodes(nodes)
             self._nodes_seen = nodes
         node_map, node_names, node_warnings = self._node_part
-        warnings = list(node_warnings)
-        warnings += (f"node {node} has no known address: its {len(keys)} parent(s) get no A/AAAA records "
-                     f"until it has one" for node, keys in self._by_node.items() if node not in node_map)
-        if self._skipped is None:
-            self._skipped = tuple(self._skips)
         # Per node, a tuple made again only when its parents changed: a batch hands out
         # 1,000 nodes' tuples, not 100,000 keys.
-        tuples = self._node_tuples
-        parents_by_node = {}
-        for node, keys in self._by_node.items():
-            held = tuples.get(node)
-            if held is None:
-                held = tuples[node] = tuple(keys)
-            parents_by_node[node] = held
+        node_keys = self._node_keys
+        for node, edits in self._node_edits.items():
+            keys = [key for key in node_keys.get(node, ()) if key not in edits]
+            keys += (key for key, present in edits.items() if present)
+            if keys:
+                node_keys[node] = tuple(keys)
+            else:
+                node_keys.pop(node, None)
+        self._node_edits = {}
+        warnings = list(node_warnings)
+        warnings += (f"node {node} has no known address: its {len(keys)} parent(s) get no A/AAAA records "
+                     f"until it has one" for node, keys in node_keys.items() if node not in node_map)
+        if self._skipped is None:
+            self._skipped = tuple(self._skips)
+        parents_by_node = dict(node_keys)
         # The records are handed out as they are, and copied before the next batch edits
         # them (_own): the reconciler keeps this state as what Redis holds, and the status
         # writer reads it from its thread. Copying then rather than now keeps one copy, not
