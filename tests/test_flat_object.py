@@ -119,3 +119,13 @@ def test_the_cache_holds_listed_containers_flat_and_hands_them_out_as_mappings()
     held, = cache.snapshot().containers
     assert type(held) is FlatObject
     assert held["metadata"]["name"] == "a" and held["spec"]["nodeName"] == "node-1"
+
+
+def test_an_object_replaced_by_a_watch_event_keeps_the_key_tuple_the_cache_holds():
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [listed(container("a", node="node-1"))])
+    held, = cache.snapshot().containers
+    cache.put(CONTAINER, listed(container("a", node="node-2")))
+    new, = cache.snapshot().containers
+    assert new is not held and new["spec"]["nodeName"] == "node-2"
+    assert new.key is held.key and next(iter(cache._objects[CONTAINER])) is held.key

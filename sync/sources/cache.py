@@ -210,7 +210,7 @@ class ObjectCache:
         """A list result. An incomplete one only adds and updates, never removes.
         `slimmed`: the objects went through slim() already (a watcher slims page by page)."""
         with self._lock:
-            fresh = {object_key(o): o if slimmed else slim(kind, o) for o in objects}
+            fresh = {object_key(o): o for o in (objects if slimmed else (slim(kind, o) for o in objects))}
             held, log = self._objects[kind], self._log[kind]
             for key in (held.keys() | fresh.keys()) if complete else fresh.keys():
                 old, new = held.get(key), fresh.get(key)
@@ -264,6 +264,8 @@ class ObjectCache:
                 else:
                     old.update(metadata=kept["metadata"], status=kept["status"])
                 return
+            if old is not None and type(kept) is FlatObject:
+                kept.key = object_key(old)  # the tuple the dict keeps as its key: one per object, not two
             objects[key] = kept
             self._log[kind].setdefault(key, old)
             self._note_event(received)
