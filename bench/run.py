@@ -30,6 +30,7 @@ SUITES = {
     "failover": "bench.failover",         # leader replica killed -> next change in Redis
     "purge_latency": "bench.purge_latency",  # node move -> every DNS pod (primary and replica) answers
     "pod_memory": "bench.pod_memory",     # sync memory, both sources on, 100,000 Pods (50,000 published)
+    "memory_model": "bench.memory_model",  # where the sync's memory goes, phase by phase (tracemalloc)
 }
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
