@@ -9,8 +9,9 @@ followed by the values. Reading `obj["metadata"]` builds that dict afresh, so re
 keep reading mappings as before; they must not expect to change the object through
 what they read (the cache never edits a held object's parts either: it replaces them).
 
-Lossless by construction: any object, whatever its top-level values, comes back equal, key order included, so the rules see exactly what
-the API server sent (malformed fields too, which they report).
+Lossless by construction: any object, whatever its top-level values, comes back equal,
+key order included, so the rules see exactly what the API server sent (malformed fields
+too, which they report).
 """
 
 from __future__ import annotations
@@ -88,22 +89,14 @@ class FlatObject(Mapping):
 
     def __getitem__(self, key):
         flat = self._flat
-        start, sub = flat[0].starts[key]
-        if sub is None:
-            return flat[start]
-        return dict(zip(sub, islice(flat, start, start + len(sub))))
+        return _value(flat, *flat[0].starts[key])
 
     def get(self, key, default=None):
         # Mapping's get() goes through an exception for a missing key: this is read for
         # every object of every list, so look first.
         flat = self._flat
         found = flat[0].starts.get(key)
-        if found is None:
-            return default
-        start, sub = found
-        if sub is None:
-            return flat[start]
-        return dict(zip(sub, islice(flat, start, start + len(sub))))
+        return default if found is None else _value(flat, *found)
 
     def __contains__(self, key) -> bool:
         return key in self._flat[0].starts
@@ -138,6 +131,14 @@ class FlatObject(Mapping):
 
     def __repr__(self) -> str:
         return f"FlatObject({self.to_dict()!r})"
+
+
+def _value(flat: tuple, start: int, sub: tuple[str, ...] | None):
+    """The top-level value at `start`: kept as it was, or its dict built afresh (read from
+    one tuple, so from one version of the object)."""
+    if sub is None:
+        return flat[start]
+    return dict(zip(sub, islice(flat, start, start + len(sub))))
 
 
 # What a listed object may be once held: `isinstance(obj, OBJECT_TYPES)` where code
