@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from sync.api_calls import call
+from sync.kube_rest import EVENT, EVENTS, KubeRest
 
 log = logging.getLogger("mountdns.sync.events")
 
@@ -40,20 +41,19 @@ class EventsClient:
     """core/v1 Events through the official client; bodies and answers are plain dicts."""
 
     def __init__(self, api_client):
-        from kubernetes import client
-
-        self.core = client.CoreV1Api(api_client)
+        self.rest = KubeRest(api_client)
 
     def create(self, namespace: str, body: dict) -> dict:
-        return self._call(self.core.create_namespaced_event, namespace, body)
+        return self._call("POST", EVENTS, {"namespace": namespace}, body=body)
 
     def patch(self, namespace: str, name: str, body: dict) -> dict:
-        return self._call(self.core.patch_namespaced_event, name, namespace, body,
-                          _content_type="application/merge-patch+json")
+        return self._call("PATCH", EVENT,
+                          {"namespace": namespace, "name": name}, body=body,
+                          content_type="application/merge-patch+json")
 
-    @staticmethod
-    def _call(method, *args, **kwargs) -> dict:
-        return call(method, *args, errors={404: EventNotFound}, failure=EventError, **kwargs)
+    def _call(self, method: str, path: str, path_params: dict, **request) -> dict:
+        return call(self.rest, method, path, path_params=path_params, errors={404: EventNotFound},
+                    failure=EventError, **request)
 
 
 def rfc3339(moment: datetime) -> str:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
 from mountdns.store import Fenced, StoreError
+from sync.kube_rest import KubeRest
 
 log = logging.getLogger("mountdns.sync.leader")
 
@@ -140,14 +141,15 @@ class LeaseLock(Protocol):
 
 
 class KubeLeaseLock:
-    """A Lease in the Kubernetes API, through the client's HTTP layer with bodies we serialise.
+    """A Lease in the Kubernetes API, by path through the client's HTTP layer
+    (sync.kube_rest), with bodies we serialise.
 
     The client's typed `replace_namespaced_lease` would re-serialise MicroTime through
     `isoformat()` (see format_micro_time), so requests go out as JSON built here.
     """
 
     def __init__(self, api_client, namespace: str, name: str, request_timeout: float = 10.0):
-        self.api_client = api_client
+        self.rest = KubeRest(api_client)
         self.namespace = namespace
         self.name = name
         self.request_timeout = request_timeout
@@ -185,12 +187,7 @@ class KubeLeaseLock:
 
     def _request(self, method: str, path: str, body: dict | None = None):
         try:
-            _, url, headers, data, _ = self.api_client.param_serialize(
-                method, path, header_params={"Accept": "application/json", "Content-Type": "application/json"},
-                body=body, auth_settings=["BearerToken"])  # plain JSON types: sent as built
-            response = self.api_client.call_api(method, url, header_params=headers, body=data,
-                                                _request_timeout=self.request_timeout)
-            response.read()
+            response = self.rest.request(method, path, body=body, timeout=self.request_timeout)
             raw = response.data
         except Exception as exc:  # noqa: BLE001 - urllib3 and the client raise many kinds
             status = getattr(exc, "status", None)

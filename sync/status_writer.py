@@ -26,6 +26,7 @@ from typing import Callable, Mapping
 from mountdns.backoff import Backoff
 from sync.flat_object import OBJECT_TYPES
 from sync.api_calls import call
+from sync.kube_rest import CONTAINER, CONTAINER_STATUS, POD, KubeRest
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import BACKS_LABEL, DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
 from sync.incremental import Changes
@@ -35,7 +36,6 @@ from sync.status import (Verdict, current_condition, enters_failure, has_foreign
 
 log = logging.getLogger("mountdns.sync.status")
 
-GROUP, VERSION, PLURAL = "mountdns.io", "v1alpha1", "containers"
 CONFLICT_RETRIES = 3
 _POD_OWN_STATE = frozenset({SkipCode.POD_NOT_READY, SkipCode.POD_NOT_SCHEDULED})
 
@@ -56,21 +56,19 @@ class ContainerStatusClient:
     """Reads Containers and merge-patches their status subresource; plain dicts in and out."""
 
     def __init__(self, api_client):
-        from kubernetes import client
-
-        self.custom = client.CustomObjectsApi(api_client)
+        self.rest = KubeRest(api_client)
 
     def get(self, namespace: str, name: str) -> dict:
-        return self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+        return self._call("GET", CONTAINER, namespace, name)
 
     def patch_status(self, namespace: str, name: str, patch: dict) -> dict:
         # Merge patch, not strategic (which custom resources refuse with 415).
-        return self._call(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, PLURAL,
-                          name, patch, _content_type="application/merge-patch+json")
+        return self._call("PATCH", CONTAINER_STATUS, namespace, name, body=patch,
+                          content_type="application/merge-patch+json")
 
-    @staticmethod
-    def _call(method, *args, **kwargs) -> dict:
-        return call(method, *args, errors={409: Conflict, 404: NotFound}, failure=StatusWriteError, **kwargs)
+    def _call(self, method: str, path: str, namespace: str, name: str, **request) -> dict:
+        return call(self.rest, method, path, path_params={"namespace": namespace, "name": name},
+                    errors={409: Conflict, 404: NotFound}, failure=StatusWriteError, **request)
 
 
 class PodClient:
@@ -78,12 +76,11 @@ class PodClient:
     show it (see `StatusWriter._pod_hint`)."""
 
     def __init__(self, api_client):
-        from kubernetes import client
-
-        self.core = client.CoreV1Api(api_client)
+        self.rest = KubeRest(api_client)
 
     def get(self, namespace: str, name: str) -> dict:
-        return call(self.core.read_namespaced_pod, name, namespace, errors={404: NotFound},
+        return call(self.rest, "GET", POD,
+                    path_params={"namespace": namespace, "name": name}, errors={404: NotFound},
                     failure=StatusWriteError)
 
 

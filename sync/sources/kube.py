@@ -14,7 +14,8 @@ One watcher thread per kind (Containers, Nodes) keeps the ObjectCache current:
 Consuming a stream (`decode_lines`, `apply_event`, `follow`) is separate from the HTTP, so
 it can be fed canned event streams.
 
-The official client does the HTTP (configuration, auth, TLS); the watch stream is read
+The official client does the HTTP (configuration, auth, TLS; calls by path, see
+sync.kube_rest); the watch stream is read
 line by line here because the client's Watch helper cannot report 410 as an event
 without deserializing every object into models, which is slow at 100,000 objects.
 Pages and events are parsed with orjson: at a million Containers the standard library's
@@ -36,6 +37,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
 from mountdns.backoff import Backoff
+from sync.kube_rest import CONTAINERS, NAMESPACED_CONTAINERS, NAMESPACED_PODS, NODES, PODS, KubeRest
 from sync.objects import BACKS_LABEL, PUBLISH_LABEL, PUBLISH_VALUE
 from sync.sources import heap
 from sync.sources.cache import (CONTAINER, KINDS, NODE, OPTIONAL_KINDS, POD, PUBLISHED_POD, ObjectCache,
@@ -43,7 +45,6 @@ from sync.sources.cache import (CONTAINER, KINDS, NODE, OPTIONAL_KINDS, POD, PUB
 
 log = logging.getLogger("mountdns.sync.kubernetes")
 
-GROUP, VERSION, PLURAL = "mountdns.io", "v1alpha1", "containers"
 # Objects per list page. client-go's pager asks for 500; at a million Containers that is
 # 2,000 requests, and each costs the client ~1 ms of its own (request building, argument
 # validation) besides the transfer. The API server serves any limit (it may send fewer).
@@ -290,25 +291,17 @@ class KubernetesSource:
 
     def __init__(self, api_client: client.ApiClient, cache: ObjectCache, stop: threading.Event,
                  namespace: str | None = None, sources: tuple[str, ...] = ("container",), **watcher_options):
-        custom = client.CustomObjectsApi(api_client)
-        core = client.CoreV1Api(api_client)
+        rest = KubeRest(api_client)
         if namespace:
-            def list_containers(**kw):
-                return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kw)
-
-            def list_pods(selector=BACKS_LABEL, **kw):
-                return core.list_namespaced_pod(namespace, label_selector=selector, **kw)
+            list_containers = rest.lister(NAMESPACED_CONTAINERS, namespace)
+            list_pods = rest.lister(NAMESPACED_PODS, namespace, label_selector=BACKS_LABEL)
+            list_published_pods = rest.lister(NAMESPACED_PODS, namespace, label_selector=PUBLISH_SELECTOR)
         else:
-            def list_containers(**kw):
-                return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
-
-            def list_pods(selector=BACKS_LABEL, **kw):
-                return core.list_pod_for_all_namespaces(label_selector=selector, **kw)
-
-        def list_published_pods(**kw):
-            return list_pods(PUBLISH_SELECTOR, **kw)
+            list_containers = rest.lister(CONTAINERS)
+            list_pods = rest.lister(PODS, label_selector=BACKS_LABEL)
+            list_published_pods = rest.lister(PODS, label_selector=PUBLISH_SELECTOR)
         self.cache = cache
-        self.watchers = [ResourceWatcher(NODE, core.list_node, cache, stop, **watcher_options)]
+        self.watchers = [ResourceWatcher(NODE, rest.lister(NODES), cache, stop, **watcher_options)]
         if "container" in sources:
             self.watchers += [ResourceWatcher(CONTAINER, list_containers, cache, stop, **watcher_options),
                               ResourceWatcher(POD, list_pods, cache, stop, **watcher_options)]
