@@ -13,6 +13,7 @@ from mountdns import redis_connect
 from mountdns.store import StoreError
 from mountdns.store.redis_store import RedisStore
 from mountdns.settings import ConfigError
+from sync import allocator
 from sync.sources.cache import ObjectCache
 from sync.config import SyncSettings, build_parser, settings_from_args
 from sync.daemon import SyncDaemon
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    allocator.limit_arenas()  # before any thread starts
     log.info("starting: %s", settings.describe())
 
     stop = threading.Event()

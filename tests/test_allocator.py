@@ -1,0 +1,64 @@
+"""sync.allocator: with the cap, threads that allocate at the same time share the capped
+number of glibc malloc arenas (counted by glibc's own malloc_info); without it, they
+get arenas of their own."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+
+# Six threads alive at once, each allocating blocks glibc serves from its arenas (not
+# pymalloc's); then the heaps glibc reports.
+SCRIPT = """
+import ctypes, sys, tempfile, threading
+from sync.allocator import limit_arenas
+if sys.argv[1] != "none":
+    print(limit_arenas(int(sys.argv[1])))
+barrier = threading.Barrier(6)
+def work():
+    barrier.wait()
+    kept = [bytearray(20000) for _ in range(50)]
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
+libc.fclose.argtypes = (ctypes.c_void_p,)
+with tempfile.NamedTemporaryFile(suffix=".xml") as report:
+    handle = libc.fopen(report.name.encode(), b"w")
+    libc.malloc_info(0, handle)
+    libc.fclose(handle)
+    print(open(report.name).read().count("<heap nr="))
+"""
+
+
+def heaps(*args: str, env: dict | None = None) -> list[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    environment.update(env or {})
+    done = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, timeout=60,
+                          env=environment)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_threads_share_the_capped_arenas():
+    assert heaps("1") == ["True", "1"]
+    took, count = heaps("2")
+    assert took == "True" and int(count) <= 2
+
+
+def test_without_the_cap_threads_get_arenas_of_their_own():
+    (count,) = heaps("none")
+    assert int(count) > 2
+
+
+def test_the_operators_malloc_arena_max_wins():
+    took, count = heaps("1", env={"MALLOC_ARENA_MAX": "3"})
+    assert took == "False"
+    assert 1 < int(count) <= 3
