@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 
+from bench.process_memory import memory_kib, settled_rss
 from bench.report import Table
 from bench.teardown import tear_down
 from mountdns.testing.kube_double import KubeAPIDouble
@@ -48,28 +49,6 @@ def topology(pods: int, nodes: int) -> tuple[list[dict], list[dict], int]:
     return node_objects, objects, 2 * pairs
 
 
-def _memory_kib(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of a process, KiB."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0])
-    return fields["VmRSS"], fields["VmHWM"]
-
-
-def _settled_rss(sync: SyncProcess, seconds: float = 2.0) -> tuple[int, int]:
-    """RSS once the sync is idle: sampled after a pause, the lowest of a few samples
-    (a batch in progress allocates for a moment)."""
-    time.sleep(seconds)
-    samples = []
-    for _ in range(5):
-        samples.append(_memory_kib(sync.proc.pid))
-        time.sleep(0.2)
-    return min(s[0] for s in samples), max(s[1] for s in samples)
-
-
 def _daemon(directory, redis_url, kubeconfig, name, resync: float = 300.0) -> SyncProcess:
     return SyncProcess(directory, redis_url, kubeconfig=kubeconfig, log_level="info", coalesce_seconds=0.05,
                        resync_interval=resync, name=name, extra_args=("--source", "container", "--source", "pod"))
@@ -94,7 +73,7 @@ def run(quick: bool) -> list[Table]:
         syncs.append(baseline)
         baseline.start()
         baseline.wait_until(lambda: client.exists("mountdns:zones"), 120, "the zone written")
-        base_rss, _ = _settled_rss(baseline)
+        base_rss, _ = settled_rss(baseline)
         baseline.stop()
         client.flushall()
 
@@ -109,13 +88,13 @@ def run(quick: bool) -> list[Table]:
         daemon.start()
         daemon.wait_until(lambda: client.dbsize() >= expected_keys, 600, "every published name written")
         written_seconds = time.monotonic() - started
-        rss, hwm = _settled_rss(daemon)
+        rss, hwm = settled_rss(daemon)
         keys = client.dbsize()
         resyncs_before = daemon.log_count("periodic resync")
         # Two more resyncs started: the first of them has finished (the loop runs one at a time).
         daemon.wait_until(lambda: daemon.log_count("periodic resync") >= resyncs_before + 2,
                           4 * size["resync"] + 120, "two periodic resyncs")
-        _, hwm_resync = _memory_kib(daemon.proc.pid)
+        _, hwm_resync = memory_kib(daemon.proc.pid)
         keys_after = client.dbsize()
         daemon.stop()
 
