@@ -27,22 +27,26 @@ _MAX_LAYOUTS = 4096
 
 class Layout:
     """The keys of a flattened object: `keys` at the top, and for each top-level key
-    whose value was a dict, that dict's keys (`None` for a value kept as it is)."""
+    whose value was a dict, that dict's keys (`None` for a value kept as it is), and
+    which of them held a list of one item, kept as the item (`lists`: positions in that
+    dict's keys; a status's one condition, a Pod's Ready one: the list object and its
+    item array were 64 bytes a Container)."""
 
-    __slots__ = ("keys", "nested", "starts", "_hash")
+    __slots__ = ("keys", "nested", "lists", "starts", "_hash")
 
-    def __init__(self, keys: tuple[str, ...], nested: tuple[tuple[str, ...] | None, ...]):
-        self.keys, self.nested = keys, nested
+    def __init__(self, keys: tuple[str, ...], nested: tuple[tuple[str, ...] | None, ...],
+                 lists: tuple[tuple[str, ...], ...] = ()):
+        self.keys, self.nested, self.lists = keys, nested, lists or ((),) * len(keys)
         starts, position = {}, 1  # values start after the layout in the flat tuple
-        for key, sub in zip(keys, nested):
-            starts[key] = (position, sub)
+        for key, sub, listed in zip(keys, nested, self.lists):
+            starts[key] = (position, sub, listed)
             position += 1 if sub is None else len(sub)
         self.starts = starts
-        self._hash = hash((keys, nested))
+        self._hash = hash((keys, nested, self.lists))
 
     def __eq__(self, other) -> bool:
         return self is other or (isinstance(other, Layout) and self.keys == other.keys
-                                 and self.nested == other.nested)
+                                 and self.nested == other.nested and self.lists == other.lists)
 
     def __hash__(self) -> int:
         return self._hash
@@ -51,13 +55,13 @@ class Layout:
 _LAYOUTS: dict[tuple, Layout] = {}
 
 
-def _layout(keys: tuple, nested: tuple) -> Layout:
-    found = _LAYOUTS.get((keys, nested))
+def _layout(keys: tuple, nested: tuple, lists: tuple) -> Layout:
+    found = _LAYOUTS.get((keys, nested, lists))
     if found is not None:
         return found
-    layout = Layout(keys, nested)
+    layout = Layout(keys, nested, lists)
     if len(_LAYOUTS) < _MAX_LAYOUTS:
-        _LAYOUTS[(keys, nested)] = layout
+        _LAYOUTS[(keys, nested, lists)] = layout
     return layout
 
 
@@ -74,15 +78,22 @@ class FlatObject(Mapping):
 
     def __init__(self, obj: Mapping):
         self.key = None
-        nested, values = [], []
+        nested, lists, values = [], [], []
         for value in obj.values():
             if type(value) is dict:
                 nested.append(tuple(value))
-                values += value.values()
+                listed = ()
+                for key, item in value.items():
+                    if type(item) is list and len(item) == 1:
+                        listed += (key,)
+                        item = item[0]
+                    values.append(item)
+                lists.append(listed)
             else:
                 nested.append(None)
+                lists.append(())
                 values.append(value)
-        self._flat = (_layout(tuple(obj), tuple(nested)), *values)
+        self._flat = (_layout(tuple(obj), tuple(nested), tuple(lists)), *values)
 
     def adopt(self, other: "FlatObject") -> None:
         self._flat = other._flat
@@ -133,12 +144,15 @@ class FlatObject(Mapping):
         return f"FlatObject({self.to_dict()!r})"
 
 
-def _value(flat: tuple, start: int, sub: tuple[str, ...] | None):
+def _value(flat: tuple, start: int, sub: tuple[str, ...] | None, lists: tuple[str, ...]):
     """The top-level value at `start`: kept as it was, or its dict built afresh (read from
-    one tuple, so from one version of the object)."""
+    one tuple, so from one version of the object), one-item lists too."""
     if sub is None:
         return flat[start]
-    return dict(zip(sub, islice(flat, start, start + len(sub))))
+    built = dict(zip(sub, islice(flat, start, start + len(sub))))
+    for key in lists:
+        built[key] = [built[key]]
+    return built
 
 
 # What a listed object may be once held: `isinstance(obj, OBJECT_TYPES)` where code

@@ -166,48 +166,69 @@ _ABSENT = object()
 
 class Condition(collections.abc.Mapping):
     """Our `Published` condition as the cache keeps it: the same mapping as the listed
-    dict, in five slots. The cache holds one for every Container the sync wrote to (a
-    dict of six keys and its table are ~270 bytes, this ~70). Read-only, like everything
-    the cache holds; a patch is always built as a new dict (status_patch)."""
+    dict, in a few slots. The cache holds one for every Container the sync wrote to (a
+    dict of six keys and its table are ~270 bytes, this ~90). Read-only, like everything
+    the cache holds; a patch is always built as a new dict (status_patch).
 
-    __slots__ = ("status", "reason", "message", "lastTransitionTime", "observedGeneration")
-    _FIELDS = ("type", *__slots__)
+    A message the sync wrote ("x is a CNAME to y", from the status's own fqdn and target)
+    is not held as a string of its own (~90 bytes a Container): the template is, with
+    the fqdn and target strings the status holds anyway, and it is made when read."""
 
-    def __init__(self, condition: Mapping):
-        for name in self.__slots__:
+    __slots__ = ("status", "reason", "_message", "lastTransitionTime", "observedGeneration", "_fqdn", "_target")
+    _FIELDS = ("type", "status", "reason", "message", "lastTransitionTime", "observedGeneration")
+
+    def __init__(self, condition: Mapping, fqdn=None, target=None):
+        for name in ("status", "reason", "lastTransitionTime", "observedGeneration"):
             value = condition.get(name, _ABSENT)
             object.__setattr__(self, name, sys.intern(value) if name in _INTERNED and isinstance(value, str)
                                else value)
+        message = condition.get("message", _ABSENT)
+        fqdn, target = (fqdn, target) if type(fqdn) is str and type(target) is str else (None, None)
+        if type(message) is str and fqdn is not None:
+            for template in (_CHILD_MESSAGE, _PARENT_MESSAGE):
+                if message == template.format(fqdn=fqdn, target=target):
+                    message = template
+                    break
+            else:
+                fqdn = target = None
+        object.__setattr__(self, "_message", message)
+        object.__setattr__(self, "_fqdn", fqdn)
+        object.__setattr__(self, "_target", target)
 
     @classmethod
-    def of(cls, condition: Mapping) -> "Condition | dict":
+    def of(cls, condition: Mapping, fqdn=None, target=None) -> "Condition | dict":
         """A Condition for our condition when it holds only the fields one can hold, else
-        the dict as it is (a field of a newer API version is kept, not dropped)."""
+        the dict as it is (a field of a newer API version is kept, not dropped). `fqdn`
+        and `target`: the status's own, which the message the sync writes is made of."""
         if type(condition) is Condition:
             return condition
         if condition.get("type") == PUBLISHED and condition.keys() <= _CONDITION_FIELDS:
-            return cls(condition)
+            return cls(condition, fqdn, target)
         return {k: sys.intern(v) if k in _INTERNED and isinstance(v, str) else v for k, v in condition.items()}
 
     def __setattr__(self, name, value):
         raise AttributeError("a cached condition is read-only")
 
-    def __getitem__(self, key):
+    def _get(self, key):
         if key == "type":
             return PUBLISHED
-        value = getattr(self, key, _ABSENT) if key in _CONDITION_FIELDS else _ABSENT
+        if key == "message":
+            message = self._message
+            return message.format(fqdn=self._fqdn, target=self._target) if type(message) is _Template else message
+        return getattr(self, key) if key in _SLOTTED else _ABSENT
+
+    def __getitem__(self, key):
+        value = self._get(key)
         if value is _ABSENT:
             raise KeyError(key)
         return value
 
     def get(self, key, default=None):
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        value = self._get(key)
+        return default if value is _ABSENT else value
 
     def __iter__(self):
-        return (name for name in self._FIELDS if name == "type" or getattr(self, name) is not _ABSENT)
+        return (name for name in self._FIELDS if self._get(name) is not _ABSENT)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -215,7 +236,11 @@ class Condition(collections.abc.Mapping):
     def __eq__(self, other):
         # Two cached conditions slot by slot: a re-list compares every Container it keeps.
         if type(other) is Condition:
-            return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+            if not all(getattr(self, name) == getattr(other, name) for name in _SLOTTED):
+                return False
+            if self._message is other._message and self._fqdn == other._fqdn and self._target == other._target:
+                return True  # one template (or string) and the same parts: no message made
+            return self._get("message") == other._get("message")
         return super().__eq__(other)
 
     __hash__ = None  # a mapping, compared by value
@@ -224,15 +249,19 @@ class Condition(collections.abc.Mapping):
         return repr(dict(self))
 
 
+_SLOTTED = frozenset({"status", "reason", "lastTransitionTime", "observedGeneration"})
 _CONDITION_FIELDS = frozenset(Condition._FIELDS)
 CONDITION_TYPES = (dict, Condition)  # what a condition in a cached object may be
 
 
-def slim_status(status: Mapping) -> dict:
+def slim_status(status: Mapping, fqdn=None) -> dict:
     """The part of a Container's status the sync keeps in memory: deviceStatus (the rules
     read it), our fields and our condition; other conditions only as a marker, since
-    keeping every controller's conditions for 100,000 objects is what slimming avoids."""
+    keeping every controller's conditions for 100,000 objects is what slimming avoids.
+    `fqdn` (the spec's) is held instead of an equal status.fqdn."""
     kept = {k: status[k] for k in ("deviceStatus", *_OWN_FIELDS) if k in status}
+    if fqdn is not None and kept.get("fqdn") == fqdn:
+        kept["fqdn"] = fqdn
     if isinstance(kept.get("deviceStatus"), str):
         kept["deviceStatus"] = sys.intern(kept["deviceStatus"])  # MOUNTED and a few others
     if isinstance(kept.get("target"), str):
@@ -241,7 +270,7 @@ def slim_status(status: Mapping) -> dict:
     if isinstance(conditions, list):
         ours = [c for c in conditions if isinstance(c, CONDITION_TYPES) and c.get("type") == PUBLISHED]
         if ours:
-            kept["conditions"] = [Condition.of(ours[0])]
+            kept["conditions"] = [Condition.of(ours[0], kept.get("fqdn"), kept.get("target"))]
         if len(ours) != len(conditions):
             kept[FOREIGN_CONDITIONS] = True
     if status.get(FOREIGN_CONDITIONS):

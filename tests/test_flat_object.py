@@ -129,3 +129,18 @@ def test_an_object_replaced_by_a_watch_event_keeps_the_key_tuple_the_cache_holds
     new, = cache.snapshot().containers
     assert new is not held and new["spec"]["nodeName"] == "node-2"
     assert new.key is held.key and next(iter(cache._objects[CONTAINER])) is held.key
+
+
+def test_a_one_item_list_is_held_as_its_item_and_read_as_a_new_list():
+    condition = {"type": "Published", "status": "True"}
+    obj = listed({"metadata": {"name": "a"}, "status": {"conditions": [condition], "both": [1, 2], "none": []}})
+    held = FlatObject(obj)
+    assert held == obj and held["status"]["conditions"] == [condition]
+    assert not any(type(value) is list and len(value) == 1 for value in held._flat[1:])  # no list object held
+    read = held["status"]["conditions"]
+    read.append("edited")
+    assert held["status"]["conditions"] == [condition] and held["status"]["conditions"] is not read
+    assert FlatObject(listed(obj)) == held  # one layout, values compared
+    other = listed(obj)
+    other["status"]["conditions"] = condition  # the item itself, not in a list: another object
+    assert FlatObject(other) != held and held != other

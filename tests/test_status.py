@@ -254,6 +254,32 @@ def test_the_cached_condition_is_a_compact_read_only_mapping_equal_to_the_listed
     assert type(slim_status({"conditions": [newer]})["conditions"][0]) is dict
 
 
+def test_a_message_the_sync_wrote_is_held_as_its_template_and_made_when_read():
+    for target, message in (("node-1", "p.example.com has the addresses of node node-1"),
+                            ("q.example.com", "p.example.com is a CNAME to q.example.com")):
+        listed = {"type": "Published", "status": "True", "reason": "Published", "message": message,
+                  "lastTransitionTime": T0, "observedGeneration": 2}
+        status = slim_status({"fqdn": "p.example.com", "target": target, "conditions": [dict(listed)]},
+                             fqdn="p.example.com")
+        kept = status["conditions"][0]
+        assert kept == listed and dict(kept) == listed and kept["message"] == message
+        assert type(kept._message) is not str  # the template (a str subclass), not a copy of the string
+        assert kept._fqdn is status["fqdn"] and kept._target is status["target"]
+        assert kept == Condition.of(dict(listed), "p.example.com", target)
+        # Another message (another writer's, or one written before a rename) is held as it is.
+        other = slim_status({"fqdn": "p.example.com", "target": target,
+                             "conditions": [{**listed, "message": message + "!"}]})["conditions"][0]
+        assert other["message"] == message + "!" and other != kept and kept != other
+        assert other == {**listed, "message": message + "!"}
+
+
+def test_the_status_fqdn_is_held_as_the_specs_string():
+    spec_fqdn = "".join(["p.", "example.com"])  # not the same object as the status's equal one
+    status = slim_status({"fqdn": "p.example.com", "target": "n"}, fqdn=spec_fqdn)
+    assert status["fqdn"] is spec_fqdn
+    assert slim_status({"fqdn": "other.example.com"}, fqdn=spec_fqdn)["fqdn"] == "other.example.com"
+
+
 def test_a_patch_built_from_a_cached_condition_holds_plain_dicts():
     obj = stored(status={"conditions": [{"type": "Published", "status": "False", "reason": "ParentNotFound",
                                          "message": "old", "lastTransitionTime": T0, "observedGeneration": 1}]})

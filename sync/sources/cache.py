@@ -130,10 +130,9 @@ def slim(kind: str, obj: dict) -> dict:
     if status is not None and kind == NODE:
         kept["status"] = {"addresses": status["addresses"]} if "addresses" in status else {}
     elif status is not None:
-        kept["status"] = slimmed = slim_status(status)  # deviceStatus, and what the status writer compares
-        fqdn = spec.get("fqdn") if isinstance(spec, dict) else None
-        if fqdn is not None and slimmed.get("fqdn") == fqdn:
-            slimmed["fqdn"] = fqdn  # the name the sync wrote back: the spec's string, not an equal copy
+        # deviceStatus, and what the status writer compares; the name the sync wrote back
+        # is held as the spec's string, not an equal copy.
+        kept["status"] = slim_status(status, spec.get("fqdn") if isinstance(spec, dict) else None)
     # Containers are held flat (sync.flat_object): a third of the memory of four dicts.
     return flat(kept) if kind == CONTAINER else kept
 
