@@ -80,3 +80,24 @@ def test_the_prober_accepts_absent_or_cut_only_for_names_allowed_to_go():
     assert count_verdict("cut", f"c-0000007.{ZONE}", required) == ("wrong",)
     assert count_verdict("absent", f"p-0000007.{ZONE}", required) == ("wrong",)
     assert count_verdict("timeout", f"gc-0000007.{ZONE}", required) == ("wrong",)
+
+
+def test_the_steady_state_topology_carries_exactly_the_status_the_writer_would_write():
+    """The long-running phase runs over Containers with their status: the status writer
+    must find each one up to date (nothing to write), as after it wrote them all."""
+    from bench.scale import topology, with_published_status
+    from sync.status import Verdict, up_to_date
+
+    objects = with_published_status(topology(200, 2))
+    containers = [o for o in objects if o["kind"] == "Container"]
+    assert len(containers) == 200
+    times = set()
+    for obj in containers:
+        spec = obj["spec"]
+        cname = "mountedTo" in spec
+        target = f"{spec['mountedTo']}.{ZONE}" if cname else spec["nodeName"]
+        stored = {**obj, "metadata": {**obj["metadata"], "generation": 1}}  # as the API server stores it
+        assert up_to_date(stored, Verdict.published_as(spec["fqdn"], target, cname))
+        assert not up_to_date(stored, Verdict.published_as(spec["fqdn"], "elsewhere", cname))
+        times.add(obj["status"]["conditions"][0]["lastTransitionTime"])
+    assert len(times) == 20  # ten a second, the writer's default rate
