@@ -286,9 +286,13 @@ class StatusWriter:
 
     def _look_at_all(self, containers: tuple, outcomes: Outcomes) -> None:
         """Every Container's status against its verdict, made afresh: what is due goes to
-        the backlog, in the cache's order (the work found before is in it, if still due)."""
+        the backlog (the work found before is in it, if still due). The Containers the
+        rules publish go first, then those they skip, as when verdicts were kept (those of
+        the published ones first): a fresh cluster sees its names confirmed first."""
         unclaimed: dict[ObjectKey, Mapping] = {}
         backlog: deque[ObjectKey] = deque()
+        skipped: list[ObjectKey] = []  # few, as a rule
+        published = outcomes.published
         for obj in containers:
             if not isinstance(obj, OBJECT_TYPES):
                 continue
@@ -297,7 +301,8 @@ class StatusWriter:
                 unclaimed[key] = obj
             verdict = outcomes.verdict(key)
             if verdict is not None and self._due(key, obj, verdict):
-                backlog.append(key)
+                (backlog if key in published else skipped).append(key)
+        backlog.extend(skipped)
         self._unclaimed, self._backlog = unclaimed, backlog
         self._pending.clear()
         self._forget_seen(everything=True)

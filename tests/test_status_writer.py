@@ -444,8 +444,8 @@ def test_what_a_full_look_keeps_is_the_work_to_do_in_the_caches_own_key_tuples()
     # tuples (not one of its own per Container), and an object is kept only where the
     # rules' claim does not hold it (a skipped Container).
     cache = ObjectCache()
-    cache.replace(CONTAINER, [container(f"p{i}", node="node-0") for i in range(5)]
-                  + [container("c", mounted_to="gone", status="MOUNTED")])
+    cache.replace(CONTAINER, [container("c", mounted_to="gone", status="MOUNTED")]
+                  + [container(f"p{i}", node="node-0") for i in range(5)])
     cache.replace(NODE, [node("node-0", "10.0.0.1")])
     snap = cache.snapshot()
     writer = StatusWriter(None, None, qps=1, leading=lambda: False)  # a follower: looks, never writes
@@ -455,6 +455,7 @@ def test_what_a_full_look_keeps_is_the_work_to_do_in_the_caches_own_key_tuples()
     assert writer.step() == 0
     assert writer.pending == 6
     assert sorted(map(id, writer._backlog)) == sorted(id(obj.key) for obj in snap.containers)
+    assert writer._backlog[-1] == ("default", "c")  # the published ones first, as ever
     assert list(writer._unclaimed) == [("default", "c")]  # ParentNotFound: no claim published
 
 
