@@ -48,10 +48,10 @@ _CHILD_MESSAGE = _Template("{fqdn} is a CNAME to {target}")
 
 
 class Verdict:
-    """What one Container's status should say. The status writer keeps one for every
-    Container: small, with slots, and a published one's message is made when asked (to
-    compare or write it) from its name and target, not held as a string of its own
-    (~110 bytes a Container). Equal when they say the same, however made."""
+    """What one Container's status should say. Made when asked (`Outcomes.verdict`) for
+    the Container being looked at or written, and dropped after: none is kept per
+    Container. A published one's message is made from its name and target when compared
+    or written. Equal when they say the same, however made."""
 
     __slots__ = ("published", "reason", "_message", "fqdn", "target")
 
@@ -104,7 +104,8 @@ def verdicts(desired: Desired, nodes: Iterable[dict],
     previous = previous or {}
     for key in desired.published:
         if not key[1].startswith(POD_KEY_PREFIX):  # a Pod of the pod source: no status of ours (Events tell)
-            verdict = _published_verdict(desired, key, listed, owned_elsewhere)
+            verdict = _published_verdict(desired.published, desired.state.nodes, key, listed,
+                                         owned_elsewhere)
             old = previous.get(key)
             result[key] = old if old is not None and old == verdict else verdict
     for skip in desired.skipped:
@@ -118,24 +119,45 @@ def verdict_of(desired: Desired, key: ObjectKey, listed_nodes, owned_elsewhere: 
     """verdicts(...)[key], without the others (None when the rules did not see `key`):
     for a batch that changed a few keys among 100,000. `listed_nodes` are the listed
     Nodes' names, lowercased."""
-    if key[1].startswith(POD_KEY_PREFIX):
+    return Outcomes(desired, listed_nodes, owned_elsewhere).verdict(key)
+
+
+class Outcomes:
+    """What the rules decided, held as the rules' own result (no copy): enough to tell any
+    Container's verdict when asked, so the status writer keeps none per Container (a
+    Verdict and a table entry were ~125 bytes a Container, 100,000 of them alive for as
+    long as the sync runs). `listed_nodes`: the listed Nodes' names, lowercased;
+    `owned_elsewhere`: the names the store refused because another owner holds them."""
+
+    __slots__ = ("published", "skipped", "resolving", "listed_nodes", "owned_elsewhere")
+
+    def __init__(self, desired: Desired, listed_nodes, owned_elsewhere: frozenset[str] = frozenset()):
+        self.published, self.skipped = desired.published, desired.skipped
+        self.resolving = desired.state.nodes  # the nodes with a usable address
+        self.listed_nodes, self.owned_elsewhere = listed_nodes, owned_elsewhere
+
+    def verdict(self, key: ObjectKey) -> Verdict | None:
+        """The verdict of `key` (what verdicts() says of it), None when the rules did not
+        see it. O(log skipped): a bisection of the sorted skips, then the claim."""
+        if key[1].startswith(POD_KEY_PREFIX):
+            return None  # a Pod of the pod source: no status of ours (Events tell)
+        skipped = self.skipped  # sorted: the last skip of a key is the one verdicts() keeps
+        if skipped:
+            end = bisect.bisect_right(skipped, key, key=_skip_key)
+            if end and _skip_key(skipped[end - 1]) == key:
+                skip = skipped[end - 1]
+                return Verdict(False, skip.code, skip.reason)
+        if key in self.published:
+            return _published_verdict(self.published, self.resolving, key, self.listed_nodes, self.owned_elsewhere)
         return None
-    skipped = desired.skipped  # sorted: the last skip of a key is the one verdicts() keeps
-    end = bisect.bisect_right(skipped, key, key=_skip_key)
-    if end and _skip_key(skipped[end - 1]) == key:
-        skip = skipped[end - 1]
-        return Verdict(False, skip.code, skip.reason)
-    if key in desired.published:
-        return _published_verdict(desired, key, listed_nodes, owned_elsewhere)
-    return None
 
 
 def _skip_key(skip) -> ObjectKey:
     return skip.namespace, skip.name
 
 
-def _published_verdict(desired: Desired, key: ObjectKey, listed, owned_elsewhere: frozenset[str]) -> Verdict:
-    published = desired.published
+def _published_verdict(published: Mapping, resolving: Mapping, key: ObjectKey, listed,
+                       owned_elsewhere: frozenset[str]) -> Verdict:
     claim = published[key]
     fqdn = claim.fqdn
     if fqdn in owned_elsewhere:
@@ -145,7 +167,7 @@ def _published_verdict(desired: Desired, key: ObjectKey, listed, owned_elsewhere
         node = target = claim.node
     else:
         fqdn, target, node = publication(published, key)
-    if node in desired.state.nodes:
+    if node in resolving:
         return Verdict.published_as(fqdn, target, cname)
     if node in listed:
         return Verdict(False, "NodeHasNoAddress",

@@ -12,6 +12,12 @@ the Container also gets a Warning Event (`sync.events`).
 Conflicts (409: someone wrote since the watch showed us the object) re-read the object
 and recompute, up to a few times; other failures are logged and retried with backoff.
 Nothing here is needed for DNS: with the API unreachable, Redis keeps being written.
+
+Nothing is held per Container: a verdict is made from the rules' result when a Container
+is looked at (`sync.status.Outcomes`) and compared with the status the cached object
+has; the object is the one the rules' claim holds. Kept are only the Containers with a
+write to make (the cache's own key tuples) or on its way back through the watch, and
+the objects of the few Containers no claim holds (the skipped ones).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import logging
 import operator
 import threading
 import time
+from collections import deque
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
@@ -31,8 +38,7 @@ from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import BACKS_LABEL, DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
 from sync.incremental import Changes
 from sync.rules import Desired
-from sync.status import (Verdict, current_condition, enters_failure, has_foreign_conditions, part,
-                         status_patch, up_to_date, verdict_of, verdicts)
+from sync.status import Outcomes, Verdict, enters_failure, has_foreign_conditions, part, status_patch, up_to_date
 
 log = logging.getLogger("mountdns.sync.status")
 
@@ -135,7 +141,21 @@ def _own_namespace(obj) -> bool:
 
 def _key(obj: Mapping) -> ObjectKey:
     meta = part(obj, "metadata")
-    return meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or "")
+    key = meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or "")
+    # The cache's own tuple for the object (sync.sources.cache.object_key) when equal: a
+    # key the writer keeps (100,000 of them queued on a fresh cluster) is then not a
+    # second tuple per Container.
+    held = getattr(obj, "key", None)
+    return held if held == key else key
+
+
+def _claimed(outcomes: Outcomes, key: ObjectKey):
+    """The object the rules read a published Container from. The incremental rules keep
+    it in the claim they publish (sync.incremental: one object per Container, the same in
+    Desired.published), so the writer needs no key -> object table of its own for them;
+    None for a claim without one (desired_state's, the --once mode) or no claim."""
+    claim = outcomes.published.get(key)
+    return None if claim is None else getattr(claim, "obj", None)
 
 
 def _resource_version(obj: Mapping) -> str | None:
@@ -159,16 +179,26 @@ class StatusWriter:
         self._lock = threading.Lock()
         self._offered: tuple | None = None
         self._wake = threading.Event()
-        # containers, published, skipped, node signature, names held by another owner
-        self._inputs: tuple = ((), None, None, None, frozenset())
-        self._objects: dict[ObjectKey, dict] = {}
-        self._verdicts: dict[ObjectKey, Verdict] = {}
-        # The number of the incremental rules' result looked at last (Desired.changes), and
-        # the Containers then, by identity: a batch that follows it changes only a few keys.
-        self._seen: int | None = None
-        self._objects_seen: int | None = None  # the cache snapshot the Containers were last seen in
+        # What is kept per Container is nothing: a verdict is made from the rules' result
+        # when a Container is looked at (Outcomes), and compared with what its cached
+        # status says (level-based, as controllers are). Kept are the inputs looked at
+        # last -- containers, the rules' outcomes, node signature, names held by another
+        # owner: references to what the cache and the rules hold anyway -- ...
+        self._inputs: tuple = ((), None, None, frozenset())
+        # ... the objects of the Containers whose rules' claim does not carry the object
+        # (sync.incremental's does): the skipped ones, few; every one under desired_state ...
+        self._unclaimed: dict[ObjectKey, Mapping] = {}
+        # ... and the Containers whose status is to be written: those a full look found
+        # (a queue of the cache's own key tuples, ~8 bytes each: a fresh cluster has all
+        # 100,000 waiting, written at --status-qps over hours), then those found since.
+        self._backlog: deque[ObjectKey] = deque()
         self._pending: dict[ObjectKey, None] = {}  # an ordered set: first in, first written
         self._sent: dict[ObjectKey, tuple[str | None, Verdict]] = {}  # written, not yet seen back
+        # The number of the incremental rules' result looked at last (Desired.changes), and
+        # the cache snapshot the Containers were last seen in: a batch that follows both
+        # changes only a few keys.
+        self._seen: int | None = None
+        self._objects_seen: int | None = None
         # Pods of the pod source have no status of ours: a failure is told by a Warning Event.
         self._pods: tuple = ()
         self._pods_skipped: tuple | None = None  # the rules' skipped list the Pods were last checked against
@@ -220,19 +250,21 @@ class StatusWriter:
                 and all(map(_own_namespace, containers_changed[2]))
                 and all(map(_own_namespace, containers_changed[3]))):
             told = containers_changed[2], containers_changed[3]
-        old_containers, old_published, old_skipped, old_nodes, old_elsewhere = self._inputs
+        old_containers, before, old_nodes, old_elsewhere = self._inputs
         if pods or self._pods:
             self._refresh_pods(pods, desired)
         node_signature = (frozenset(desired.state.nodes),
                           frozenset(str(part(n, "metadata").get("name") or "").lower()
                                     for n in nodes if isinstance(n, OBJECT_TYPES)))
+        outcomes = Outcomes(desired, node_signature[1], owned_elsewhere)
+        self._inputs = (containers, outcomes, node_signature, owned_elsewhere)
         # The number of the newest result offered (offers not looked at merge into `changes`).
         newest = desired.changes
         seen, self._seen = self._seen, (newest.base + 1 if newest is not None else None)
         if (not recheck and told is not None and changes is not None and changes.keys is not None
                 and changes.base == seen and node_signature == old_nodes and owned_elsewhere == old_elsewhere):
-            self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
-            self._refresh_keys(containers, told, desired, changes.keys, node_signature[1], owned_elsewhere)
+            self._refresh_keys(told, changes.keys, before)
+            self._forget_seen(everything=True)
             return
         self.full_refreshes += 1
         log.debug("looking at every Container's status: %s", "first batch" if seen is None else
@@ -240,78 +272,86 @@ class StatusWriter:
                   "the rules did not say what changed" if changes is None or changes.keys is None else
                   "the cache did not say which Containers changed" if told is None else
                   "a batch was not looked at" if changes.base != seen else "nodes or names held elsewhere changed")
-        same_rules = (desired.published is old_published and desired.skipped is old_skipped
-                      and node_signature == old_nodes and owned_elsewhere == old_elsewhere)
+        same_rules = (before is not None and desired.published is before.published
+                      and desired.skipped is before.skipped and node_signature == old_nodes
+                      and owned_elsewhere == old_elsewhere)
         same_objects = len(containers) == len(old_containers) and all(
             map(operator.is_, containers, old_containers))
-        self._inputs = (containers, desired.published, desired.skipped, node_signature, owned_elsewhere)
         if same_rules and same_objects and not recheck:
             return  # a node moved, nothing else: no Container's status changes
-        old_objects, old_verdicts = ({}, {}) if recheck else (self._objects, self._verdicts)
-        if not same_rules:
-            self._verdicts = verdicts(desired, nodes, owned_elsewhere, previous=self._verdicts)
-        if not same_objects:
-            # Keyed by the rules' own key tuples (the verdicts'), not a second equal tuple
-            # per Container; the lookup table goes when this is built.
-            canonical = {key: key for key in self._verdicts}
-            self._objects = {canonical.get(key, key): obj for obj in containers if isinstance(obj, OBJECT_TYPES)
-                             for key in (_key(obj),)}
-            del canonical
-        pending = self._pending
-        verdicts_now = self._verdicts
-        for key, verdict in verdicts_now.items():
-            obj = self._objects.get(key)
-            if obj is None:
-                pending.pop(key, None)
-                continue
-            if obj is old_objects.get(key) and verdict == old_verdicts.get(key):
-                continue  # looked at already
-            self._look(key, obj, verdict)
-        for key in [k for k in pending if k not in self._objects]:
-            del pending[key]
+        self._look_at_all(containers, outcomes)
 
-    def _look(self, key: ObjectKey, obj: dict, verdict: Verdict) -> None:
-        """Queue the Container's status for writing unless it says `verdict` already or a
+    def _look_at_all(self, containers: tuple, outcomes: Outcomes) -> None:
+        """Every Container's status against its verdict, made afresh: what is due goes to
+        the backlog (the work found before is in it, if still due). The Containers the
+        rules publish go first, then those they skip, as when verdicts were kept (those of
+        the published ones first): a fresh cluster sees its names confirmed first."""
+        unclaimed: dict[ObjectKey, Mapping] = {}
+        backlog: deque[ObjectKey] = deque()
+        skipped: list[ObjectKey] = []  # few, as a rule
+        published = outcomes.published
+        for obj in containers:
+            if not isinstance(obj, OBJECT_TYPES):
+                continue
+            key = _key(obj)
+            if _claimed(outcomes, key) is not obj:
+                unclaimed[key] = obj
+            verdict = outcomes.verdict(key)
+            if verdict is not None and self._due(key, obj, verdict):
+                (backlog if key in published else skipped).append(key)
+        backlog.extend(skipped)
+        self._unclaimed, self._backlog = unclaimed, backlog
+        self._pending.clear()
+        self._forget_seen(everything=True)
+
+    def _due(self, key: ObjectKey, obj: Mapping, verdict: Verdict) -> bool:
+        """The Container's status is to be written: it does not say `verdict` yet, and no
         write of it is on its way back through the watch."""
         seen = obj.copy()  # one version of metadata and status (the cache swaps both in place)
         if up_to_date(seen, verdict):
-            self._pending.pop(key, None)
-        elif self._in_flight(key, obj, verdict):
-            self._pending.pop(key, None)
-        else:
-            self._pending[key] = None
+            self._sent.pop(key, None)  # seen back, if it was ours
+            return False
+        return not self._in_flight(key, seen, verdict)
 
-    def _refresh_keys(self, containers: tuple, told, desired: Desired, keys: frozenset, listed_nodes: frozenset,
-                      owned_elsewhere: frozenset[str]) -> None:
+    def _refresh_keys(self, told, keys: frozenset, before: Outcomes) -> None:
         """The incremental rules said which keys' outcome may have changed since the batch
         looked at last: re-check those and the Containers whose object changed, not all."""
-        objects = self._objects
+        outcomes = self._inputs[1]
         removed, added = told
+        gone = {id(obj) for obj in removed}
         touched = set(keys)
         for obj in removed:
-            key = _key(obj)
-            if objects.get(key) is obj:
-                del objects[key]
-                touched.add(key)
+            touched.add(_key(obj))
+        fresh = {}
         for obj in added:
-            if isinstance(obj, OBJECT_TYPES):
+            # Offers merged: an object added by one batch may be removed by a later one.
+            if isinstance(obj, OBJECT_TYPES) and id(obj) not in gone:
                 key = _key(obj)
-                objects[key] = obj
+                fresh[key] = obj
                 touched.add(key)
-        verdicts_now = self._verdicts
-        pending = self._pending
+        unclaimed, pending = self._unclaimed, self._pending
         for key in touched:
-            if key in keys:
-                verdict = verdict_of(desired, key, listed_nodes, owned_elsewhere)
-                if verdict is None:
-                    verdicts_now.pop(key, None)
-                else:
-                    verdicts_now[key] = verdict
-            verdict, obj = verdicts_now.get(key), objects.get(key)
+            if key[1].startswith(POD_KEY_PREFIX):
+                continue  # a Pod of the pod source: Events only (_refresh_pods)
+            # Its object: the rules' claim holds it; else it changed (`fresh`), or it did
+            # not and was unclaimed, or claimed in the outcome looked at before.
+            claimed = _claimed(outcomes, key)
+            obj = claimed if claimed is not None else fresh.get(key)
             if obj is None:
-                pending.pop(key, None)
-            elif verdict is not None:
-                self._look(key, obj, verdict)
+                obj = unclaimed.get(key)
+                if obj is None:
+                    obj = _claimed(before, key)
+                if obj is not None and id(obj) in gone:
+                    obj = None
+            if obj is None or obj is claimed:
+                unclaimed.pop(key, None)
+            else:
+                unclaimed[key] = obj
+            verdict = None if obj is None else outcomes.verdict(key)
+            if verdict is not None and self._due(key, obj, verdict):
+                pending[key] = None
+            else:
+                pending.pop(key, None)  # one still in the backlog is passed over when its turn comes
 
     def _refresh_pods(self, pods: tuple, desired: Desired) -> None:
         """Queue a Warning Event for each Pod of the pod source that entered a failure
@@ -354,9 +394,48 @@ class StatusWriter:
         del self._sent[key]  # the object moved on: what we sent is history
         return False
 
+    def _forget_seen(self, everything: bool = False) -> None:
+        """Forget the writes the watch has shown back (their object's version moved on, or
+        it is gone): oldest first, up to the first still on its way (each step: O(1) as a
+        rule), or `everything` (each batch). A status the watch shows back is swapped into
+        the cached object without a batch, so nothing else would: an entry per status
+        ever written would stay, 100,000 of them once every Container was written."""
+        sent = self._sent
+        for key in list(sent):
+            obj = self._object(key)
+            if obj is not None and _resource_version(obj) == sent[key][0]:
+                if not everything:
+                    return
+            else:
+                del sent[key]
+
+    def _object(self, key: ObjectKey) -> Mapping | None:
+        """The Container held under `key` as of the batch looked at last."""
+        outcomes = self._inputs[1]
+        obj = None if outcomes is None else _claimed(outcomes, key)
+        return obj if obj is not None else self._unclaimed.get(key)
+
+    def _next_due(self) -> ObjectKey | None:
+        """The next Container to write: the backlog of the last full look, then those found
+        since (first in, first written), or None."""
+        if self._backlog:
+            key = self._backlog.popleft()
+            self._pending.pop(key, None)  # found due again since: once is enough
+            return key
+        if self._pending:
+            key = next(iter(self._pending))
+            del self._pending[key]
+            return key
+        return None
+
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Containers waiting for a status write (one the backlog and a later batch both
+        hold counts twice until its turn)."""
+        return len(self._backlog) + len(self._pending)
+
+    def _has_work(self) -> bool:
+        return bool(self._backlog or self._pending or self._pod_events)
 
     # -- writing ---------------------------------------------------------------------------
     def step(self, now: float | None = None) -> int:
@@ -364,7 +443,8 @@ class StatusWriter:
         not leading (the work stays pending for when it is)."""
         now = self.clock() if now is None else now
         self._refresh()
-        if not (self._pending or self._pod_events) or now < self._retry_at or not self.leading():
+        self._forget_seen()
+        if not self._has_work() or now < self._retry_at or not self.leading():
             return 0
         made = self.requests
         while self._pod_events and self.events is not None and self.bucket.ready(now):
@@ -373,10 +453,11 @@ class StatusWriter:
             self._warn(obj, verdict, now)
         if self.events is None:
             self._pod_events.clear()
-        while self._pending and self.bucket.ready(now):
-            key = next(iter(self._pending))
-            del self._pending[key]
-            obj, verdict = self._objects.get(key), self._verdicts.get(key)
+        outcomes = self._inputs[1]
+        while (self._backlog or self._pending) and self.bucket.ready(now):
+            key = self._next_due()
+            obj = self._object(key)
+            verdict = None if obj is None else outcomes.verdict(key)
             # The cache swaps a Container's metadata and status in place when only they
             # change; a copy holds one version of both (a status with its resourceVersion).
             obj = obj.copy() if obj is not None else None
@@ -498,7 +579,7 @@ class StatusWriter:
             except Exception:  # noqa: BLE001 - a bug here must not end status reporting for good
                 log.exception("status writer failed; retrying")
                 self._retry_at = now + self.backoff.next_delay()
-            if not (self._pending or self._pod_events):
+            if not self._has_work():
                 delay = None
             elif now < self._retry_at:
                 delay = self._retry_at - now

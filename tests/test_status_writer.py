@@ -5,6 +5,9 @@ Every assertion about what was sent counts the double's request log, so "no writ
 "at most N writes" are checked against what the server saw.
 """
 
+import copy
+import json
+import random
 from datetime import datetime, timezone
 
 import pytest
@@ -16,8 +19,11 @@ from sync import status
 from sync.events import EventRecorder, EventsClient
 from sync.incremental import IncrementalRules
 from sync.rules import desired_state
-from sync.sources.cache import CONTAINER, NODE, PUBLISHED_POD, ObjectCache
-from sync.status_writer import ContainerStatusClient, PodClient, StatusWriter, TokenBucket
+from sync.sources.cache import CONTAINER, NODE, POD, PUBLISHED_POD, ObjectCache
+from sync.status import verdicts
+from sync.status_writer import (Conflict, ContainerStatusClient, NotFound, PodClient, StatusWriter, TokenBucket,
+                                _resource_version)
+from tests.test_rules_incremental import CONFIGS, World
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -91,12 +97,16 @@ def test_first_pass_publishes_and_an_unchanged_cluster_gets_no_further_writes(ap
         clock.now += 60
         assert writer.step() == 0
     assert len(status_patches(api)) == before == 2
-    # Up to date: each verdict kept says what the cached condition says, without a message
-    # string of its own (made when asked, from the name and target it holds anyway).
-    assert len(writer._verdicts) == 2 and all(
-        verdict.message == writer._objects[key]["status"]["conditions"][0]["message"]
-        and verdict._message in (status._PARENT_MESSAGE, status._CHILD_MESSAGE)
-        for key, verdict in writer._verdicts.items())
+    # Up to date, and nothing kept per Container: each verdict, made when asked from the
+    # rules' result (its message from the name and target), says what the cached condition
+    # says; no write is waiting or remembered as on its way.
+    outcomes = writer._inputs[1]
+    assert writer.pending == 0 and writer._sent == {}
+    cached = {(obj["metadata"]["namespace"], obj["metadata"]["name"]): obj for obj in writer._inputs[0]}
+    assert len(cached) == 2 and all(
+        outcomes.verdict(key).message == obj["status"]["conditions"][0]["message"]
+        and outcomes.verdict(key)._message in (status._PARENT_MESSAGE, status._CHILD_MESSAGE)
+        for key, obj in cached.items())
 
 
 def test_a_write_not_yet_seen_back_through_the_watch_is_not_repeated(api, clock):
@@ -427,3 +437,123 @@ def test_a_status_changed_behind_the_writers_back_is_written_again_at_the_next_r
 
     assert writer.step() == 1
     assert condition(api, "p")["status"] == "True"
+
+
+def test_what_a_full_look_keeps_is_the_work_to_do_in_the_caches_own_key_tuples():
+    # Nothing per Container beyond the writes to make: the queue holds the cache's key
+    # tuples (not one of its own per Container), and an object is kept only where the
+    # rules' claim does not hold it (a skipped Container).
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [container("c", mounted_to="gone", status="MOUNTED")]
+                  + [container(f"p{i}", node="node-0") for i in range(5)])
+    cache.replace(NODE, [node("node-0", "10.0.0.1")])
+    snap = cache.snapshot()
+    writer = StatusWriter(None, None, qps=1, leading=lambda: False)  # a follower: looks, never writes
+    writer.offer(snap.containers, snap.nodes, IncrementalRules(SEED_CONFIG).update(snap.containers, snap.nodes),
+                 containers_changed=(snap.since, snap.version, *snap.changed[CONTAINER]))
+
+    assert writer.step() == 0
+    assert writer.pending == 6
+    assert sorted(map(id, writer._backlog)) == sorted(id(obj.key) for obj in snap.containers)
+    assert writer._backlog[-1] == ("default", "c")  # the published ones first, as ever
+    assert list(writer._unclaimed) == [("default", "c")]  # ParentNotFound: no claim published
+
+
+# --- against random histories, in memory ------------------------------------------------
+
+
+class StatusApi(World):
+    """test_rules_incremental's World of random changes, with what the API server does to
+    status: it survives updates of the rest of the object (the status subresource), a
+    merge patch is applied with a resourceVersion precondition, and every change bumps
+    the resourceVersion and is shown to the cache at once (a watch without delay)."""
+
+    def __init__(self, rng):
+        self.raw: dict = {}  # Container key -> the object as the API server holds it
+        self.version = 0
+        super().__init__(rng, ObjectCache())
+
+    def put(self, kind, key, obj):
+        if kind == CONTAINER:
+            obj = copy.deepcopy(obj)
+            self.version += 1
+            obj["metadata"]["resourceVersion"] = str(self.version)
+            old = self.raw.get(key)
+            ours = {k: v for k, v in old["status"].items() if k in ("conditions", "fqdn", "target")} \
+                if old is not None and isinstance(old.get("status"), dict) else {}
+            if ours:
+                obj["status"] = {**(obj["status"] if isinstance(obj.get("status"), dict) else {}), **ours}
+            self.raw[key] = obj
+        super().put(kind, key, obj)
+
+    def pop(self, kind, key):
+        if kind == CONTAINER:
+            self.raw.pop(key, None)
+        super().pop(kind, key)
+
+    # The status writer's client.
+    def get(self, namespace, name):
+        if (namespace, name) not in self.raw:
+            raise NotFound("gone")
+        return copy.deepcopy(self.raw[(namespace, name)])
+
+    def patch_status(self, namespace, name, patch):
+        patch = json.loads(json.dumps(patch))  # what goes over the wire
+        obj = self.get(namespace, name)
+        if patch.get("metadata", {}).get("resourceVersion") not in (None, obj["metadata"]["resourceVersion"]):
+            raise Conflict("changed since")
+        status = obj["status"] if isinstance(obj.get("status"), dict) else {}
+        for field_name, value in patch["status"].items():
+            if value is None:
+                status.pop(field_name, None)
+            else:
+                status[field_name] = value
+        self.raw[(namespace, name)] = {**obj, "status": {}}  # put() keeps no status of ours from it
+        self.put(CONTAINER, (namespace, name), {**obj, "status": status})
+        return self.get(namespace, name)
+
+
+@pytest.mark.parametrize("config_name", sorted(CONFIGS))
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_after_every_batch_of_random_changes_every_container_says_its_verdict(seed, config_name):
+    # The daemon's flow: the cache's snapshot says what changed, the incremental rules say
+    # which keys' verdicts may have, the writer looks at those alone (or at everything, on
+    # a resync) and writes. Whatever the history, every Container's status then says what
+    # verdicts() says of the whole rules' result, and the writer keeps nothing per
+    # Container beyond the writes on their way and the objects no claim holds.
+    rng = random.Random(seed)
+    api = StatusApi(rng)
+    rules = IncrementalRules(CONFIGS[config_name])
+    clock = Clock()
+    writer = StatusWriter(api, None, qps=1000, burst=1000, clock=clock, wall=lambda: WALL)
+    for _ in range(30):
+        api.step()
+    batches, lingering = 0, {}
+    for _ in range(300):
+        for _ in range(rng.choice([1, 1, 1, 2, 5])):
+            api.step()
+        snap = api.cache.snapshot()
+        told = tuple(snap.changed[kind] for kind in (CONTAINER, POD, PUBLISHED_POD))
+        desired = rules.update(snap.containers, snap.nodes, snap.pods, snap.published_pods, changed=told)
+        writer.offer(snap.containers, snap.nodes, desired, pods=snap.published_pods,
+                     containers_changed=(snap.since, snap.version, *told[0]), recheck=rng.random() < 0.03)
+        batches += 1
+        clock.now += 10
+        writer.step()
+
+        want = verdicts(desired, snap.nodes)
+        assert want.keys() <= api.raw.keys()
+        assert all(status.up_to_date(api.raw[key], verdict) for key, verdict in want.items())
+        assert writer.pending == 0 and writer.failures == 0
+        cached = {(obj["metadata"]["namespace"], obj["metadata"]["name"]): obj for obj in snap.containers}
+        assert all(writer._object(key) is cached[key] for key in want)
+        assert writer._unclaimed.keys() == {key for key, obj in cached.items()
+                                            if getattr(desired.published.get(key), "obj", None) is not obj}
+        # Writes are remembered until the watch shows them back: at once where it swapped
+        # the status into the cached object, by the next batch where it made a new one.
+        assert all(sent[0] != lingering.get(key) for key, sent in writer._sent.items())
+        writer.step()  # nothing to write: forgets what was shown back, oldest first
+        assert not writer._sent or _resource_version(writer._object(next(iter(writer._sent)))) == next(
+            iter(writer._sent.values()))[0]
+        lingering = {key: rv for key, (rv, _) in writer._sent.items()}
+    assert writer.writes > 100 and writer.full_refreshes < batches / 2  # mostly key by key
