@@ -1,4 +1,5 @@
-"""Few malloc arenas for the whole sync process (glibc).
+"""The sync's dealings with the C allocator (glibc): few malloc arenas, and the freed
+heap handed back after a full batch.
 
 glibc gives each new thread that allocates a malloc arena of its own, up to eight per
 core. The sync's threads each allocate in bulk: the watchers parse list pages and
@@ -32,3 +33,13 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     return mallopt(M_ARENA_MAX, arenas) == 1
+
+
+def release_freed() -> None:
+    """Hand the heap freed after a full batch back to the system. A full batch reads every
+    name in Redis and builds one write for every name; glibc keeps the freed memory for
+    reuse, so the idle sync would stay at the batch's peak. Without glibc, nothing happens."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -21,6 +21,7 @@ from typing import Callable
 
 from mountdns.backoff import Backoff
 from mountdns.store import StoreError
+from sync import allocator
 from sync.data_loss import MarkerWatch
 from sync.reconciler import Reconciler
 from sync.sources.cache import ObjectCache
@@ -29,16 +30,10 @@ from sync.health import HEARTBEAT_INTERVAL
 
 log = logging.getLogger("mountdns.sync")
 
-
-def release_memory() -> None:
-    """Hand the heap freed after a full batch back to the system. A full batch parses every
-    list page and builds one write for every name; glibc keeps the freed memory for reuse,
-    so the idle sync would stay at the batch's peak. Without glibc, nothing happens."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+# How long a resync's full batch waits for the re-list it asked for (a re-list of a
+# million Containers takes ~30 s), at most half the resync interval; past it, garbage is
+# collected against what is held.
+RELIST_WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +61,8 @@ class SyncDaemon:
         self.batches = 0  # successful reconciliations
         self.next_resync: float | None = None  # set by the first step
         self.full = True  # the next batch re-reads the store (first batch, resync, after a failure)
+        # A resync's full batch waits for the re-list it asked for, until this time at most.
+        self.relist_deadline: float | None = None
         self.batch_due = True  # a batch is wanted even if the cache did not change
         self.gathering_since: float | None = None  # first change of the batch being gathered
         self.retry_at: float | None = None  # after a failed write: no batch before this
@@ -79,6 +76,9 @@ class SyncDaemon:
         """Do what is due at `now`: start a periodic resync, start gathering a batch,
         reconcile a gathered one (or schedule its retry); return what to wait for next."""
         self._resync_if_due(now)
+        if self.relist_deadline is not None and now >= self.relist_deadline:
+            self.relist_deadline = None  # the re-list is late: collect garbage with what is held
+            self.batch_due = True
         if self.marker_watch.data_lost(now):
             self.request_full()  # Redis came back empty: rewrite everything now, not at the resync
         if self.retry_at is not None:
@@ -87,20 +87,31 @@ class SyncDaemon:
             self.retry_at = None
         if self.gathering_since is None:
             if not (self.batch_due or self.cache.changed.is_set()):
-                return Wait(self.next_resync, on_change=True)
+                return Wait(self._next_wake(), on_change=True)
             self.gathering_since = now
         batch_at = self.gathering_since + self.coalesce_seconds
         if now < batch_at:
             return Wait(min(batch_at, self.next_resync), on_change=False)
         self.gathering_since = None
         self._reconcile(now)
-        return Wait(self.next_resync if self.retry_at is None else min(self.retry_at, self.next_resync),
+        return Wait(self._next_wake() if self.retry_at is None else min(self.retry_at, self.next_resync),
                     on_change=self.retry_at is None)
+
+    def _next_wake(self) -> float:
+        return self.next_resync if self.relist_deadline is None else min(self.relist_deadline, self.next_resync)
 
     def request_full(self) -> None:
         """Run a full batch soon: re-read the store (which may have lost data) and rewrite."""
         self.full = True
         self.batch_due = True
+        self.relist_deadline = None  # not to wait for a re-list: Redis may have lost data
+
+    def _full_waits_for_relist(self, now: float) -> bool:
+        """A resync's full batch waits until the re-list is in: it then reads Redis once
+        against what the cluster holds now, and the re-list's pages and the full read's
+        replies are not in memory at the same time (they were the sync's peak). Batches
+        meanwhile are incremental, so a change is not held back."""
+        return self.relist_deadline is not None and now < self.relist_deadline and self.cache.relisting()
 
     def _resync_if_due(self, now: float) -> None:
         if self.next_resync is None:
@@ -109,7 +120,10 @@ class SyncDaemon:
             log.info("periodic resync")
             self.source.request_resync()
             self.next_resync = now + self.resync_interval
+            waiting = self.relist_deadline  # still waiting for the last one: no later than asked then
             self.request_full()
+            self.relist_deadline = waiting if waiting is not None else \
+                now + min(RELIST_WAIT, self.resync_interval / 2)
 
     def _reconcile(self, now: float) -> None:
         """One batch of whatever the cache holds now; a store failure schedules a retry."""
@@ -123,8 +137,9 @@ class SyncDaemon:
             self.reconciler.known = None  # the leader writes meanwhile: re-read Redis once leading
             log.debug("not the leader: cache updated, nothing written")
             return  # a follower keeps its cache warm; the elector wakes the loop when we lead
+        full = self.full and not self._full_waits_for_relist(now)
         try:
-            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=self.full)
+            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=full)
         except NotLeading as exc:
             log.info("not written: %s", exc)  # stepped down mid-batch; the elector wakes the loop
             self.request_full()
@@ -138,10 +153,11 @@ class SyncDaemon:
             return
         # Every batch, written or not, so a reader of the debug log (or a test) can tell
         # that a batch ran after something happened.
-        log.debug("%s batch done: %s", "full" if self.full else "incremental", outcome.changes.summary())
-        if self.full:
-            release_memory()
-        self.full = False
+        log.debug("%s batch done: %s", "full" if full else "incremental", outcome.changes.summary())
+        if full:
+            allocator.release_freed()
+            self.full = False
+            self.relist_deadline = None
         self.batches += 1
         self.backoff.reset()
 

@@ -17,7 +17,7 @@ from mountdns.store.memory_store import MemoryStore
 from mountdns.records import State
 from mountdns.backoff import DEFAULT_MAXIMUM, Backoff
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
-from sync.daemon import SyncDaemon, Wait
+from sync.daemon import RELIST_WAIT, SyncDaemon, Wait
 from sync.reconciler import Reconciler
 from mountdns.testing.objects import SEED_CONFIG, container, node, seed_objects
 from mountdns.testing.seed import SEED_STATE
@@ -259,6 +259,88 @@ def test_request_full_rereads_the_store_without_waiting_for_the_resync():
     assert store.reads == 2
 
 
+class RelistingSource(FakeSource):
+    """A source whose re-list takes a while, as the watchers' does: a resync request
+    marks the kinds as being re-listed; `relisted()` brings the lists in."""
+
+    def request_resync(self) -> None:
+        self.resyncs += 1
+        for kind in (CONTAINER, NODE):
+            self.cache.relist_requested(kind)
+
+    def relisted(self) -> None:
+        self._list()
+
+
+def resync_with_stale_names(relist_wait: float | None = None):
+    """A daemon that wrote the seed, then Redis given a stale name behind its back, at
+    the resync (60 s)."""
+    cache = ObjectCache()
+    client = fakeredis.FakeRedis()
+    store = CountingStore(RedisStore(client))
+    containers, nodes = seed_objects()
+    source = RelistingSource(cache, containers=containers, nodes=nodes)
+    daemon = daemon_for(cache, source, store, resync_interval=60.0)
+    started(daemon, 0.0)
+    daemon.step(COALESCE)
+    assert store.reads == 1 and records(store.inner) == SEED_RECORDS
+    client.set("mountdns:parent:stale.domain.foo.bar", "default/node-x")
+    return cache, client, store, source, daemon
+
+
+def test_a_resyncs_full_batch_waits_for_the_relist_and_changes_are_written_meanwhile():
+    cache, client, store, source, daemon = resync_with_stale_names()
+    assert daemon.step(60.0) == Wait(60.0 + COALESCE, on_change=False)
+    assert source.resyncs == 1 and cache.relisting()
+    daemon.step(60.0 + COALESCE)
+    assert store.reads == 1  # incremental: Redis not read while the lists come in
+    assert client.exists("mountdns:parent:stale.domain.foo.bar")
+
+    # A node moves while the Containers are still being listed: written at once.
+    moved = node("node-1", "10.9.9.9")
+    cache.put(NODE, moved)
+    assert daemon.step(61.0) == Wait(61.0 + COALESCE, on_change=False)
+    daemon.step(61.0 + COALESCE)
+    assert store.inner.read_state().nodes["node-1"] == ("10.9.9.9",)
+    assert store.reads == 1
+
+    source.nodes = [moved if n["metadata"]["name"] == "node-1" else n for n in source.nodes]
+    source.relisted()
+    assert not cache.relisting()
+    assert daemon.step(70.0) == Wait(70.0 + COALESCE, on_change=False)  # the lists came in: a batch
+    daemon.step(70.0 + COALESCE)
+    assert store.reads == 2  # the full batch, against the fresh lists
+    assert not client.exists("mountdns:parent:stale.domain.foo.bar")
+    assert daemon.step(71.0) == Wait(120.0, on_change=True)
+
+
+def test_a_relist_that_never_comes_in_holds_the_full_batch_back_only_so_long():
+    cache, client, store, source, daemon = resync_with_stale_names()
+    daemon.step(60.0)
+    daemon.step(60.0 + COALESCE)
+    deadline = daemon.relist_deadline
+    assert 60.0 < deadline <= 60.0 + min(RELIST_WAIT, 30.0)  # at most half the resync interval
+    assert daemon.step(61.0) == Wait(deadline, on_change=True)  # woken by the lists, or at the deadline
+    assert store.reads == 1 and cache.relisting()
+
+    assert daemon.step(deadline) == Wait(deadline + COALESCE, on_change=False)
+    daemon.step(deadline + COALESCE)
+    assert store.reads == 2 and not client.exists("mountdns:parent:stale.domain.foo.bar")
+
+
+def test_a_full_batch_asked_for_by_data_loss_does_not_wait_for_a_relist():
+    cache, client, store, source, daemon = resync_with_stale_names()
+    daemon.step(60.0)
+    daemon.step(60.0 + COALESCE)
+    assert cache.relisting() and store.reads == 1
+
+    daemon.request_full()  # Redis lost its data, say: rewrite now
+
+    daemon.step(62.0)
+    daemon.step(62.0 + COALESCE)
+    assert store.reads == 2 and not client.exists("mountdns:parent:stale.domain.foo.bar")
+
+
 def test_without_coalescing_a_change_is_written_in_the_same_step():
     cache, store = ObjectCache(), MemoryStore()
     containers, nodes = seed_objects()
@@ -390,3 +472,15 @@ def test_a_device_status_or_spec_change_is_a_new_object_for_the_rules():
         (after,) = cache.snapshot().containers
         assert after is not before and cache.changed.is_set()
         before = after
+
+
+def test_the_cache_says_a_kind_is_relisting_until_its_complete_list_is_in():
+    cache = ObjectCache()
+    cache.relist_requested(CONTAINER)
+    cache.relist_requested(NODE)
+    cache.replace(CONTAINER, [container("a", node="node-1")], complete=False)  # a page, not the list
+    assert cache.relisting()
+    cache.replace(CONTAINER, [container("a", node="node-1")])
+    assert cache.relisting()  # the Nodes are not in yet
+    cache.replace(NODE, [node("node-1", "10.0.0.1")])
+    assert not cache.relisting()

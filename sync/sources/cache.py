@@ -204,6 +204,7 @@ class ObjectCache:
         # the key was not held): a snapshot then names exactly what changed.
         self._log: dict[str, dict[tuple[str, str], dict | None]] = {kind: {} for kind in KINDS}
         self._version = 0
+        self._relisting: set[str] = set()  # kinds a source is re-listing (see relist_requested)
 
     def replace(self, kind: str, objects, *, complete: bool = True, slimmed: bool = False) -> None:
         """A list result. An incomplete one only adds and updates, never removes.
@@ -221,6 +222,7 @@ class ObjectCache:
             if complete:
                 self._objects[kind] = fresh
                 self._listed[kind] = True
+                self._relisting.discard(kind)
             else:
                 held.update(fresh)
             self._complete[kind] = complete and self._listed[kind]
@@ -234,6 +236,16 @@ class ObjectCache:
         the lock: one dict read, and replace() compares again under it."""
         held = self._objects[kind].get(object_key(obj))
         return held if held is not None and held is not obj and held == obj else obj
+
+    def relist_requested(self, kind: str) -> None:
+        """A source starts re-listing `kind` (a periodic resync): until the list is in,
+        `relisting()` says so, and the loop's full batch waits for it."""
+        with self._lock:
+            self._relisting.add(kind)
+
+    def relisting(self) -> bool:
+        """Some kind's re-list was asked for and has not come in complete yet."""
+        return bool(self._relisting)
 
     def expect(self, kind: str) -> None:
         """A source will list `kind` (an optional one): nothing is written before it has."""

@@ -164,6 +164,7 @@ class ResourceWatcher:
 
     def request_resync(self) -> None:
         """Re-list now (periodic resync): end the current watch stream."""
+        self.cache.relist_requested(self.kind)
         self._resync.set()
         self._close_stream()
 
