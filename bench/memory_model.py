@@ -1,7 +1,8 @@
 """Where the long-running sync's memory goes, phase by phase, counted by tracemalloc.
 
 The scale benchmark gives the sync's peak RSS, one figure; this one says what makes it.
-In one process, the sync's own pieces run over the scale benchmark's topology the way
+In one process, the sync's own pieces run over the scale benchmark's topology (each
+Container with the status the sync writes, its steady state) the way
 the daemon runs them: the object cache fills from a list (each object parsed from JSON
 and slimmed, as a list page gives it), a first full batch runs the incremental rules and
 writes to a real redis-server, the status writer looks at every Container, then Redis is
@@ -23,7 +24,7 @@ import tracemalloc
 from pathlib import Path
 
 from bench.report import Table
-from bench.scale import ZONE, stale, topology
+from bench.scale import ZONE, stale, topology, with_published_status
 from bench.teardown import tear_down
 from mountdns.records import Zone
 from mountdns.store.redis_store import RedisStore
@@ -70,7 +71,9 @@ def _own_lines(snapshot: tracemalloc.Snapshot) -> list[tracemalloc.Statistic]:
 
 def measure(containers: int) -> Table:
     nodes = max(1, containers // PER_NODE)
-    objects = topology(containers, nodes)
+    # With the status the sync writes, as the scale benchmark's long-running phase: the
+    # steady state, where the cache holds every Container's status too.
+    objects = with_published_status(topology(containers, nodes))
     for number, obj in enumerate(objects):  # what the API server adds
         meta = obj["metadata"]
         meta.update(uid=f"{number:08x}-0000-4000-8000-000000000000", resourceVersion=str(1000 + number),
