@@ -218,16 +218,22 @@ def test_however_long_redis_is_down_the_next_attempt_is_never_more_than_the_cap_
     assert records(store.inner) == SEED_RECORDS
 
 
-def test_periodic_resync_relists_and_rereads_the_store():
+def seed_written(source_type=FakeSource):
+    """A daemon (resync every 60 s) that listed the seed and wrote it to a fake Redis."""
     cache = ObjectCache()
     client = fakeredis.FakeRedis()
     store = CountingStore(RedisStore(client))
     containers, nodes = seed_objects()
-    source = FakeSource(cache, containers=containers, nodes=nodes)
+    source = source_type(cache, containers=containers, nodes=nodes)
     daemon = daemon_for(cache, source, store, resync_interval=60.0)
     started(daemon, 0.0)
     daemon.step(COALESCE)
-    assert records(store.inner) == SEED_RECORDS
+    assert store.reads == 1 and records(store.inner) == SEED_RECORDS
+    return cache, client, store, source, daemon
+
+
+def test_periodic_resync_relists_and_rereads_the_store():
+    cache, client, store, source, daemon = seed_written()
 
     client.flushall()  # Redis restarted empty: only a re-read notices
     assert daemon.step(59.0) == Wait(60.0, on_change=True)
@@ -272,18 +278,10 @@ class RelistingSource(FakeSource):
         self._list()
 
 
-def resync_with_stale_names(relist_wait: float | None = None):
-    """A daemon that wrote the seed, then Redis given a stale name behind its back, at
-    the resync (60 s)."""
-    cache = ObjectCache()
-    client = fakeredis.FakeRedis()
-    store = CountingStore(RedisStore(client))
-    containers, nodes = seed_objects()
-    source = RelistingSource(cache, containers=containers, nodes=nodes)
-    daemon = daemon_for(cache, source, store, resync_interval=60.0)
-    started(daemon, 0.0)
-    daemon.step(COALESCE)
-    assert store.reads == 1 and records(store.inner) == SEED_RECORDS
+def resync_with_stale_names():
+    """A daemon that wrote the seed, then Redis given a stale name behind its back, before
+    the resync (60 s); its source's re-list takes a while."""
+    cache, client, store, source, daemon = seed_written(RelistingSource)
     client.set("mountdns:parent:stale.domain.foo.bar", "default/node-x")
     return cache, client, store, source, daemon
 
