@@ -20,8 +20,7 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
-from sync.api_calls import call
-from sync.kube_rest import EVENT, EVENTS, KubeRest
+from sync.kube_rest import EVENT, EVENTS, KubeRest, call
 
 log = logging.getLogger("mountdns.sync.events")
 

@@ -8,11 +8,13 @@ has over 400 of them. Importing it cost the sync ~20 MiB of resident memory for 
 handful of calls it makes, ~200 bytes per Container at 100,000 Containers, and the
 arguments it validates are ours. The calls below send what the generated methods send
 (the same paths, query parameters, headers and authentication) and hand back the raw
-urllib3 response, as those methods do with `_preload_content=False`.
+urllib3 response, as those methods do with `_preload_content=False`; the writers (status,
+Events) take the JSON answer with every failure turned into their own exception (`call`).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Mapping
 
 from kubernetes.client.rest import ApiException
@@ -29,6 +31,10 @@ NAMESPACED_PODS = "/api/v1/namespaces/{namespace}/pods"
 POD = NAMESPACED_PODS + "/{name}"
 EVENTS = "/api/v1/namespaces/{namespace}/events"
 EVENT = EVENTS + "/{name}"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+LEASE = LEASES + "/{name}"
+
+REQUEST_TIMEOUT = 10.0  # seconds, a writer's call: they run off the DNS path and retry later
 
 # The generated list methods' keyword arguments, and the query parameters they send, in
 # the order they send them.
@@ -87,3 +93,19 @@ class KubeRest:
             return self.request("GET", path, path_params=path_params, query=query, timeout=_request_timeout)
 
         return list_call
+
+
+def call(rest: KubeRest, method: str, path: str, *, errors: Mapping[int, type[Exception]],
+         failure: type[Exception], **request: Any) -> dict:
+    """The JSON answer of `method path` (`request`: KubeRest.request's path_params, body,
+    content_type), within REQUEST_TIMEOUT. An API error whose status is in `errors` raises
+    that exception; any other failure (API error or connection) raises `failure`."""
+    try:
+        response = rest.request(method, path, timeout=REQUEST_TIMEOUT, **request)
+        return json.loads(response.data)
+    except ApiException as exc:
+        if exc.status in errors:
+            raise errors[exc.status](f"{exc.status} {exc.reason}") from exc
+        raise failure(f"{exc.status} {exc.reason}: {exc.body}") from exc
+    except Exception as exc:  # noqa: BLE001 - connection errors of every kind
+        raise failure(f"{type(exc).__name__}: {exc}") from exc

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
 from mountdns.store import Fenced, StoreError
-from sync.kube_rest import KubeRest
+from sync.kube_rest import LEASE, LEASES, KubeRest
 
 log = logging.getLogger("mountdns.sync.leader")
 
@@ -153,23 +153,22 @@ class KubeLeaseLock:
         self.namespace = namespace
         self.name = name
         self.request_timeout = request_timeout
-        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 
     def describe(self) -> str:
         return f"{self.namespace}/{self.name}"
 
     def get(self) -> LeaseRecord | None:
-        status, body = self._request("GET", f"{self.collection}/{self.name}")
+        status, body = self._request("GET", LEASE)
         if status == 404:
             return None
         return self._answer(status, body, "read")
 
     def create(self, record: LeaseRecord) -> LeaseRecord:
-        status, body = self._request("POST", self.collection, self._body(record))
+        status, body = self._request("POST", LEASES, self._body(record))
         return self._answer(status, body, "create")
 
     def update(self, record: LeaseRecord) -> LeaseRecord:
-        status, body = self._request("PUT", f"{self.collection}/{self.name}", self._body(record))
+        status, body = self._request("PUT", LEASE, self._body(record))
         return self._answer(status, body, "update")
 
     def _body(self, record: LeaseRecord) -> dict:
@@ -187,7 +186,8 @@ class KubeLeaseLock:
 
     def _request(self, method: str, path: str, body: dict | None = None):
         try:
-            response = self.rest.request(method, path, body=body, timeout=self.request_timeout)
+            response = self.rest.request(method, path, path_params={"namespace": self.namespace, "name": self.name},
+                                         body=body, timeout=self.request_timeout)
             raw = response.data
         except Exception as exc:  # noqa: BLE001 - urllib3 and the client raise many kinds
             status = getattr(exc, "status", None)

@@ -32,8 +32,7 @@ from typing import Callable, Mapping
 
 from mountdns.backoff import Backoff
 from sync.flat_object import OBJECT_TYPES
-from sync.api_calls import call
-from sync.kube_rest import CONTAINER, CONTAINER_STATUS, POD, KubeRest
+from sync.kube_rest import CONTAINER, CONTAINER_STATUS, POD, KubeRest, call
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import BACKS_LABEL, DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
 from sync.incremental import Changes
