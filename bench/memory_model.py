@@ -29,6 +29,7 @@ from bench.teardown import tear_down
 from mountdns.records import Zone
 from mountdns.store.redis_store import RedisStore
 from mountdns.testing.servers import RedisServer, workdir
+from sync.config import SyncSettings
 from sync.reconciler import Reconciler
 from sync.rules import RulesConfig
 from sync.sources.cache import CONTAINER, NODE, ObjectCache, slim
@@ -102,7 +103,9 @@ def measure(containers: int) -> Table:
         _listed(pages, cache)
         phase("list: the cache filled")
         writer = StatusWriter(_NoApi(), None, qps=10)
-        reconciler = Reconciler(store, RulesConfig(zones=(zone,)), status=writer)
+        # Stale names collected in rounds of the daemon's default size, as it runs.
+        reconciler = Reconciler(store, RulesConfig(zones=(zone,)), status=writer,
+                                gc_round_names=SyncSettings.gc_round_names)
         reconciler.reconcile(cache.snapshot(), full=True)
         phase("first batch: rules, diff, write")
         writer._refresh()
@@ -113,8 +116,14 @@ def measure(containers: int) -> Table:
         tracemalloc.reset_peak()  # its peak is not the sync's
         _listed(pages, cache)
         phase("resync: re-list")
-        reconciler.reconcile(cache.snapshot(), full=True)
-        phase("resync: full batch (read Redis, diff, collect the stale names)")
+        outcome = reconciler.reconcile(cache.snapshot(), full=True)
+        rounds = 1
+        while outcome.more_garbage:  # the daemon's next batches, at once
+            outcome = reconciler.reconcile(cache.snapshot())
+            rounds += 1
+        phase("resync: full batch, then a batch a garbage round (read Redis, diff, collect the stale names)")
+        table.notes.append(f"The resync's garbage: {containers + nodes:,} stale records, collected in {rounds} "
+                           f"batch(es) of up to {SyncSettings.gc_round_names:,} (the daemon's default).")
         writer._refresh()
         phase("resync: status writer's recheck")
         tracemalloc.stop()

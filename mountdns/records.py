@@ -64,6 +64,9 @@ class State:
     nodes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     parents: Mapping[str, str] = field(default_factory=dict)
     children: Mapping[str, str] = field(default_factory=dict)
+    # A store's bounded read (read_state's `extra_limit`) that stopped gathering records
+    # the desired state does not have: the store holds more than this state shows.
+    more_extra: bool = False
 
     def name_count(self) -> int:
         return len(self.parents) + len(self.children)

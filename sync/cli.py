@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         leading = elector.may_write if elector is not None else (lambda: True)
         status = build_status_writer(settings.kubeconfig, settings.status_qps, leading=leading).start(stop)
     reconciler = Reconciler(store, rules_config(settings), dry_run=settings.dry_run,
-                            metrics=metrics, status=status, incremental=not settings.once)
+                            metrics=metrics, status=status, incremental=not settings.once,
+                            gc_round_names=settings.gc_round_names)
     daemon = SyncDaemon(cache, source, reconciler, resync_interval=settings.resync_interval,
                         coalesce_seconds=settings.coalesce_seconds, leader=elector, health=health)
 

@@ -61,6 +61,10 @@ class SyncSettings:
     write_chunk_keys: int = 1000
     """Record keys written per Redis script call at most: a bigger batch is split, so
     Redis never blocks the backends' lookups for a whole initial sync."""
+    gc_round_names: int = 25_000
+    """Stale records (Redis holds, the cluster does not) read and deleted per batch at
+    most: more are collected in further rounds, so the garbage a Redis holds does not
+    set the sync's peak memory."""
     watch_idle_timeout: float = 90.0
     """Seconds a watch may deliver nothing, not even a bookmark, before it is dropped and
     resumed from its last resourceVersion."""
@@ -131,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--coalesce-seconds", default=0.05, cast=float, help="gather events this long before writing")
     add_flag(p, "--write-chunk-keys", default=1000, cast=int,
              help="record keys per Redis write call at most; bigger batches are split (nodes, parents, children)")
+    add_flag(p, "--gc-round-names", default=25_000, cast=int,
+             help="stale records read and deleted per batch at most; more are collected in further rounds")
     add_flag(p, "--status-qps", default=10.0, cast=float,
              help="Container status writes and Events per second, at most (0: write no status)")
     add_flag(p, "--log-level", default="info", help="debug, info, warning or error")
@@ -207,6 +213,8 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         raise ConfigError(f"--coalesce-seconds: must be between 0 and 10, got {args.coalesce_seconds}")
     if not 100 <= args.write_chunk_keys <= 10_000_000:
         raise ConfigError(f"--write-chunk-keys: must be between 100 and 10000000, got {args.write_chunk_keys}")
+    if not 1000 <= args.gc_round_names <= 10_000_000:
+        raise ConfigError(f"--gc-round-names: must be between 1000 and 10000000, got {args.gc_round_names}")
     if not args.mounted_status:
         raise ConfigError("--mounted-status: must not be empty")
     address_types = tuple(repeated(args, "node_address_type")) or ("InternalIP",)
@@ -241,7 +249,7 @@ def settings_from_args(args: argparse.Namespace) -> SyncSettings:
         mounted_status=args.mounted_status, mount_types=frozenset(repeated(args, "mount_types")),
         node_address_types=address_types, once=args.once, dry_run=args.dry_run,
         coalesce_seconds=args.coalesce_seconds, write_chunk_keys=args.write_chunk_keys,
-        watch_idle_timeout=args.watch_idle_timeout,
+        gc_round_names=args.gc_round_names, watch_idle_timeout=args.watch_idle_timeout,
         log_level=args.log_level.lower(), metrics_bind=metrics_bind,
         allow_special_addresses=args.allow_special_addresses, status_qps=args.status_qps,
         publish_unready_pods=args.publish_unready_pods, sources=sources)

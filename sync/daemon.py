@@ -66,6 +66,9 @@ class SyncDaemon:
         self.batch_due = True  # a batch is wanted even if the cache did not change
         self.gathering_since: float | None = None  # first change of the batch being gathered
         self.retry_at: float | None = None  # after a failed write: no batch before this
+        # The last batch collected a round of stale records and Redis holds more: the
+        # next batch follows at once (Outcome.more_garbage).
+        self.collecting = False
         self.leader = leader  # leader election: a sync.leader.LeaderElector, or None to always write
         self.health = health  # sync.health.Health: the loop's heartbeat, or None
         # Redis data loss, noticed within seconds: checked on the loop's own clock.
@@ -94,8 +97,11 @@ class SyncDaemon:
             return Wait(min(batch_at, self.next_resync), on_change=False)
         self.gathering_since = None
         self._reconcile(now)
-        return Wait(self._next_wake() if self.retry_at is None else min(self.retry_at, self.next_resync),
-                    on_change=self.retry_at is None)
+        if self.retry_at is not None:
+            return Wait(min(self.retry_at, self.next_resync), on_change=False)
+        if self.collecting:
+            return Wait(now, on_change=False)  # the next round of garbage collection
+        return Wait(self._next_wake(), on_change=True)
 
     def _next_wake(self) -> float:
         return self.next_resync if self.relist_deadline is None else min(self.relist_deadline, self.next_resync)
@@ -131,6 +137,7 @@ class SyncDaemon:
         # another batch, so none is lost between the snapshot and the write.
         self.cache.changed.clear()
         self.batch_due = False
+        self.collecting = False
         if not self.cache.listed():
             return  # not every kind listed yet: writing now could only be partial
         if self.leader is not None and not self.leader.may_write():
@@ -154,6 +161,8 @@ class SyncDaemon:
         # Every batch, written or not, so a reader of the debug log (or a test) can tell
         # that a batch ran after something happened.
         log.debug("%s batch done: %s", "full" if full else "incremental", outcome.changes.summary())
+        if outcome.more_garbage:
+            self.collecting = self.batch_due = True
         if full:
             allocator.release_freed()
             self.full = False
@@ -165,9 +174,14 @@ class SyncDaemon:
     def run_once(self) -> int:
         """List everything once, reconcile fully, return the number of key writes."""
         self.source.list_once()
-        snapshot = self.cache.snapshot()
-        outcome = self.reconciler.reconcile(snapshot, full=True)
-        return outcome.changes.key_writes()
+        outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
+        writes = outcome.changes.key_writes()
+        # Stale records beyond one round: a round each until none is left. Bounded: each
+        # round deletes some (more_garbage says so), and nothing adds any meanwhile.
+        while outcome.more_garbage:
+            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
+            writes += outcome.changes.key_writes()
+        return writes
 
     def run(self, stop: threading.Event, max_batches: int | None = None) -> None:
         """Run until `stop` is set (or `max_batches` reconciliations, for tests)."""

@@ -33,9 +33,12 @@ log = logging.getLogger("mountdns.sync")
 @dataclass(frozen=True)
 class Outcome:
     """What one reconciliation did: the changes it wrote (or planned, in a dry run), and
-    how many names the desired state publishes."""
+    how many names the desired state publishes. `more_garbage`: it collected as many
+    stale records as one round may and Redis holds more; the next batch reads again and
+    goes on."""
     changes: Changes
     published: int
+    more_garbage: bool = False
 
 
 def describe_changes(changes: Changes) -> list[str]:
@@ -63,7 +66,7 @@ def _only(state: State, names) -> State:
 
 class Reconciler:
     def __init__(self, store, rules: RulesConfig, dry_run: bool = False, printer=print,
-                 metrics=None, status=None, incremental: bool = True):
+                 metrics=None, status=None, incremental: bool = True, gc_round_names: int | None = None):
         self.status = status  # a StatusWriter: told of each batch after its DNS write, in O(1)
         self.store = store  # with leader election, a wrapper adding the leader's term to every apply
         self.metrics = metrics  # sync.metrics.SyncMetrics, or None
@@ -85,6 +88,9 @@ class Reconciler:
         self._seen: int | None = None  # the cache's snapshot the rules saw last
         self._last_plan: Desired | None = None
         self.narrowed_diffs = 0  # batches diffed by the names the rules said changed
+        # Stale records a fresh read gathers at most (None: all): see mountdns.store.like.ExtraRoom.
+        # A dry run reads everything, to print everything.
+        self.gc_round_names = None if dry_run else gc_round_names
 
     def _desired(self, snapshot: Snapshot) -> Desired:
         """The rules' result for the snapshot. Kept up to date from the last batch's
@@ -208,7 +214,8 @@ class Reconciler:
             # Read in the plan's own objects where Redis agrees with it (the plan's dicts
             # themselves where it holds exactly them): only what differs is read into new
             # strings, not a second copy of every name next to the plan's.
-            current = self.store.read_state(like=plan.state)
+            current = (self.store.read_state(like=plan.state) if self.gc_round_names is None else
+                       self.store.read_state(like=plan.state, extra_limit=self.gc_round_names))
         else:
             current = self.known
         before, desired = self._narrowed(current, plan)
@@ -259,6 +266,12 @@ class Reconciler:
             # dicts (when complete, so equal), the next batch may diff by changed names.
             self.known = (State(zones=current.zones, nodes=current.nodes, parents=plan.state.parents,
                                 children=plan.state.children) if snapshot.complete else current)
+        # A bounded read left stale records in Redis that `known` does not have: the next
+        # batch reads again (and, the snapshot complete, collects the next round).
+        more_garbage = fresh and current.more_extra and snapshot.complete and not self.dry_run \
+            and bool(changes.nodes_delete or changes.parents_delete or changes.children_delete)
+        if fresh and current.more_extra:
+            self.known = None
         if self.metrics is not None and (self.dry_run or changes.empty):
             self.metrics.nothing_to_write()
         seconds = time.monotonic() - started
@@ -269,8 +282,9 @@ class Reconciler:
                               containers_changed=None if told is None else (snapshot.since, snapshot.version, *told),
                               recheck=full)
         if not changes.empty:
-            log.info("%s %s in %.1f ms%s%s", "planned" if self.dry_run else "wrote", changes.summary(),
+            log.info("%s %s in %.1f ms%s%s%s", "planned" if self.dry_run else "wrote", changes.summary(),
                      seconds * 1000, "" if snapshot.complete else " (list incomplete: nothing deleted)",
                      f" ({len(self.owned_elsewhere)} held by another owner, not written)"
-                     if self.owned_elsewhere and not self.dry_run else "")
-        return Outcome(changes, plan.state.name_count())
+                     if self.owned_elsewhere and not self.dry_run else "",
+                     "; Redis holds more stale records: the next batch collects them" if more_garbage else "")
+        return Outcome(changes, plan.state.name_count(), more_garbage)

@@ -20,7 +20,7 @@ def test_memory_model_quick_run_reports_every_phase():
     phases = [row[0] for row in table.rows]
     assert phases == ["list: the cache filled", "first batch: rules, diff, write",
                       "status writer: every Container looked at", "resync: re-list",
-                      "resync: full batch (read Redis, diff, collect the stale names)",
+                      "resync: full batch, then a batch a garbage round (read Redis, diff, collect the stale names)",
                       "resync: status writer's recheck"], table.render()
     for _, held, peak in table.rows:
         assert math.isfinite(held) and math.isfinite(peak) and 0 < held <= peak, table.render()

@@ -39,9 +39,9 @@ class FailingStore:
         self.failures = failures
         self.reads = 0
 
-    def read_state(self, like: State | None = None) -> State:
+    def read_state(self, like: State | None = None, extra_limit: int | None = None) -> State:
         self.reads += 1
-        return self.inner.read_state(like=like)
+        return self.inner.read_state(like=like, extra_limit=extra_limit)
 
     def marker_present(self) -> bool:
         return self.inner.marker_present()

@@ -20,7 +20,7 @@ fresh objects.
 
 from __future__ import annotations
 
-from itertools import chain, filterfalse
+from itertools import chain, filterfalse, islice
 from typing import Collection, ItemsView, Iterator, Mapping
 
 _ABSENT = object()
@@ -106,3 +106,58 @@ def parts(held: Mapping, desired: Mapping) -> tuple[list, dict, dict]:
             differing[key] = held[key]
     extra = {key: value for key, value in held.items() if key not in desired}
     return missing, differing, extra
+
+
+class ExtraRoom:
+    """How many records the desired state does not have a bounded read still gathers
+    (`read_state(extra_limit=)`), over all mappings together. A full batch deletes every
+    extra record it reads: a Redis that outlived a cluster (or a namespace) of 500,000
+    Containers held that many stale names, read into strings at once next to the desired
+    state and more than doubling the sync's peak. Read in rounds of a bounded number
+    instead, each written before the next is read, the garbage costs the sync the same
+    at any size.
+
+    A store reads children, then parents, then nodes: once the room is used up nothing
+    more is gathered (`cut`), so no stale parent is collected before all the stale
+    children that might point at it, nor a stale node or zone before the parents in it.
+    `limit` None: no bound."""
+
+    __slots__ = ("left", "cut")
+
+    def __init__(self, limit: int | None):
+        if limit is not None and limit < 1:
+            raise ValueError(f"extra_limit must be at least 1, not {limit}")
+        self.left = limit
+        self.cut = False  # stopped gathering: the store may hold more than was read
+
+    def open(self) -> bool:
+        return self.left is None or self.left > 0
+
+    def take(self) -> bool:
+        """One more extra record found: True when it is gathered."""
+        if self.left is None:
+            return True
+        if self.left == 0:
+            self.cut = True
+            return False
+        self.left -= 1
+        return True
+
+    def trim(self, extra: dict) -> dict:
+        """`extra` with no more names than the room has left (for a store that finds
+        them all at once, as the memory store does)."""
+        if self.left is None or len(extra) <= self.left:
+            if self.left is not None:
+                self.left -= len(extra)
+            return extra
+        kept = dict(islice(extra.items(), self.left))
+        self.left, self.cut = 0, True
+        return kept
+
+    def zones(self, held: dict, desired: Mapping) -> dict:
+        """The zones a read returns: those held, less the ones no longer desired while
+        names in them may be left uncollected (a zone goes with the last round)."""
+        if not self.cut:
+            return held
+        return {name: zone for name, zone in held.items() if name in desired}
+

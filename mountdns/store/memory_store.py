@@ -18,7 +18,7 @@ from mountdns.names import containing_zone, is_within
 from mountdns.plan import Changes
 from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
 from mountdns.store import NOTHING_APPLIED, Applied, DataLost, Fenced
-from mountdns.store.like import compose, parts
+from mountdns.store.like import ExtraRoom, compose, parts
 
 
 @dataclass
@@ -90,9 +90,10 @@ class MemoryStore:
         with self._lock:
             return self._data.zones.get(name)
 
-    def read_state(self, like: State | None = None) -> State:
+    def read_state(self, like: State | None = None, extra_limit: int | None = None) -> State:
         """This owner's records only; with `like`, in its objects wherever they agree and
-        as its own dicts where they are equal (see RedisStore.read_state)."""
+        as its own dicts where they are equal, and with `extra_limit` at most that many
+        records `like` does not have (see RedisStore.read_state)."""
         d, me = self._data, self.owner
         with self._lock:
             held = State(
@@ -101,11 +102,20 @@ class MemoryStore:
                 parents={n: v for n, (k, o, v) in d.names.items() if k == "parent" and o == me},
                 children={n: v for n, (k, o, v) in d.names.items() if k == "child" and o == me},
             )
-        if like is None:
+        if like is None and extra_limit is None:
             return held
-        return State(zones=held.zones, nodes=compose(like.nodes, *parts(held.nodes, like.nodes)),
-                     parents=compose(like.parents, *parts(held.parents, like.parents)),
-                     children=compose(like.children, *parts(held.children, like.children)))
+        like = State() if like is None else like
+        room = ExtraRoom(extra_limit)
+
+        def read(mapping: str):  # children, then parents, then nodes: see ExtraRoom
+            missing, differing, extra = parts(getattr(held, mapping), getattr(like, mapping))
+            return compose(getattr(like, mapping), missing, differing, room.trim(extra))
+
+        children = read("children")
+        parents = read("parents")
+        nodes = read("nodes")
+        return State(zones=room.zones(held.zones, like.zones), nodes=nodes, parents=parents, children=children,
+                     more_extra=room.cut)
 
     def zone_state(self, zone: str) -> State:
         """One zone's records, whoever owns them; parents point at `<owner>/<node>`."""

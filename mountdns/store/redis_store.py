@@ -23,7 +23,7 @@ from mountdns.keyspace import (DEFAULT_OWNER, DEFAULT_PREFIX, ZONE_FIELDS, Keys,
 from mountdns.plan import Changes
 from mountdns.records import OUTSIDE, Resolution, State, Zone, initial_serial
 from mountdns.store import NOTHING_APPLIED, Applied, DataLost, Fenced, StoreError, UnknownOutcome, chunks
-from mountdns.store.like import compose
+from mountdns.store.like import ExtraRoom, compose
 from mountdns.store.scripts import APPLY_SCRIPT, RESOLVE_SCRIPT, TAKE_TERM_SCRIPT
 
 _SCAN_BATCH = 2000  # keys per SCAN page and per MGET: each reply stays small
@@ -155,7 +155,7 @@ class RedisStore:
         replies = pipe.execute()
         return {n: zone_from_hash(n, h) for n, h, mine in zip(names, replies[::2], replies[1::2]) if h and mine}
 
-    def read_state(self, like: State | None = None) -> State:
+    def read_state(self, like: State | None = None, extra_limit: int | None = None) -> State:
         """This owner's published state, for diffing against a desired one: the zones it
         publishes in, its nodes, and the names it holds. Another owner's records are
         never in it, so nothing diffed against it deletes them.
@@ -166,8 +166,13 @@ class RedisStore:
         read-only mapping over `like`'s and what differs (see `mountdns.store.like`). A
         full read next to a million desired names costs only what differs. The desired
         names are read with MGET, then a SCAN finds the others, a page at a time: no
-        reply holds more than a page of keys."""
+        reply holds more than a page of keys.
+
+        With `extra_limit`, at most about that many records `like` does not have are
+        gathered (see `mountdns.store.like.ExtraRoom`: children first, then parents,
+        then nodes and zones); the state says `more_extra` when Redis holds more."""
         like = State() if like is None else like
+        room = ExtraRoom(extra_limit)
         owner = self.owner
         node_prefix = len(self.keys.node("", owner))
 
@@ -177,30 +182,36 @@ class RedisStore:
 
         try:
             zones = self._own_zones()
-            nodes = self._read_like(like.nodes, lambda n: self.keys.node(n, owner), self.keys.node_pattern(owner),
-                                    lambda key: _text(key)[node_prefix:], decode_addresses)
+            # Children first: a bounded read collects a stale child before the stale parent
+            # it points at, and a stale parent before its node.
+            children = self._read_like(like.children, self.keys.child, self.keys.pattern("child"),
+                                       lambda key: self.keys.strip("child", key), name_value, None, room)
             # A parent's value is its node's name: a few thousand values for a million
             # parents, held once each.
             parents = self._read_like(like.parents, self.keys.parent, self.keys.pattern("parent"),
-                                      lambda key: self.keys.strip("parent", key), name_value, sys.intern)
-            # A child's value is its parent's name: one that is no longer desired (a stale
-            # parent, with its stale children) is held once, as the parent's key.
+                                      lambda key: self.keys.strip("parent", key), name_value, sys.intern, room)
+            # A child's value is its parent's name: a stale child of a stale parent holds
+            # the parent's own string (stale names come in families), not a copy.
             stale_parents = {name: name for name in parents[2]}
-            children = self._read_like(like.children, self.keys.child, self.keys.pattern("child"),
-                                       lambda key: self.keys.strip("child", key), name_value,
-                                       lambda value: stale_parents.get(value, value))
+            stale_children = children[2]
+            for name, value in stale_children.items():
+                stale_children[name] = stale_parents.get(value, value)
             del stale_parents
+            nodes = self._read_like(like.nodes, lambda n: self.keys.node(n, owner), self.keys.node_pattern(owner),
+                                    lambda key: _text(key)[node_prefix:], decode_addresses, None, room)
         except redis.RedisError as exc:
             raise StoreError(f"redis read of the published state failed: {exc}") from exc
-        return State(zones=zones, nodes=compose(like.nodes, *nodes), parents=compose(like.parents, *parents),
-                     children=compose(like.children, *children))
+        return State(zones=room.zones(zones, like.zones), nodes=compose(like.nodes, *nodes),
+                     parents=compose(like.parents, *parents), children=compose(like.children, *children),
+                     more_extra=room.cut)
 
-    def _read_like(self, desired, key_of, pattern: str, name_of, parse, keep=None) -> tuple[list, dict, dict]:
+    def _read_like(self, desired, key_of, pattern: str, name_of, parse, keep,
+                   room: ExtraRoom) -> tuple[list, dict, dict]:
         """One mapping of this owner's records as (missing, differing, extra) against
         `desired` (see `mountdns.store.like`), the names of the first two `desired`'s own.
         `key_of(name)` is a name's key, `name_of(key)` the name back, `parse(raw)` a
         value as stored into the record's value (_NOT_OURS for another owner's), `keep`
-        what is done to a fresh value kept."""
+        what is done to a fresh value kept; `room` bounds how many extra names are gathered."""
         missing, differing, extra = [], {}, {}
         names = iter(desired)
         while chunk := list(islice(names, _SCAN_BATCH)):
@@ -212,12 +223,15 @@ class RedisStore:
                     differing[name] = keep(value) if keep else value
         cursor = None
         while cursor != 0:
+            if not room.open():
+                room.cut = True  # not looked for: there may be more
+                break
             cursor, keys = self.redis.scan(cursor=cursor or 0, match=pattern, count=_SCAN_BATCH)
             others = [(key, name) for key, name in zip(keys, map(name_of, keys)) if name not in desired]
             if others:
                 for (_, name), raw in zip(others, self.redis.mget([key for key, _ in others])):
                     value = _NOT_OURS if raw is None else parse(raw)  # None: deleted since the SCAN
-                    if value is not _NOT_OURS:
+                    if value is not _NOT_OURS and room.take():
                         extra[name] = keep(value) if keep else value
         return missing, differing, extra
 
