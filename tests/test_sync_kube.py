@@ -15,6 +15,7 @@ import pytest
 from mountdns.backoff import DEFAULT_MAXIMUM
 from mountdns.keyspace import DEFAULT_OWNER, Keys, owned
 from mountdns.store.redis_store import RedisStore
+from mountdns.plan import diff
 from mountdns.records import State
 from mountdns.testing.objects import MOUNTED, container, node, seed_fqdn, seed_objects
 from mountdns.testing.kube_double import KubeAPIDouble
@@ -368,6 +369,25 @@ def test_list_cut_short_by_410_is_relisted_before_anything_is_written(api, make_
     assert "410 Gone: re-listing" in sync.log_text()
     assert api.list_calls["Container"] >= 4  # page 1, expired page 2, then both pages again
     assert exec_calls(redis_client) - execs == 1  # one write, after the complete list: no partial one
+
+
+def test_stale_names_beyond_one_round_are_collected_round_after_round(seeded_api, make_sync, redis_client):
+    # A Redis holding ten times the round's size in stale names (a cluster that is gone):
+    # the daemon collects them a round per batch, children before their parents, and the
+    # seed is never touched.
+    stale = 3000
+    RedisStore(redis_client).apply(diff(State(), State(
+        zones=SEED_STATE.zones, nodes={"gone-0": ("192.0.2.1",)},
+        parents={f"gp-{i:05d}.domain.foo.bar": "gone-0" for i in range(stale // 2)},
+        children={f"gc-{i:05d}.domain.foo.bar": f"gp-{i:05d}.domain.foo.bar" for i in range(stale // 2)})))
+    sync = make_sync(extra_args=("--gc-round-names", "1000")).start()
+    sync.wait_until(lambda: is_seed(redis_client), 60, "the stale names collected, the seed published")
+    rounds = sync.log_count("Redis holds more stale records: the next batch collects them")
+    assert rounds >= 2, sync.log_tail()
+    deleted = [int(n) for line in sync.log_text().splitlines() if " wrote " in line
+               for n in re.findall(r"(?:children|parents) \+\d+/-(\d+)", line)]
+    assert max(deleted) <= 1000 and sum(deleted) == stale
+    assert sync.running()
 
 
 # --- Redis failing ----------------------------------------------------------------------
