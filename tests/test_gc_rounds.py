@@ -97,6 +97,15 @@ def test_another_owners_records_take_no_room_and_are_never_read():
     assert not any(name.startswith("west") for name in current.parents)
 
 
+def test_a_round_is_the_configured_size_or_a_quarter_of_the_names_published_when_more():
+    reconciler = Reconciler(MemoryStore(), SEED_CONFIG, gc_round_names=25_000)
+    assert reconciler.gc_round(100_000) == 25_000
+    assert reconciler.gc_round(1_000) == 25_000
+    assert reconciler.gc_round(1_000_000) == 250_000
+    assert Reconciler(MemoryStore(), SEED_CONFIG, gc_round_names=None).gc_round(1_000_000) is None
+    assert Reconciler(MemoryStore(), SEED_CONFIG, dry_run=True, gc_round_names=25_000).gc_round(10**6) is None
+
+
 def test_a_room_of_less_than_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         ExtraRoom(0)
