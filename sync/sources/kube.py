@@ -48,9 +48,11 @@ log = logging.getLogger("mountdns.sync.kubernetes")
 # Objects per list page. A page is held raw and parsed while it is slimmed, next to every
 # object already held: during a re-list of 100,000 Containers carrying their status,
 # pages of 5,000 left the sync's peak 16 MiB higher than pages of 1,000 (202 -> 186 MiB),
-# and were no faster (calls by path cost the client little per request); client-go's
-# pager's 500 took another ~3 MiB off. The API server serves any limit (it may send fewer).
-PAGE_SIZE = 500
+# and were no faster (calls by path cost the client little per request). client-go's
+# pager's 500 took another ~3 MiB off but made a list of 100,000 a third slower (4.9 ->
+# 6.6 s: a request costs a few ms): not worth it. The API server serves any limit (it may
+# send fewer).
+PAGE_SIZE = 1000
 # A listed Pod is 5-20 KB of JSON (a Container well under 1 KB): a page of 1,000 Pods would
 # be held, raw and parsed, at once, and the sync's peak memory would keep it. Pods are
 # listed in client-go's pages.
