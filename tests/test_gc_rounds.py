@@ -21,6 +21,7 @@ from sync.reconciler import Reconciler
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
 from tests.conftest import load
 from tests.test_daemon import COALESCE, CountingStore, FakeSource, records, SEED_RECORDS
+from tests.test_metrics import seeded_cache
 
 GONE_ZONE = Zone(name="gone.example", nameservers=("ns1.gone.example",), hostmaster="hostmaster.gone.example",
                  ttl=30)
@@ -112,12 +113,16 @@ def test_a_room_of_less_than_one_is_refused():
 
 
 # --- the reconciler and the loop ---------------------------------------------------------
-def seeded_cache() -> ObjectCache:
-    cache = ObjectCache()
+def daemon_over_garbage(limit: int, **options) -> tuple[MemoryStore, CountingStore, SyncDaemon]:
+    """A daemon over the seed, its store holding the seed and the garbage: (the store,
+    the counting store the reconciler reads through, the daemon)."""
+    inner, cache = MemoryStore(), ObjectCache()
+    load(inner, with_garbage(SEED_STATE))
     containers, nodes = seed_objects()
-    cache.replace(CONTAINER, containers)
-    cache.replace(NODE, nodes)
-    return cache
+    store = CountingStore(inner)
+    daemon = SyncDaemon(cache, FakeSource(cache, containers=containers, nodes=nodes),
+                        Reconciler(store, SEED_CONFIG, gc_round_names=limit), **options)
+    return inner, store, daemon
 
 
 def test_the_reconciler_collects_a_round_per_batch_and_says_when_more_is_left():
@@ -168,13 +173,7 @@ def test_a_dry_run_reads_and_prints_every_stale_record_at_once():
 
 
 def test_the_loop_runs_the_next_round_at_once_until_none_is_left():
-    inner, cache = MemoryStore(), ObjectCache()
-    load(inner, with_garbage(SEED_STATE))
-    containers, nodes = seed_objects()
-    store = CountingStore(inner)
-    daemon = SyncDaemon(cache, FakeSource(cache, containers=containers, nodes=nodes),
-                        Reconciler(store, SEED_CONFIG, gc_round_names=4),
-                        coalesce_seconds=COALESCE, resync_interval=300.0)
+    inner, store, daemon = daemon_over_garbage(4, coalesce_seconds=COALESCE, resync_interval=300.0)
     daemon.source.start()
     now = 0.0
     for _ in range(40):
@@ -192,12 +191,7 @@ def test_the_loop_runs_the_next_round_at_once_until_none_is_left():
 
 
 def test_run_once_goes_on_until_every_round_is_collected():
-    inner, cache = MemoryStore(), ObjectCache()
-    load(inner, with_garbage(SEED_STATE))
-    containers, nodes = seed_objects()
-    store = CountingStore(inner)
-    daemon = SyncDaemon(cache, FakeSource(cache, containers=containers, nodes=nodes),
-                        Reconciler(store, SEED_CONFIG, gc_round_names=4))
+    inner, store, daemon = daemon_over_garbage(4)
     assert daemon.run_once() == STALE
     assert store.reads == math.ceil(STALE / 4)
     assert records(inner) == SEED_RECORDS
