@@ -229,9 +229,7 @@ class Reconciler:
             # Read in the plan's own objects where Redis agrees with it (the plan's dicts
             # themselves where it holds exactly them): only what differs is read into new
             # strings, not a second copy of every name next to the plan's.
-            limit = self.gc_round(plan.state.name_count())
-            current = (self.store.read_state(like=plan.state) if limit is None else
-                       self.store.read_state(like=plan.state, extra_limit=limit))
+            current = self.store.read_state(like=plan.state, extra_limit=self.gc_round(plan.state.name_count()))
         else:
             current = self.known
         before, desired = self._narrowed(current, plan)

@@ -167,8 +167,8 @@ class PlainRead:
     def __init__(self, inner: MemoryStore):
         self.inner = inner
 
-    def read_state(self, like: State | None = None) -> State:
-        return self.inner.read_state()
+    def read_state(self, like: State | None = None, extra_limit: int | None = None) -> State:
+        return self.inner.read_state()  # everything, whatever is asked
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -203,8 +203,8 @@ def test_a_resync_of_what_was_written_reads_the_plans_own_dicts():
     reads = []
 
     class Recording(PlainRead):
-        def read_state(self, like=None):
-            reads.append((like, self.inner.read_state(like=like)))
+        def read_state(self, like=None, extra_limit=None):
+            reads.append((like, self.inner.read_state(like=like, extra_limit=extra_limit)))
             return reads[-1][1]
 
     containers, nodes = seed_objects()

@@ -5,9 +5,10 @@ lookup run unchanged against either:
 
   resolve(qname) -> Resolution     everything about one name, in one round trip
   zones() / zone(name)             the zones served
-  read_state(like=) / zone_state(zone)  this owner's published state (in the objects of
-                                   the desired state `like` where they agree), or one
-                                   zone's (AXFR)
+  read_state(like=, extra_limit=) / zone_state(zone)
+                                   this owner's published state (in the objects of
+                                   the desired state `like` where they agree, at most
+                                   `extra_limit` records `like` lacks), or one zone's (AXFR)
   apply(changes, term=, mark=, require_marker=, announcement=, announce_always=) -> Applied
                                    a plan's changes, all or nothing, fenced by term, with
                                    the announcement of the names it changed
