@@ -356,10 +356,13 @@ class IncrementalRules:
     def _own(self) -> None:
         """Copies of the records handed out with the last result, to edit from now on;
         made by the first edit of a batch (a batch of node moves alone edits none, and a
-        rebuild makes new ones)."""
+        rebuild makes new ones). copy(), not dict(): once names have been deleted from a
+        dict, dict() re-inserts every entry (~17 ms for 100,000 on 2 cores), where copy()
+        copies its table whole while it is not sparse (~4 ms): under steady churn these
+        copies were a third of each batch."""
         if self._handed_out:
-            self._published, self._parents = dict(self._published), dict(self._parents)
-            self._child_records = dict(self._child_records)
+            self._published, self._parents = self._published.copy(), self._parents.copy()
+            self._child_records = self._child_records.copy()
             self._handed_out = False
 
     def _changes(self, kind: int, objects: tuple, told: tuple[list, list] | None,
