@@ -46,7 +46,8 @@ import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import partial
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, is_, is_not
 from typing import Callable, Iterable, Iterator
 
 from mountdns.records import State
@@ -329,6 +330,7 @@ class IncrementalRules:
         self._nodes_seen: tuple | None = None
         self._node_reads: dict[int, tuple] = {}  # id() of a Node -> (it, what _read_nodes makes of it alone)
         self._node_part: tuple = ({}, frozenset(), [])
+        self._shared_names: frozenset[str] = frozenset()  # names more than one listed Node gives
 
     # -- the batch -----------------------------------------------------------------------
     def update(self, containers: tuple, nodes: tuple, pods: tuple = (), published_pods: tuple = (),
@@ -835,6 +837,9 @@ class IncrementalRules:
     def _read_nodes(self, nodes: tuple) -> tuple[dict, frozenset, list]:
         """sync.rules._read_nodes, reading only the Nodes that changed: a node move
         changes one of 1,000, and parsing every address each batch was a tenth of it."""
+        moved = self._moved_nodes(nodes)
+        if moved is not None:
+            return moved
         reads, kept = self._node_reads, {}
         for node in nodes:
             read = reads.get(id(node))
@@ -857,7 +862,41 @@ class IncrementalRules:
         for name, addresses in twice.items():
             if addresses:
                 result[name] = ipv4_first(addresses)
-        return result, frozenset(listed), warnings
+        self._shared_names = frozenset(twice)
+        listed = frozenset(listed)
+        return result, listed if listed != self._node_part[1] else self._node_part[1], warnings
+
+    def _moved_nodes(self, nodes: tuple) -> tuple[dict, frozenset, list] | None:
+        """_read_nodes's result when the Nodes are those seen last, in the same places, a
+        few of them replaced by a version that lists the same one name, none with a
+        warning then or now (a node move): the last result with those nodes' addresses
+        changed, without a pass in Python over every Node (at 100 moves a second, that
+        pass ran every batch). None when it is not so: then every Node is looked at."""
+        seen = self._nodes_seen
+        if seen is None or len(seen) != len(nodes):
+            return None
+        changed = list(compress(range(len(nodes)), map(is_not, nodes, seen)))
+        if len(changed) > len(nodes) // 4:
+            return None  # most Nodes changed (a re-list): the whole pass costs no more
+        reads, (result, listed, warnings) = self._node_reads, self._node_part
+        fresh = []
+        for at in changed:
+            old = reads.get(id(seen[at]))
+            new = (nodes[at], *_read_nodes((nodes[at],), self.config))
+            if (old is None or old[0] is not seen[at] or old[3] or new[3] or len(new[2]) != 1
+                    or new[2] != old[2] or new[2] & self._shared_names):
+                return None
+            fresh.append((seen[at], new))
+        result = dict(result)  # the last one may be held with the last result
+        for old_node, new in fresh:
+            del reads[id(old_node)]
+            reads[id(new[0])] = new
+            (name,) = new[2]
+            if name in new[1]:
+                result[name] = new[1][name]
+            else:
+                result.pop(name, None)
+        return result, listed, warnings
 
     def _children_of(self, fqdn: str) -> Iterable[str]:
         """The published children whose records point at `fqdn`: those mounted to the key
@@ -899,7 +938,7 @@ class IncrementalRules:
     # -- the result ------------------------------------------------------------------------
     def _result(self, nodes: tuple, changed: set[ObjectKey] | None) -> Desired:
         node_changed = self._nodes_seen is None or len(nodes) != len(self._nodes_seen) or not all(
-            a is b for a, b in zip(nodes, self._nodes_seen))
+            map(is_, nodes, self._nodes_seen))
         if node_changed:
             self._node_part = self._read_nodes(nodes)
             self._nodes_seen = nodes
@@ -916,8 +955,9 @@ class IncrementalRules:
                 node_keys.pop(node, None)
         self._node_edits = {}
         warnings = list(node_warnings)
-        warnings += (f"node {node} has no known address: its {len(keys)} parent(s) get no A/AAAA records "
-                     f"until it has one" for node, keys in node_keys.items() if node not in node_map)
+        # The nodes without an address by a set difference, not a pass over every node.
+        warnings += (f"node {node} has no known address: its {len(node_keys[node])} parent(s) get no A/AAAA "
+                     f"records until it has one" for node in node_keys.keys() - node_map.keys())
         if self._skipped is None:
             self._skipped = tuple(self._skips)
         parents_by_node = dict(node_keys)
@@ -932,7 +972,7 @@ class IncrementalRules:
         names, self._names = self._names, set()
         return Desired(state=state, skipped=self._skipped, warnings=tuple(sorted(warnings)),
                        unresolved=unresolved_parents(parents_by_node, node_map, node_names),
-                       parents_by_node=parents_by_node, published=self._published,
+                       parents_by_node=parents_by_node, published=self._published, listed_nodes=node_names,
                        changes=Changes(base, frozenset(changed) if base and changed is not None else None,
                                        frozenset(names) if base and changed is not None else None))
 

@@ -87,6 +87,10 @@ class Desired:
     # the same rules (an incremental.Changes), so the status writer looks at those only;
     # None when unknown (desired_state): every key may have changed.
     changes: object = field(default=None, repr=False, compare=False)
+    # The listed Nodes' names, lowercased, as the rules read them (None: not told). The
+    # same object from batch to batch while no Node comes or goes (sync.incremental), so
+    # the status writer need not read every Node's name each batch to tell.
+    listed_nodes: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
 
 def publication(published: Mapping[ObjectKey, Claim], key: ObjectKey) -> tuple[str, str, str]:
@@ -371,7 +375,7 @@ def desired_state(containers: Iterable[dict], nodes: Iterable[dict], config: Rul
     parents_by_node = {node: tuple(keys) for node, keys in by_node.items()}
     return Desired(state=state, skipped=tuple(sorted(skipped)), warnings=tuple(sorted(warnings)),
                    unresolved=unresolved_parents(parents_by_node, node_map, node_names),
-                   parents_by_node=parents_by_node, published=published)
+                   parents_by_node=parents_by_node, published=published, listed_nodes=node_names)
 
 
 def with_nodes(last: Desired, nodes: Iterable[dict], config: RulesConfig) -> Desired:
@@ -381,5 +385,5 @@ def with_nodes(last: Desired, nodes: Iterable[dict], config: RulesConfig) -> Des
     node_map, node_names, warnings = _read_nodes(nodes, config)
     warnings += addressless_node_warnings(last.state.parents, node_map)
     return replace(last, state=replace(last.state, nodes=dict(sorted(node_map.items()))),
-                   warnings=tuple(sorted(warnings)),
+                   warnings=tuple(sorted(warnings)), listed_nodes=node_names,
                    unresolved=unresolved_parents(last.parents_by_node, node_map, node_names))

@@ -252,9 +252,11 @@ class StatusWriter:
         old_containers, before, old_nodes, old_elsewhere = self._inputs
         if pods or self._pods:
             self._refresh_pods(pods, desired)
-        node_signature = (frozenset(desired.state.nodes),
-                          frozenset(str(part(n, "metadata").get("name") or "").lower()
-                                    for n in nodes if isinstance(n, OBJECT_TYPES)))
+        listed = desired.listed_nodes
+        if listed is None:  # a result that does not say (made by hand): read the Nodes
+            listed = frozenset(str(part(n, "metadata").get("name") or "").lower()
+                               for n in nodes if isinstance(n, OBJECT_TYPES))
+        node_signature = (frozenset(desired.state.nodes), listed)
         outcomes = Outcomes(desired, node_signature[1], owned_elsewhere)
         self._inputs = (containers, outcomes, node_signature, owned_elsewhere)
         # The number of the newest result offered (offers not looked at merge into `changes`).

@@ -181,6 +181,7 @@ def assert_same(got, want):
     assert got.warnings == want.warnings
     assert got.unresolved == want.unresolved
     assert got.published == want.published
+    assert got.listed_nodes == want.listed_nodes
     assert ({node: set(keys) for node, keys in got.parents_by_node.items()}
             == {node: set(keys) for node, keys in want.parents_by_node.items()})
 
@@ -429,6 +430,59 @@ def test_a_batch_of_a_few_changes_reads_and_decides_around_them_not_every_contai
     assert sorted(reads) == ["k1", "p0"]
     assert got.changes.keys == {("default", name) for name in ("p0", "k0", "k1", "p2", "k2")}
     assert set(asked) <= got.changes.keys | {("default", "p1")} and len(asked) < 60
+
+
+def test_a_node_move_reads_the_moved_nodes_alone_and_keeps_the_listed_names_object(monkeypatch):
+    # 40 nodes, two of them moved in one batch: the rules parse those two (not all 40),
+    # answer as desired_state does, and hand out the same set of listed names as before
+    # (the status writer then need not read every Node's name).
+    import sync.incremental
+
+    parsed = []
+    real = sync.incremental._read_nodes
+    monkeypatch.setattr(sync.incremental, "_read_nodes",
+                        lambda nodes, config: parsed.extend(n["metadata"]["name"] for n in nodes) or real(nodes, config))
+    config = CONFIGS["plain"]
+    cache, rules = ObjectCache(), IncrementalRules(config)
+    names = [f"n{i}" for i in range(40)]
+    cache.replace(NODE, [node(name, f"10.0.0.{i + 1}") for i, name in enumerate(names)])
+    cache.replace(CONTAINER, [container(f"p{i}", node=names[i % 40]) for i in range(80)])
+    first = told_batch(rules, cache)
+    del parsed[:]
+
+    cache.put(NODE, node("n3", "10.0.9.3"))
+    cache.put(NODE, node("n7", "10.0.9.7", "fd00::7"))
+    got = told_batch(rules, cache)
+
+    assert sorted(parsed) == ["n3", "n7"]
+    assert got.state.nodes["n3"] == ("10.0.9.3",) and got.state.nodes["n7"] == ("10.0.9.7", "fd00::7")
+    assert got.listed_nodes is first.listed_nodes
+    snap = cache.snapshot()
+    assert_same(got, desired_state(snap.containers, snap.nodes, config))
+    assert first.state.nodes["n3"] == ("10.0.0.4",)  # the result handed out before is left as it was
+
+
+@pytest.mark.parametrize("moved", [
+    node("n3"),  # no address any more
+    node("n3", "not-an-ip"),  # a warning
+    node("N1", "10.0.9.3"),  # another name, shared with n1 once lowercased
+])
+def test_a_node_that_loses_its_address_warns_or_changes_name_is_decided_as_desired_state_does(moved):
+    config = CONFIGS["plain"]
+    cache, rules = ObjectCache(), IncrementalRules(config)
+    cache.replace(NODE, [node(f"n{i}", f"10.0.0.{i + 1}") for i in range(6)])
+    cache.replace(CONTAINER, [container(f"p{i}", node=f"n{i % 6}") for i in range(12)])
+    told_batch(rules, cache)
+    if moved["metadata"]["name"] != "n3":
+        cache.remove(NODE, node("n3"))
+    cache.put(NODE, moved)
+    got = told_batch(rules, cache)
+    snap = cache.snapshot()
+    assert_same(got, desired_state(snap.containers, snap.nodes, config))
+    cache.put(NODE, node("n3", "10.0.7.7"))  # and back to a plain node
+    got = told_batch(rules, cache)
+    snap = cache.snapshot()
+    assert_same(got, desired_state(snap.containers, snap.nodes, config))
 
 
 def test_an_object_that_reads_to_the_same_claim_keeps_its_entry_and_lets_the_old_object_go():
