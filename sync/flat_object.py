@@ -130,6 +130,34 @@ class FlatObject(Mapping):
 
     __hash__ = None  # a mapping, and adopt() changes it
 
+    def is_dict(self, key) -> bool:
+        """Whether `self[key]` is a dict (held flattened), without building it."""
+        found = self._flat[0].starts.get(key)
+        return found is not None and found[1] is not None
+
+    def same_at(self, other: "FlatObject", fields: tuple[tuple[str, str | None], ...]) -> bool | None:
+        """Whether `other` holds what this object holds at `fields`, each a top-level key
+        (its whole value) or a (key, subkey) pair (that value in the dict at key): read
+        from both flat tuples, no dict built (a watch event compares the old and new
+        object's parts this way). A field neither holds counts as equal. None when the two
+        have different layouts: compare them as mappings then."""
+        mine, theirs = self._flat, other._flat
+        layout = mine[0]
+        if theirs[0] is not layout:
+            return None
+        spans = _SPANS.get((layout, fields))
+        if spans is None:
+            spans = _SPANS[(layout, fields)] = _spans(layout, fields) if len(_SPANS) < _MAX_LAYOUTS else None
+            if spans is None:
+                return None
+        for start, end in spans:
+            if end == start + 1:
+                if mine[start] != theirs[start]:
+                    return False
+            elif mine[start:end] != theirs[start:end]:
+                return False
+        return True
+
     def copy(self) -> "FlatObject":
         """The object as it is now, which a later adopt() does not change."""
         clone = FlatObject.__new__(FlatObject)
@@ -142,6 +170,25 @@ class FlatObject(Mapping):
 
     def __repr__(self) -> str:
         return f"FlatObject({self.to_dict()!r})"
+
+
+# (layout, fields) -> the spans of the flat tuple those fields cover (FlatObject.same_at).
+_SPANS: dict[tuple, tuple[tuple[int, int], ...]] = {}
+
+
+def _spans(layout: Layout, fields: tuple[tuple[str, str | None], ...]) -> tuple[tuple[int, int], ...]:
+    spans = []
+    for key, subkey in fields:
+        found = layout.starts.get(key)
+        if found is None:
+            continue  # absent from both (one layout)
+        start, sub, _ = found
+        if subkey is None:
+            spans.append((start, start + (1 if sub is None else len(sub))))
+        elif sub is not None and subkey in sub:
+            at = start + sub.index(subkey)
+            spans.append((at, at + 1))
+    return tuple(spans)
 
 
 def _value(flat: tuple, start: int, sub: tuple[str, ...] | None, lists: tuple[str, ...]):

@@ -144,3 +144,65 @@ def test_a_one_item_list_is_held_as_its_item_and_read_as_a_new_list():
     other = listed(obj)
     other["status"]["conditions"] = condition  # the item itself, not in a list: another object
     assert FlatObject(other) != held and held != other
+
+
+def _same_for_rules_as_dicts(old: dict, new: dict) -> bool:
+    """The cache's comparison of two Containers as written over plain dicts."""
+    old_meta, new_meta = old.get("metadata"), new.get("metadata")
+    old_status, new_status = old.get("status"), new.get("status")
+    if not all(isinstance(part, dict) for part in (old_meta, new_meta, old_status, new_status)):
+        return False
+    return (old.get("spec") == new.get("spec") and old.get("apiVersion") == new.get("apiVersion")
+            and old_status.get("deviceStatus") == new_status.get("deviceStatus")
+            and all(old_meta.get(k) == new_meta.get(k) for k in ("name", "namespace", "creationTimestamp")))
+
+
+def _variants() -> list[dict]:
+    base = container("c1", node="n0", mounted_to="p1", status=MOUNTED, fqdn="c1.example.org", type="netconf")
+    base["metadata"].update(resourceVersion="5", generation=1)
+    made = [base]
+    for edit in (
+            lambda o: o["metadata"].update(resourceVersion="6"),  # only what the rules do not read
+            lambda o: o["status"].update(conditions=[{"type": "Published", "status": "True"}], fqdn="c1.x"),
+            lambda o: o["spec"].update(mountedTo="p2"),
+            lambda o: o["spec"].update(extra=["one"]),  # a one-item list, held as its item
+            lambda o: o["spec"].update(extra=["two"]),
+            lambda o: o.update(apiVersion="mountdns.io/v2"),
+            lambda o: o["status"].update(deviceStatus="UNMOUNTED"),
+            lambda o: o["status"].pop("deviceStatus"),
+            lambda o: o["metadata"].update(name="c2"),
+            lambda o: o["metadata"].update(namespace="other"),
+            lambda o: o["metadata"].update(creationTimestamp="2025-01-01T00:00:00Z"),
+            lambda o: o["metadata"].pop("creationTimestamp"),
+            lambda o: o.update(status="broken"),  # malformed: never the same for the rules
+            lambda o: o.pop("status"),
+            lambda o: o.update(spec="broken")):
+        obj = json.loads(json.dumps(base))
+        edit(obj)
+        made.append(obj)
+    return made
+
+
+def test_the_cache_compares_flat_containers_in_their_tuples_as_it_compares_their_dicts():
+    from sync.sources.cache import _same_for_rules
+
+    variants = _variants()
+    compared_flat = 0
+    for old in variants:
+        for new in variants:
+            flat_old, flat_new = FlatObject(old), FlatObject(new)
+            if flat_old.same_at(flat_new, (("spec", None),)) is not None:
+                compared_flat += 1  # one layout: decided from the tuples
+            assert _same_for_rules(flat_old, flat_new) == _same_for_rules_as_dicts(old, new), (old, new)
+    assert compared_flat > len(variants) * 4  # most pairs share a layout
+
+
+def test_same_at_reads_a_whole_part_or_one_value_of_it_and_refuses_two_layouts():
+    one = FlatObject({"spec": {"a": 1, "b": [2]}, "kind": "K"})
+    two = FlatObject({"spec": {"a": 1, "b": [3]}, "kind": "K"})
+    assert one.same_at(two, (("spec", "a"), ("kind", None))) is True
+    assert one.same_at(two, (("spec", None),)) is False
+    assert one.same_at(two, (("spec", "b"),)) is False
+    assert one.same_at(two, (("missing", None), ("spec", "missing"))) is True
+    assert one.same_at(FlatObject({"kind": "K", "spec": {"a": 1, "b": [2]}}), (("kind", None),)) is None
+    assert one.is_dict("spec") and not one.is_dict("kind") and not one.is_dict("missing")
