@@ -6,10 +6,12 @@ there. This one measures the sync's work alone, the part a code change can make 
 over the churn benchmark's topology (50,000 parents on 1,000 nodes, each with a mounted
 child), batches of the churn's changes (children unmounted, and mounted again their second
 time round; Nodes given a new InternalIP) go through the sync's pieces as the daemon
-runs them: each changed object into the object cache (slimmed, flattened), one batch of
-the incremental rules, the diff, the write to a real redis-server with its announcement
-and purge waves, and the status writer's look at what changed (it writes nothing: no
-API). The objects a batch changes are made before its clock starts.
+runs them: the list read with the cycle collector paused and its objects frozen, then
+per batch each changed object into the object cache (slimmed, flattened), one batch of
+the incremental rules, the diff and the write to a real redis-server with its
+announcement and purge waves (under sync.sources.heap's batch(), as the daemon runs it),
+and the status writer's look at what changed (it writes nothing: no API). The objects a
+batch changes are made before its clock starts.
 
 Per batch size: milliseconds a batch, microseconds a change (the median of BATCHES
 batches), and what the churn benchmark's rate (1,000 Container changes and 100 node
@@ -20,6 +22,7 @@ the published records, the snapshot) and a part per change.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import statistics
 import time
@@ -37,6 +40,7 @@ from mountdns.testing.sync_process import ZONE
 from sync.config import SyncSettings
 from sync.reconciler import Reconciler
 from sync.rules import RulesConfig
+from sync.sources import heap
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
 from sync.status_writer import StatusWriter
 
@@ -105,13 +109,16 @@ def measure(quick: bool) -> Table:
         cache = ObjectCache()
         churn = _Churn(parents, nodes)
         listed = [churn.stamped(obj) for obj in churn_topology(parents, nodes)]
-        cache.replace(NODE, [obj for obj in listed if obj["kind"] == "Node"])
-        cache.replace(CONTAINER, [obj for obj in listed if obj["kind"] != "Node"])
+        with heap.paused(CONTAINER) as counted:  # as a watcher lists
+            cache.replace(NODE, [obj for obj in listed if obj["kind"] == "Node"])
+            cache.replace(CONTAINER, [obj for obj in listed if obj["kind"] != "Node"])
+            counted.add(len(listed))
         del listed
         writer = StatusWriter(_NoApi(), None, qps=10, leading=lambda: False)
         reconciler = Reconciler(RedisStore(redis_server.client()), RulesConfig(zones=(zone,)), status=writer,
                                 gc_round_names=SyncSettings.gc_round_names)
-        reconciler.reconcile(cache.snapshot(), full=True)
+        with heap.batch():
+            reconciler.reconcile(cache.snapshot(), full=True)
         writer.step()
         points = []
         for changes, moves in SIZES:
@@ -121,7 +128,8 @@ def measure(quick: bool) -> Table:
                 started = time.perf_counter()
                 for kind, obj in made:
                     cache.put(kind, obj)
-                reconciler.reconcile(cache.snapshot())
+                with heap.batch():
+                    reconciler.reconcile(cache.snapshot())
                 writer.step()
                 if number >= WARM_UP:
                     timings.append((time.perf_counter() - started) * 1000)
@@ -143,6 +151,7 @@ def measure(quick: bool) -> Table:
         ]
         return table
     finally:
+        gc.unfreeze()  # the benchmark's objects back to normal collection for what runs next
         tear_down([redis_server], directory)
 
 

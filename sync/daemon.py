@@ -24,6 +24,7 @@ from mountdns.store import StoreError
 from sync import allocator
 from sync.data_loss import MarkerWatch
 from sync.reconciler import Reconciler
+from sync.sources import heap
 from sync.sources.cache import ObjectCache
 from sync.leader import NotLeading
 from sync.health import HEARTBEAT_INTERVAL
@@ -146,7 +147,8 @@ class SyncDaemon:
             return  # a follower keeps its cache warm; the elector wakes the loop when we lead
         full = self.full and not self._full_waits_for_relist(now)
         try:
-            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=full)
+            with heap.batch():  # over a big cluster: see sync.sources.heap
+                outcome = self.reconciler.reconcile(self.cache.snapshot(), full=full)
         except NotLeading as exc:
             log.info("not written: %s", exc)  # stepped down mid-batch; the elector wakes the loop
             self.request_full()

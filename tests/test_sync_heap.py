@@ -142,3 +142,68 @@ def test_a_small_re_list_of_a_frozen_kind_freezes_again_after_collecting(pauses,
         listed.add(1)
     assert watched() is None
     assert gc.get_freeze_count() > 0  # what is alive is frozen again, small list or not
+
+
+def test_a_batch_over_a_heap_a_list_froze_runs_without_collection_and_leaves_its_objects_frozen(pauses, monkeypatch):
+    monkeypatch.setattr(heap, "FREEZE_AT", 1)
+    with pauses.paused("Container") as listed:
+        listed.add(1)
+    frozen = gc.get_freeze_count()
+    with pauses.batch():
+        assert not gc.isenabled()
+        made = [Node() for _ in range(50)]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= frozen + len(made)
+
+
+def test_a_batch_over_an_unfrozen_heap_leaves_the_collector_alone(pauses):
+    gc.unfreeze()
+    with pauses.batch():
+        assert gc.isenabled()
+        kept = [Node() for _ in range(10)]
+    assert gc.get_freeze_count() == 0 and kept
+
+
+def test_cyclic_garbage_a_batch_leaves_is_collected_when_a_frozen_kind_is_listed_again(pauses, monkeypatch):
+    monkeypatch.setattr(heap, "FREEZE_AT", 1)
+    with pauses.paused("Container") as listed:
+        listed.add(1)
+    with pauses.batch():
+        garbage = cyclic_garbage()
+    gc.collect()
+    assert garbage() is not None  # frozen after the batch
+
+    with pauses.paused("Container") as listed:  # the periodic resync's re-list
+        assert garbage() is None
+        listed.add(1)
+
+
+def test_a_batch_and_a_re_list_in_parallel_turn_collection_back_on_once_both_end(pauses, monkeypatch):
+    monkeypatch.setattr(heap, "FREEZE_AT", 1)
+    with pauses.paused("Node") as listed:
+        listed.add(1)
+    in_batch, listing_done, release = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def batch():
+        with pauses.batch():
+            in_batch.set()
+            release.wait(10)
+
+    def relist():
+        in_batch.wait(10)
+        with pauses.paused("Node") as listed:
+            listed.add(1)
+        seen["after the re-list"] = gc.isenabled()
+        listing_done.set()
+
+    threads = [threading.Thread(target=batch), threading.Thread(target=relist)]
+    for thread in threads:
+        thread.start()
+    listing_done.wait(10)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert seen == {"after the re-list": False}  # the batch still ran
+    assert gc.isenabled() and gc.get_freeze_count() > 0
