@@ -176,12 +176,14 @@ class SyncDaemon:
     def run_once(self) -> int:
         """List everything once, reconcile fully, return the number of key writes."""
         self.source.list_once()
-        outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
+        with heap.batch():  # the rules' objects kept out of collections, as the list's are
+            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
         writes = outcome.changes.key_writes()
         # Stale records beyond one round: a round each until none is left. Bounded: each
         # round deletes some (more_garbage says so), and nothing adds any meanwhile.
         while outcome.more_garbage:
-            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
+            with heap.batch():
+                outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
             writes += outcome.changes.key_writes()
         return writes
 

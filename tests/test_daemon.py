@@ -6,6 +6,7 @@ real loop adds (waking on changes and on stop), waiting on conditions, never tim
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import fakeredis
@@ -16,6 +17,7 @@ from mountdns.store.redis_store import RedisStore
 from mountdns.store.memory_store import MemoryStore
 from mountdns.records import State
 from mountdns.backoff import DEFAULT_MAXIMUM, Backoff
+from sync.sources import heap
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
 from sync.daemon import RELIST_WAIT, SyncDaemon, Wait
 from sync.reconciler import Reconciler
@@ -413,6 +415,67 @@ def test_run_once_lists_and_writes_everything():
     assert (source.listed_once, source.started) == (1, 0)
     assert records(store) == SEED_RECORDS
     assert daemon.run_once() == 0
+
+
+class HeapListingSource(FakeSource):
+    """Lists as the Kubernetes watchers do: with the cycle collector paused, the objects
+    counted (sync.sources.heap freezes a big list's)."""
+
+    def _list(self) -> None:
+        with heap.paused(CONTAINER) as listed:
+            super()._list()
+            listed.add(len(self.containers or ()))
+
+
+class CollectorWatchingStore(CountingStore):
+    """Notes, on each read and write, whether automatic collection was on."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.collecting: list[bool] = []
+
+    def read_state(self, like=None, extra_limit=None):
+        self.collecting.append(gc.isenabled())
+        return super().read_state(like=like, extra_limit=extra_limit)
+
+    def apply(self, changes, **options):
+        self.collecting.append(gc.isenabled())
+        return super().apply(changes, **options)
+
+
+@pytest.fixture
+def fresh_heap(monkeypatch):
+    """The module's pause keeper, fresh, with a list of one object counting as big."""
+    monkeypatch.setattr(heap, "_PAUSES", heap._Pauses())
+    monkeypatch.setattr(heap, "paused", heap._PAUSES.paused)
+    monkeypatch.setattr(heap, "batch", heap._PAUSES.batch)
+    monkeypatch.setattr(heap, "FREEZE_AT", 1)
+    was_enabled = gc.isenabled()
+    gc.enable()
+    yield
+    gc.unfreeze()
+    if not was_enabled:
+        gc.disable()
+
+
+def test_over_a_big_list_batches_run_without_cycle_collection_once_and_in_the_loop(fresh_heap):
+    cache, store = ObjectCache(), CollectorWatchingStore(MemoryStore())
+    containers, nodes = seed_objects()
+    daemon = SyncDaemon(cache, HeapListingSource(cache, containers=containers, nodes=nodes),
+                        Reconciler(store, SEED_CONFIG))
+
+    assert daemon.run_once() == 11
+    assert store.collecting and not any(store.collecting)  # off through the read and the write
+    assert gc.isenabled()  # and on again after
+
+    looping = daemon_for(cache, HeapListingSource(cache, containers=containers, nodes=nodes), store,
+                         coalesce_seconds=0)
+    store.collecting.clear()
+    started(looping)
+    cache.put(CONTAINER, container("late", node="node-1"))
+    looping.step(1.0)
+    assert store.collecting and not any(store.collecting)
+    assert gc.isenabled()
 
 
 def test_the_cache_keeps_only_what_the_rules_and_the_status_writer_read():
