@@ -27,6 +27,7 @@ import threading
 import time
 
 from bench.change_latency import Probe, new_address
+from bench.cpu import CpuMeter
 from bench.dnsperf import dnsperf
 from bench.report import Table
 from bench.teardown import tear_down
@@ -216,6 +217,12 @@ def run(quick: bool) -> list[Table]:
         prober.start()
 
         sent_children = sent_nodes = 0
+        # Where the 2 cores go during the churn: each server's process group, this process
+        # (the API double, the driver, the checker and the prober) and dnsperf.
+        meter = CpuMeter({"sync": sync, "Redis": redis_server, "backend": backend,
+                          "PowerDNS, caches on (purged)": pdns, "PowerDNS, caches off (dnsperf's)": uncached})
+        meter.start()
+        own_cpu = time.process_time()
         started = time.monotonic()
         # In the middle of the churn: as much of it in each half, so the backlog's halves compare.
         load = Load(uncached.port, queries, size["dnsperf_seconds"],
@@ -247,6 +254,8 @@ def run(quick: bool) -> list[Table]:
                 sent_nodes += 1
             api.apply_many(batch)
         churn_seconds = time.monotonic() - started
+        meter.stop()
+        own_cpu = time.process_time() - own_cpu
         stopped = time.monotonic()
         load.join(size["dnsperf_seconds"] + 60)
         wait_until(lambda: not checker.pending, 120, "every change in Redis")
@@ -301,6 +310,11 @@ def run(quick: bool) -> list[Table]:
                           f"{percentile(unloaded, 50):.2f} / {percentile(unloaded, 99):.2f}", "", "")
         else:
             table.add("backend's uncached throughput during churn", f"not measured: {load.error}", "", "FAIL")
+        shares = {name: meter.total(name) / churn_seconds for name in meter.servers}
+        shares["this process: API double, driver, checker"] = own_cpu / churn_seconds
+        shares["dnsperf"] = meter.total("dnsperf") / churn_seconds
+        table.add("CPU during the churn, share of one core: " + " / ".join(shares),
+                  " / ".join(f"{share:.0%}" for share in shares.values()), "", "")
         table.notes += [
             f"The driver sends every {TICK * 1000:.0f} ms; the checker polls Redis every "
             f"{CHECK_EVERY * 1000:.0f} ms (MGET of every pending key), so latencies are rounded up by up to that.",

@@ -20,3 +20,8 @@ def test_churn_quick_run_lands_every_change_and_answers_every_probed_move():
     assert rows["change -> Redis p99 (s)"][1] >= 0
     assert rows["probed moves not answered within 10 s"][1] == 0, tables[0].render()
     assert any(name.startswith("moved node -> PowerDNS answers it") for name in rows), tables[0].render()
+    cpu = next(row for name, row in rows.items() if name.startswith("CPU during the churn"))
+    names = cpu[0].split(": ", 1)[1].split(" / ")
+    shares = [int(share.rstrip("%")) for share in cpu[1].split(" / ")]
+    assert names[0] == "sync" and len(names) == len(shares) == 7, tables[0].render()
+    assert shares[0] > 0, tables[0].render()  # the sync did work to follow the changes
