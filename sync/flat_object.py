@@ -130,6 +130,20 @@ class FlatObject(Mapping):
 
     __hash__ = None  # a mapping, and adopt() changes it
 
+    def get_in(self, key, subkey, default=None):
+        """`self[key][subkey]` when `self[key]` is a dict holding `subkey`, else `default`:
+        read from the flat tuple, no dict built (most readers want one or two fields of a
+        part, and building the part cost more than reading them)."""
+        flat = self._flat
+        found = flat[0].starts.get(key)
+        if found is None or found[1] is None:
+            return default  # absent, or not a dict
+        start, sub, listed = found
+        if subkey not in sub:
+            return default
+        value = flat[start + sub.index(subkey)]
+        return [value] if subkey in listed else value
+
     def is_dict(self, key) -> bool:
         """Whether `self[key]` is a dict (held flattened), without building it."""
         found = self._flat[0].starts.get(key)

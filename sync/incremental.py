@@ -51,7 +51,7 @@ from operator import attrgetter, is_, is_not
 from typing import Callable, Iterable, Iterator
 
 from mountdns.records import State
-from sync.flat_object import OBJECT_TYPES
+from sync.flat_object import OBJECT_TYPES, FlatObject
 from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerReader, NotPublishable, ObjectKey,
                           PodPlacement, RulesConfig, SkipCode, ipv4_first, is_published_pod, pod_placement)
 from sync.rules import Desired, Skip, _identity, _mount_chain, _read_nodes, _seniority, settle, unresolved_parents
@@ -1003,6 +1003,8 @@ def _pod_named(obj) -> ObjectKey | None:
     is read again when that Pod's placement changes."""
     if not isinstance(obj, OBJECT_TYPES):
         return None
+    if type(obj) is FlatObject and obj.get_in("spec", "podRef") is None:
+        return None  # no podRef, as most Containers: told without building their parts
     meta, spec = obj.get("metadata"), obj.get("spec")
     ref = spec.get("podRef") if isinstance(spec, dict) else None
     name = ref.get("name") if isinstance(ref, dict) else None

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from mountdns.backoff import Backoff
-from sync.flat_object import OBJECT_TYPES
+from sync.flat_object import OBJECT_TYPES, FlatObject
 from sync.kube_rest import CONTAINER, CONTAINER_STATUS, POD, KubeRest, call
 from sync.events import EventError, EventRecorder, EventsClient, rfc3339
 from sync.objects import BACKS_LABEL, DEFAULT_NAMESPACE, POD_KEY_PREFIX, ObjectKey, SkipCode
@@ -139,8 +139,12 @@ def _own_namespace(obj) -> bool:
 
 
 def _key(obj: Mapping) -> ObjectKey:
-    meta = part(obj, "metadata")
-    key = meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or "")
+    if type(obj) is FlatObject:  # read in place, no metadata dict built
+        key = (obj.get_in("metadata", "namespace") or DEFAULT_NAMESPACE,
+               str(obj.get_in("metadata", "name") or ""))
+    else:
+        meta = part(obj, "metadata")
+        key = meta.get("namespace") or DEFAULT_NAMESPACE, str(meta.get("name") or "")
     # The cache's own tuple for the object (sync.sources.cache.object_key) when equal: a
     # key the writer keeps (100,000 of them queued on a fresh cluster) is then not a
     # second tuple per Container.

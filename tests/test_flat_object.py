@@ -206,3 +206,36 @@ def test_same_at_reads_a_whole_part_or_one_value_of_it_and_refuses_two_layouts()
     assert one.same_at(two, (("missing", None), ("spec", "missing"))) is True
     assert one.same_at(FlatObject({"kind": "K", "spec": {"a": 1, "b": [2]}}), (("kind", None),)) is None
     assert one.is_dict("spec") and not one.is_dict("kind") and not one.is_dict("missing")
+
+
+def test_get_in_reads_one_value_of_a_part_as_the_mapping_would():
+    rng = random.Random(7)
+    for _ in range(500):
+        obj = {f"k{rng.randrange(4)}": random_object(rng) for _ in range(rng.randrange(5))}
+        held = FlatObject(obj)
+        for key in ("k0", "k1", "k2", "k3"):
+            for subkey in ("k0", "k1", "k2", "k5"):
+                part = obj.get(key)
+                want = part.get(subkey, "absent") if isinstance(part, dict) else "absent"
+                assert held.get_in(key, subkey, "absent") == want, (obj, key, subkey)
+
+
+def test_the_keys_read_in_place_are_those_read_from_the_dicts():
+    from sync.incremental import _pod_named
+    from sync.sources.cache import _key_of
+    from sync.status_writer import _key
+
+    rng = random.Random(11)
+    shapes = [container("c1", node="n0"), container("c2", pod="p2", namespace="other"),
+              container("c3", pod="p3", namespace=""), {"metadata": "broken", "spec": {"podRef": {"name": "p"}}},
+              {"metadata": {"name": ["listed"], "namespace": 5}, "spec": {"podRef": "p"}},
+              {"metadata": {"name": "c4"}, "spec": {"podRef": {"name": ["p4"]}}}, {"spec": "broken"}]
+    for _ in range(200):
+        obj = listed(rng.choice(shapes))
+        if rng.random() < 0.3:
+            obj["metadata"] = random_object(rng)
+        held = FlatObject(obj)
+        for read in (_pod_named, _key_of, _key):
+            if read is _key_of and not isinstance(obj.get("metadata"), dict):
+                continue  # a key made of the object's repr: a FlatObject's differs, and slim() keeps such a dict
+            assert read(held) == read(obj), (read.__name__, obj)

@@ -175,6 +175,10 @@ def object_key(obj: dict) -> tuple[str, str]:
 def _key_of(obj) -> tuple[str, str]:
     # Strings whatever the object holds: a list as metadata.name must not make the key
     # unhashable and stop the watcher (the rules skip such an object as InvalidSpec).
+    if type(obj) is FlatObject and obj.is_dict("metadata"):  # read in place, no dict built
+        namespace, name = obj.get_in("metadata", "namespace") or "", obj.get_in("metadata", "name") or ""
+        return (namespace if isinstance(namespace, str) else repr(namespace)[:300],
+                name if isinstance(name, str) else repr(name)[:300])
     meta = obj.get("metadata") if isinstance(obj, OBJECT_TYPES) else None
     if not isinstance(meta, dict):
         return "", repr(obj)[:300]
