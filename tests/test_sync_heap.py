@@ -49,31 +49,37 @@ def test_collection_is_off_while_a_list_is_read_and_on_again_after(pauses):
     assert gc.isenabled()
 
 
-def test_collection_comes_back_only_when_the_last_of_parallel_lists_ends(pauses):
+def collecting_after_the_second_ends(first, second) -> bool:
+    """Hold `first()` (a context) open in one thread while `second()` opens and closes in
+    another; whether automatic collection was on right after the second closed."""
     first_in, second_done, release = threading.Event(), threading.Event(), threading.Event()
     seen = {}
 
-    def first():
-        with pauses.paused("Container"):
+    def hold():
+        with first():
             first_in.set()
             release.wait(10)
 
-    def second():
+    def other():
         first_in.wait(10)
-        with pauses.paused("Node"):
+        with second():
             pass
-        seen["after the second"] = gc.isenabled()
+        seen["on"] = gc.isenabled()
         second_done.set()
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads = [threading.Thread(target=hold), threading.Thread(target=other)]
     for thread in threads:
         thread.start()
     second_done.wait(10)
     release.set()
     for thread in threads:
         thread.join(10)
+    return seen["on"]
 
-    assert seen == {"after the second": False}
+
+def test_collection_comes_back_only_when_the_last_of_parallel_lists_ends(pauses):
+    assert collecting_after_the_second_ends(lambda: pauses.paused("Container"), lambda: pauses.paused("Node")) \
+        is False
     assert gc.isenabled()
 
 
@@ -182,28 +188,6 @@ def test_a_batch_and_a_re_list_in_parallel_turn_collection_back_on_once_both_end
     monkeypatch.setattr(heap, "FREEZE_AT", 1)
     with pauses.paused("Node") as listed:
         listed.add(1)
-    in_batch, listing_done, release = threading.Event(), threading.Event(), threading.Event()
-    seen = {}
 
-    def batch():
-        with pauses.batch():
-            in_batch.set()
-            release.wait(10)
-
-    def relist():
-        in_batch.wait(10)
-        with pauses.paused("Node") as listed:
-            listed.add(1)
-        seen["after the re-list"] = gc.isenabled()
-        listing_done.set()
-
-    threads = [threading.Thread(target=batch), threading.Thread(target=relist)]
-    for thread in threads:
-        thread.start()
-    listing_done.wait(10)
-    release.set()
-    for thread in threads:
-        thread.join(10)
-
-    assert seen == {"after the re-list": False}  # the batch still ran
+    assert collecting_after_the_second_ends(pauses.batch, lambda: pauses.paused("Node")) is False  # the batch ran on
     assert gc.isenabled() and gc.get_freeze_count() > 0
