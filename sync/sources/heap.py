@@ -22,9 +22,11 @@ cycle (parsed JSON, and dicts built from it), so scanning them finds nothing.
   collection while it runs, and what it leaves alive frozen. Each batch copies the
   published records (100,000 entries at 100,000 Containers) and snapshots the cache; as
   young objects, those big dicts and tuples were traversed by the next collections of
-  the young generations, then by the next full one: under steady churn about a third of
-  each batch (measured with bench/batch_cost). Cyclic garbage a batch leaves (10 objects
-  in 200 batches of that benchmark) waits for the next re-list's collection, which the
+  the young generations, then by the next full one. Running the churn benchmark's changes
+  through the batch path in one process (100,000 names, nothing frozen), collections took
+  23% of batches of 440 changes, and batches of 88 went from 51 to 32 ms with collection
+  off during each and a freeze after it. Cyclic garbage a batch leaves (10 unreachable
+  objects after 200 such batches) waits for the next re-list's collection, which the
   periodic resync brings at least every resync interval (300 s by default).
 """
 
