@@ -146,8 +146,9 @@ def measure(quick: bool) -> Table:
             "going into the cache, the rules, the diff, the write to redis-server (same machine) and the status "
             "writer's refresh. A child unmounted becomes a parent on its node, mounted again a child: each change "
             f"moves a name between the parent and child records ({UNMOUNTED} and back).",
-            "At the churn benchmark's rate the daemon's batches hold ~50-100 changes (50 ms coalescing plus the "
-            "batch's own time): a share over 100% is a rate the sync cannot keep up with in batches that small.",
+            "At the churn benchmark's rate the daemon's batches hold about 90 changes (an estimate, not counted: "
+            "1,100 changes a second over its 50 ms of coalescing plus the batch's own time); a share over 100% is "
+            "a rate the sync cannot keep up with in batches that small.",
         ]
         return table
     finally:
