@@ -135,11 +135,13 @@ class _Counter:
 def _thaw() -> None:
     """Undo the last freeze and collect once: cycles frozen with the last list are freed."""
     started = time.monotonic()
-    frozen = gc.get_freeze_count()
+    # Counted for the debug line only: the count walks every frozen object.
+    frozen = gc.get_freeze_count() if log.isEnabledFor(logging.DEBUG) else None
     gc.unfreeze()
     found = gc.collect()
-    log.debug("before a list: %d objects unfrozen, full collection (%d unreachable) in %.0f ms",
-              frozen, found, (time.monotonic() - started) * 1000)
+    if frozen is not None:
+        log.debug("before a list: %d objects unfrozen, full collection (%d unreachable) in %.0f ms",
+                  frozen, found, (time.monotonic() - started) * 1000)
 
 
 _PAUSES = _Pauses()
