@@ -16,8 +16,9 @@ Pod they name), and on each batch:
      touched and everything mounted below them (a key's outcome depends only on its own
      claims, its fqdn's other claimants and the chain above it);
   4. edits the published records, skips and nodes' parents in place, and hands them out
-     in a `Desired`, copying them before the next batch edits them (the reconciler keeps
-     the last state it wrote, the status writer reads it from its thread).
+     in a `Desired` as snapshots the next batch's edits leave alone (`sync.layered`: the
+     reconciler keeps the last state it wrote, the status writer reads it from its
+     thread; no copy of 100,000 records a batch).
 
 The result is the same as `desired_state` over the whole snapshot (tests apply random
 changes and compare after each); `desired_state` stays the reference, and the function
@@ -52,6 +53,7 @@ from typing import Callable, Iterable, Iterator
 
 from mountdns.records import State
 from sync.flat_object import OBJECT_TYPES, FlatObject
+from sync.layered import LayeredDict
 from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerReader, NotPublishable, ObjectKey,
                           PodPlacement, RulesConfig, SkipCode, ipv4_first, is_published_pod, pod_placement)
 from sync.rules import Desired, Skip, _identity, _mount_chain, _read_nodes, _seniority, settle, unresolved_parents
@@ -319,11 +321,11 @@ class IncrementalRules:
         self._placed = 0  # Pods held that have a placement
         self._placements: dict[ObjectKey, PodPlacement] = {}
         self._dependents: dict[ObjectKey, object] = {}  # Pod key -> key(s) of the Containers naming it
-        # The result, edited in place.
-        self._published: dict[ObjectKey, Claim] = {}
-        self._parents: dict[str, str] = {}
-        self._child_records: dict[str, str] = {}
-        self._handed_out = False  # the last result holds _published, _parents and _child_records
+        # The result, edited in place and handed out as snapshots (sync.layered): the
+        # next batch's edits do not change what the last one handed out.
+        self._published: LayeredDict = LayeredDict()  # key -> Claim
+        self._parents: LayeredDict = LayeredDict()  # fqdn -> node
+        self._child_records: LayeredDict = LayeredDict()  # fqdn -> parent fqdn
         self._node_keys: dict[str, tuple[ObjectKey, ...]] = {}  # node -> its published parents
         self._node_edits: dict[str, dict[ObjectKey, bool]] = {}  # since the last result: key -> on the node now
         self._names: set[str] = set()  # fqdns whose record changed since the last result
@@ -354,18 +356,6 @@ class IncrementalRules:
         else:
             changed = self._settle(noted.keys, noted.fqdns) | noted.keys
         return self._result(nodes, changed)
-
-    def _own(self) -> None:
-        """Copies of the records handed out with the last result, to edit from now on;
-        made by the first edit of a batch (a batch of node moves alone edits none, and a
-        rebuild makes new ones). copy(), not dict(): once names have been deleted from a
-        dict, dict() re-inserts every entry (~17 ms for 100,000 on 2 cores), where copy()
-        copies its table whole while it is not sparse (~4 ms): under steady churn these
-        copies were a third of each batch."""
-        if self._handed_out:
-            self._published, self._parents = self._published.copy(), self._parents.copy()
-            self._child_records = self._child_records.copy()
-            self._handed_out = False
 
     def _changes(self, kind: int, objects: tuple, told: tuple[list, list] | None,
                  find: Callable, every: Callable[[], Iterator]) -> tuple[list, list]:
@@ -666,9 +656,10 @@ class IncrementalRules:
         claims = self._claims
         for key in claims:
             self._resolve(key, listed)  # replaces values only: the dict's size stays
-        self._published, self._parents, self._child_records = {}, {}, {}
+        # Built as plain dicts (at dict speed), then the bases of the layered ones.
+        published: dict[ObjectKey, Claim] = {}
         self._rejected, self._too_deep, self._key_skips = {}, {}, {}
-        published, rejected, winner = self._published, self._rejected, self._winner
+        rejected, winner = self._rejected, self._winner
         for key in claims:
             claim = winner(key)
             if claim is not None and claim.mounted_to is None:
@@ -684,7 +675,7 @@ class IncrementalRules:
                 continue
             settle(*_mount_chain(start, winners, depths, rejected), depths, rejected, self._too_deep, listed,
                    max_depth)
-        parents, children, by_node = self._parents, self._child_records, {}
+        parents, children, by_node = {}, {}, {}
         for key, claim in published.items():
             if claim.mounted_to is None:
                 parents[claim.fqdn] = claim.node
@@ -694,6 +685,8 @@ class IncrementalRules:
                 keys.append(key)
             else:
                 children[claim.fqdn] = published[(claim.namespace, claim.mounted_to)].fqdn
+        self._published, self._parents = LayeredDict(published), LayeredDict(parents)
+        self._child_records = LayeredDict(children)
         self._node_keys = {node: tuple(keys) for node, keys in by_node.items()}
         self._node_edits = {}
         self._skips = [held.skip for value in self._unreadable.values()
@@ -762,8 +755,6 @@ class IncrementalRules:
                 now[key] = outcome
             elif outcome[0] is not None and self._published[key] is not outcome[0][0]:
                 swaps.append((key, outcome[0][0]))
-        if now or swaps:
-            self._own()
         for key, claim in swaps:
             self._published[key] = claim  # an equal claim of another copy: the one in use
         # Records: every old one out first, so an fqdn passing between keys is not lost.
@@ -975,18 +966,17 @@ class IncrementalRules:
         if self._skipped is None:
             self._skipped = tuple(self._skips)
         parents_by_node = dict(node_keys)
-        # The records are handed out as they are, and copied before the next batch edits
-        # them (_own): the reconciler keeps this state as what Redis holds, and the status
-        # writer reads it from its thread. Copying then rather than now keeps one copy, not
-        # two, through this batch's diff and write (the first batch's peak).
-        self._handed_out = True
+        # The records are handed out as snapshots: the reconciler keeps this state as what
+        # Redis holds, and the status writer reads it from its thread, while the next
+        # batch edits the layered dicts (sync.layered: no copy of the whole a batch).
+        published = self._published.snapshot()
         state = State(zones={zone.name: zone for zone in self.config.zones}, nodes=dict(sorted(node_map.items())),
-                      parents=self._parents, children=self._child_records)
+                      parents=self._parents.snapshot(), children=self._child_records.snapshot())
         base, self.generation = self.generation, self.generation + 1
         names, self._names = self._names, set()
         return Desired(state=state, skipped=self._skipped, warnings=tuple(sorted(warnings)),
                        unresolved=unresolved_parents(parents_by_node, node_map, node_names),
-                       parents_by_node=parents_by_node, published=self._published, listed_nodes=node_names,
+                       parents_by_node=parents_by_node, published=published, listed_nodes=node_names,
                        changes=Changes(base, frozenset(changed) if base and changed is not None else None,
                                        frozenset(names) if base and changed is not None else None))
 
