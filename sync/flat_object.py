@@ -32,7 +32,7 @@ class Layout:
     dict's keys; a status's one condition, a Pod's Ready one: the list object and its
     item array were 64 bytes a Container)."""
 
-    __slots__ = ("keys", "nested", "lists", "starts", "_hash")
+    __slots__ = ("keys", "nested", "lists", "starts", "fields", "_hash")
 
     def __init__(self, keys: tuple[str, ...], nested: tuple[tuple[str, ...] | None, ...],
                  lists: tuple[tuple[str, ...], ...] = ()):
@@ -42,6 +42,9 @@ class Layout:
             starts[key] = (position, sub, listed)
             position += 1 if sub is None else len(sub)
         self.starts = starts
+        # (key, subkey) -> where its value is in the flat tuple, for every nested field.
+        self.fields = {(key, sub_key): start + number for key, (start, sub, _) in starts.items()
+                       if sub is not None for number, sub_key in enumerate(sub)}
         self._hash = hash((keys, nested, self.lists))
 
     def __eq__(self, other) -> bool:
@@ -144,6 +147,13 @@ class FlatObject(Mapping):
         value = flat[start + sub.index(subkey)]
         return [value] if subkey in listed else value
 
+    def held_at(self, key, subkey, default=None):
+        """What the flat tuple holds for `self[key][subkey]` (for a one-item list, the item
+        itself), or `default`: one lookup, nothing built."""
+        flat = self._flat
+        at = flat[0].fields.get((key, subkey))
+        return default if at is None else flat[at]
+
     def is_dict(self, key) -> bool:
         """Whether `self[key]` is a dict (held flattened), without building it."""
         found = self._flat[0].starts.get(key)
@@ -171,6 +181,28 @@ class FlatObject(Mapping):
             elif mine[start:end] != theirs[start:end]:
                 return False
         return True
+
+    def share(self, fields: tuple[tuple[str, str, object], ...]) -> None:
+        """Hold each `value` itself where this object holds an equal value of the same
+        type at (key, subkey) (the item, for a one-item list), instead of its own copy:
+        the same content, one string where two objects held equal ones (a mounted
+        child's spec.mountedTo and status.target are its parent's name and fqdn). One
+        store of the flat tuple, so a reader sees the object before or after, equal
+        either way."""
+        flat = self._flat
+        where = flat[0].fields
+        swapped = None
+        for key, subkey, value in fields:
+            at = where.get((key, subkey))
+            if at is None:
+                continue  # absent, or not in a dict
+            held = flat[at]
+            if held is not value and type(held) is type(value) and held == value:
+                if swapped is None:
+                    swapped = list(flat)
+                swapped[at] = value
+        if swapped is not None:
+            self._flat = tuple(swapped)
 
     def copy(self) -> "FlatObject":
         """The object as it is now, which a later adopt() does not change."""

@@ -231,6 +231,14 @@ class Condition(collections.abc.Mapping):
     def __setattr__(self, name, value):
         raise AttributeError("a cached condition is read-only")
 
+    def share_target(self, target) -> None:
+        """Hold `target` itself where this condition holds an equal target string of its
+        own (the cache shares a child's status.target with its parent's fqdn, and the
+        message is made of the target): the same content, so, as with FlatObject.share,
+        a reader sees the condition before or after, equal either way."""
+        if type(target) is str and self._target is not target and self._target == target:
+            object.__setattr__(self, "_target", target)
+
     def _get(self, key):
         if key == "type":
             return PUBLISHED
@@ -276,18 +284,22 @@ _CONDITION_FIELDS = frozenset(Condition._FIELDS)
 CONDITION_TYPES = (dict, Condition)  # what a condition in a cached object may be
 
 
-def slim_status(status: Mapping, fqdn=None) -> dict:
+def slim_status(status: Mapping, fqdn=None, mounted: bool = False) -> dict:
     """The part of a Container's status the sync keeps in memory: deviceStatus (the rules
     read it), our fields and our condition; other conditions only as a marker, since
     keeping every controller's conditions for 100,000 objects is what slimming avoids.
-    `fqdn` (the spec's) is held instead of an equal status.fqdn."""
+    `fqdn` (the spec's) is held instead of an equal status.fqdn. `mounted`: the spec
+    names a parent to mount to, so status.target is a parent's fqdn, not a node."""
     kept = {k: status[k] for k in ("deviceStatus", *_OWN_FIELDS) if k in status}
     if fqdn is not None and kept.get("fqdn") == fqdn:
         kept["fqdn"] = fqdn
     if isinstance(kept.get("deviceStatus"), str):
         kept["deviceStatus"] = sys.intern(kept["deviceStatus"])  # MOUNTED and a few others
-    if isinstance(kept.get("target"), str):
-        kept["target"] = sys.intern(kept["target"])  # a parent's target is its node: few distinct
+    if not mounted and isinstance(kept.get("target"), str):
+        # A parent's target is its node: few distinct. A child's is its parent's fqdn, one
+        # per child: interned, each cost an entry in the interpreter's table (~38 bytes a
+        # Container) and shared nothing; the cache shares it with the parent's own string.
+        kept["target"] = sys.intern(kept["target"])
     conditions = status.get("conditions")
     if isinstance(conditions, list):
         ours = [c for c in conditions if isinstance(c, CONDITION_TYPES) and c.get("type") == PUBLISHED]

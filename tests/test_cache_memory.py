@@ -4,9 +4,11 @@ list's objects slimmed once."""
 from __future__ import annotations
 
 import json
+import sys
 
 from mountdns.testing.objects import MOUNTED, container
 from sync.sources.cache import CONTAINER, ObjectCache, slim
+from sync.status import Verdict, status_patch
 
 
 def listed(obj: dict) -> dict:
@@ -33,3 +35,73 @@ def test_slimmed_objects_are_cached_as_they_are():
 
     assert cache.snapshot().containers == (obj,)
     assert cache.snapshot().containers[0] is obj
+
+
+def _published(obj: dict, target: str, cname: bool) -> dict:
+    """`obj` carrying the status the sync writes (its own status_patch), as listed."""
+    verdict = Verdict.published_as(obj["spec"]["fqdn"], target, cname)
+    patch = status_patch({**obj, "metadata": {**obj["metadata"], "generation": 1}}, verdict, "2026-01-01T00:00:00Z")
+    return listed({**obj, "status": {**(obj.get("status") or {}), **patch["status"]}})
+
+
+def _parent_and_child():
+    parent = _published(container("p", node="node-1", fqdn="p.zone.test"), "node-1", cname=False)
+    child = _published(container("c", node="node-1", fqdn="c.zone.test", mounted_to="p", status=MOUNTED),
+                       "p.zone.test", cname=True)
+    return parent, child
+
+
+def _condition(obj):
+    (condition,) = obj["status"]["conditions"]
+    return condition
+
+
+def test_a_child_holds_its_parents_name_and_fqdn_strings_not_copies():
+    parent, child = _parent_and_child()
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [child, parent])  # a list gives children first as often as not
+    held = {obj["metadata"]["name"]: obj for obj in cache.snapshot().containers}
+    p, c = held["p"], held["c"]
+
+    assert c["spec"]["mountedTo"] is p["metadata"]["name"]
+    assert c["status"]["target"] is p["spec"]["fqdn"]
+    assert _condition(c)._target is p["spec"]["fqdn"]  # the message is made of it
+    # The same content as listed: nothing a reader sees changed.
+    assert c == slim(CONTAINER, child) and p == slim(CONTAINER, parent)
+    assert _condition(c)["message"] == "c.zone.test is a CNAME to p.zone.test"
+
+
+def test_a_child_from_a_watch_event_shares_too_and_keeps_sharing_after_a_status_event():
+    parent, child = _parent_and_child()
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [parent])
+    cache.put(CONTAINER, child)
+    (c,) = [obj for obj in cache.snapshot().containers if obj["metadata"]["name"] == "c"]
+    p_fqdn = cache.snapshot().containers[0]["spec"]["fqdn"]
+    assert c["status"]["target"] is p_fqdn and c["spec"]["mountedTo"] is cache.snapshot().containers[0]["metadata"]["name"]
+
+    # The sync's own status write coming back: the same spec, a new resourceVersion.
+    event = listed({**child, "metadata": {**child["metadata"], "resourceVersion": "7"}})
+    cache.put(CONTAINER, event)
+    (after,) = [obj for obj in cache.snapshot().containers if obj["metadata"]["name"] == "c"]
+    assert after is c  # adopted in place, as before
+    assert after["metadata"]["resourceVersion"] == "7"
+    assert after["status"]["target"] is p_fqdn and _condition(after)._target is p_fqdn
+
+
+def test_a_child_whose_target_is_not_its_parents_fqdn_keeps_its_own():
+    parent, child = _parent_and_child()
+    child = listed({**child, "status": {**child["status"], "target": "elsewhere.zone.test"}})
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [parent, child])
+    (c,) = [obj for obj in cache.snapshot().containers if obj["metadata"]["name"] == "c"]
+    assert c["status"]["target"] == "elsewhere.zone.test"
+    assert c == slim(CONTAINER, child)
+
+
+def test_a_childs_status_target_is_not_interned():
+    # A parent's target is its node (few distinct: interned); a child's is its parent's
+    # fqdn, one per child: interning would cost a table entry each and share nothing.
+    _, child = _parent_and_child()
+    target = slim(CONTAINER, child)["status"]["target"]
+    assert target is not sys.intern(listed(target))

@@ -239,3 +239,19 @@ def test_the_keys_read_in_place_are_those_read_from_the_dicts():
             if read is _key_of and not isinstance(obj.get("metadata"), dict):
                 continue  # a key made of the object's repr: a FlatObject's differs, and slim() keeps such a dict
             assert read(held) == read(obj), (read.__name__, obj)
+
+
+def test_share_holds_the_given_equal_value_and_leaves_the_rest():
+    name, fqdn = "p", "p.zone.test"
+    obj = FlatObject({"metadata": {"name": "c"}, "spec": {"mountedTo": "".join(["p"]), "fqdn": "c.zone.test"},
+                      "status": {"target": "".join(["p.zone", ".test"]), "conditions": [{"type": "X"}]}})
+    before = obj.to_dict()
+    obj.share((("spec", "mountedTo", name), ("status", "target", fqdn), ("spec", "fqdn", "other.zone.test"),
+               ("status", "missing", "x"), ("nope", "x", "y")))
+    assert obj.to_dict() == before
+    assert obj.get_in("spec", "mountedTo") is name and obj.get_in("status", "target") is fqdn
+    assert obj.get_in("spec", "fqdn") == "c.zone.test"  # not equal: kept
+    # A one-item list is held as its item: an equal item can be shared as well.
+    item = {"type": "X"}
+    obj.share((("status", "conditions", item),))
+    assert obj.get_in("status", "conditions")[0] is item and obj.to_dict() == before

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sync.flat_object import OBJECT_TYPES, FlatObject, flat
 from sync.objects import (DEVICE_STATUS_ANNOTATION, MOUNTED_TO_ANNOTATION, POD_ANNOTATIONS, PUBLISH_LABEL,
                           PUBLISH_VALUE, TYPE_ANNOTATION)
-from sync.status import slim_status
+from sync.status import Condition, slim_status
 
 CONTAINER = "Container"
 NODE = "Node"
@@ -132,9 +132,36 @@ def slim(kind: str, obj: dict) -> dict:
     elif status is not None:
         # deviceStatus, and what the status writer compares; the name the sync wrote back
         # is held as the spec's string, not an equal copy.
-        kept["status"] = slim_status(status, spec.get("fqdn") if isinstance(spec, dict) else None)
+        kept["status"] = slim_status(status, *((spec.get("fqdn"), bool(spec.get("mountedTo")))
+                                               if isinstance(spec, dict) else (None, False)))
     # Containers are held flat (sync.flat_object): a third of the memory of four dicts.
     return flat(kept) if kind == CONTAINER else kept
+
+
+def _share_with_parent(objects: dict, child) -> None:
+    """A mounted child names its parent in spec.mountedTo, and the sync writes the
+    parent's fqdn into its status.target: held as the parent's own strings (from the
+    parent held under that key), not as equal copies, ~85 bytes a Container where half
+    are children. A parent that comes later, or changes, leaves its children's copies be."""
+    if type(child) is not FlatObject:
+        return
+    target = child.held_at("spec", "mountedTo")
+    if type(target) is not str:
+        return
+    parent = objects.get(((child.key or object_key(child))[0], target))
+    if type(parent) is not FlatObject:
+        return
+    name = (parent.key or object_key(parent))[1]
+    fqdn = parent.held_at("spec", "fqdn")
+    held_target = child.held_at("status", "target")
+    if target is name and (held_target is fqdn or held_target is None):
+        return  # shared already (a re-list keeps the objects it held)
+    child.share((("spec", "mountedTo", name), ("status", "target", fqdn)))
+    condition = child.held_at("status", "conditions")
+    if type(condition) is Condition:
+        # Its message is made of the same target string: shared too, or the condition
+        # would keep the child's copy alive.
+        condition.share_target(fqdn)
 
 
 # What the rules read of a Container that a status or metadata change leaves alone.
@@ -234,6 +261,9 @@ class ObjectCache:
                         fresh[key] = old  # unchanged: keep the dict the rules and the status writer saw
                     else:
                         log.setdefault(key, old)
+            if kind == CONTAINER:
+                for obj in fresh.values():
+                    _share_with_parent(fresh, obj)
             if complete:
                 # Gone from the list. (Not a union of both key sets: at the end of a re-list
                 # of 100,000 objects that set was another 4 MiB next to both dicts.)
@@ -292,12 +322,15 @@ class ObjectCache:
                 # readers copy() the dict to see both from the same version.
                 if type(old) is FlatObject and type(kept) is FlatObject:
                     old.adopt(kept)  # the spec is equal: the whole flat tuple may be swapped
+                    _share_with_parent(objects, old)
                 else:
                     old.update(metadata=kept["metadata"], status=kept["status"])
                 return
             if old is not None and type(kept) is FlatObject:
                 kept.key = object_key(old)  # the tuple the dict keeps as its key: one per object, not two
             objects[key] = kept
+            if kind == CONTAINER:
+                _share_with_parent(objects, kept)
             self._log[kind].setdefault(key, old)
             self._note_event(received)
         self.changed.set()
