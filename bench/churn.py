@@ -17,6 +17,14 @@ the churn (idle) and again in the middle of the churn; both figures, and the cha
 backend then take what CPU they can from the sync on the 2 shared cores).
 
 The sync runs with its shipped defaults (coalescing 50 ms).
+
+`churn_split` (bench/churn_split.py) runs the same churn with the 2 cores split the way a
+deployment splits the work between machines: one core for what a DNS pod runs (the
+PowerDNS dnsperf asks, the backend, and Redis, as the pod's replica applies every write
+of the churn), the other for everything else (the sync, this process's API double,
+driver and checker, the probed PowerDNS, dnsperf). Idle and churn are measured with the
+same split: the churn's effect on the DNS path through Redis and purges, without the
+sync's CPU taken from it on shared cores.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import threading
 import time
 
 from bench.change_latency import Probe, new_address
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, allowed_cpus, pin, pin_group
 from bench.dnsperf import dnsperf
 from bench.report import Table
 from bench.teardown import tear_down
@@ -145,9 +153,16 @@ class Load(threading.Thread):
         self.window = (began, time.monotonic())
 
 
-def run(quick: bool) -> list[Table]:
+DNS_POD_CPUS, OTHER_CPUS = {1}, {0}  # the split: a DNS pod's core, and the rest
+
+
+def run(quick: bool, split_cores: bool = False) -> list[Table]:
     size = QUICK if quick else FULL
+    if split_cores and len(os.sched_getaffinity(0)) < 2:
+        raise RuntimeError("churn_split needs 2 cores to split; this process may use "
+                           f"{sorted(os.sched_getaffinity(0))}")
     parents, nodes = size["parents"], size["nodes"]
+    original_cpus = os.sched_getaffinity(0)
     directory = workdir("mountdns-bench-churn-")
     api = KubeAPIDouble(bookmark_interval=5.0)
     redis_server = RedisServer(directory)
@@ -171,6 +186,13 @@ def run(quick: bool) -> list[Table]:
         uncached = PdnsServer(uncached_dir, backend.url, settings=CACHES_OFF)
         uncached.start()
         queries = query_file(directory / "queries.txt", parents)
+        if split_cores:
+            # This process's threads and what it starts later (dnsperf) inherit its core.
+            pin([os.getpid()], OTHER_CPUS)
+            for server in (sync, pdns):
+                pin_group(server.proc.pid, OTHER_CPUS)
+            for server in (uncached, backend, redis_server):
+                pin_group(server.proc.pid, DNS_POD_CPUS)
         idle = dnsperf(uncached.port, queries, size["dnsperf_seconds"])
         probe = Probe(pdns, client, keys)
         wait_until(lambda: probe.addresses(f"c-000000.{ZONE}"), 30, "PowerDNS answering a child")
@@ -269,7 +291,8 @@ def run(quick: bool) -> list[Table]:
         unloaded = sorted(latency for latency, sent in checker.latencies
                           if not load.window[0] - 1.0 <= sent <= load.window[1])
         table = Table(f"Churn: {size['container_rate']:,} Container changes/s + {size['node_rate']:,} node "
-                      f"moves/s for {size['seconds']:.0f} s, {2 * parents:,} names published",
+                      f"moves/s for {size['seconds']:.0f} s, {2 * parents:,} names published"
+                      + (", cores split: a DNS pod's work on one, the rest on the other" if split_cores else ""),
                       ["figure", "value", "target", "result"])
         p99 = percentile(latencies, 99)
         table.add("changes sent (Containers + nodes)", f"{sent_children:,} + {sent_nodes:,} in {churn_seconds:.1f} s",
@@ -327,6 +350,16 @@ def run(quick: bool) -> list[Table]:
             "backend then take the CPU they can from the sync on the 2 shared cores.",
             f"Load average {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores, shared).",
         ]
+        if split_cores:
+            where = {"sync": sync, "PowerDNS, caches on (purged)": pdns, "PowerDNS, caches off (dnsperf's)": uncached,
+                     "backend": backend, "Redis": redis_server}
+            table.notes.append(
+                "Cores split (sched_setaffinity, read back from /proc after the run): "
+                + ", ".join(f"{name} {allowed_cpus(server.proc.pid)}" for name, server in where.items())
+                + f", this process and dnsperf {allowed_cpus(os.getpid())}. Idle and churn figures are both "
+                "measured so; the sync's CPU is not taken from the DNS path here, as on separate machines.")
         return [table]
     finally:
         tear_down([sync, uncached, pdns, backend, redis_server, api], directory)
+        if split_cores:
+            pin([os.getpid()], original_cpus)  # this process's threads run where they ran before

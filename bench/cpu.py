@@ -51,3 +51,31 @@ class CpuMeter:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def pin(pids, cpus: set[int]) -> None:
+    """Keep every thread of each process in `pids` on `cpus` (threads and processes they
+    start later inherit it)."""
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # gone meanwhile
+        for task in tasks:
+            try:
+                os.sched_setaffinity(int(task), cpus)
+            except OSError:
+                pass  # a thread that ended meanwhile
+
+
+def pin_group(pgid: int, cpus: set[int]) -> None:
+    """pin() every live process of process group `pgid` (a server and its workers)."""
+    pin(group_cpu(pgid), cpus)
+
+
+def allowed_cpus(pid: int) -> str:
+    """The CPUs a process may run on, as /proc shows them (e.g. "0" or "0-1")."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            return line.split(":", 1)[1].strip()
+    return "?"

@@ -27,6 +27,7 @@ SUITES = {
     "sync_scale": "bench.sync_scale",     # initial sync of 100,000 Containers
     "scale": "bench.scale",               # 100k and 1M Containers: RSS, sync time, lookups during writes
     "churn": "bench.churn",               # 1,000 Container changes/s + 100 node moves/s, caches on
+    "churn_split": "bench.churn_split",   # the same, a DNS pod's work on one core and the rest on the other
     "batch_cost": "bench.batch_cost",     # the sync's cost a batch of churn, alone in one process
     "failover": "bench.failover",         # leader replica killed -> next change in Redis
     "purge_latency": "bench.purge_latency",  # node move -> every DNS pod (primary and replica) answers
