@@ -13,6 +13,9 @@ announcement and purge waves (under sync.sources.heap's batch(), as the daemon r
 and the status writer's look at what changed (it writes nothing: no API). The objects a
 batch changes are made before its clock starts.
 
+`BENCH_BATCH_NAMES=100000,1000000` measures at each of these name counts (half parents,
+100 on a node, half children), a table each; 100,000 by default.
+
 Per batch size: milliseconds a batch, microseconds a change (the median of BATCHES
 batches), and what the churn benchmark's rate (1,000 Container changes and 100 node
 moves a second) costs the sync in batches of that size, as a share of one core. A line
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import statistics
 import time
 
@@ -45,6 +49,7 @@ from sync.sources.cache import CONTAINER, NODE, ObjectCache
 from sync.status_writer import StatusWriter
 
 FULL = {"parents": 50_000, "nodes": 1_000, "batches": 60}
+PARENTS_PER_NODE = 50
 QUICK = {"parents": 1_000, "nodes": 20, "batches": 5}
 # (Container changes, node moves) a batch: one of each (the fixed part shows), what the
 # daemon's batches hold at the churn benchmark's rate, and larger ones.
@@ -94,8 +99,17 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
     return mean_y - slope * mean_x, slope
 
 
-def measure(quick: bool) -> Table:
-    size = QUICK if quick else FULL
+def sizes(quick: bool) -> list[dict]:
+    """The topologies to measure: QUICK, FULL, or one per name count in BENCH_BATCH_NAMES."""
+    if quick:
+        return [QUICK]
+    raw = os.environ.get("BENCH_BATCH_NAMES", "")
+    names = [int(n) for n in raw.split(",") if n.strip()]
+    return [dict(FULL, parents=n // 2, nodes=max(1, n // 2 // PARENTS_PER_NODE)) for n in names] or [FULL]
+
+
+def measure(quick: bool, size: dict | None = None) -> Table:
+    size = size or (QUICK if quick else FULL)
     parents, nodes = size["parents"], size["nodes"]
     directory = workdir("mountdns-bench-batch-")
     redis_server = RedisServer(directory)
@@ -157,7 +171,7 @@ def measure(quick: bool) -> Table:
 
 
 def run(quick: bool) -> list[Table]:
-    return [measure(quick)]
+    return [measure(quick, size) for size in sizes(quick)]
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ batch); views are read from any.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, KeysView, Mapping, ValuesView
+from collections.abc import ItemsView, KeysView, Mapping, Sequence, ValuesView
 from math import isqrt
 
-__all__ = ["LayeredDict", "LayeredView"]
+__all__ = ["LayeredDict", "LayeredView", "Values"]
 
 
 class _Removed:
@@ -88,14 +88,34 @@ class LayeredView(Mapping):
         return self._iter(top)
 
     def _iter(self, top: dict):
-        # The base's keys in its order, less those the top changed or removed, then the
-        # top's (a key set again moves to the end, as in a dict after a delete and a set).
-        for key in self._base:
-            if key not in top:
+        # A dict's order: the base's keys where they are (a key set again keeps its place,
+        # as in a dict; one removed and set again too, where a dict would move it to the
+        # end), then the keys the base does not have, in the order they were added. Readers
+        # match objects by position (the rules find moved Nodes so).
+        base = self._base
+        for key in base:
+            if top.get(key, _ABSENT) is not _REMOVED:
                 yield key
         for key, value in top.items():
-            if value is not _REMOVED:
+            if value is not _REMOVED and key not in base:
                 yield key
+
+    def iter_values(self):
+        """The values, in __iter__'s order, without a lookup per key."""
+        top = self._top
+        if not top:
+            yield from self._base.values()
+            return
+        base = self._base
+        for key, value in base.items():
+            held = top.get(key, _ABSENT)
+            if held is _ABSENT:
+                yield value
+            elif held is not _REMOVED:
+                yield held
+        for key, value in top.items():
+            if value is not _REMOVED and key not in base:
+                yield value
 
     def keys(self):
         return self._base.keys() if not self._top else KeysView(self)
@@ -190,3 +210,40 @@ class LayeredDict(LayeredView):
     def top_size(self) -> int:
         """Keys changed since the base was made (for tests and the batch benchmark)."""
         return len(self._top)
+
+
+class Values(Sequence):
+    """The values of a snapshot (a dict or a LayeredView) where a tuple of them was made
+    before: the object cache hands each batch its objects this way, so a batch no longer
+    copies 100,000 references into a tuple whatever it changed. Length and iteration are
+    the mapping's own; indexing builds a tuple first (readers iterate; tests index), and
+    it equals a tuple or list of the same objects in the same order."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: Mapping):
+        self._mapping = mapping
+
+    def __len__(self) -> int:
+        return len(self._mapping)
+
+    def __iter__(self):
+        mapping = self._mapping
+        if type(mapping) is dict:
+            return iter(mapping.values())
+        if isinstance(mapping, LayeredView):
+            return mapping.iter_values()
+        return iter(mapping.values())
+
+    def __getitem__(self, index):
+        return tuple(self)[index]
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (tuple, list, Values)):
+            return len(self) == len(other) and tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Values({tuple(self)!r})"

@@ -26,3 +26,12 @@ def test_batch_cost_quick_run_reports_every_batch_size():
 
 def test_the_line_through_the_sizes_splits_a_batch_into_fixed_and_per_change_parts():
     assert batch_cost.fit([(2, 12.0), (88, 55.0), (440, 231.0)]) == pytest.approx((11.0, 0.5))
+
+
+def test_name_counts_come_from_the_environment_half_parents_fifty_a_node(monkeypatch):
+    monkeypatch.setenv("BENCH_BATCH_NAMES", "100000, 1000000")
+    assert [(s["parents"], s["nodes"]) for s in batch_cost.sizes(quick=False)] == [(50_000, 1_000),
+                                                                                  (500_000, 10_000)]
+    monkeypatch.delenv("BENCH_BATCH_NAMES")
+    assert batch_cost.sizes(quick=False) == [batch_cost.FULL]
+    assert batch_cost.sizes(quick=True) == [batch_cost.QUICK]

@@ -105,3 +105,17 @@ def test_a_childs_status_target_is_not_interned():
     _, child = _parent_and_child()
     target = slim(CONTAINER, child)["status"]["target"]
     assert target is not sys.intern(listed(target))
+
+
+def test_a_snapshot_keeps_the_objects_it_was_taken_with():
+    cache = ObjectCache()
+    a, b = (slim(CONTAINER, listed(container(name, node="node-1"))) for name in "ab")
+    cache.replace(CONTAINER, [a, b], slimmed=True)
+    first = cache.snapshot().containers
+    c = listed(container("c", node="node-1"))
+    cache.put(CONTAINER, c)
+    cache.remove(CONTAINER, listed(container("a", node="node-1")))
+    second = cache.snapshot().containers
+    assert [obj["metadata"]["name"] for obj in first] == ["a", "b"] and first[0] is a
+    assert sorted(obj["metadata"]["name"] for obj in second) == ["b", "c"] and len(second) == 2
+    assert cache.snapshot().containers == second  # nothing changed since

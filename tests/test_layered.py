@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from sync.layered import LayeredDict, LayeredView, _top_limit
+from sync.layered import LayeredDict, LayeredView, Values, _top_limit
 
 
 def _check(layered: LayeredDict, reference: dict) -> None:
@@ -49,6 +49,8 @@ def test_random_edits_match_a_dict_and_snapshots_stay_as_taken(seed):
         if step % 250 == 0:
             _check(layered, reference)
     _check(layered, reference)
+    # Order: a dict's, but for a base key removed and set again (it keeps its place).
+    assert [key for key in layered if key not in start] == [key for key in reference if key not in start]
     for view, then in taken:
         assert dict(view.items()) == then and len(view) == len(then)
 
@@ -117,8 +119,28 @@ def test_removed_then_set_again_counts_once():
     assert len(layered) == 1 and layered["a"] == 3
 
 
-def test_iteration_order_lists_the_untouched_base_first():
+def test_iteration_keeps_a_dicts_order_so_readers_can_match_by_position():
     layered = LayeredDict({"a": 1, "b": 2, "c": 3})
     layered["b"] = 20
     layered["d"] = 4
-    assert list(layered) == ["a", "c", "b", "d"]
+    del layered["c"]
+    layered["e"] = 5
+    reference = {"a": 1, "b": 20, "d": 4, "e": 5}
+    assert list(layered) == list(reference) and list(layered.items()) == list(reference.items())
+    assert list(layered.values()) == list(reference.values()) == list(layered.iter_values())
+    view = layered.snapshot()
+    assert list(view) == list(reference) and list(Values(view)) == list(reference.values())
+
+
+def test_values_read_like_a_tuple_of_the_snapshot():
+    layered = LayeredDict({"a": 1, "b": 2})
+    plain = Values(layered.snapshot())  # the base dict: nothing on top
+    layered["c"] = 3
+    del layered["a"]
+    stacked = Values(layered.snapshot())
+    assert plain == (1, 2) and list(plain) == [1, 2] and len(plain) == 2 and plain[1] == 2
+    assert stacked == (2, 3) and len(stacked) == 2 and stacked[-1] == 3 and stacked == [2, 3]
+    assert stacked != (3, 2) and stacked != (2,)
+    (first, second) = stacked
+    assert (first, second) == (2, 3)
+    assert Values({}) == () and not list(Values({}))

@@ -325,4 +325,4 @@ def test_manifest_pods_reach_the_cache_as_the_label_selectors_would_choose_them(
     snapshot = cache.snapshot()
     assert [p["metadata"]["name"] for p in snapshot.pods] == backing
     assert [p["metadata"]["name"] for p in snapshot.published_pods] == published
-    assert all(p["metadata"]["namespace"] == "default" for p in snapshot.pods + snapshot.published_pods)
+    assert all(p["metadata"]["namespace"] == "default" for p in (*snapshot.pods, *snapshot.published_pods))

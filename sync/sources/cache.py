@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sync.flat_object import OBJECT_TYPES, FlatObject, flat
+from sync.layered import LayeredDict, Values
 from sync.objects import (DEVICE_STATUS_ANNOTATION, MOUNTED_TO_ANNOTATION, POD_ANNOTATIONS, PUBLISH_LABEL,
                           PUBLISH_VALUE, TYPE_ANNOTATION)
 from sync.status import Condition, slim_status
@@ -216,12 +218,13 @@ def _key_of(obj) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Snapshot:
-    containers: tuple[dict, ...]
-    nodes: tuple[dict, ...]
+    # Sequences of the objects held (the cache's are sync.layered.Values; a tuple works too).
+    containers: Sequence[dict]
+    nodes: Sequence[dict]
     complete: bool  # every kind fully listed at least once, and the last list of each succeeded
     oldest_event: float | None = None  # monotonic receive time of the oldest watch event since the last snapshot
-    pods: tuple[dict, ...] = ()  # the Pods that Containers' spec.podRef may name
-    published_pods: tuple[dict, ...] = ()  # the Pods of the pod source
+    pods: Sequence[dict] = ()  # the Pods that Containers' spec.podRef may name
+    published_pods: Sequence[dict] = ()  # the Pods of the pod source
     # What changed since the snapshot numbered `since` (this one is `since` + 1): by kind,
     # (objects no longer held, objects held now) -- the old and new dict of each key that
     # changed, so a reader that saw snapshot `since` need not compare 100,000 objects to
@@ -237,7 +240,9 @@ class Snapshot:
 class ObjectCache:
     def __init__(self):
         self._lock = threading.Lock()
-        self._objects: dict[str, dict[tuple[str, str], dict]] = {kind: {} for kind in KINDS}
+        # Per kind, key -> object; layered (sync.layered) so that a snapshot costs what
+        # changed since the last one, not a tuple of every object.
+        self._objects: dict[str, LayeredDict] = {kind: LayeredDict() for kind in KINDS}
         self._complete: dict[str, bool] = {kind: kind in OPTIONAL_KINDS for kind in KINDS}
         self._listed: dict[str, bool] = {kind: kind in OPTIONAL_KINDS for kind in KINDS}
         self.changed = threading.Event()
@@ -270,11 +275,12 @@ class ObjectCache:
                 for key, old in held.items():
                     if key not in fresh:
                         log.setdefault(key, old)
-                self._objects[kind] = fresh
+                self._objects[kind] = LayeredDict(fresh)
                 self._listed[kind] = True
                 self._relisting.discard(kind)
             else:
-                held.update(fresh)
+                for key, obj in fresh.items():
+                    held[key] = obj
             self._complete[kind] = complete and self._listed[kind]
         self.changed.set()
 
@@ -327,7 +333,9 @@ class ObjectCache:
                     old.update(metadata=kept["metadata"], status=kept["status"])
                 return
             if old is not None and type(kept) is FlatObject:
-                kept.key = object_key(old)  # the tuple the dict keeps as its key: one per object, not two
+                # The tuple the dict keeps as its key: one per object, not two (a layered
+                # dict's top keeps the key it is given, so give it that one).
+                kept.key = key = object_key(old)
             objects[key] = kept
             if kind == CONTAINER:
                 _share_with_parent(objects, kept)
@@ -377,13 +385,16 @@ class ObjectCache:
                 changed[kind] = (gone, now)
                 log.clear()
             since, self._version = self._version, self._version + 1
+            objects = self._objects
             return Snapshot(
-                containers=tuple(self._objects[CONTAINER].values()),
-                nodes=tuple(self._objects[NODE].values()),
+                containers=Values(objects[CONTAINER].snapshot()),
+                # A tuple: Nodes are few (one for 100 Containers), and the rules find the
+                # moved ones by position and identity against the last batch's.
+                nodes=tuple(objects[NODE].iter_values()),
                 complete=all(self._complete.values()),
                 oldest_event=oldest,
-                pods=tuple(self._objects[POD].values()),
-                published_pods=tuple(self._objects[PUBLISHED_POD].values()),
+                pods=Values(objects[POD].snapshot()),
+                published_pods=Values(objects[PUBLISHED_POD].snapshot()),
                 changed=changed,
                 since=since,
             )
