@@ -119,3 +119,26 @@ def test_a_snapshot_keeps_the_objects_it_was_taken_with():
     assert [obj["metadata"]["name"] for obj in first] == ["a", "b"] and first[0] is a
     assert sorted(obj["metadata"]["name"] for obj in second) == ["b", "c"] and len(second) == 2
     assert cache.snapshot().containers == second  # nothing changed since
+
+
+def test_a_relist_that_finds_most_objects_as_held_changes_only_what_it_must():
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [listed(container(f"c{i}", node="node-1")) for i in range(10)])
+    before = cache.snapshot()
+    held = {obj["metadata"]["name"]: obj for obj in before.containers}
+    # The re-list: c3 moved node, c7 is gone, c10 is new; the rest as they were.
+    relisted = [listed(container(f"c{i}", node="node-2" if i == 3 else "node-1")) for i in range(11) if i != 7]
+    cache.replace(CONTAINER, relisted)
+    after = cache.snapshot()
+
+    names = sorted(obj["metadata"]["name"] for obj in after.containers)
+    assert names == sorted(f"c{i}" for i in range(11) if i != 7) and len(after.containers) == 10
+    now = {obj["metadata"]["name"]: obj for obj in after.containers}
+    assert all(now[name] is held[name] for name in held if name not in ("c3", "c7"))  # the dicts the rules saw
+    assert now["c3"]["spec"]["nodeName"] == "node-2"
+    gone, added = after.changed[CONTAINER]
+    assert sorted(o["metadata"]["name"] for o in gone) == ["c3", "c7"]
+    assert sorted(o["metadata"]["name"] for o in added) == ["c10", "c3"]
+    # The snapshot from before the re-list still holds what it held.
+    assert sorted(obj["metadata"]["name"] for obj in before.containers) == sorted(f"c{i}" for i in range(10))
+    assert {obj["metadata"]["name"]: obj for obj in before.containers}["c3"]["spec"]["nodeName"] == "node-1"

@@ -259,6 +259,7 @@ class ObjectCache:
         with self._lock:
             fresh = {object_key(o): o for o in (objects if slimmed else (slim(kind, o) for o in objects))}
             held, log = self._objects[kind], self._log[kind]
+            changed, added = [], 0
             for key, new in fresh.items():
                 old = held.get(key)
                 if old is not new:
@@ -266,21 +267,33 @@ class ObjectCache:
                         fresh[key] = old  # unchanged: keep the dict the rules and the status writer saw
                     else:
                         log.setdefault(key, old)
+                        changed.append(key)
+                        added += old is None
             if kind == CONTAINER:
                 for obj in fresh.values():
                     _share_with_parent(fresh, obj)
             if complete:
-                # Gone from the list. (Not a union of both key sets: at the end of a re-list
-                # of 100,000 objects that set was another 4 MiB next to both dicts.)
-                for key, old in held.items():
-                    if key not in fresh:
-                        log.setdefault(key, old)
-                self._objects[kind] = LayeredDict(fresh)
+                # Gone from the list, looked for only when some are. (Not a union of both
+                # key sets: at the end of a re-list of 100,000 objects that set was another
+                # 4 MiB next to both dicts.)
+                gone = [key for key in held if key not in fresh] if len(held) > len(fresh) - added else []
+                for key in gone:
+                    log.setdefault(key, held[key])
+                if len(changed) + len(gone) > len(fresh) // 4:
+                    self._objects[kind] = LayeredDict(fresh)  # most changed (a first list): a new base
+                else:
+                    # A re-list that found most objects as held (every resync): the changes
+                    # go on top of the dict held, which the last snapshots' views share, so
+                    # no second dict of every key stays alive until they are let go.
+                    for key in changed:
+                        held[key] = fresh[key]
+                    for key in gone:
+                        del held[key]
                 self._listed[kind] = True
                 self._relisting.discard(kind)
             else:
-                for key, obj in fresh.items():
-                    held[key] = obj
+                for key in changed:
+                    held[key] = fresh[key]
             self._complete[kind] = complete and self._listed[kind]
         self.changed.set()
 
