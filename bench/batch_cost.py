@@ -19,8 +19,9 @@ batch changes are made before its clock starts.
 Per batch size: milliseconds a batch, microseconds a change (the median of BATCHES
 batches), and what the churn benchmark's rate (1,000 Container changes and 100 node
 moves a second) costs the sync in batches of that size, as a share of one core. A line
-through the sizes splits a batch into a fixed part (paid whatever its size: copies of
-the published records, the snapshot) and a part per change.
+through the sizes splits a batch into a fixed part (paid whatever its size: what grows
+with the cluster, such as the per-Node work, rather than with the batch) and a part per
+change.
 """
 
 from __future__ import annotations
