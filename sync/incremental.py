@@ -327,6 +327,9 @@ class IncrementalRules:
         self._parents: LayeredDict = LayeredDict()  # fqdn -> node
         self._child_records: LayeredDict = LayeredDict()  # fqdn -> parent fqdn
         self._node_keys: dict[str, tuple[ObjectKey, ...]] = {}  # node -> its published parents
+        # The nodes with parents and no address, worked out again only when either key set
+        # may have changed (a set difference of 10,000 nodes each batch was a tenth of it).
+        self._addressless: set[str] | None = None
         self._node_edits: dict[str, dict[ObjectKey, bool]] = {}  # since the last result: key -> on the node now
         self._names: set[str] = set()  # fqdns whose record changed since the last result
         self._nodes_seen: tuple | None = None
@@ -688,6 +691,7 @@ class IncrementalRules:
         self._published, self._parents = LayeredDict(published), LayeredDict(parents)
         self._child_records = LayeredDict(children)
         self._node_keys = {node: tuple(keys) for node, keys in by_node.items()}
+        self._addressless = None
         self._node_edits = {}
         self._skips = [held.skip for value in self._unreadable.values()
                        for held in (value if type(value) is list else (value,))]
@@ -855,7 +859,9 @@ class IncrementalRules:
                 result[name] = ipv4_first(addresses)
         self._shared_names = frozenset(twice)
         listed = frozenset(listed)
-        return result, listed if listed != self._node_part[1] else self._node_part[1], warnings
+        self._addressless = None
+        # Sorted once here (the plan's nodes are in name order); a node move keeps the order.
+        return dict(sorted(result.items())), listed if listed != self._node_part[1] else self._node_part[1], warnings
 
     def _moved_nodes(self, nodes: tuple) -> tuple[dict, frozenset, list] | None:
         """_read_nodes's result when the Nodes are those seen last, in the same places, a
@@ -878,15 +884,20 @@ class IncrementalRules:
                     or new[2] != old[2] or new[2] & self._shared_names):
                 return None
             fresh.append((seen[at], new))
-        result = dict(result)  # the last one may be held with the last result
+        result = dict(result)  # the last one is held with the last result
+        added = False
         for old_node, new in fresh:
             del reads[id(old_node)]
             reads[id(new[0])] = new
             (name,) = new[2]
             if name in new[1]:
+                added = added or name not in result
                 result[name] = new[1][name]
-            else:
-                result.pop(name, None)
+            elif result.pop(name, None) is not None:
+                self._addressless = None  # a node lost its address
+        if added:
+            result = dict(sorted(result.items()))  # a node got an address: back in name order
+            self._addressless = None
         return result, listed, warnings
 
     def _children_of(self, fqdn: str) -> Iterable[str]:
@@ -955,14 +966,19 @@ class IncrementalRules:
             keys = [key for key in node_keys.get(node, ()) if key not in edits]
             keys += (key for key, present in edits.items() if present)
             if keys:
+                if node not in node_keys:
+                    self._addressless = None  # a node got its first parent
                 node_keys[node] = tuple(keys)
-            else:
-                node_keys.pop(node, None)
+            elif node_keys.pop(node, None) is not None:
+                self._addressless = None  # a node lost its last parent
         self._node_edits = {}
         warnings = list(node_warnings)
-        # The nodes without an address by a set difference, not a pass over every node.
+        # The nodes without an address by a set difference, not a pass over every node, and
+        # only when a node came, went, got or lost an address, or its first or last parent.
+        if self._addressless is None:
+            self._addressless = node_keys.keys() - node_map.keys()
         warnings += (f"node {node} has no known address: its {len(node_keys[node])} parent(s) get no A/AAAA "
-                     f"records until it has one" for node in node_keys.keys() - node_map.keys())
+                     f"records until it has one" for node in self._addressless)
         if self._skipped is None:
             self._skipped = tuple(self._skips)
         parents_by_node = dict(node_keys)
@@ -970,7 +986,8 @@ class IncrementalRules:
         # Redis holds, and the status writer reads it from its thread, while the next
         # batch edits the layered dicts (sync.layered: no copy of the whole a batch).
         published = self._published.snapshot()
-        state = State(zones={zone.name: zone for zone in self.config.zones}, nodes=dict(sorted(node_map.items())),
+        # node_map is in name order already (_read_nodes) and never edited once made.
+        state = State(zones={zone.name: zone for zone in self.config.zones}, nodes=node_map,
                       parents=self._parents.snapshot(), children=self._child_records.snapshot())
         base, self.generation = self.generation, self.generation + 1
         names, self._names = self._names, set()
