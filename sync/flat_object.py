@@ -137,19 +137,14 @@ class FlatObject(Mapping):
         """`self[key][subkey]` when `self[key]` is a dict holding `subkey`, else `default`:
         read from the flat tuple, no dict built (most readers want one or two fields of a
         part, and building the part cost more than reading them)."""
-        flat = self._flat
-        found = flat[0].starts.get(key)
-        if found is None or found[1] is None:
-            return default  # absent, or not a dict
-        start, sub, listed = found
-        if subkey not in sub:
-            return default
-        value = flat[start + sub.index(subkey)]
-        return [value] if subkey in listed else value
+        value = self.held_at(key, subkey, _MISSING)
+        if value is _MISSING:
+            return default  # absent, not a dict, or not in it
+        return [value] if subkey in self._flat[0].starts[key][2] else value
 
     def held_at(self, key, subkey, default=None):
         """What the flat tuple holds for `self[key][subkey]` (for a one-item list, the item
-        itself), or `default`: one lookup, nothing built."""
+        itself, which get_in wraps in a new list), or `default`: one lookup, nothing built."""
         flat = self._flat
         at = flat[0].fields.get((key, subkey))
         return default if at is None else flat[at]
@@ -217,6 +212,8 @@ class FlatObject(Mapping):
     def __repr__(self) -> str:
         return f"FlatObject({self.to_dict()!r})"
 
+
+_MISSING = object()
 
 # (layout, fields) -> the spans of the flat tuple those fields cover (FlatObject.same_at).
 _SPANS: dict[tuple, tuple[tuple[int, int], ...]] = {}

@@ -208,7 +208,7 @@ class LayeredDict(LayeredView):
 
     @property
     def top_size(self) -> int:
-        """Keys changed since the base was made (for tests and the batch benchmark)."""
+        """Keys changed since the base was made (tests read it to see a fold happen)."""
         return len(self._top)
 
 
@@ -228,12 +228,8 @@ class Values(Sequence):
         return len(self._mapping)
 
     def __iter__(self):
-        mapping = self._mapping
-        if type(mapping) is dict:
-            return iter(mapping.values())
-        if isinstance(mapping, LayeredView):
-            return mapping.iter_values()
-        return iter(mapping.values())
+        mapping = self._mapping  # a snapshot: a dict, or a LayeredView
+        return iter(mapping.values()) if type(mapping) is dict else mapping.iter_values()
 
     def __getitem__(self, index):
         return tuple(self)[index]

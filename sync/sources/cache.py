@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sync.flat_object import OBJECT_TYPES, FlatObject, flat
@@ -140,7 +140,7 @@ def slim(kind: str, obj: dict) -> dict:
     return flat(kept) if kind == CONTAINER else kept
 
 
-def _share_with_parent(objects: dict, child) -> None:
+def _share_with_parent(objects: Mapping, child) -> None:
     """A mounted child names its parent in spec.mountedTo, and the sync writes the
     parent's fqdn into its status.target: held as the parent's own strings (from the
     parent held under that key), not as equal copies, ~85 bytes a Container where half

@@ -19,10 +19,10 @@ cycle (parsed JSON, and dicts built from it), so scanning them finds nothing.
   collection is not made right after a list (where it would scan the million objects
   just read: 1.5-3.3 s at 1M) but before the kind's next one.
 - `batch()` does the same for a batch of the rules over such a heap: no automatic
-  collection while it runs, and what it leaves alive frozen. Each batch copies the
-  published records (100,000 entries at 100,000 Containers) and snapshots the cache; as
-  young objects, those big dicts and tuples were traversed by the next collections of
-  the young generations, then by the next full one. Running the churn benchmark's changes
+  collection while it runs, and what it leaves alive frozen. What a batch makes is young
+  (the rules' records, and, before they were layered (sync.layered), copies of the
+  published records and a tuple of the cache's objects, 100,000 entries each): the next
+  collections of the young generations traversed it, then the next full one. Running the churn benchmark's changes
   through the batch path in one process (100,000 names, nothing frozen), collections took
   23% of batches of 440 changes, and batches of 88 went from 51 to 32 ms with collection
   off during each and a freeze after it. Cyclic garbage a batch leaves (10 unreachable
