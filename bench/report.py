@@ -63,6 +63,21 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+# A CPython loop of this many additions is timed before each suite: the figures of one
+# machine vary with its neighbours (the same 2-core machine has timed it 0.84 to 1.49 s),
+# and a reader comparing two sections needs to know how fast the cores were.
+SPEED_LOOP = 10_000_000
+
+
+def cpu_speed(loops: int = SPEED_LOOP, clock=time.perf_counter) -> float:
+    """Seconds a CPython loop of `loops` additions takes on this machine now."""
+    started = clock()
+    total = 0
+    for number in range(loops):
+        total += number
+    return clock() - started
+
+
 def section_header(suite: str, argv: list[str] | None = None, quick: bool = False) -> str:
     settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
                         if k.startswith("BENCH_") and k != "BENCH_KEEP")  # sizes chosen for the run
@@ -72,7 +87,8 @@ def section_header(suite: str, argv: list[str] | None = None, quick: bool = Fals
             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}{' (quick run)' if quick else ''}\n"
             f"- machine: {machine()}\n"
             f"- command: `{command.strip()}`\n"
-            f"- load average before: {os.getloadavg()[0]:.1f} (everything shares these cores)\n")
+            f"- load average before: {os.getloadavg()[0]:.1f} (everything shares these cores)\n"
+            f"- CPU speed before: a CPython loop of {SPEED_LOOP:,} additions took {cpu_speed():.2f} s\n")
 
 
 def replace_section(page: str, suite: str, body: str) -> str:

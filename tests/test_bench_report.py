@@ -1,6 +1,6 @@
 """The benchmark page: each suite's section is replaced in place, the others kept."""
 
-from bench.report import PAGE_TITLE, Table, replace_section
+from bench.report import PAGE_TITLE, Table, cpu_speed, replace_section, section_header
 
 
 def test_first_section_starts_the_page_with_its_title():
@@ -25,3 +25,15 @@ def test_table_renders_numbers_with_separators():
     table = Table("t", ["a", "b"])
     table.add(12345, 1.234)
     assert "| 12,345 | 1.23 |" in table.render()
+
+
+def test_header_says_how_fast_the_cores_were():
+    header = section_header("dns", ["--only", "dns"])
+    line = next(line for line in header.splitlines() if line.startswith("- CPU speed before:"))
+    seconds = float(line.split(" took ")[1].removesuffix(" s"))
+    assert seconds > 0
+
+
+def test_cpu_speed_times_the_loop_with_the_clock_it_is_given():
+    ticks = iter([10.0, 12.5])
+    assert cpu_speed(loops=1000, clock=lambda: next(ticks)) == 2.5
