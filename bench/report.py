@@ -64,8 +64,9 @@ def machine() -> str:
 
 
 # A CPython loop of this many additions is timed before each suite: the figures of one
-# machine vary with its neighbours (the same 2-core machine has timed it 0.84 to 1.49 s),
-# and a reader comparing two sections needs to know how fast the cores were.
+# machine vary with its neighbours (the same 2-core machine ran the same 1M initial sync
+# in 88 s one afternoon and 43 s that evening), and a reader comparing two sections needs
+# to know how fast the cores were.
 SPEED_LOOP = 10_000_000
 
 
