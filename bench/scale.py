@@ -51,6 +51,7 @@ import dns.rcode
 import dns.rdatatype
 
 from bench.process_memory import memory_kib, settled_rss
+from bench.redis_floor import plain_set_bytes
 from bench.report import Table
 from bench.teardown import tear_down
 from mountdns.plan import Changes
@@ -479,6 +480,9 @@ def run_size(containers: int, quick: bool) -> Table:
         table.add("Redis used_memory per name (bytes)", per_name, f"< {TARGET_BYTES_PER_NAME:.0f} B",
                   "pass" if per_name < TARGET_BYTES_PER_NAME else "FAIL")
         table.add("  of which the announcement of the initial write (bytes per name)", stream / names, "", "")
+        floor, copied = plain_set_bytes(client, RedisStore(client).keys, directory)
+        table.add(f"  Redis's floor: the {copied:,} record keys and values as plain SETs in an empty Redis "
+                  "(bytes per key)", floor, "", "")
         _lookup_rows(table, "during the initial sync (chunked)", prober.figures, _slow_writes(client, apply_sha))
         _dns_rows(table, "during the initial sync", dns_prober.figures, dns_after, len(verify))
         zone_wait = dns_prober.figures["zone_wait"]
@@ -546,7 +550,9 @@ def run_size(containers: int, quick: bool) -> Table:
             "Peak RSS: VmHWM of the sync process (of `--once` read every 20 ms until it exits). The process "
             "alone: the same daemon watching a namespace without Containers, its VmRSS once the node keys are "
             "written and it is idle (interpreter, libraries, client, threads, the Nodes). Redis per name: "
-            "INFO used_memory after - before over the names (node keys and zone keys included).",
+            "INFO used_memory after - before over the names (node keys and zone keys included); its floor "
+            "copies the parent and child keys into a redis-server of their own with plain SETs: what Redis's "
+            "own structures cost for one string key per name.",
             f"Write calls are timed by Redis itself (SLOWLOG, calls of {SLOW_MICROSECONDS / 1000:.0f} ms or "
             f"more); the sync writes at most {QUICK_CHUNK_KEYS if quick else DEFAULT_CHUNK_KEYS:,} record keys a call.",
             f"Load average {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores, shared).",
