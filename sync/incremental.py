@@ -330,7 +330,9 @@ class IncrementalRules:
         # The nodes with parents and no address, worked out again only when either key set
         # may have changed (a set difference of 10,000 nodes each batch was a tenth of it).
         self._addressless: set[str] | None = None
-        self._node_edits: dict[str, dict[ObjectKey, bool]] = {}  # since the last result: key -> on the node now
+        # Since the last result: key -> True added to the node, False taken off it (a key
+        # taken off and put back on the same node, or put and taken off, has no entry).
+        self._node_edits: dict[str, dict[ObjectKey, bool]] = {}
         self._names: set[str] = set()  # fqdns whose record changed since the last result
         self._nodes_seen: tuple | None = None
         self._node_reads: dict[int, tuple] = {}  # id() of a Node -> (it, what _read_nodes makes of it alone)
@@ -803,7 +805,9 @@ class IncrementalRules:
             if claim.mounted_to is None:
                 if self._parents.get(claim.fqdn) == target:
                     del self._parents[claim.fqdn]
-                self._node_edits.setdefault(claim.node, {})[key] = False
+                edits = self._node_edits.setdefault(claim.node, {})
+                if edits.pop(key, None) is not True:  # added this batch: gone again, as before it
+                    edits[key] = False
             elif self._child_records.get(claim.fqdn) == target:
                 del self._child_records[claim.fqdn]
         if skips:
@@ -820,7 +824,12 @@ class IncrementalRules:
             self._names.add(claim.fqdn)
             if claim.mounted_to is None:
                 self._parents[claim.fqdn] = target
-                self._node_edits.setdefault(claim.node, {})[key] = True
+                # A parent changed on its own node (its status, its type...) is taken off and
+                # put back: the node holds it as before, in its place, and its tuple of
+                # parents need not be made again (most of a churn's changes are such).
+                edits = self._node_edits.setdefault(claim.node, {})
+                if edits.pop(key, None) is not False:
+                    edits[key] = True
             else:
                 self._child_records[claim.fqdn] = target
         if skips:
@@ -963,6 +972,8 @@ class IncrementalRules:
         # 1,000 nodes' tuples, not 100,000 keys.
         node_keys = self._node_keys
         for node, edits in self._node_edits.items():
+            if not edits:
+                continue  # its parents changed, each on this node before and after
             keys = [key for key in node_keys.get(node, ()) if key not in edits]
             keys += (key for key, present in edits.items() if present)
             if keys:

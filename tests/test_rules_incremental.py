@@ -551,3 +551,32 @@ def test_a_batch_that_changes_no_record_hands_out_the_same_records_without_copyi
     cache.put(CONTAINER, container("c0", node="n1"))  # a record changes: copied, the last result untouched
     got = told_batch(rules, cache)
     assert got.state.parents is not first.state.parents and first.state.parents["c0.default.zone.test"] == "n0"
+
+
+def test_a_parent_changed_on_its_own_node_keeps_its_place_in_the_nodes_parents():
+    config = CONFIGS["plain"]
+    cache, rules = ObjectCache(), IncrementalRules(config)
+    cache.replace(NODE, [node("n0", "10.0.0.1"), node("n1", "10.0.0.2")])
+    cache.replace(CONTAINER, [container("c0", node="n0"), container("c1", node="n0"),
+                              container("c2", node="n1"), *BYSTANDERS])
+    first = told_batch(rules, cache)
+    on_n0 = first.parents_by_node["n0"]
+
+    # c0's claim changes (its name), not its node: n0 holds the same parents, in the same
+    # order, in the same tuple; a parent that moves node, comes or goes changes its nodes'.
+    cache.put(CONTAINER, container("c0", node="n0", fqdn="a.zone.test"))
+    changed = told_batch(rules, cache)
+    assert changed.published[("default", "c0")].fqdn == "a.zone.test"
+    assert changed.parents_by_node["n0"] is on_n0
+
+    cache.put(CONTAINER, container("c3", node="n0"))
+    cache.remove(CONTAINER, container("c3", node="n0"))  # put and gone in one batch: as before it
+    cache.put(CONTAINER, container("c0", node="n0", fqdn="b.zone.test"))
+    again = told_batch(rules, cache)
+    assert again.parents_by_node["n0"] is on_n0
+
+    cache.put(CONTAINER, container("c1", node="n1"))
+    moved = told_batch(rules, cache)
+    bystanders = {("team", f"b{i}") for i in range(8)}
+    assert set(moved.parents_by_node["n0"]) == {("default", "c0")} | bystanders
+    assert set(moved.parents_by_node["n1"]) == {("default", "c1"), ("default", "c2")}
