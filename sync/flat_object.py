@@ -32,7 +32,7 @@ class Layout:
     dict's keys; a status's one condition, a Pod's Ready one: the list object and its
     item array were 64 bytes a Container)."""
 
-    __slots__ = ("keys", "nested", "lists", "starts", "fields", "_hash")
+    __slots__ = ("keys", "nested", "lists", "starts", "fields", "parts", "_hash")
 
     def __init__(self, keys: tuple[str, ...], nested: tuple[tuple[str, ...] | None, ...],
                  lists: tuple[tuple[str, ...], ...] = ()):
@@ -45,6 +45,9 @@ class Layout:
         # (key, subkey) -> where its value is in the flat tuple, for every nested field.
         self.fields = {(key, sub_key): start + number for key, (start, sub, _) in starts.items()
                        if sub is not None for number, sub_key in enumerate(sub)}
+        # key -> {subkey: (where its value is, held as a one-item list's item)}, for Part.
+        self.parts = {key: {sub_key: (start + number, sub_key in listed) for number, sub_key in enumerate(sub)}
+                      for key, (start, sub, listed) in starts.items() if sub is not None}
         self._hash = hash((keys, nested, self.lists))
 
     def __eq__(self, other) -> bool:
@@ -149,6 +152,13 @@ class FlatObject(Mapping):
         at = flat[0].fields.get((key, subkey))
         return default if at is None else flat[at]
 
+    def part(self, key) -> "Part | None":
+        """`self[key]` read in place when it is a dict (None when absent or not a dict):
+        equal to the dict `self[key]` builds, without building it."""
+        flat = self._flat
+        fields = flat[0].parts.get(key)
+        return None if fields is None else Part(flat, fields)
+
     def is_dict(self, key) -> bool:
         """Whether `self[key]` is a dict (held flattened), without building it."""
         found = self._flat[0].starts.get(key)
@@ -214,6 +224,44 @@ class FlatObject(Mapping):
 
 
 _MISSING = object()
+
+
+class Part(Mapping):
+    """One top-level dict of a FlatObject, read from the flat tuple it was taken from (so
+    from one version of the object). The rules read two to five fields of a Container's
+    metadata, spec and status for each Container a batch reads; building those three
+    dicts cost more than the reads. A one-item list comes back as a new one-item list,
+    as the built dict has it."""
+
+    __slots__ = ("_flat", "_fields")
+
+    def __init__(self, flat: tuple, fields: dict):
+        self._flat, self._fields = flat, fields
+
+    def get(self, key, default=None):
+        found = self._fields.get(key)
+        if found is None:
+            return default
+        value = self._flat[found[0]]
+        return [value] if found[1] else value
+
+    def __getitem__(self, key):
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key) -> bool:
+        return key in self._fields
+
+    def __iter__(self):
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Part({dict(self.items())!r})"
 
 # (layout, fields) -> the spans of the flat tuple those fields cover (FlatObject.same_at).
 _SPANS: dict[tuple, tuple[tuple[int, int], ...]] = {}

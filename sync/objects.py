@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 
 from mountdns.names import InvalidName, check_publishable, containing_zone, normalize
 from mountdns.records import Zone
-from sync.flat_object import OBJECT_TYPES
+from sync.flat_object import OBJECT_TYPES, FlatObject
 
 DEFAULT_NAMESPACE = "default"  # what kubectl assumes for a manifest without metadata.namespace
 UNDATED = math.inf  # objects without creationTimestamp (manifests from files) count as newest
@@ -357,8 +357,13 @@ def mount_target(spec: dict, status: dict, config: RulesConfig) -> tuple[str | N
     return target, ""
 
 
-def _section(obj: dict, part: str) -> dict:
-    """metadata, spec or status: a mapping, or absent (an empty one)."""
+def _section(obj: dict, part: str) -> Mapping:
+    """metadata, spec or status: a mapping, or absent (an empty one). A held Container's
+    is read in place (FlatObject.part), not built."""
+    if type(obj) is FlatObject:
+        found = obj.part(part)
+        if found is not None:
+            return found
     value = obj.get(part)
     if value is None:
         return {}

@@ -255,3 +255,66 @@ def test_share_holds_the_given_equal_value_and_leaves_the_rest():
     item = {"type": "X"}
     obj.share((("status", "conditions", item),))
     assert obj.get_in("status", "conditions")[0] is item and obj.to_dict() == before
+
+
+def test_a_part_read_in_place_equals_the_dict_built_and_is_none_for_anything_else():
+    rng = random.Random(13)
+    for _ in range(1000):
+        obj = {f"k{rng.randrange(4)}": random_object(rng) for _ in range(rng.randrange(5))}
+        held = FlatObject(obj)
+        for key in ("k0", "k1", "k2", "k3"):
+            part = held.part(key)
+            if not isinstance(obj.get(key), dict):
+                assert part is None, (obj, key)  # absent, or not a dict
+                continue
+            want = obj[key]
+            assert part == want and dict(part) == want and list(part) == list(want) and len(part) == len(want)
+            for subkey in ("k0", "k1", "k2", "k5"):
+                assert part.get(subkey, "absent") == want.get(subkey, "absent")
+                assert (subkey in part) == (subkey in want)
+                if subkey in want:
+                    assert part[subkey] == want[subkey]
+                else:
+                    with pytest.raises(KeyError):
+                        part[subkey]
+
+
+def test_a_part_reads_the_version_it_was_taken_from_and_gives_new_one_item_lists():
+    held = FlatObject(listed(container("c", node="n0", mounted_to="p", status=MOUNTED)))
+    spec, status = held.part("spec"), held.part("status")
+    held.adopt(FlatObject(listed(container("c", node="n1", mounted_to="p", status="UNMOUNTED"))))
+    assert spec.get("nodeName") == "n0" and held.part("spec").get("nodeName") == "n1"
+    assert status.get("deviceStatus") == MOUNTED
+    one = FlatObject({"status": {"conditions": [{"type": "Ready"}]}}).part("status")
+    first, second = one.get("conditions"), one["conditions"]
+    assert first == second == [{"type": "Ready"}] and first is not second
+    first.append("edited")
+    assert one.get("conditions") == [{"type": "Ready"}]
+
+
+def test_the_rules_read_a_held_container_as_they_read_its_dict():
+    from mountdns.records import Zone
+    from sync.objects import ContainerReader, NotPublishable, RulesConfig
+
+    config = RulesConfig(zones=(Zone("zone.test", ("ns1.zone.test",), "hostmaster.zone.test"),))
+    rng = random.Random(17)
+
+    def outcome(obj):
+        try:
+            return ContainerReader(config).read(obj)
+        except NotPublishable as exc:
+            return ("not publishable", str(exc))
+
+    for _ in range(600):
+        obj = listed(container(rng.choice(["c1", "c2"]), node=rng.choice([None, "n0", "N1"]),
+                               mounted_to=rng.choice([None, "c1", "p"]), status=rng.choice([None, MOUNTED, "X"]),
+                               fqdn=rng.choice([None, "a.zone.test", "bad..zone.test", "a.elsewhere"]),
+                               type=rng.choice([None, "netconf"]), pod=rng.choice([None, None, "p1"])))
+        for part in ("metadata", "spec", "status"):
+            if rng.random() < 0.15:
+                obj[part] = random_object(rng)  # malformed, or absent
+            elif rng.random() < 0.2 and isinstance(obj.get(part), dict):
+                obj[part][rng.choice(["name", "nodeName", "mountedTo", "deviceStatus", "fqdn"])] = random_object(rng)
+        held = FlatObject(obj)
+        assert held.part("spec") is not None or not isinstance(obj.get("spec"), dict)
+        assert outcome(held) == outcome(obj), obj
