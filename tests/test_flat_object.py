@@ -208,11 +208,16 @@ def test_same_at_reads_a_whole_part_or_one_value_of_it_and_refuses_two_layouts()
     assert one.is_dict("spec") and not one.is_dict("kind") and not one.is_dict("missing")
 
 
-def test_get_in_reads_one_value_of_a_part_as_the_mapping_would():
-    rng = random.Random(7)
-    for _ in range(500):
+def random_held(seed: int, count: int):
+    """`count` random objects of up to four top-level keys k0-k3, each with its FlatObject."""
+    rng = random.Random(seed)
+    for _ in range(count):
         obj = {f"k{rng.randrange(4)}": random_object(rng) for _ in range(rng.randrange(5))}
-        held = FlatObject(obj)
+        yield obj, FlatObject(obj)
+
+
+def test_get_in_reads_one_value_of_a_part_as_the_mapping_would():
+    for obj, held in random_held(7, 500):
         for key in ("k0", "k1", "k2", "k3"):
             for subkey in ("k0", "k1", "k2", "k5"):
                 part = obj.get(key)
@@ -258,10 +263,7 @@ def test_share_holds_the_given_equal_value_and_leaves_the_rest():
 
 
 def test_a_part_read_in_place_equals_the_dict_built_and_is_none_for_anything_else():
-    rng = random.Random(13)
-    for _ in range(1000):
-        obj = {f"k{rng.randrange(4)}": random_object(rng) for _ in range(rng.randrange(5))}
-        held = FlatObject(obj)
+    for obj, held in random_held(13, 1000):
         for key in ("k0", "k1", "k2", "k3"):
             part = held.part(key)
             if not isinstance(obj.get(key), dict):
