@@ -32,7 +32,7 @@ class Layout:
     dict's keys; a status's one condition, a Pod's Ready one: the list object and its
     item array were 64 bytes a Container)."""
 
-    __slots__ = ("keys", "nested", "lists", "starts", "fields", "parts", "_hash")
+    __slots__ = ("keys", "nested", "lists", "starts", "parts", "_hash")
 
     def __init__(self, keys: tuple[str, ...], nested: tuple[tuple[str, ...] | None, ...],
                  lists: tuple[tuple[str, ...], ...] = ()):
@@ -42,10 +42,8 @@ class Layout:
             starts[key] = (position, sub, listed)
             position += 1 if sub is None else len(sub)
         self.starts = starts
-        # (key, subkey) -> where its value is in the flat tuple, for every nested field.
-        self.fields = {(key, sub_key): start + number for key, (start, sub, _) in starts.items()
-                       if sub is not None for number, sub_key in enumerate(sub)}
-        # key -> {subkey: (where its value is, held as a one-item list's item)}, for Part.
+        # For each top-level dict, subkey -> (where its value is in the flat tuple, whether
+        # it is a one-item list's item): every read of a nested field goes through here.
         self.parts = {key: {sub_key: (start + number, sub_key in listed) for number, sub_key in enumerate(sub)}
                       for key, (start, sub, listed) in starts.items() if sub is not None}
         self._hash = hash((keys, nested, self.lists))
@@ -140,17 +138,19 @@ class FlatObject(Mapping):
         """`self[key][subkey]` when `self[key]` is a dict holding `subkey`, else `default`:
         read from the flat tuple, no dict built (most readers want one or two fields of a
         part, and building the part cost more than reading them)."""
-        value = self.held_at(key, subkey, _MISSING)
-        if value is _MISSING:
+        flat = self._flat
+        found = flat[0].parts.get(key, _NO_FIELDS).get(subkey)
+        if found is None:
             return default  # absent, not a dict, or not in it
-        return [value] if subkey in self._flat[0].starts[key][2] else value
+        value = flat[found[0]]
+        return [value] if found[1] else value
 
     def held_at(self, key, subkey, default=None):
         """What the flat tuple holds for `self[key][subkey]` (for a one-item list, the item
         itself, which get_in wraps in a new list), or `default`: one lookup, nothing built."""
         flat = self._flat
-        at = flat[0].fields.get((key, subkey))
-        return default if at is None else flat[at]
+        found = flat[0].parts.get(key, _NO_FIELDS).get(subkey)
+        return default if found is None else flat[found[0]]
 
     def part(self, key) -> "Part | None":
         """`self[key]` read in place when it is a dict (None when absent or not a dict):
@@ -195,12 +195,13 @@ class FlatObject(Mapping):
         store of the flat tuple, so a reader sees the object before or after, equal
         either way."""
         flat = self._flat
-        where = flat[0].fields
+        parts = flat[0].parts
         swapped = None
         for key, subkey, value in fields:
-            at = where.get((key, subkey))
-            if at is None:
+            found = parts.get(key, _NO_FIELDS).get(subkey)
+            if found is None:
                 continue  # absent, or not in a dict
+            at = found[0]
             held = flat[at]
             if held is not value and type(held) is type(value) and held == value:
                 if swapped is None:
@@ -224,6 +225,7 @@ class FlatObject(Mapping):
 
 
 _MISSING = object()
+_NO_FIELDS: dict = {}  # the parts of a key that is absent or not a dict (never written to)
 
 
 class Part(Mapping):

@@ -824,9 +824,9 @@ class IncrementalRules:
             self._names.add(claim.fqdn)
             if claim.mounted_to is None:
                 self._parents[claim.fqdn] = target
-                # A parent changed on its own node (its status, its type...) is taken off and
-                # put back: the node holds it as before, in its place, and its tuple of
-                # parents need not be made again (most of a churn's changes are such).
+                # A parent whose claim changes while it stays on its node (its fqdn, its
+                # creation time) was taken off and is put back: the node holds it as before,
+                # in its place, and its tuple of parents need not be made again.
                 edits = self._node_edits.setdefault(claim.node, {})
                 if edits.pop(key, None) is not False:
                     edits[key] = True
