@@ -59,6 +59,31 @@ class Layout:
 _LAYOUTS: dict[tuple, Layout] = {}
 
 
+class Held:
+    """A value a FlatObject holds without the fields of its own dict that it repeats, and
+    gives back joined with them (`attach`). Held values of equal content may be one
+    object, shared by every object that holds one (sync.status.Condition: its message
+    is made of the status's fqdn and target; without them, the conditions written in the
+    same second are one value)."""
+
+    __slots__ = ()
+
+    def attach(self, part: Mapping):
+        """The value as it was given, `part` being the dict it is in (or a Part of it)."""
+        raise NotImplementedError
+
+
+class Detachable:
+    """A value that a FlatObject may hold as a `Held` one (see Held)."""
+
+    __slots__ = ()
+
+    def detach(self, part: Mapping):
+        """What to hold for this value in `part` (the dict it is in): a Held whose
+        attach(part) gives it back equal, or the value itself."""
+        raise NotImplementedError
+
+
 def _layout(keys: tuple, nested: tuple, lists: tuple) -> Layout:
     found = _LAYOUTS.get((keys, nested, lists))
     if found is not None:
@@ -91,6 +116,8 @@ class FlatObject(Mapping):
                     if type(item) is list and len(item) == 1:
                         listed += (key,)
                         item = item[0]
+                        if isinstance(item, Detachable):
+                            item = item.detach(value)
                     values.append(item)
                 lists.append(listed)
             else:
@@ -139,15 +166,17 @@ class FlatObject(Mapping):
         read from the flat tuple, no dict built (most readers want one or two fields of a
         part, and building the part cost more than reading them)."""
         flat = self._flat
-        found = flat[0].parts.get(key, _NO_FIELDS).get(subkey)
+        fields = flat[0].parts.get(key, _NO_FIELDS)
+        found = fields.get(subkey)
         if found is None:
             return default  # absent, not a dict, or not in it
         value = flat[found[0]]
-        return [value] if found[1] else value
+        return [_attached(value, flat, fields)] if found[1] else value
 
     def held_at(self, key, subkey, default=None):
         """What the flat tuple holds for `self[key][subkey]` (for a one-item list, the item
-        itself, which get_in wraps in a new list), or `default`: one lookup, nothing built."""
+        itself, which get_in wraps in a new list; a Held one as held), or `default`: one
+        lookup, nothing built."""
         flat = self._flat
         found = flat[0].parts.get(key, _NO_FIELDS).get(subkey)
         return default if found is None else flat[found[0]]
@@ -233,7 +262,7 @@ class Part(Mapping):
     from one version of the object). The rules read two to five fields of a Container's
     metadata, spec and status for each Container a batch reads; building those three
     dicts cost more than the reads. A one-item list comes back as a new one-item list,
-    as the built dict has it."""
+    as the built dict has it (a Held item attached)."""
 
     __slots__ = ("_flat", "_fields")
 
@@ -245,7 +274,7 @@ class Part(Mapping):
         if found is None:
             return default
         value = self._flat[found[0]]
-        return [value] if found[1] else value
+        return [_attached(value, self._flat, self._fields)] if found[1] else value
 
     def __getitem__(self, key):
         value = self.get(key, _MISSING)
@@ -291,8 +320,14 @@ def _value(flat: tuple, start: int, sub: tuple[str, ...] | None, lists: tuple[st
         return flat[start]
     built = dict(zip(sub, islice(flat, start, start + len(sub))))
     for key in lists:
-        built[key] = [built[key]]
+        item = built[key]
+        built[key] = [item.attach(built) if isinstance(item, Held) else item]
     return built
+
+
+def _attached(item, flat: tuple, fields: dict):
+    """A one-item list's item as given: a Held one joined with the fields of its dict."""
+    return item.attach(Part(flat, fields)) if isinstance(item, Held) else item
 
 
 # What a listed object may be once held: `isinstance(obj, OBJECT_TYPES)` where code

@@ -22,7 +22,7 @@ import collections.abc
 import sys
 from typing import Iterable, Mapping
 
-from sync.flat_object import OBJECT_TYPES
+from sync.flat_object import OBJECT_TYPES, Detachable, Held
 from sync.objects import POD_KEY_PREFIX, ObjectKey
 from sync.rules import Desired, publication
 
@@ -186,34 +186,59 @@ def _node_name(node) -> str | None:
 _ABSENT = object()
 
 
-class Condition(collections.abc.Mapping):
+class _HeldCondition(tuple, Held):
+    """What a Condition is without its fqdn and target, as a FlatObject holds it (see
+    Condition): (status, reason, message, templated, lastTransitionTime,
+    observedGeneration), a field the condition lacks as _ABSENT. `templated`: the
+    message is a template made with the status's fqdn and target."""
+
+    __slots__ = ()
+
+    def attach(self, part: Mapping) -> "Condition":
+        if self[3]:
+            return Condition(self, part.get("fqdn"), part.get("target"))
+        return Condition(self, None, None)
+
+
+# The held conditions made so far, each held once: Containers whose status was written in
+# the same second (the status writer writes ten a second) share one. Bounded: past this
+# many, the table starts again (the conditions already held stay as they are).
+_HELD: dict[_HeldCondition, _HeldCondition] = {}
+_MAX_HELD = 65_536
+
+
+def _held_condition(fields: tuple) -> _HeldCondition:
+    held = _HeldCondition(fields)
+    try:
+        found = _HELD.get(held)
+    except TypeError:  # a field of an unhashable type (malformed): held as it is, not shared
+        return held
+    if found is not None:
+        return found
+    if len(_HELD) >= _MAX_HELD:
+        _HELD.clear()
+    _HELD[held] = held
+    return held
+
+
+class Condition(collections.abc.Mapping, Detachable):
     """Our `Published` condition as the cache keeps it: the same mapping as the listed
-    dict, in a few slots. The cache holds one for every Container the sync wrote to (a
-    dict of six keys and its table are ~270 bytes, this ~90). Read-only, like everything
-    the cache holds; a patch is always built as a new dict (status_patch).
+    dict, read-only, like everything the cache holds; a patch is always built as a new
+    dict (status_patch).
 
     A message the sync wrote ("x is a CNAME to y", from the status's own fqdn and target)
-    is not held as a string of its own (~90 bytes a Container): the template is, with
-    the fqdn and target strings the status holds anyway, and it is made when read."""
+    is not held as a string of its own (~90 bytes a Container): its template is, and it
+    is made when read. In a FlatObject the condition is held without the fqdn and target
+    (`detach`), which the status holds anyway: what is left is the same for every
+    Container written in the same second, and is held once for all of them (a condition
+    of its own was ~90 bytes a Container). Reading it gives a Condition joined with the
+    status's fqdn and target again."""
 
-    __slots__ = ("status", "reason", "_message", "lastTransitionTime", "observedGeneration", "_fqdn", "_target")
+    __slots__ = ("_held", "_fqdn", "_target")
     _FIELDS = ("type", "status", "reason", "message", "lastTransitionTime", "observedGeneration")
 
-    def __init__(self, condition: Mapping, fqdn=None, target=None):
-        for name in ("status", "reason", "lastTransitionTime", "observedGeneration"):
-            value = condition.get(name, _ABSENT)
-            object.__setattr__(self, name, sys.intern(value) if name in _INTERNED and isinstance(value, str)
-                               else value)
-        message = condition.get("message", _ABSENT)
-        fqdn, target = (fqdn, target) if type(fqdn) is str and type(target) is str else (None, None)
-        if type(message) is str and fqdn is not None:
-            for template in (_CHILD_MESSAGE, _PARENT_MESSAGE):
-                if message == template.format(fqdn=fqdn, target=target):
-                    message = template
-                    break
-            else:
-                fqdn = target = None
-        object.__setattr__(self, "_message", message)
+    def __init__(self, held: _HeldCondition, fqdn=None, target=None):
+        object.__setattr__(self, "_held", held)
         object.__setattr__(self, "_fqdn", fqdn)
         object.__setattr__(self, "_target", target)
 
@@ -225,27 +250,45 @@ class Condition(collections.abc.Mapping):
         if type(condition) is Condition:
             return condition
         if condition.get("type") == PUBLISHED and condition.keys() <= _CONDITION_FIELDS:
-            return cls(condition, fqdn, target)
+            return cls._read(condition, fqdn, target)
         return {k: sys.intern(v) if k in _INTERNED and isinstance(v, str) else v for k, v in condition.items()}
+
+    @classmethod
+    def _read(cls, condition: Mapping, fqdn, target) -> "Condition":
+        status, reason, when, observed = (
+            sys.intern(value) if name in _INTERNED and isinstance(value, str) else value
+            for name, value in ((name, condition.get(name, _ABSENT)) for name in _SLOTTED))
+        message = condition.get("message", _ABSENT)
+        templated = False
+        if type(message) is str and type(fqdn) is str and type(target) is str:
+            for template in (_CHILD_MESSAGE, _PARENT_MESSAGE):
+                if message == template.format(fqdn=fqdn, target=target):
+                    message, templated = template, True
+                    break
+        held = _held_condition((status, reason, message, templated, when, observed))
+        return cls(held, fqdn, target) if templated else cls(held)
 
     def __setattr__(self, name, value):
         raise AttributeError("a cached condition is read-only")
 
-    def share_target(self, target) -> None:
-        """Hold `target` itself where this condition holds an equal target string of its
-        own (the cache shares a child's status.target with its parent's fqdn, and the
-        message is made of the target): the same content, so, as with FlatObject.share,
-        a reader sees the condition before or after, equal either way."""
-        if type(target) is str and self._target is not target and self._target == target:
-            object.__setattr__(self, "_target", target)
+    def detach(self, part: Mapping):
+        """Held as its _HeldCondition where `part` (its status) has the fqdn and target its
+        message is made of; else as a whole (the two no longer say the same)."""
+        held = self._held
+        if not held[3] or (part.get("fqdn") == self._fqdn and part.get("target") == self._target):
+            return held
+        return self
 
     def _get(self, key):
         if key == "type":
             return PUBLISHED
-        if key == "message":
-            message = self._message
-            return message.format(fqdn=self._fqdn, target=self._target) if type(message) is _Template else message
-        return getattr(self, key) if key in _SLOTTED else _ABSENT
+        at = _AT.get(key)
+        if at is None:
+            return _ABSENT
+        value = self._held[at]
+        if at == _MESSAGE_AT and self._held[3]:
+            return value.format(fqdn=self._fqdn, target=self._target)
+        return value
 
     def __getitem__(self, key):
         value = self._get(key)
@@ -264,13 +307,12 @@ class Condition(collections.abc.Mapping):
         return sum(1 for _ in self)
 
     def __eq__(self, other):
-        # Two cached conditions slot by slot: a re-list compares every Container it keeps.
+        # A re-list compares every Container it keeps: one held condition (or equal ones)
+        # and the same parts need no message made.
         if type(other) is Condition:
-            if not all(getattr(self, name) == getattr(other, name) for name in _SLOTTED):
-                return False
-            if self._message is other._message and self._fqdn == other._fqdn and self._target == other._target:
-                return True  # one template (or string) and the same parts: no message made
-            return self._get("message") == other._get("message")
+            mine, theirs = self._held, other._held
+            if (mine is theirs or mine == theirs) and self._fqdn == other._fqdn and self._target == other._target:
+                return True
         return super().__eq__(other)
 
     __hash__ = None  # a mapping, compared by value
@@ -279,7 +321,10 @@ class Condition(collections.abc.Mapping):
         return repr(dict(self))
 
 
-_SLOTTED = frozenset({"status", "reason", "lastTransitionTime", "observedGeneration"})
+# Where each field is in a _HeldCondition (the rest: "type", always ours).
+_SLOTTED = ("status", "reason", "lastTransitionTime", "observedGeneration")
+_AT = {"status": 0, "reason": 1, "message": 2, "lastTransitionTime": 4, "observedGeneration": 5}
+_MESSAGE_AT = _AT["message"]
 _CONDITION_FIELDS = frozenset(Condition._FIELDS)
 CONDITION_TYPES = (dict, Condition)  # what a condition in a cached object may be
 

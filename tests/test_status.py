@@ -263,7 +263,7 @@ def test_a_message_the_sync_wrote_is_held_as_its_template_and_made_when_read():
                              fqdn="p.example.com")
         kept = status["conditions"][0]
         assert kept == listed and dict(kept) == listed and kept["message"] == message
-        assert type(kept._message) is not str  # the template (a str subclass), not a copy of the string
+        assert type(kept._held[2]) is not str  # the template (a str subclass), not a copy of the string
         assert kept._fqdn is status["fqdn"] and kept._target is status["target"]
         assert kept == Condition.of(dict(listed), "p.example.com", target)
         # Another message (another writer's, or one written before a rename) is held as it is.

@@ -16,7 +16,7 @@ from sync.flat_object import OBJECT_TYPES, FlatObject, flat
 from sync.layered import LayeredDict, Values
 from sync.objects import (DEVICE_STATUS_ANNOTATION, MOUNTED_TO_ANNOTATION, POD_ANNOTATIONS, PUBLISH_LABEL,
                           PUBLISH_VALUE, TYPE_ANNOTATION)
-from sync.status import Condition, slim_status
+from sync.status import slim_status
 
 CONTAINER = "Container"
 NODE = "Node"
@@ -158,12 +158,8 @@ def _share_with_parent(objects: Mapping, child) -> None:
     held_target = child.held_at("status", "target")
     if target is name and (held_target is fqdn or held_target is None):
         return  # shared already (a re-list keeps the objects it held)
+    # (Its condition's message is made of the status's target when read: sync.status.Condition.)
     child.share((("spec", "mountedTo", name), ("status", "target", fqdn)))
-    condition = child.held_at("status", "conditions")
-    if type(condition) is Condition:
-        # Its message is made of the same target string: shared too, or the condition
-        # would keep the child's copy alive.
-        condition.share_target(fqdn)
 
 
 # What the rules read of a Container that a status or metadata change leaves alone.
