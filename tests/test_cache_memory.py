@@ -196,3 +196,31 @@ def test_conditions_held_before_the_table_of_held_ones_starts_again_stay_as_they
     for n, obj in enumerate(held):
         assert _condition(obj)["lastTransitionTime"] == f"2026-01-01T00:00:0{n}Z"
         assert _condition(obj)["message"] == f"c{n}.zone.test has the addresses of node node-1"
+
+
+def test_a_held_condition_reads_back_as_listed_whatever_its_status_says():
+    import random
+    from sync.flat_object import FlatObject
+    from sync.status import slim_status
+
+    rng = random.Random(7)
+    names = ("p.zone.test", "q.zone.test", "node-1", "node-2")
+    messages = ("{fqdn} is a CNAME to {target}", "{fqdn} has the addresses of node {target}", "{fqdn} moved")
+    for _ in range(600):
+        fqdn, target = rng.choice(names + (None,)), rng.choice(names + (None,))
+        said_fqdn, said_target = (fqdn, target) if rng.random() < 0.7 else (rng.choice(names), rng.choice(names))
+        condition = {"type": "Published", "status": rng.choice(("True", "False")), "reason": "Published",
+                     "message": rng.choice(messages).format(fqdn=said_fqdn, target=said_target),
+                     "lastTransitionTime": f"2026-01-01T00:00:0{rng.randrange(3)}Z",
+                     "observedGeneration": rng.choice((1, 2, [1]))}
+        for field in ("message", "observedGeneration", "lastTransitionTime"):
+            if rng.random() < 0.1:
+                del condition[field]
+        status = {"deviceStatus": MOUNTED, "conditions": [dict(condition)]}
+        status.update({k: v for k, v in (("fqdn", fqdn), ("target", target)) if v is not None})
+        kept = slim_status(listed(status), fqdn=fqdn, mounted=rng.random() < 0.5)
+        held = FlatObject({"status": kept})
+
+        assert held["status"] == kept and held == {"status": kept}
+        assert held.get_in("status", "conditions") == held.part("status")["conditions"] == [condition]
+        assert dict(held["status"]["conditions"][0]) == condition
