@@ -251,13 +251,11 @@ class Condition(collections.abc.Mapping, Detachable):
             return condition
         if condition.get("type") == PUBLISHED and condition.keys() <= _CONDITION_FIELDS:
             return cls._read(condition, fqdn, target)
-        return {k: sys.intern(v) if k in _INTERNED and isinstance(v, str) else v for k, v in condition.items()}
+        return {k: _shared_field(k, v) for k, v in condition.items()}
 
     @classmethod
     def _read(cls, condition: Mapping, fqdn, target) -> "Condition":
-        status, reason, when, observed = (
-            sys.intern(value) if name in _INTERNED and isinstance(value, str) else value
-            for name, value in ((name, condition.get(name, _ABSENT)) for name in _SLOTTED))
+        status, reason, when, observed = (_shared_field(name, condition.get(name, _ABSENT)) for name in _SLOTTED)
         message = condition.get("message", _ABSENT)
         templated = False
         if type(message) is str and type(fqdn) is str and type(target) is str:
@@ -319,6 +317,10 @@ class Condition(collections.abc.Mapping, Detachable):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+def _shared_field(name: str, value):
+    return sys.intern(value) if name in _INTERNED and isinstance(value, str) else value
 
 
 # Where each field is in a _HeldCondition (the rest: "type", always ours).
