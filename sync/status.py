@@ -255,7 +255,7 @@ class Condition(collections.abc.Mapping, Detachable):
 
     @classmethod
     def _read(cls, condition: Mapping, fqdn, target) -> "Condition":
-        status, reason, when, observed = (_shared_field(name, condition.get(name, _ABSENT)) for name in _SLOTTED)
+        status, reason, when, observed = (_shared_field(name, condition.get(name, _ABSENT)) for name in _COPIED)
         message = condition.get("message", _ABSENT)
         templated = False
         if type(message) is str and type(fqdn) is str and type(target) is str:
@@ -324,9 +324,9 @@ def _shared_field(name: str, value):
 
 
 # Where each field is in a _HeldCondition (the rest: "type", always ours).
-_SLOTTED = ("status", "reason", "lastTransitionTime", "observedGeneration")
 _AT = {"status": 0, "reason": 1, "message": 2, "lastTransitionTime": 4, "observedGeneration": 5}
 _MESSAGE_AT = _AT["message"]
+_COPIED = tuple(name for name in _AT if name != "message")  # read as given (the message may be a template)
 _CONDITION_FIELDS = frozenset(Condition._FIELDS)
 CONDITION_TYPES = (dict, Condition)  # what a condition in a cached object may be
 
