@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     allocator.limit_arenas()  # before any thread starts
+    allocator.fix_mmap_threshold()
     log.info("starting: %s", settings.describe())
 
     stop = threading.Event()
