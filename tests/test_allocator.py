@@ -40,13 +40,18 @@ with tempfile.NamedTemporaryFile(suffix=".xml") as report:
 """
 
 
-def heaps(*args: str, env: dict | None = None) -> list[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+def printed(script: str, *args: str, env: dict | None = None) -> list[str]:
+    """What `script` printed, run in a fresh interpreter with glibc's tunables only as `env` sets them."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")}
     environment.update(env or {})
-    done = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60,
                           env=environment)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
+
+
+def heaps(*args: str, env: dict | None = None) -> list[str]:
+    return printed(SCRIPT, *args, env=env)
 
 
 def test_threads_share_the_capped_arenas():
@@ -87,12 +92,7 @@ print(libc.mallinfo2().hblks - before)
 
 
 def mapped(*args: str, env: dict | None = None) -> list[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
-    environment.update(env or {})
-    done = subprocess.run([sys.executable, "-c", MAPPED_SCRIPT, *args], capture_output=True, text=True,
-                          timeout=60, env=environment)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    return printed(MAPPED_SCRIPT, *args, env=env)
 
 
 def test_big_blocks_stay_mapped_after_a_bigger_one_is_freed():
