@@ -176,16 +176,21 @@ class SyncDaemon:
     def run_once(self) -> int:
         """List everything once, reconcile fully, return the number of key writes."""
         self.source.list_once()
-        with heap.batch():  # the rules' objects kept out of collections, as the list's are
-            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
-        writes = outcome.changes.key_writes()
+        writes, more = self._full_round()
         # Stale records beyond one round: a round each until none is left. Bounded: each
         # round deletes some (more_garbage says so), and nothing adds any meanwhile.
-        while outcome.more_garbage:
-            with heap.batch():
-                outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
-            writes += outcome.changes.key_writes()
+        while more:
+            written, more = self._full_round()
+            writes += written
         return writes
+
+    def _full_round(self) -> tuple[int, bool]:
+        """One full reconciliation: its key writes, and whether garbage is left. Only
+        those outlive it: its outcome (the changes, every name it deleted) is let go
+        before the next round reads Redis, as the loop's step lets go of its own."""
+        with heap.batch():  # the rules' objects kept out of collections, as the list's are
+            outcome = self.reconciler.reconcile(self.cache.snapshot(), full=True)
+        return outcome.changes.key_writes(), outcome.more_garbage
 
     def run(self, stop: threading.Event, max_batches: int | None = None) -> None:
         """Run until `stop` is set (or `max_batches` reconciliations, for tests)."""

@@ -6,7 +6,9 @@ and no round leaves a stale record pointing at one already deleted."""
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 
 import pytest
 
@@ -195,3 +197,21 @@ def test_run_once_goes_on_until_every_round_is_collected():
     assert daemon.run_once() == STALE
     assert store.reads == math.ceil(STALE / 4)
     assert records(inner) == SEED_RECORDS
+
+
+def test_run_once_lets_a_rounds_outcome_go_before_the_next_round():
+    # A round's outcome holds its changes (every name it deleted): held through the next
+    # round, it would sit next to that round's read of Redis.
+    inner, store, daemon = daemon_over_garbage(4)
+    reconcile, earlier, alive = daemon.reconciler.reconcile, [], []
+
+    def watched(snapshot, full=False):
+        gc.collect()
+        alive.append([ref() is not None for ref in earlier])
+        outcome = reconcile(snapshot, full=full)
+        earlier.append(weakref.ref(outcome))
+        return outcome
+
+    daemon.reconciler.reconcile = watched
+    assert daemon.run_once() == STALE
+    assert alive == [[], [False], [False, False]]
