@@ -16,7 +16,7 @@ the heap, where a freed one stays in the process. The sync's big blocks come and
 list page's body and its parsed items, the key-to-object map a re-list compares against
 (~5 MB at 100,000 Containers), a garbage round's stale names. Kept at 128 KiB, the
 peak RSS of the long-running sync through a resync at 100,000 Containers went from 170.5
-to 166.4 MiB, and after the resync it settled 5 MiB lower (158 against 163 MiB).
+to 166.3-167.2 MiB, and after the resync it settled ~5 MiB lower (158-159 against 163 MiB).
 
 The MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ environment variables, when set, are
 the operator's choice and win. Elsewhere than glibc this does nothing.
