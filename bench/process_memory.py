@@ -29,3 +29,23 @@ def settled_rss(sync: SyncProcess, seconds: float = 2.0) -> tuple[int, int]:
         samples.append(memory_kib(sync.proc.pid))
         time.sleep(0.2)
     return min(s[0] for s in samples), max(s[1] for s in samples)
+
+
+def run_once(sync: SyncProcess, timeout: float) -> tuple[float, int, int]:
+    """Run `sync --once` to its exit; return (wall seconds, exit status, peak RSS in KiB).
+    The peak is the process's VmHWM, read every 20 ms until it exits: a child's
+    ru_maxrss (wait4, getrusage) also counts the pages of the parent it was forked from
+    before exec, here the benchmark's API double with its copy of every object."""
+    started = time.monotonic()
+    sync.spawn(sync.argv("--once"))
+    pid, hwm = sync.proc.pid, 0
+    while sync.proc.poll() is None:
+        if time.monotonic() - started > timeout:
+            sync.stop()
+            raise TimeoutError(f"mountdns-sync --once still running after {timeout}s:\n{sync.log_tail()}")
+        try:
+            hwm = max(hwm, memory_kib(pid)[1])
+        except (OSError, RuntimeError):
+            pass  # exiting: the last reading stands
+        time.sleep(0.02)
+    return time.monotonic() - started, sync.proc.returncode, hwm

@@ -50,7 +50,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from bench.process_memory import memory_kib, settled_rss
+from bench.process_memory import memory_kib, run_once, settled_rss
 from bench.redis_floor import plain_set_bytes
 from bench.report import Table
 from bench.teardown import tear_down
@@ -342,25 +342,6 @@ def _slow_writes(client, apply_sha: str) -> list[float]:
     return sorted(durations)
 
 
-def _run_once(sync: SyncProcess, timeout: float) -> tuple[float, int, int]:
-    """Run `--once`; return (wall seconds, exit status, peak RSS in KiB). The peak is the
-    process's VmHWM, read every 20 ms until it exits: ru_maxrss of a child counts the
-    pages of the forked parent before exec, here the API double's copy of every object."""
-    started = time.monotonic()
-    sync.spawn(sync.argv("--once"))
-    pid, hwm = sync.proc.pid, 0
-    while sync.proc.poll() is None:
-        if time.monotonic() - started > timeout:
-            sync.stop()
-            raise TimeoutError(f"mountdns-sync --once still running after {timeout}s:\n{sync.log_tail()}")
-        try:
-            hwm = max(hwm, memory_kib(pid)[1])
-        except (OSError, RuntimeError):
-            pass  # exiting: the last reading stands
-        time.sleep(0.02)
-    return time.monotonic() - started, sync.proc.returncode, hwm
-
-
 def _write_seconds(sync: SyncProcess) -> float | None:
     """The sync's own timing of its first batch: rules + diff + write (its log)."""
     found = re.search(r" wrote .* in ([\d.]+) ms", sync.log_text())
@@ -462,7 +443,7 @@ def run_size(containers: int, quick: bool) -> Table:
             # This process's CPU meanwhile is the API double serving the list (its threads),
             # and the VmHWM polling (a few ms).
             double_cpu = time.process_time()
-            wall, code, rss_kib = _run_once(once, timeout=1800)
+            wall, code, rss_kib = run_once(once, timeout=1800)
             double_cpu = time.process_time() - double_cpu
         if code != 0:
             raise RuntimeError(f"mountdns-sync --once exited {code}:\n{once.log_tail()}")
@@ -504,7 +485,7 @@ def run_size(containers: int, quick: bool) -> Table:
                                 extra_args=("--write-chunk-keys", "10000000"), name="sync-once-whole")
             syncs.append(whole)
             with Prober(redis_server.url, sample) as prober:
-                _, code, _ = _run_once(whole, timeout=1800)
+                _, code, _ = run_once(whole, timeout=1800)
             if code != 0:
                 raise RuntimeError(f"mountdns-sync --once exited {code}:\n{whole.log_tail()}")
             table.add("same, written in one call (before): rules + diff + write (s)", _write_seconds(whole), "", "")

@@ -4,8 +4,8 @@ The real `mountdns-sync --once` process lists every Container (paginated, `PAGE_
 every Node from the Kubernetes API test double over HTTP, computes the desired state and
 writes it in one transaction into a fresh real redis-server. Measured: wall time from
 process start to exit (and, from the sync's own log timestamps, how it splits between
-start-up, listing and reconcile+write), the process's peak RSS (ru_maxrss of that one
-child, from wait4), Redis memory per published name and the number of keys. Then the
+start-up, listing and reconcile+write), the process's peak RSS (its VmHWM, read until it
+exits), Redis memory per published name and the number of keys. Then the
 long-running mode against an emptied Redis: time from process start until every key is
 written.
 
@@ -20,6 +20,7 @@ import re
 import time
 from datetime import datetime
 
+from bench.process_memory import run_once
 from bench.report import Table
 from bench.teardown import tear_down
 from mountdns.testing.objects import MOUNTED, container, node
@@ -62,27 +63,6 @@ def _used_memory(client) -> int:
     return int(client.info("memory")["used_memory"])
 
 
-def _run_once(sync: SyncProcess, timeout: float) -> tuple[float, int, int, float]:
-    """Run `--once` as a direct child; return (wall seconds, exit status, peak RSS in KiB,
-    epoch start). wait4 gives the rusage of that one child, not of all children."""
-    started_epoch = time.time()
-    started = time.monotonic()
-    sync.spawn(sync.argv("--once"))
-    pid = sync.proc.pid
-    deadline = started + timeout
-    while True:
-        waited, status, usage = os.wait4(pid, os.WNOHANG)
-        if waited == pid:
-            break
-        if time.monotonic() > deadline:
-            sync.stop()
-            raise TimeoutError(f"mountdns-sync --once still running after {timeout}s:\n{sync.log_tail()}")
-        time.sleep(0.01)
-    wall = time.monotonic() - started
-    sync.proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
-    return wall, sync.proc.returncode, usage.ru_maxrss, started_epoch
-
-
 def run(quick: bool) -> list[Table]:
     size = QUICK if quick else FULL
     directory = workdir("mountdns-bench-scale-")
@@ -101,14 +81,16 @@ def run(quick: bool) -> list[Table]:
         client = redis_server.client()
         client.flushall()
         names = size["containers"]
-        # + the zone set, the zone hash, its owners set and the data-loss marker
-        expected_keys = names + size["nodes"] + 4
+        # + the zone set, the zone hash, its owners set, the data-loss marker and the
+        # announcement stream
+        expected_keys = names + size["nodes"] + 5
 
         # --- sync --once into a fresh Redis ---------------------------------------------------
         before = _used_memory(client)
         once = SyncProcess(directory, redis_server.url, kubeconfig=kubeconfig, log_level="info", name="sync-once")
         syncs.append(once)
-        wall, code, rss_kib, started_epoch = _run_once(once, timeout=300)
+        started_epoch = time.time()
+        wall, code, rss_kib = run_once(once, timeout=300)
         if code != 0:
             raise RuntimeError(f"mountdns-sync --once exited {code}:\n{once.log_tail()}")
         after = _used_memory(client)
@@ -146,10 +128,10 @@ def run(quick: bool) -> list[Table]:
             "Wall time covers interpreter start-up, imports, the paginated list, the rules, the diff "
             "against the empty Redis and one write (a script call); the split comes from the sync's own log "
             "timestamps (millisecond resolution).",
-            "Peak RSS is ru_maxrss of the sync process alone (os.wait4); Redis memory is INFO memory "
+            "Peak RSS is the sync process's VmHWM, read every 20 ms until it exits; Redis memory is INFO memory "
             "used_memory after the sync minus before, divided by the published names "
-            f"(parents + children; the {size['nodes']:,} node keys and 2 zone keys are included in "
-            "the numerator).",
+            f"(parents + children; the {size['nodes']:,} node keys, the zone's keys and the announcement "
+            "stream are included in the numerator).",
         ]
         if wrote:
             table.notes.append(f"the write committed {wrote[-1] - listed[-1]:.2f} s after the last list "
