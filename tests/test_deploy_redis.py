@@ -34,8 +34,8 @@ def _local(argv: list[str], port: int, directory, primary_port: int | None = Non
         at = out.index("--replicaof")
         assert out[at + 1:at + 3] == ["redis-primary", "6379"]
         out[at + 1:at + 3] = ["127.0.0.1", str(primary_port)]
-    if "--bind" not in out:
-        out += ["--bind", "127.0.0.1"]  # the pod binds every address; here, loopback only
+    # Loopback only, whatever the container binds (redis-server takes the last --bind given).
+    out += ["--bind", "127.0.0.1"]
     return out
 
 

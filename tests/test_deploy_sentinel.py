@@ -82,7 +82,9 @@ class Cluster:
         # redis-sentinel is redis-server --sentinel (Debian's redis-server package has no link).
         args = _set(argv[2:], "--port", str(self.sentinel_ports[i]))
         process = Process(pod, self.tmp)
-        process.spawn(["redis-server", str(conf), "--sentinel", *args])
+        # The config script writes no bind (the pod listens on every address); here, loopback
+        # only, as start_redis does.
+        process.spawn(["redis-server", str(conf), "--sentinel", *args, "--bind", "127.0.0.1"])
         self.processes.append(process)
         wait_until(lambda: self.sentinel(i).ping(), 10, pod, give_up=lambda: not process.running() and pod)
         return process
