@@ -8,7 +8,6 @@ faults.
 
 import json
 import threading
-import time
 
 import pytest
 import urllib3
@@ -59,8 +58,30 @@ def watch_containers(custom, **kwargs):
                                 **kwargs)
 
 
+class Background(threading.Thread):
+    """fn on a daemon thread; check() re-raises what it raised (a failed assert in a
+    thread would otherwise be only a warning)."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.error = None
+
+    def run(self):
+        try:
+            self.fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by check()
+            self.error = exc
+
+    def check(self, timeout=10):
+        self.join(timeout)
+        assert not self.is_alive(), "the background step did not finish"
+        if self.error is not None:
+            raise self.error
+
+
 def in_background(fn):
-    thread = threading.Thread(target=fn, daemon=True)
+    thread = Background(fn)
     thread.start()
     return thread
 
@@ -143,8 +164,12 @@ def test_paginated_list_with_limit_and_continue_is_a_consistent_snapshot(api, cu
     first = list_containers(custom, limit=10)
     api.apply(container("zz-created-after-first-page"))
     pages = [first]
-    while pages[-1]["metadata"].get("continue"):
+    for _ in range(10):  # 3 pages expected
+        if not pages[-1]["metadata"].get("continue"):
+            break
         pages.append(list_containers(custom, limit=10, _continue=pages[-1]["metadata"]["continue"]))
+    else:
+        pytest.fail(f"pagination did not end after {len(pages)} pages")
 
     names = [i["metadata"]["name"] for page in pages for i in page["items"]]
     assert names == [f"c{i:02}" for i in range(25)]
@@ -181,14 +206,15 @@ def test_watch_from_list_resource_version_sees_added_modified_deleted_in_order(a
     rv = list_containers(custom)["metadata"]["resourceVersion"]
 
     def mutate():
-        api.wait_for_open_watches(1)
+        assert api.wait_for_open_watches(1)
         api.apply(container("c1", image="v1"))
         api.apply(container("c1", image="v2"))
         api.delete("Container", "c1", "default")
 
-    in_background(mutate)
+    mutator = in_background(mutate)
     events = take_until(watch_containers(custom, resource_version=rv, allow_watch_bookmarks=True),
                         "DELETED")
+    mutator.check()
 
     assert event_summary(events) == [("ADDED", "c1"), ("MODIFIED", "c1"), ("DELETED", "c1")]
     assert events[1]["object"]["spec"] == {"image": "v2"}
@@ -212,15 +238,16 @@ def test_node_watch_through_core_v1_api_sees_events_in_order(api, core):
     api.apply(container("not-a-node"))
 
     def mutate():
-        api.wait_for_open_watches(1)
+        assert api.wait_for_open_watches(1)
         api.apply(node("n1"))
         api.apply(node("n1", role="dns"))
         api.delete("Node", "n1")
 
-    in_background(mutate)
+    mutator = in_background(mutate)
     stream = watch.Watch().stream(core.list_node, resource_version=rv,
                                   allow_watch_bookmarks=True, timeout_seconds=5)
     events = take_until(stream, "DELETED")
+    mutator.check()
 
     assert [(e["type"], e["object"].metadata.name) for e in events] == [
         ("ADDED", "n1"), ("MODIFIED", "n1"), ("DELETED", "n1")]
@@ -246,34 +273,58 @@ def test_namespaced_watch_filters_out_other_namespaces(api, custom):
 
 
 def test_watch_ends_at_timeout_seconds(api, custom):
-    started = time.monotonic()
-
+    # Nothing happens on this watch, so only its timeoutSeconds can end it; the server ends
+    # it cleanly (the terminating chunk: no ProtocolError), as the real one does.
     events = list(watch_containers(custom, resource_version="0", timeout_seconds=1))
 
     assert events == []
-    assert 0.9 <= time.monotonic() - started < 5
-    assert api.open_watches == 0
+    assert api.watch_calls["Container"] == 1
+    assert api.requests[-1][2].get("timeoutSeconds") == "1"
+    assert api.wait_until(lambda: api.open_watches == 0, timeout=10)
 
 
-def test_bookmarks_arrive_periodically_and_on_request(tmp_path):
+BOOKMARK_AT_1 = {"kind": "Container", "apiVersion": f"{GROUP}/{VERSION}",
+                 "metadata": {"resourceVersion": "1"}}
+
+
+def test_bookmarks_arrive_periodically(tmp_path):
     with KubeAPIDouble(bookmark_interval=0.2) as api:
         config.load_kube_config(config_file=api.write_kubeconfig(tmp_path / "kubeconfig"))
         custom = client.CustomObjectsApi()
         api.apply(node("n1"))  # bumps the global rv; bookmarks must carry it
         w = watch.Watch()
         stream = w.stream(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
-                          resource_version="1", allow_watch_bookmarks=True, timeout_seconds=5)
+                          resource_version="1", allow_watch_bookmarks=True, timeout_seconds=10)
 
-        periodic = next(stream)
-        api.send_bookmarks()
-        on_request = next(stream)
+        # Nothing else happens on this watch: without periodic bookmarks it would end at its
+        # timeout with no event.
+        events = take_until(stream, "BOOKMARK")
         w.stop()
 
-    for bookmark in (periodic, on_request):
-        assert bookmark["type"] == "BOOKMARK"
-        assert bookmark["raw_object"] == {"kind": "Container",
-                                          "apiVersion": f"{GROUP}/{VERSION}",
-                                          "metadata": {"resourceVersion": "1"}}
+    assert [(e["type"], e["raw_object"]) for e in events] == [("BOOKMARK", BOOKMARK_AT_1)]
+    assert w.resource_version == "1"
+
+
+def test_bookmarks_arrive_on_request(tmp_path):
+    # Periodic bookmarks off: the only bookmark this watch can get is the requested one.
+    with KubeAPIDouble(bookmark_interval=None) as api:
+        config.load_kube_config(config_file=api.write_kubeconfig(tmp_path / "kubeconfig"))
+        custom = client.CustomObjectsApi()
+        api.apply(node("n1"))  # bumps the global rv; bookmarks must carry it
+        w = watch.Watch()
+        stream = w.stream(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
+                          resource_version="1", allow_watch_bookmarks=True, timeout_seconds=10)
+
+        def request_bookmark():
+            assert api.wait_for_open_watches(1)
+            api.send_bookmarks()
+
+        requester = in_background(request_bookmark)
+        events = take_until(stream, "BOOKMARK")
+        w.stop()
+        requester.check()
+
+    assert [(e["type"], e["raw_object"]) for e in events] == [("BOOKMARK", BOOKMARK_AT_1)]
     assert w.resource_version == "1"
 
 
@@ -281,11 +332,12 @@ def test_no_bookmarks_unless_the_watch_allows_them(api, custom):
     api.apply(container("c1"))
 
     def request_bookmarks():
-        api.wait_for_open_watches(1)
+        assert api.wait_for_open_watches(1)
         api.send_bookmarks()
 
-    in_background(request_bookmarks)
+    requester = in_background(request_bookmarks)
     events = list(watch_containers(custom, resource_version="1", timeout_seconds=1))
+    requester.check()
 
     assert events == []
 
@@ -331,12 +383,13 @@ def test_watch_from_the_compaction_point_is_still_allowed(api, custom):
 
 def test_drop_watches_ends_an_open_stream_abruptly(api, custom):
     def drop():
-        api.wait_for_open_watches(1)
+        assert api.wait_for_open_watches(1)
         api.drop_watches()
 
-    in_background(drop)
+    dropper = in_background(drop)
     with pytest.raises(urllib3.exceptions.ProtocolError):
         list(watch_containers(custom, resource_version="0", timeout_seconds=10))
+    dropper.check()
     assert api.open_watches == 0
 
 
@@ -357,12 +410,13 @@ def test_watch_abandoned_by_the_client_stops_counting_as_open(api, custom):
 
 def test_unavailable_server_answers_503_status_and_drops_watches(api, custom, core):
     def go_down():
-        api.wait_for_open_watches(1)
+        assert api.wait_for_open_watches(1)
         api.set_available(False)
 
-    in_background(go_down)
+    downer = in_background(go_down)
     with pytest.raises(urllib3.exceptions.ProtocolError):
         list(watch_containers(custom, resource_version="0", timeout_seconds=10))
+    downer.check()
     with pytest.raises(ApiException) as unavailable:
         core.list_node()
     api.set_available(True)
@@ -413,15 +467,17 @@ def test_stopped_server_refuses_connections_and_restarts_on_the_same_port(api, c
 
 def test_stop_closes_open_watch_streams_promptly(api, custom):
     def stop():
-        api.wait_for_open_watches(1)
+        assert api.wait_for_open_watches(1)
         api.stop()
 
-    started = time.monotonic()
-    in_background(stop)
+    stopper = in_background(stop)
+    # A watch left to its timeoutSeconds would end cleanly; the abrupt end (no terminating
+    # chunk) is stop() cutting it off.
     with pytest.raises(urllib3.exceptions.ProtocolError):
         list(watch_containers(custom, resource_version="0", timeout_seconds=20))
+    stopper.check()
 
-    assert time.monotonic() - started < 5
+    assert api.wait_until(lambda: api.open_watches == 0, timeout=10)
 
 
 def test_requests_are_recorded_with_method_path_and_query(api, custom):
@@ -468,12 +524,14 @@ def test_bulk_loaded_objects_list_completely_through_pagination(api, custom):
 
     seen = 0
     token = None
-    while True:
+    for _ in range(count // 5_000 + 5):  # 4 pages expected
         page = list_containers(custom, limit=5_000, _continue=token)
         seen += len(page["items"])
         token = page["metadata"].get("continue")
         if not token:
             break
+    else:
+        pytest.fail(f"pagination did not end: {seen} items seen, still a continue token")
 
     assert seen == count
     assert page["metadata"]["resourceVersion"] == str(count)
