@@ -70,7 +70,7 @@ def test_rbac_allows_every_call_of_the_sync_and_nothing_it_does_not_make(api, re
                        extra_args=tuple(args), name="rbac-sync")
     try:
         sync.start()
-        api.wait_for_open_watches(2, timeout=30)
+        assert api.wait_for_open_watches(2, timeout=30)
         sync.wait_until(lambda: redis_server.client().exists(Keys().zones), 30, "the first write")
         # The orphan's parent comes and goes: the same Warning again, which the recorder
         # aggregates by patching the first Event.
@@ -93,9 +93,9 @@ def test_rbac_allows_every_call_of_the_sync_and_nothing_it_does_not_make(api, re
             used = set().union(*(allowing(rules, r) for r in requests()))
             return rules - used
 
-        if not unknown:
-            # The repeated Event's patch may follow the status write; give it time to show.
-            eventually(lambda: not unused(), timeout=15, interval=0.1)
+        # The repeated Event's patch may follow the status write; give it time to show (the
+        # assertion below says what is still unused).
+        eventually(lambda: not unused(), timeout=15, interval=0.1)
     finally:
         sync.stop()
 
@@ -104,7 +104,7 @@ def test_rbac_allows_every_call_of_the_sync_and_nothing_it_does_not_make(api, re
     assert {(r.verb, r.resource) for r in requests()} >= {("list", "containers"), ("watch", "containers"),
                                                           ("list", "nodes"), ("watch", "nodes")}
     left = sorted((g.verb, g.group or "core", g.resource, g.namespace or "cluster") for g in unused())
-    if left and unknown:
-        pytest.xfail(f"mountdns-sync flags added on other branches, not here yet: {', '.join(unknown)}; "
-                     f"rules unused without them: {left}")
-    assert not left, f"rules the sync never used (grant less): {left}"
+    # Flags this sync does not know are left out of its run (test_deploy_commands fails on
+    # them); a rule unused here is an over-grant all the same.
+    assert not left, (f"rules the sync never used (grant less): {left}"
+                      + (f"; deployment flags this sync does not know: {unknown}" if unknown else ""))
