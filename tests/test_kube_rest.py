@@ -139,13 +139,15 @@ def test_lists_page_by_page_and_watches_against_the_api_double(rest):
     double, rest = rest
     double.apply_many([container(f"c{i}") for i in range(5)] + [container("other", namespace="team-b")])
     listed, token, version = [], None, None
-    while True:
+    for _ in range(10):  # 3 pages expected
         body = json.loads(rest.lister(CONTAINERS)(limit=2, _continue=token, _request_timeout=5).data)
         listed += [o["metadata"]["name"] for o in body["items"]]
         version = version or body["metadata"]["resourceVersion"]
         token = body["metadata"].get("continue")
         if not token:
             break
+    else:
+        pytest.fail(f"pagination did not end: {listed} listed, still a continue token")
     assert sorted(listed) == ["c0", "c1", "c2", "c3", "c4", "other"]
     only_b = json.loads(rest.lister(NAMESPACED_CONTAINERS, "team-b")(_request_timeout=5).data)
     assert [o["metadata"]["name"] for o in only_b["items"]] == ["other"]
@@ -187,6 +189,8 @@ try:
     writer.client.get("default", "absent")
 except Exception as exc:
     assert type(exc).__name__ == "NotFound", exc
+else:
+    raise AssertionError("get() of an absent Container did not raise NotFound")
 assert KubeLeaseLock(api_client, "default", "mountdns-sync").get() is None
 loaded = sorted(m for m in sys.modules if m.startswith("kubernetes.client.api."))
 print(loaded)
