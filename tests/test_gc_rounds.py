@@ -53,7 +53,7 @@ def dangling(state: State) -> list[str]:
 def test_a_bounded_read_gathers_children_first_and_the_rounds_never_leave_a_record_dangling(any_store, limit):
     load(any_store, with_garbage(SEED_STATE))
     rounds, deleted = 0, []
-    while True:
+    for _ in range(STALE + 1):  # a round deletes at least one stale record, or is the last
         current = any_store.read_state(like=SEED_STATE, extra_limit=limit)
         extra = {kind: set(getattr(current, kind)) - set(getattr(SEED_STATE, kind))
                  for kind in ("children", "parents", "nodes")}
@@ -73,7 +73,8 @@ def test_a_bounded_read_gathers_children_first_and_the_rounds_never_leave_a_reco
         if not current.more_extra:
             break
         assert gathered == limit  # a round stops only when full
-        assert rounds <= STALE + 1
+    else:
+        pytest.fail(f"still more garbage after {rounds} rounds")
     assert records(any_store) == SEED_RECORDS
     assert set(any_store.read_state().zones) == {ZONE}
     assert sorted(deleted) == sorted([*STALE_CHILDREN, *STALE_PARENTS, *STALE_NODES])
@@ -134,10 +135,13 @@ def test_the_reconciler_collects_a_round_per_batch_and_says_when_more_is_left():
     reconciler = Reconciler(store, SEED_CONFIG, gc_round_names=5)
 
     outcomes = [reconciler.reconcile(cache.snapshot(), full=True)]
-    while outcomes[-1].more_garbage:
+    for _ in range(STALE):
+        if not outcomes[-1].more_garbage:
+            break
         assert reconciler.known is None  # Redis holds more than it read: the next batch reads again
         outcomes.append(reconciler.reconcile(cache.snapshot()))
-        assert len(outcomes) <= STALE
+    else:
+        pytest.fail(f"still more garbage after {len(outcomes)} batches")
     # 7 stale children, 4 parents, a node: 5 children; 2 children and 3 parents; the rest.
     assert [o.changes.key_writes() for o in outcomes] == [5, 5, 2]
     assert [o.more_garbage for o in outcomes] == [True, True, False]
