@@ -156,7 +156,10 @@ class Load(threading.Thread):
 DNS_POD_CPUS, OTHER_CPUS = {1}, {0}  # the split: a DNS pod's core, and the rest
 
 
-def run(quick: bool, split_cores: bool = False) -> list[Table]:
+def run(quick: bool, split_cores: bool = False, probe_deadline: float = 10.0) -> list[Table]:
+    """`probe_deadline`: seconds after its move a probed name must answer the new address
+    by to count as answered (the report's limit; a smoke run on a loaded machine passes
+    a longer one, to check that every move is answered at all)."""
     size = QUICK if quick else FULL
     original_cpus = os.sched_getaffinity(0)
     if split_cores and not DNS_POD_CPUS | OTHER_CPUS <= original_cpus:
@@ -229,7 +232,7 @@ def run(quick: bool, split_cores: bool = False) -> list[Table]:
                             break
                     except Exception:  # a timed-out query: ask again
                         pass
-                    if time.monotonic() - at > 10:
+                    if time.monotonic() - at > probe_deadline:
                         dns_late += 1
                         break
                     time.sleep(0.005)
@@ -282,7 +285,7 @@ def run(quick: bool, split_cores: bool = False) -> list[Table]:
         load.join(size["dnsperf_seconds"] + 60)
         wait_until(lambda: not checker.pending, 120, "every change in Redis")
         probing_done.set()
-        prober.join(60)
+        prober.join(probe_deadline + 50)  # each probe ends by its move + the deadline
         checker.stop.set()
         checker.join(5)
 
@@ -317,7 +320,7 @@ def run(quick: bool, split_cores: bool = False) -> list[Table]:
             table.add(f"moved node -> PowerDNS answers it: p50 / p99 / max (s), {len(dns_sorted)} probed",
                       f"{percentile(dns_sorted, 50):.2f} / {dns_p99:.2f} / {dns_sorted[-1]:.2f}", "< 1 s",
                       "pass" if dns_p99 < 1.0 and not dns_late else "FAIL")
-        table.add("probed moves not answered within 10 s", dns_late, "0", "pass" if not dns_late else "FAIL")
+        table.add(f"probed moves not answered within {probe_deadline:g} s", dns_late, "0", "pass" if not dns_late else "FAIL")
         if load.result is not None:
             share = load.result.answered_qps / idle.answered_qps if idle.answered_qps else 0.0
             table.add("backend's uncached throughput through PowerDNS (caches off), queries/s: idle / during churn",
