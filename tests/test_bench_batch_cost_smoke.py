@@ -18,9 +18,14 @@ def test_batch_cost_quick_run_reports_every_batch_size():
     (table,) = batch_cost.run(quick=True)
 
     assert [row[0] for row in table.rows] == ["1 + 1", "80 + 8", "400 + 40"], table.render()
-    for _, ms, per_change, share in table.rows:
-        assert math.isfinite(ms) and ms > 0 and per_change > 0, table.render()
-        assert share.endswith("%") and int(share[:-1]) >= 0, table.render()
+    for size, ms, per_change, share in table.rows:
+        assert math.isfinite(ms) and ms > 0 and math.isfinite(per_change) and per_change > 0, table.render()
+        # The columns agree: us a change is the batch's ms over its changes + moves, and the
+        # share of one core is that batch at the churn's rate (rounded to a whole percent).
+        changes = sum(int(n.replace(",", "")) for n in size.split(" + "))
+        assert per_change == pytest.approx(ms * 1000 / changes), table.render()
+        per_second = sum(batch_cost.CHURN_RATE) / changes
+        assert share == f"{per_second * ms / 10:.0f}%", table.render()
     assert table.notes[0].startswith("A line through these:"), table.render()
 
 
