@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import replace
 
 import pytest
+import redis
 
 from mountdns import announce
 from mountdns.keyspace import Keys
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.integration
 
 CHILD = "Container_D_0.domain.foo.bar"  # CNAME to Container_B_0, on node-1
 PARENT = "Container_B_0.domain.foo.bar"
-REPEAT_SETTLE = 0.5
+READ = "mountdns_backend_announcements_read_total"
+PENDING = "mountdns_backend_purges_pending"  # flushes owed, repeats included
 
 
 def write(primary_client, before: State, after: State) -> None:
@@ -51,7 +53,7 @@ def stack():
     primary = primary_server(directory)
     replica = replica_of(primary, directory, "redis-replica")
     # One short repeat (repeats are tested in test_purge_follower.py): tests that fill the
-    # cache on purpose wait it out (REPEAT_SETTLE) instead of 2.5 s.
+    # cache on purpose wait for it to go out (`seeded`) instead of 2.5 s.
     metrics_port = free_port()
     backend, pdns = purging_pair(directory, replica.url, backend_args=(
         "--purge-repeat-after", "0.05", "--log-level", "info", "--purge-metrics-bind", f"127.0.0.1:{metrics_port}"))
@@ -70,14 +72,30 @@ def stack():
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def announced(client) -> int:
+    """Entries ever added to the announcement stream."""
+    try:
+        return int(client.xinfo_stream(KEYS.announcements)["entries-added"])
+    except redis.ResponseError:  # no stream yet
+        return 0
+
+
 @pytest.fixture
 def seeded(stack):
-    """Every test starts from the seed, answered fresh (not from a stale cache)."""
+    """Every test starts from the seed, answered fresh (not from a stale cache), with every
+    purge of that write sent, its repeat included: a repeat going out later would flush
+    what a test puts in the cache on purpose."""
     primary, replica, backend, pdns = stack
     current = RedisStore(primary.client()).read_state()
+    reads = wait_until(lambda: metric(backend, READ) + 1, 10, "the follower's metrics") - 1
+    added = announced(primary.client())
     write(primary.client(), current, SEED_STATE)
+    added = announced(primary.client()) - added  # 0 when the seed was there already
     wait_until(lambda: a_records(pdns, CHILD) == ("NOERROR", ["2.3.4.5"]), 10, "the seed answered")
-    time.sleep(REPEAT_SETTLE)  # the repeated purge of that write has gone out
+    # Once the follower has read the write's announcement, its purges and their repeat are
+    # owed (pending) until PowerDNS accepted them.
+    wait_until(lambda: metric(backend, READ) >= reads + added and metric(backend, PENDING) == 0, 10,
+               "the purges of the seed's write, repeat included, sent")
     return stack
 
 
