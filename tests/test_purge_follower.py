@@ -282,11 +282,19 @@ def test_the_first_purge_waits_until_the_backend_answers(redis_client, store, ap
     # PowerDNS's flush calls the backend: before a worker answers it fails after 2 s.
     follower = PurgeFollower(redis_client, PdnsApi(api.url, "k"), repeat_after=())
     backend_ready = threading.Event()
+    polls = []
+
+    def ready() -> bool:
+        polls.append(backend_ready.is_set())
+        return backend_ready.is_set()
+
     stop = threading.Event()
-    thread = threading.Thread(target=follower.run, args=(stop,), kwargs={"block": 0.05, "ready": backend_ready.is_set})
+    thread = threading.Thread(target=follower.run, args=(stop,), kwargs={"block": 0.05, "ready": ready})
     thread.start()
     try:
-        assert not eventually(lambda: api.requests, timeout=0.5)
+        # The follower is running and has asked several times: still not a single flush.
+        assert eventually(lambda: len(polls) >= 5, timeout=10)
+        assert api.requests == []
         backend_ready.set()
         assert eventually(lambda: flushed(api) == [ZONE + "."], timeout=5)
     finally:
