@@ -2,8 +2,9 @@
 
 The controller's Lease election, status writes and Event recording are only as well
 tested as the double is faithful: these are the real API server's rules that such code
-gets wrong (optimistic concurrency, the status subresource, patch media types,
-MicroTime, Event namespaces), each checked the way the client meets it.
+gets wrong (optimistic concurrency, updates without a resourceVersion, create on update,
+the object's name and namespace against the URL, the status subresource, patch media
+types, MicroTime, Event namespaces), each checked the way the client meets it.
 """
 
 import datetime
@@ -210,3 +211,264 @@ def test_event_outside_its_objects_namespace_is_422_invalid(core, api):
     assert status_of(error.value) == 422
     assert "does not match event.namespace" in error.value.body
     assert api.objects("Event") == []
+
+
+def test_event_about_an_object_without_a_namespace_only_in_default_is_the_legacy_rule(core, api):
+    # legacyValidateEvent: without an eventTime, an involvedObject without a namespace (a
+    # cluster-scoped object) allows only an Event in "default" (or none).
+    with pytest.raises(ApiException) as error:
+        core.create_namespaced_event("mountdns", event_body("n1.1", "mountdns", None))
+    assert status_of(error.value) == 422
+    body = json.loads(error.value.body)
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "Invalid", 422)
+    assert body["message"] == ('Event "n1.1" is invalid: involvedObject.namespace: Invalid value: "": '
+                               "does not match event.namespace")
+    assert body["details"] == {"name": "n1.1", "kind": "Event", "causes": [{
+        "reason": "FieldValueInvalid", "field": "involvedObject.namespace",
+        "message": 'Invalid value: "": does not match event.namespace'}]}
+    assert api.objects("Event") == []
+    core.create_namespaced_event("default", event_body("n1.1", "default", None))
+    assert api.get("Event", "n1.1", "default") is not None
+
+
+def new_style_event(name, namespace, involved_namespace):
+    """An Event with an eventTime, as events.k8s.io clients write them into core/v1."""
+    involved = {"kind": "Container", "name": "c1", "apiVersion": f"{GROUP}/{VERSION}"}
+    if involved_namespace:
+        involved["namespace"] = involved_namespace
+    return {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": involved, "reason": "ParentNotFound", "type": "Warning",
+            "eventTime": "2026-01-01T00:00:00.000000Z", "action": "Publish",
+            "reportingComponent": "mountdns-sync", "reportingInstance": "host-1"}
+
+
+def test_event_with_an_event_time_follows_the_other_namespace_rule(api):
+    # With an eventTime the rule is another: an object without a namespace allows "default"
+    # and "kube-system"; an object with one is not compared with the Event's namespace.
+    path = "/api/v1/namespaces/{}/events"
+    status, body = raw_request(client.ApiClient(), "POST", path.format("mountdns"),
+                               new_style_event("n1.1", "mountdns", None))
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert body["details"]["causes"][0]["field"] == "involvedObject.namespace"
+    status, _ = raw_request(client.ApiClient(), "POST", path.format("kube-system"),
+                            new_style_event("n1.1", "kube-system", None))
+    assert status == 201
+    status, _ = raw_request(client.ApiClient(), "POST", path.format("mountdns"),
+                            new_style_event("c1.1", "mountdns", "default"))
+    assert status == 201
+
+
+# --- updates without a resourceVersion --------------------------------------------------
+
+
+LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/mountdns-sync"
+CONTAINER_PATH = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}/c1"
+
+
+def test_replace_of_a_lease_without_resource_version_is_422_invalid(coordination, api):
+    # The lease strategy's AllowUnconditionalUpdate is false: the registry refuses an
+    # update whose object carries no resourceVersion instead of applying it to the latest.
+    coordination.create_namespaced_lease(NAMESPACE, lease_body("a"))
+    status, body = raw_request(client.ApiClient(), "PUT", LEASE_PATH, lease_body("b"))
+    assert (status, body["kind"], body["reason"], body["code"]) == (422, "Status", "Invalid", 422)
+    assert body["message"] == ('leases.coordination.k8s.io "mountdns-sync" is invalid: metadata.resourceVersion: '
+                               "Invalid value: 0x0: must be specified for an update")
+    assert body["details"] == {"name": "mountdns-sync", "group": "coordination.k8s.io", "kind": "leases",
+                               "causes": [{"reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
+                                           "message": "Invalid value: 0x0: must be specified for an update"}]}
+    assert api.get("Lease", "mountdns-sync", NAMESPACE)["spec"]["holderIdentity"] == "a"
+
+
+def test_a_patch_that_drops_the_resource_version_of_a_lease_is_422_too(coordination, api):
+    coordination.create_namespaced_lease(NAMESPACE, lease_body("a"))
+    status, body = raw_request(client.ApiClient(), "PATCH", LEASE_PATH,
+                               {"metadata": {"resourceVersion": None}, "spec": {"holderIdentity": "b"}},
+                               "application/merge-patch+json")
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert api.get("Lease", "mountdns-sync", NAMESPACE)["spec"]["holderIdentity"] == "a"
+
+
+def test_replace_of_a_custom_resource_or_its_status_without_resource_version_is_422(api, custom):
+    api.apply(container_body("c1", nodeName="node-1"))
+    with pytest.raises(ApiException) as error:
+        custom.replace_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "c1",
+                                                container_body("c1", nodeName="node-2"))
+    assert status_of(error.value) == 422
+    body = json.loads(error.value.body)
+    assert body["reason"] == "Invalid"
+    assert body["message"] == ('containers.mountdns.io "c1" is invalid: metadata.resourceVersion: '
+                               "Invalid value: 0x0: must be specified for an update")
+    assert (body["details"]["group"], body["details"]["kind"]) == ("mountdns.io", "containers")
+    with pytest.raises(ApiException) as error:
+        custom.replace_namespaced_custom_object_status(GROUP, VERSION, "default", PLURAL, "c1", {
+            **container_body("c1", nodeName="node-1"), "status": {"deviceStatus": "X"}})
+    assert (status_of(error.value), json.loads(error.value.body)["reason"]) == (422, "Invalid")
+    stored = api.get("Container", "c1", "default")
+    assert stored["spec"] == {"nodeName": "node-1"} and "status" not in stored
+
+
+def test_kinds_whose_strategy_allows_it_update_unconditionally(core, api):
+    # Nodes, Pods and Events allow an update without a resourceVersion.
+    api.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    node = core.replace_node("n1", {"apiVersion": "v1", "kind": "Node",
+                                    "metadata": {"name": "n1", "labels": {"a": "b"}}})
+    assert node.metadata.labels == {"a": "b"}
+    core.create_namespaced_event("default", event_body("c1.1", "default", "default"))
+    event = core.replace_namespaced_event("c1.1", "default", event_body("c1.1", "default", "default", count=3))
+    assert event.count == 3
+
+
+# --- a PUT to a missing object ------------------------------------------------------------
+
+
+def test_replace_of_a_missing_lease_creates_it_with_201(api):
+    # AllowCreateOnUpdate is true for Leases; the resourceVersion the object carries is
+    # ignored on that path, the object created afresh.
+    status, body = raw_request(client.ApiClient(), "PUT", LEASE_PATH, lease_body("a", rv="12345"))
+    assert status == 201
+    stored = api.get("Lease", "mountdns-sync", NAMESPACE)
+    assert stored["spec"]["holderIdentity"] == "a"
+    assert body["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"] != "12345"
+    assert body["metadata"]["uid"] and body["metadata"]["creationTimestamp"]
+
+
+def test_replace_of_a_missing_lease_with_a_uid_is_a_409_precondition_failure(api):
+    body = lease_body("a")
+    body["metadata"]["uid"] = "0b5e0ed9-0000-4000-8000-000000000001"
+    status, answer = raw_request(client.ApiClient(), "PUT", LEASE_PATH, body)
+    assert (status, answer["reason"]) == (409, "Conflict")
+    assert "Precondition failed: UID in precondition: 0b5e0ed9-0000-4000-8000-000000000001" in answer["message"]
+    assert api.get("Lease", "mountdns-sync", NAMESPACE) is None
+
+
+def test_patch_of_a_missing_lease_is_404_even_though_a_put_creates_it(api):
+    status, body = raw_request(client.ApiClient(), "PATCH", LEASE_PATH, {"spec": {"holderIdentity": "a"}},
+                               "application/merge-patch+json")
+    assert (status, body["reason"]) == (404, "NotFound")
+    assert body["message"] == 'leases.coordination.k8s.io "mountdns-sync" not found'
+    assert body["details"] == {"name": "mountdns-sync", "group": "coordination.k8s.io", "kind": "leases"}
+    assert api.get("Lease", "mountdns-sync", NAMESPACE) is None
+
+
+def test_replace_of_a_missing_custom_resource_or_node_is_404(api, custom, core):
+    # AllowCreateOnUpdate is false for custom resources (and their status) and for Nodes.
+    with pytest.raises(ApiException) as error:
+        custom.replace_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "c1",
+                                                container_body("c1", nodeName="node-1"))
+    assert (status_of(error.value), json.loads(error.value.body)["reason"]) == (404, "NotFound")
+    with pytest.raises(ApiException) as error:
+        custom.replace_namespaced_custom_object_status(GROUP, VERSION, "default", PLURAL, "c1",
+                                                       container_body("c1", nodeName="node-1"))
+    assert status_of(error.value) == 404
+    with pytest.raises(ApiException) as error:
+        core.replace_node("n1", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    assert status_of(error.value) == 404
+    assert api.objects("Container") == [] and api.objects("Node") == []
+
+
+def test_replace_of_a_missing_event_creates_it(core, api):
+    core.replace_namespaced_event("c1.1", "default", event_body("c1.1", "default", "default"))
+    assert api.get("Event", "c1.1", "default")["count"] == 1
+
+
+def test_create_with_a_resource_version_is_refused_by_the_storage(api):
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"
+    status, body = raw_request(client.ApiClient(), "POST", path, lease_body("a", rv="7"))
+    assert status == 500
+    assert body["message"] == "resourceVersion should not be set on objects to be created"
+    assert api.get("Lease", "mountdns-sync", NAMESPACE) is None
+
+
+# --- the patched object's resourceVersion ------------------------------------------------
+
+
+def test_json_patch_setting_a_stale_resource_version_is_409_conflict(coordination, api):
+    first = coordination.create_namespaced_lease(NAMESPACE, lease_body("a"))
+    stale = first.metadata.resource_version
+    coordination.patch_namespaced_lease("mountdns-sync", NAMESPACE, {"spec": {"leaseTransitions": 1}})
+    patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": stale},
+             {"op": "replace", "path": "/spec/holderIdentity", "value": "b"}]
+    status, body = raw_request(client.ApiClient(), "PATCH", LEASE_PATH, patch, "application/json-patch+json")
+    assert (status, body["reason"]) == (409, "Conflict")
+    assert body["message"] == ('Operation cannot be fulfilled on leases.coordination.k8s.io "mountdns-sync": '
+                               "the object has been modified; please apply your changes to the latest version "
+                               "and try again")
+    assert api.get("Lease", "mountdns-sync", NAMESPACE)["spec"]["holderIdentity"] == "a"
+    current = api.get("Lease", "mountdns-sync", NAMESPACE)["metadata"]["resourceVersion"]
+    patch[0]["value"] = current
+    status, body = raw_request(client.ApiClient(), "PATCH", LEASE_PATH, patch, "application/json-patch+json")
+    assert (status, body["spec"]["holderIdentity"]) == (200, "b")
+
+
+def test_json_patch_of_a_status_with_a_stale_resource_version_is_409(api, custom):
+    stored = api.apply(container_body("c1", nodeName="node-1"))
+    api.apply(container_body("c1", nodeName="node-2"))
+    with pytest.raises(ApiException) as error:
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, "default", PLURAL, "c1", [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": stored["metadata"]["resourceVersion"]},
+            {"op": "add", "path": "/status", "value": {"deviceStatus": "X"}}],
+            _content_type="application/json-patch+json")
+    assert status_of(error.value) == 409
+    assert "status" not in api.get("Container", "c1", "default")
+
+
+def test_merge_patch_of_a_lease_with_a_stale_resource_version_is_409(coordination, api):
+    first = coordination.create_namespaced_lease(NAMESPACE, lease_body("a"))
+    coordination.patch_namespaced_lease("mountdns-sync", NAMESPACE, {"spec": {"leaseTransitions": 1}})
+    with pytest.raises(ApiException) as error:
+        coordination.patch_namespaced_lease("mountdns-sync", NAMESPACE, {
+            "metadata": {"resourceVersion": first.metadata.resource_version}, "spec": {"holderIdentity": "b"}})
+    assert status_of(error.value) == 409
+    assert api.get("Lease", "mountdns-sync", NAMESPACE)["spec"]["holderIdentity"] == "a"
+
+
+# --- the object's name and namespace against the URL ---------------------------------------
+
+
+def test_replace_with_another_name_in_the_body_is_400_bad_request(coordination, api):
+    created = coordination.create_namespaced_lease(NAMESPACE, lease_body("a"))
+    body = lease_body("b", rv=created.metadata.resource_version)
+    body["metadata"]["name"] = "other"
+    status, answer = raw_request(client.ApiClient(), "PUT", LEASE_PATH, body)
+    assert (status, answer["reason"], answer["code"]) == (400, "BadRequest", 400)
+    assert answer["message"] == "the name of the object (other) does not match the name on the URL (mountdns-sync)"
+    assert api.get("Lease", "other", NAMESPACE) is None
+    assert api.get("Lease", "mountdns-sync", NAMESPACE)["spec"]["holderIdentity"] == "a"
+    del body["metadata"]["name"]
+    status, answer = raw_request(client.ApiClient(), "PUT", LEASE_PATH, body)
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == ("the name of the object (mountdns-sync based on URL) was undeterminable: "
+                                 "name must be provided")
+
+
+def test_replace_with_another_namespace_in_the_body_is_400_and_none_takes_the_urls(coordination, api):
+    created = coordination.create_namespaced_lease(NAMESPACE, lease_body("a"))
+    body = lease_body("b", rv=created.metadata.resource_version)
+    body["metadata"]["namespace"] = "other"
+    status, answer = raw_request(client.ApiClient(), "PUT", LEASE_PATH, body)
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == ("the namespace of the provided object does not match the namespace sent "
+                                 "on the request")
+    assert api.objects("Lease")[0]["spec"]["holderIdentity"] == "a"
+    del body["metadata"]["namespace"]
+    status, answer = raw_request(client.ApiClient(), "PUT", LEASE_PATH, body)
+    assert (status, answer["metadata"]["namespace"], answer["spec"]["holderIdentity"]) == (200, NAMESPACE, "b")
+
+
+def test_create_with_another_namespace_in_the_body_is_400(core, api):
+    with pytest.raises(ApiException) as error:
+        core.create_namespaced_event("mountdns", event_body("c1.1", "default", "default"))
+    assert status_of(error.value) == 400
+    assert json.loads(error.value.body)["reason"] == "BadRequest"
+    assert api.objects("Event") == []
+
+
+def test_patch_that_renames_the_object_is_400(api, custom):
+    api.apply(container_body("c1", nodeName="node-1"))
+    with pytest.raises(ApiException) as error:
+        custom.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "c1", [
+            {"op": "replace", "path": "/metadata/name", "value": "c2"}],
+            _content_type="application/json-patch+json")
+    assert status_of(error.value) == 400
+    assert "does not match the name on the URL (c1)" in error.value.body
+    assert [c["metadata"]["name"] for c in api.objects("Container")] == ["c1"]

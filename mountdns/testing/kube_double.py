@@ -13,13 +13,17 @@ inject faults through plain Python methods.
 
 Where the real API server has a rule our code could get wrong, the double
 enforces it: optimistic concurrency on ``metadata.resourceVersion`` (409
-Conflict), the status subresource (a write to the object ignores ``status``, a
-write to ``/status`` ignores everything else, ``metadata.generation`` moves only
-with the rest), the patch media types each kind accepts (no strategic merge
-patch on a custom resource: 415), MicroTime fields that must carry six
-fractional digits (400), Events only in their object's namespace (422), and label
-selectors on lists and watches (an object that stops matching reaches a watch as
-DELETED, one that starts matching as ADDED).
+Conflict, for a patched object too; an update without one is 422 where the
+kind's strategy requires it, as for Leases and custom resources), a PUT that
+creates a missing Lease or Event (201) but 404 for the other kinds, the
+object's name and namespace matching the URL's (400), the status subresource
+(a write to the object ignores ``status``, a write to ``/status`` ignores
+everything else, ``metadata.generation`` moves only with the rest), the patch
+media types each kind accepts (no strategic merge patch on a custom resource:
+415), MicroTime fields that must carry six fractional digits (400), Events
+only in their object's namespace (422, with the legacy rules for an object
+without one), and label selectors on lists and watches (an object that stops
+matching reaches a watch as DELETED, one that starts matching as ADDED).
 
 It is a library (used by tests and by the scale benchmark), so it must stay
 importable without pytest::
@@ -57,7 +61,8 @@ PLURAL = "containers"
 class _Resource:
     """Static description of one served resource type."""
 
-    def __init__(self, kind, api_version, plural, namespaced, status_subresource=False, builtin=True):
+    def __init__(self, kind, api_version, plural, namespaced, status_subresource=False, builtin=True,
+                 create_on_update=False, unconditional_update=True):
         self.kind = kind
         self.api_version = api_version
         self.plural = plural
@@ -67,6 +72,12 @@ class _Resource:
         self.status_subresource = status_subresource
         # Built-in kinds take strategic merge patches; custom resources do not.
         self.builtin = builtin
+        # The registry strategy's AllowCreateOnUpdate: a PUT to a missing object creates
+        # it (201) instead of answering 404.
+        self.create_on_update = create_on_update
+        # The strategy's AllowUnconditionalUpdate: an update whose object carries no
+        # metadata.resourceVersion applies to the latest version; without it, it is 422.
+        self.unconditional_update = unconditional_update
         self.list_prefix = b'{"apiVersion":"%s","kind":"%sList","metadata":' % (
             api_version.encode(), kind.encode())
 
@@ -74,14 +85,24 @@ class _Resource:
     def group(self):
         return self.api_version.rpartition("/")[0]
 
+    @property
+    def group_resource(self):
+        """schema.GroupResource.String(): "leases.coordination.k8s.io", "events"."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
+
+# create_on_update and unconditional_update are the registry strategies' AllowCreateOnUpdate
+# and AllowUnconditionalUpdate (pkg/registry/core/{node,pod,event}/strategy.go,
+# pkg/registry/coordination/lease/strategy.go, apiextensions' customresource/strategy.go,
+# whose status strategy inherits both).
 RESOURCES = {
     "Node": _Resource("Node", "v1", "nodes", namespaced=False, status_subresource=True),
     "Container": _Resource("Container", f"{GROUP}/{VERSION}", PLURAL, namespaced=True,
-                           status_subresource=True, builtin=False),
+                           status_subresource=True, builtin=False, unconditional_update=False),
     "Pod": _Resource("Pod", "v1", "pods", namespaced=True, status_subresource=True),
-    "Lease": _Resource("Lease", "coordination.k8s.io/v1", "leases", namespaced=True),
-    "Event": _Resource("Event", "v1", "events", namespaced=True),
+    "Lease": _Resource("Lease", "coordination.k8s.io/v1", "leases", namespaced=True,
+                       create_on_update=True, unconditional_update=False),
+    "Event": _Resource("Event", "v1", "events", namespaced=True, create_on_update=True),
 }
 _BY_PATH = {(r.api_version, r.plural): r for r in RESOURCES.values()}
 
@@ -221,39 +242,153 @@ def _json_patch(target, operations):
     return result
 
 
-def _conflict(route):
-    return status_body(409, "Conflict", (
-        f'Operation cannot be fulfilled on {route.resource.plural} "{route.name}": the object has been '
-        "modified; please apply your changes to the latest version and try again"))
+_OPTIMISTIC_LOCK = ("the object has been modified; please apply your changes to the latest version "
+                    "and try again")
 
 
-def _invalid(route, field, value, detail):
-    body = status_body(422, "Invalid", f'{route.resource.kind} "{route.name}" is invalid: '
-                                       f'{field}: Invalid value: "{value}": {detail}')
-    body["details"] = {"name": route.name, "kind": route.resource.plural,
-                       "causes": [{"reason": "FieldValueInvalid", "field": field,
-                                   "message": f'Invalid value: "{value}": {detail}'}]}
+def _details(resource, name):
+    """StatusDetails of the errors about one object (NotFound, AlreadyExists, Conflict):
+    the resource, not the kind, and no group for the core group."""
+    details = {"name": name, "group": resource.group, "kind": resource.plural}
+    return {k: v for k, v in details.items() if v}
+
+
+def _conflict(route, cause=_OPTIMISTIC_LOCK):
+    body = status_body(409, "Conflict", f'Operation cannot be fulfilled on {route.resource.group_resource} '
+                                        f'"{route.name}": {cause}')
+    body["details"] = _details(route.resource, route.name)
     return body
 
 
-def _validate(route, body):
-    """The checks of the real server that our code could trip over; None if fine."""
-    kind = route.resource.kind
-    if kind == "Lease":
+def _already_exists(route):
+    body = status_body(409, "AlreadyExists", f'{route.resource.group_resource} "{route.name}" already exists')
+    body["details"] = _details(route.resource, route.name)
+    return body
+
+
+def _bad_request(message):
+    return status_body(400, "BadRequest", message)
+
+
+def _quote(value):
+    """A string value as field errors print it (Go's %q)."""
+    return orjson.dumps(value).decode()
+
+
+def _field_error(cause, field, detail="", value=None):
+    """One field.Error: (cause type, field path, ErrorBody()). value is already rendered
+    (_quote for strings); None for a Required error, which shows none."""
+    text = {"FieldValueInvalid": "Invalid value", "FieldValueRequired": "Required value"}[cause]
+    if value is not None:
+        text += f": {value}"
+    if detail:
+        text += f": {detail}"
+    return cause, field, text
+
+
+def _invalid(group, kind, name, errors):
+    """errors.NewInvalid: 422, a cause per field error, the message the aggregate of them
+    (one error as is, several bracketed and comma-separated, repeats once)."""
+    messages = list(dict.fromkeys(f"{field}: {text}" for _, field, text in errors))
+    aggregate = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
+    qualified = f"{kind}.{group}" if group else kind
+    body = status_body(422, "Invalid", f'{qualified} "{name}" is invalid: {aggregate}')
+    details = {"name": name, "group": group, "kind": kind,
+               "causes": [{"reason": cause, "message": text, "field": field} for cause, field, text in errors]}
+    body["details"] = {k: v for k, v in details.items() if v}
+    return body
+
+
+def _invalid_object(resource, name, errors):
+    """What create and update validation answer (rest.BeforeCreate, rest.BeforeUpdate):
+    qualified by the object's kind, e.g. `Event "x" is invalid`."""
+    return _invalid(resource.group, resource.kind, name, errors)
+
+
+def _resource_version_required(route):
+    """The registry Store's Update, for a strategy without AllowUnconditionalUpdate and an
+    object without metadata.resourceVersion: qualified by the resource (the Go code fills
+    the resource into the Kind field) and the value the uint64 zero as Go's %#v prints it
+    (Kubernetes before 1.34; 1.34 prints 0)."""
+    return _invalid(route.resource.group, route.resource.plural, route.name, [_field_error(
+        "FieldValueInvalid", "metadata.resourceVersion", "must be specified for an update", value="0x0")])
+
+
+def _namespace_mismatch(route, body):
+    """rest.EnsureObjectNamespaceMatchesRequestNamespace, which the create, update and
+    patch handlers apply to the (patched) object before anything else: an empty namespace
+    takes the request's, a different one is 400. Returns the error body or None."""
+    meta = body.get("metadata")
+    if not isinstance(meta, dict):
+        meta = body["metadata"] = {}
+    expected = route.namespace if route.resource.namespaced else ""
+    current = meta.get("namespace") or ""
+    if current == expected:
+        return None
+    if not current:
+        meta["namespace"] = expected
+        return None
+    if not expected:
+        meta.pop("namespace", None)
+        return None
+    return _bad_request("the namespace of the provided object does not match the namespace sent on the request")
+
+
+def _name_mismatch(route, body):
+    """handlers.checkName, for an update or a patch: the object's name must be the URL's."""
+    name = (body.get("metadata") or {}).get("name") or ""
+    if not name:
+        return _bad_request(f"the name of the object ({route.name} based on URL) was undeterminable: "
+                            "name must be provided")
+    if name != route.name:
+        return _bad_request(f"the name of the object ({name}) does not match the name on the URL ({route.name})")
+    return None
+
+
+def _decode_error(route, body):
+    """What decoding the object refuses (400): a Lease MicroTime without six fractional
+    digits. None if it decodes."""
+    if route.resource.kind == "Lease":
         spec = body.get("spec") or {}
         for field in _MICROTIME_FIELDS:
             value = spec.get(field)
             if value is not None and not (isinstance(value, str) and _MICROTIME.match(value)):
-                return 400, status_body(400, "BadRequest", (
+                return _bad_request(
                     f'Lease in version "v1" cannot be handled as a Lease: parsing time "{value}" as '
-                    f'"2006-01-02T15:04:05.000000Z07:00": cannot parse as RFC3339 with microseconds'))
-    if kind == "Event":
-        involved = body.get("involvedObject") or {}
-        namespace = body["metadata"].get("namespace")
-        if involved.get("namespace", namespace) not in (namespace, None, ""):
-            return 422, _invalid(route, "involvedObject.namespace", involved.get("namespace"),
-                                 "does not match event.namespace")
+                    f'"2006-01-02T15:04:05.000000Z07:00": cannot parse as RFC3339 with microseconds')
     return None
+
+
+def _event_errors(body):
+    """legacyValidateEvent's namespace rules (pkg/apis/core/validation/events.go), which
+    ValidateEventCreate and ValidateEventUpdate apply to every core/v1 Event. Without an
+    eventTime the Event's namespace must be its object's, or, for an object without one
+    (a cluster-scoped object), empty or "default"; with an eventTime only an object without
+    a namespace restricts it, to "default" or "kube-system"."""
+    involved = (body.get("involvedObject") or {}).get("namespace") or ""
+    namespace = body["metadata"].get("namespace") or ""
+    if not body.get("eventTime"):
+        ok = namespace in ("", "default") if not involved else namespace == involved
+    else:
+        ok = bool(involved) or namespace in ("default", "kube-system")
+    if ok:
+        return []
+    return [_field_error("FieldValueInvalid", "involvedObject.namespace", "does not match event.namespace",
+                         value=_quote(involved))]
+
+
+def _validate(route, body):
+    """The strategies' validation that our code could trip over: the 422 body, or None."""
+    if route.resource.kind == "Event":
+        errors = _event_errors(body)
+        if errors:
+            return _invalid_object(route.resource, body["metadata"].get("name") or "", errors)
+    return None
+
+
+def _zero_rv(value):
+    """A resourceVersion the server reads as none: absent, empty or 0."""
+    return value in (None, "", "0", 0)
 
 
 def _generation_moves(previous, body):
@@ -685,6 +820,14 @@ class KubeAPIDouble:
                 return 400, status_body(400, "BadRequest", "the patch body does not match its media type")
         elif not isinstance(body, dict):
             return 400, status_body(400, "BadRequest", "a JSON object body is required")
+        if method in ("POST", "PUT"):
+            # The handlers decode the object, then check its namespace and (on update) its
+            # name against the URL, before the registry looks at the store.
+            refused = _decode_error(route, body) or _namespace_mismatch(route, body)
+            if not refused and method == "PUT":
+                refused = _name_mismatch(route, body)
+            if refused:
+                return 400, refused
         if method == "POST":
             meta = body.get("metadata") or {}
             name = meta.get("name")
@@ -692,47 +835,73 @@ class KubeAPIDouble:
                 name = f"{meta['generateName']}{next(self._uid_counter):05x}"
                 meta["name"] = name
             if not name:
-                return 422, _invalid(route, "metadata.name", "", "name or generateName is required")
+                return 422, _invalid_object(route.resource, "", [_field_error(
+                    "FieldValueRequired", "metadata.name", "name or generateName is required")])
             route = _Route(route.resource, route.namespace, name)
+            if not _zero_rv(meta.get("resourceVersion")):
+                # etcd3's Create refuses it with a plain error, which the server sends as 500.
+                refused = status_body(500, "", "resourceVersion should not be set on objects to be created")
+                del refused["reason"]
+                return 500, refused
         with self._cond:
             # Read, check and store under one lock: two writers holding the same
             # resourceVersion must not both succeed.
             current = self._get_locked(kind, route.name, route.namespace)
             if method == "POST" and current:
-                return 409, status_body(409, "AlreadyExists",
-                                        f'{route.resource.plural} "{route.name}" already exists')
-            if method in ("PUT", "PATCH") and not current:
+                return 409, _already_exists(route)
+            if method == "PATCH" and not current:
+                return 404, _not_found(route)  # a patch never creates, whatever the strategy
+            if method == "PUT" and not current and not route.resource.create_on_update:
                 return 404, _not_found(route)
+            if method == "PUT":
+                # The UID the object carries is a precondition, checked against the stored
+                # object (an empty one when there is none) before anything else.
+                uid = body["metadata"].get("uid") or ""
+                stored_uid = current["metadata"]["uid"] if current else ""
+                if uid and uid != stored_uid:
+                    return 409, _conflict(route, f"Precondition failed: UID in precondition: {uid}, "
+                                                 f"UID in object meta: {stored_uid}")
             if method == "PATCH":
                 try:
                     if isinstance(body, list):
                         body = _json_patch(current, body)
                     else:
-                        wanted = (body.get("metadata") or {}).get("resourceVersion")
-                        if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
-                            return 409, _conflict(route)
                         body = _merge_patch(current, body)
                 except (ValueError, KeyError, IndexError, TypeError) as exc:
                     return 422, status_body(422, "Invalid", f"the patch could not be applied: {exc}")
+                if not isinstance(body, dict):
+                    return 400, _bad_request("the patched object is not a JSON object")
+                refused = (_decode_error(route, body) or _namespace_mismatch(route, body)
+                           or _name_mismatch(route, body))
+                if refused:
+                    return 400, refused
             body["kind"] = kind
             meta = body.setdefault("metadata", {})
-            meta["name"] = route.name
-            if route.namespace:
-                meta["namespace"] = route.namespace
-            wanted_rv = meta.get("resourceVersion")
-            if method == "PUT" and wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
-                return 409, _conflict(route)
+            if current is None:
+                if method == "PUT":
+                    # Created by the update (the strategy allows it): the resourceVersion
+                    # the object carries is ignored, the system fields filled afresh.
+                    for field in ("resourceVersion", "uid", "creationTimestamp"):
+                        meta.pop(field, None)
+            else:
+                # The patched object's resourceVersion is a precondition as a PUT's is.
+                wanted_rv = meta.get("resourceVersion")
+                if _zero_rv(wanted_rv):
+                    if not route.resource.unconditional_update:
+                        return 422, _resource_version_required(route)
+                elif wanted_rv != current["metadata"]["resourceVersion"]:
+                    return 409, _conflict(route)
             if route.resource.status_subresource and current is not None:
                 body = self._split_status(route, current, body)
             elif route.resource.status_subresource and method == "POST":
                 body.pop("status", None)  # created without status, as the real server does
             invalid = _validate(route, body)
             if invalid:
-                return invalid
+                return 422, invalid
             obj = self._prepare(body)
             data = self._store(obj, _now())
             self._cond.notify_all()
-        return (201 if method == "POST" else 200), data
+        return (201 if current is None else 200), data
 
     @staticmethod
     def _split_status(route, current, body):
@@ -982,7 +1151,9 @@ def _too_old(rv, compacted_rv):
 
 
 def _not_found(route):
-    return status_body(404, "NotFound", f'{route.resource.plural} "{route.name}" not found')
+    body = status_body(404, "NotFound", f'{route.resource.group_resource} "{route.name}" not found')
+    body["details"] = _details(route.resource, route.name)
+    return body
 
 
 def _bookmark_line(resource, rv):
