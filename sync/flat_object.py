@@ -11,7 +11,9 @@ what they read (the cache never edits a held object's parts either: it replaces 
 
 Lossless by construction: any object, whatever its top-level values, comes back equal,
 key order included, so the rules see exactly what the API server sent (malformed fields
-too, which they report).
+too, which they report). That holds for the one value held in another form as well: a
+metadata.resourceVersion of decimal digits is held as an int (see _NUMBERED_KEY) and
+read back as the same string, by every read.
 """
 
 from __future__ import annotations
@@ -24,33 +26,55 @@ from itertools import islice
 # of objects with ever new keys) new ones are simply not shared.
 _MAX_LAYOUTS = 4096
 
+# The one value held as a number: metadata.resourceVersion, which every object the API
+# server sends carries as a decimal string (etcd's revision) and which no two objects
+# share. A str of 7 digits is 56 bytes, an int below 2**30 28 (32 below 2**60):
+# ~24 MB at a million Containers. Kubernetes documents the value as opaque, so only a
+# string that int() and str() give back exactly is converted (ASCII digits, no leading
+# zero, at most _MAX_DIGITS of them: below 2**63); anything else is held as it is. No
+# other value: a name or a time of digits is rare, and each converted key costs a check
+# on every object built.
+_NUMBERED_PART, _NUMBERED_KEY = "metadata", "resourceVersion"
+_MAX_DIGITS = 18
+
+# How a value is held in a top-level dict (Layout.parts): as it is, a one-item list as its
+# item, or a decimal string as its int.
+_PLAIN, _LISTED, _NUMBER = 0, 1, 2
+
 
 class Layout:
     """The keys of a flattened object: `keys` at the top, and for each top-level key
     whose value was a dict, that dict's keys (`None` for a value kept as it is), and
     which of them held a list of one item, kept as the item (`lists`: positions in that
     dict's keys; a status's one condition, a Pod's Ready one: the list object and its
-    item array were 64 bytes a Container)."""
+    item array were 64 bytes a Container), and which held a decimal string, kept as its
+    int (`numbers`, likewise: see _NUMBERED_KEY)."""
 
-    __slots__ = ("keys", "nested", "lists", "starts", "parts", "_hash")
+    __slots__ = ("keys", "nested", "lists", "numbers", "starts", "parts", "_hash")
 
     def __init__(self, keys: tuple[str, ...], nested: tuple[tuple[str, ...] | None, ...],
-                 lists: tuple[tuple[str, ...], ...] = ()):
-        self.keys, self.nested, self.lists = keys, nested, lists or ((),) * len(keys)
+                 lists: tuple[tuple[str, ...], ...] = (), numbers: tuple[tuple[str, ...], ...] = ()):
+        self.keys, self.nested = keys, nested
+        self.lists, self.numbers = lists or ((),) * len(keys), numbers or ((),) * len(keys)
         starts, position = {}, 1  # values start after the layout in the flat tuple
-        for key, sub, listed in zip(keys, nested, self.lists):
-            starts[key] = (position, sub, listed)
+        for key, sub, listed, numbered in zip(keys, nested, self.lists, self.numbers):
+            starts[key] = (position, sub, listed, numbered)
             position += 1 if sub is None else len(sub)
         self.starts = starts
-        # For each top-level dict, subkey -> (where its value is in the flat tuple, whether
-        # it is a one-item list's item): every read of a nested field goes through here.
-        self.parts = {key: {sub_key: (start + number, sub_key in listed) for number, sub_key in enumerate(sub)}
-                      for key, (start, sub, listed) in starts.items() if sub is not None}
-        self._hash = hash((keys, nested, self.lists))
+        # For each top-level dict, subkey -> (where its value is in the flat tuple, how it
+        # is held there: _PLAIN, _LISTED or _NUMBER): every read of a nested field goes
+        # through here.
+        self.parts = {key: {sub_key: (start + number, _LISTED if sub_key in listed else
+                                      _NUMBER if sub_key in numbered else _PLAIN)
+                            for number, sub_key in enumerate(sub)}
+                      for key, (start, sub, listed, numbered) in starts.items() if sub is not None}
+        self._hash = hash((keys, nested, self.lists, self.numbers))
 
     def __eq__(self, other) -> bool:
+        # `numbers` counts: an int held for "5" is not an int 5 the object was given.
         return self is other or (isinstance(other, Layout) and self.keys == other.keys
-                                 and self.nested == other.nested and self.lists == other.lists)
+                                 and self.nested == other.nested and self.lists == other.lists
+                                 and self.numbers == other.numbers)
 
     def __hash__(self) -> int:
         return self._hash
@@ -84,13 +108,17 @@ class Detachable:
         raise NotImplementedError
 
 
-def _layout(keys: tuple, nested: tuple, lists: tuple) -> Layout:
-    found = _LAYOUTS.get((keys, nested, lists))
+def _layout(keys: tuple, nested: tuple, lists: tuple, numbered: int) -> Layout:
+    """The layout of these keys, `numbered` being the position in `keys` of the dict
+    holding a number (-1: none): a number, not a tuple to make for every object built."""
+    found = _LAYOUTS.get((keys, nested, lists, numbered))
     if found is not None:
         return found
-    layout = Layout(keys, nested, lists)
+    numbers = () if numbered < 0 else \
+        ((),) * numbered + ((_NUMBERED_KEY,),) + ((),) * (len(keys) - numbered - 1)
+    layout = Layout(keys, nested, lists, numbers)
     if len(_LAYOUTS) < _MAX_LAYOUTS:
-        _LAYOUTS[(keys, nested, lists)] = layout
+        _LAYOUTS[(keys, nested, lists, numbered)] = layout
     return layout
 
 
@@ -108,9 +136,10 @@ class FlatObject(Mapping):
     def __init__(self, obj: Mapping):
         self.key = None
         nested, lists, values = [], [], []
-        for value in obj.values():
+        numbered = -1  # the top-level dict holding a number, if any
+        for top, value in obj.items():
             if type(value) is dict:
-                nested.append(tuple(value))
+                nested.append(sub := tuple(value))
                 listed = ()
                 for key, item in value.items():
                     if type(item) is list and len(item) == 1:
@@ -120,11 +149,20 @@ class FlatObject(Mapping):
                             item = item.detach(value)
                     values.append(item)
                 lists.append(listed)
+                if top == _NUMBERED_PART:
+                    # Held as its int when str() of that int gives it back: ASCII digits
+                    # (int() would take "+1", " 1", "1_0" or other scripts' digits too), no
+                    # leading zero but "0" itself. Inline: this runs for every object built.
+                    version = value.get(_NUMBERED_KEY)
+                    if (type(version) is str and 0 < len(version) <= _MAX_DIGITS and version.isascii()
+                            and version.isdecimal() and (version[0] != "0" or len(version) == 1)):
+                        values[len(values) - len(sub) + sub.index(_NUMBERED_KEY)] = int(version)
+                        numbered = len(nested) - 1
             else:
                 nested.append(None)
                 lists.append(())
                 values.append(value)
-        self._flat = (_layout(tuple(obj), tuple(nested), tuple(lists)), *values)
+        self._flat = (_layout(tuple(obj), tuple(nested), tuple(lists), numbered), *values)
 
     def adopt(self, other: "FlatObject") -> None:
         self._flat = other._flat
@@ -171,15 +209,21 @@ class FlatObject(Mapping):
         if found is None:
             return default  # absent, not a dict, or not in it
         value = flat[found[0]]
-        return [_attached(value, flat, fields)] if found[1] else value
+        how = found[1]
+        if not how:
+            return value
+        return [_attached(value, flat, fields)] if how == _LISTED else str(value)
 
     def held_at(self, key, subkey, default=None):
         """What the flat tuple holds for `self[key][subkey]` (for a one-item list, the item
         itself, which get_in wraps in a new list; a Held one as held), or `default`: one
-        lookup, nothing built."""
+        lookup, nothing built. A value held as a number comes back as the string it was
+        (a new one: not the object given, which nobody shares), never as the int."""
         flat = self._flat
         found = flat[0].parts.get(key, _NO_FIELDS).get(subkey)
-        return default if found is None else flat[found[0]]
+        if found is None:
+            return default
+        return str(flat[found[0]]) if found[1] == _NUMBER else flat[found[0]]
 
     def part(self, key) -> "Part | None":
         """`self[key]` read in place when it is a dict (None when absent or not a dict):
@@ -274,7 +318,10 @@ class Part(Mapping):
         if found is None:
             return default
         value = self._flat[found[0]]
-        return [_attached(value, self._flat, self._fields)] if found[1] else value
+        how = found[1]
+        if not how:
+            return value
+        return [_attached(value, self._flat, self._fields)] if how == _LISTED else str(value)
 
     def __getitem__(self, key):
         value = self.get(key, _MISSING)
@@ -304,7 +351,7 @@ def _spans(layout: Layout, fields: tuple[tuple[str, str | None], ...]) -> tuple[
         found = layout.starts.get(key)
         if found is None:
             continue  # absent from both (one layout)
-        start, sub, _ = found
+        start, sub, _, _ = found
         if subkey is None:
             spans.append((start, start + (1 if sub is None else len(sub))))
         elif sub is not None and subkey in sub:
@@ -313,12 +360,15 @@ def _spans(layout: Layout, fields: tuple[tuple[str, str | None], ...]) -> tuple[
     return tuple(spans)
 
 
-def _value(flat: tuple, start: int, sub: tuple[str, ...] | None, lists: tuple[str, ...]):
+def _value(flat: tuple, start: int, sub: tuple[str, ...] | None, lists: tuple[str, ...],
+           numbers: tuple[str, ...]):
     """The top-level value at `start`: kept as it was, or its dict built afresh (read from
-    one tuple, so from one version of the object), one-item lists too."""
+    one tuple, so from one version of the object), one-item lists and numbers too."""
     if sub is None:
         return flat[start]
     built = dict(zip(sub, islice(flat, start, start + len(sub))))
+    for key in numbers:  # first: a Held item attached below reads the dict as given
+        built[key] = str(built[key])
     for key in lists:
         item = built[key]
         built[key] = [item.attach(built) if isinstance(item, Held) else item]

@@ -320,3 +320,195 @@ def test_the_rules_read_a_held_container_as_they_read_its_dict():
         held = FlatObject(obj)
         assert held.part("spec") is not None or not isinstance(obj.get("spec"), dict)
         assert outcome(held) == outcome(obj), obj
+
+
+# metadata.resourceVersion: a canonical decimal string is held as its int and read back as
+# the same string; anything else is held as it is.
+
+def _position(held: FlatObject, key: str, subkey: str) -> int:
+    return held._flat[0].parts[key][subkey][0]
+
+
+def _every_read(held: FlatObject, key: str, subkey: str) -> list:
+    """`held[key][subkey]` by every way a reader has of reading it."""
+    part = held.part(key)
+    return [held[key][subkey], held.get(key)[subkey], held.to_dict()[key][subkey], dict(held.items())[key][subkey],
+            held.get_in(key, subkey), held.held_at(key, subkey), part.get(subkey), part[subkey],
+            dict(part)[subkey], dict(part.items())[subkey], held.copy()[key][subkey]]
+
+
+def test_a_decimal_resource_version_is_held_as_an_int_and_read_back_as_the_same_str():
+    for version in ("1234567", "0", "5", "999999999999999999", "2" * 10):
+        obj = listed({"apiVersion": "v1", "kind": "Container",
+                      "metadata": {"name": "c", "resourceVersion": version, "generation": 1},
+                      "spec": {"nodeName": "n0"}})
+        held = FlatObject(obj)
+        assert held._flat[_position(held, "metadata", "resourceVersion")] == int(version)
+        assert type(held._flat[_position(held, "metadata", "resourceVersion")]) is int
+        assert held == obj and obj == held and held.to_dict() == obj and not held != obj
+        assert list(held["metadata"]) == list(obj["metadata"]) and list(held.part("metadata")) == list(obj["metadata"])
+        for read in _every_read(held, "metadata", "resourceVersion"):
+            assert type(read) is str and read == version, read
+        assert held.get_in("metadata", "generation") == 1 and held.held_at("metadata", "name") == "c"
+        assert json.loads(json.dumps(held.to_dict())) == obj
+        assert repr(held) == f"FlatObject({obj!r})"
+
+
+def test_a_slimmed_container_holds_its_resource_version_as_an_int():
+    obj = listed(container("c", node="n0", status=MOUNTED))
+    obj["metadata"]["resourceVersion"] = "7654321"
+    held = slim(CONTAINER, listed(obj))
+    assert type(held) is FlatObject
+    at = _position(held, "metadata", "resourceVersion")
+    assert held._flat[at] == 7654321 and not any(type(v) is str and v == "7654321" for v in held._flat[1:])
+    assert sys.getsizeof(held._flat[at]) < sys.getsizeof("7654321")  # 28 bytes against 56
+    assert held["metadata"]["resourceVersion"] == "7654321"
+    assert held == slim(CONTAINER, listed(obj)) and held.to_dict() == slim(CONTAINER, listed(obj)).to_dict()
+    # The whole object, against the same one with a version of as many characters held as a str.
+    kept = listed(obj)
+    kept["metadata"]["resourceVersion"] = "0654321"
+    as_str = slim(CONTAINER, kept)
+    assert type(as_str._flat[at]) is str and as_str._flat[0] is not held._flat[0]
+    assert _unique_bytes(held, set()) <= _unique_bytes(as_str, set()) - 24
+
+
+def test_a_resource_version_that_would_not_come_back_exactly_is_held_as_it_is():
+    values = ["007", "00", "12a", "", " 1", "1 ", "+1", "-1", "1_000", "1.0", "1e3", "0x1f", "1" * 19, "9" * 40,
+              "\u0661\u0662",  # Arabic-Indic digits: isdecimal(), and int() reads them, but not ASCII
+              "\u00b2", "\uff11", "nine", 5, 0, -1, 2 ** 40, 1.5, True, None, ["1"], {"v": "1"}]
+    for value in values:
+        obj = {"metadata": {"name": "c", "resourceVersion": value}, "spec": {"a": 1}}
+        held = FlatObject(obj)
+        at = _position(held, "metadata", "resourceVersion")
+        assert held._flat[at] is value or type(value) is list, value  # a one-item list is held as its item
+        assert held == obj and held.to_dict() == obj
+        assert held._flat[0].numbers == ((), ())
+        for read in _every_read(held, "metadata", "resourceVersion"):
+            if type(value) is list:
+                assert read == value or read == value[0], (value, read)  # held_at: the item
+            else:
+                assert read == value and type(read) is type(value), (value, read)
+
+
+def test_only_what_int_and_str_give_back_exactly_is_held_as_a_number():
+    from sync.flat_object import _MAX_DIGITS
+
+    rng = random.Random(19)
+    alphabet = "0123456789" * 4 + "a +-_.\u0661\u00b2"
+    samples = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(22))) for _ in range(20000)]
+    for value in samples + ["0", "00", "1" * _MAX_DIGITS, "1" * (_MAX_DIGITS + 1)]:
+        canonical = (value.isascii() and value.isdecimal() and len(value) <= _MAX_DIGITS
+                     and str(int(value)) == value)
+        obj = {"metadata": {"name": "c", "resourceVersion": value}}
+        held = FlatObject(obj)
+        number = held._flat[_position(held, "metadata", "resourceVersion")]
+        assert (type(number) is int) == canonical, value
+        assert number == (int(value) if canonical else value) and held == obj
+        assert held["metadata"]["resourceVersion"] == value and type(held.get_in("metadata", "resourceVersion")) is str
+
+
+def test_resource_version_only_in_metadata_is_held_as_a_number():
+    obj = {"spec": {"resourceVersion": "5"}, "status": {"resourceVersion": "5"}, "resourceVersion": "5",
+           "metadata": {"generation": "5", "name": "5"}}
+    held = FlatObject(obj)
+    assert all(value == "5" for value in held._flat[1:]) and held == obj
+
+
+def test_a_number_held_and_the_same_int_given_are_not_equal_and_layouts_tell_them_apart():
+    as_str = FlatObject({"metadata": {"name": "c", "resourceVersion": "5"}})
+    as_int = FlatObject({"metadata": {"name": "c", "resourceVersion": 5}})
+    assert as_str._flat[1:] == as_int._flat[1:]  # the same values held...
+    assert as_str._flat[0] != as_int._flat[0] and hash(as_str._flat[0]) != hash(as_int._flat[0])  # ...not read alike
+    assert as_str != as_int and as_int != as_str
+    assert as_str == {"metadata": {"name": "c", "resourceVersion": "5"}} != as_int
+    assert as_str.same_at(as_int, (("metadata", None),)) is None  # two layouts: compared as mappings
+
+
+def test_objects_holding_a_number_compare_across_layouts_and_share_theirs():
+    from sync.flat_object import Layout
+
+    obj = listed(container("c", node="n0", status=MOUNTED))
+    obj["metadata"]["resourceVersion"] = "42"
+    reordered = {key: obj[key] for key in reversed(list(obj))}
+    reordered["metadata"] = {key: obj["metadata"][key] for key in reversed(list(obj["metadata"]))}
+    held, other = FlatObject(obj), FlatObject(reordered)
+    assert held._flat[0] != other._flat[0]
+    assert held == other and other == held and held == reordered and other == obj
+    newer = listed(obj)
+    newer["metadata"]["resourceVersion"] = "43"
+    assert held != FlatObject(newer) and FlatObject(newer) != held
+    # One shape, whatever the number: one layout; a version held as it is makes another.
+    assert FlatObject(newer)._flat[0] is held._flat[0]
+    odd = listed(obj)
+    odd["metadata"]["resourceVersion"] = "043"
+    assert FlatObject(odd)._flat[0] is not held._flat[0] and FlatObject(odd) != held
+    # A copy past the shared layouts (an equal layout, not the same object) is still equal.
+    clone = FlatObject.__new__(FlatObject)
+    layout = held._flat[0]
+    clone._flat, clone.key = (Layout(layout.keys, layout.nested, layout.lists, layout.numbers), *held._flat[1:]), None
+    assert clone == held and clone == obj and clone["metadata"]["resourceVersion"] == "42"
+
+
+def test_same_at_compares_numbers_held():
+    def made(version):
+        return FlatObject({"metadata": {"name": "c", "resourceVersion": version}, "spec": {"a": 1}})
+
+    assert made("5").same_at(made("5"), (("metadata", None), ("metadata", "resourceVersion"))) is True
+    assert made("5").same_at(made("6"), (("metadata", None),)) is False
+    assert made("5").same_at(made("6"), (("metadata", "resourceVersion"),)) is False
+    assert made("5").same_at(made("6"), (("metadata", "name"), ("spec", None))) is True
+
+
+def test_share_and_adopt_keep_a_number_held_and_read_as_its_str():
+    from sync.sources.cache import _same_for_rules
+
+    obj = FlatObject({"metadata": {"name": "c", "resourceVersion": "77"},
+                      "spec": {"mountedTo": "".join(["p"])}, "status": {"target": "".join(["p.z"])}})
+    before = obj.to_dict()
+    name = "p"
+    obj.share((("spec", "mountedTo", name), ("metadata", "resourceVersion", "77"),
+               ("metadata", "resourceVersion", 77)))
+    assert obj.to_dict() == before and obj.get_in("spec", "mountedTo") is name
+    assert obj["metadata"]["resourceVersion"] == "77" and obj.held_at("metadata", "resourceVersion") == "77"
+    assert type(obj._flat[_position(obj, "metadata", "resourceVersion")]) is int
+    newer = FlatObject({"metadata": {"name": "c", "resourceVersion": "78"},
+                        "spec": {"mountedTo": "p"}, "status": {"target": "p.z"}})
+    assert _same_for_rules(obj, newer)  # only the version moved on
+    copy = obj.copy()
+    obj.adopt(newer)
+    assert obj["metadata"]["resourceVersion"] == "78" and copy["metadata"]["resourceVersion"] == "77"
+
+
+def test_a_held_item_joined_with_its_dict_reads_the_version_as_the_str():
+    from sync.flat_object import Detachable, Held
+
+    class Stamp(Held):
+        __slots__ = ()
+
+        def attach(self, part):
+            return ("stamp", part.get("resourceVersion"), type(part.get("resourceVersion")).__name__)
+
+    class Stamped(Detachable):
+        __slots__ = ()
+
+        def detach(self, part):
+            return Stamp()
+
+    held = FlatObject({"metadata": {"resourceVersion": "9", "stamps": [Stamped()]}})
+    want = [("stamp", "9", "str")]
+    assert held["metadata"]["stamps"] == want and held.get_in("metadata", "stamps") == want
+    assert held.part("metadata")["stamps"] == want
+
+
+def test_the_status_patch_and_the_writer_read_the_version_as_the_str():
+    from sync.status import Verdict, status_patch
+    from sync.status_writer import _resource_version
+
+    obj = listed(container("c", node="n0", status=MOUNTED))
+    obj["metadata"]["resourceVersion"] = "31337"
+    held = slim(CONTAINER, listed(obj))
+    assert _resource_version(held) == "31337" and type(_resource_version(held)) is str
+    verdict = Verdict(False, "InvalidSpec", "no fqdn")
+    patch = status_patch(held, verdict, "2025-01-01T00:00:00Z")
+    assert patch["metadata"] == {"resourceVersion": "31337"} and type(patch["metadata"]["resourceVersion"]) is str
+    assert json.dumps(patch) == json.dumps(status_patch(held.to_dict(), verdict, "2025-01-01T00:00:00Z"))
