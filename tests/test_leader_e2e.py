@@ -1,7 +1,10 @@
 """Several real `mountdns-sync --leader-elect` processes against the API double (which
 serves Leases with the real server's rules) and a real redis-server.
 
-Short timings (lease 3 s, renew deadline 2 s, retry 0.5 s) keep the tests quick; every
+A candidate takes the Lease over once it has seen it unchanged for its own lease
+duration. Only the candidate a test waits for to take over has a short one (3 s); every
+other replica's is 15 s or more, so an unexpected takeover (an extra transition) would
+need a leader that did not renew for that long, not one slowed by a loaded machine. Every
 wait is on a condition with a generous deadline, and what is asserted is the order of
 events (who held the Lease, who wrote, the Lease's own timestamps), never a duration.
 """
@@ -24,16 +27,27 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 NAMESPACE = "mountdns"
 LEASE = "mountdns-sync"
-FAST = ("--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2",
-        "--leader-elect-retry-period", "0.5")
+
+
+def timings(lease: float, renew_deadline: float, retry: float) -> tuple[str, ...]:
+    return ("--leader-elect-lease-duration", f"{lease:g}", "--leader-elect-renew-deadline", f"{renew_deadline:g}",
+            "--leader-elect-retry-period", f"{retry:g}")
+
+
+STEADY = timings(15, 10, 2)  # takes over only from a leader that has not renewed for 15 s
+FAST = timings(3, 2, 0.5)  # the candidate a test waits for: takes over 3 s after the last renewal
+# A leader that FAST is to replace: renews every 0.5 s, stops writing 2 s after its last
+# renewal; as a candidate (the other candidates, or itself once replaced) as slow as STEADY.
+KEEPER = timings(15, 2, 0.5)
 KEYS = Keys()
 NODE_1 = KEYS.node("node-1").encode()  # the default owner's node-1
 STARTED = "started leading as "
 FOLLOWING = "not the leader: cache updated, nothing written"
 
 
-def election_args(identity: str, timings=FAST) -> tuple[str, ...]:
-    return ("--leader-elect", "--leader-elect-namespace", NAMESPACE, "--leader-elect-identity", identity, *timings)
+def election_args(identity: str, election_timings) -> tuple[str, ...]:
+    return ("--leader-elect", "--leader-elect-namespace", NAMESPACE, "--leader-elect-identity", identity,
+            *election_timings)
 
 
 @pytest.fixture
@@ -49,12 +63,12 @@ def replicas(tmp_path, cluster, redis_server, redis_client):
     started: list[SyncProcess] = []
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
 
-    def start(n: int, timings=FAST) -> dict[str, SyncProcess]:
+    def start(n: int, election_timings) -> dict[str, SyncProcess]:
         procs = {}
         for i in range(n):
             identity = f"sync-{len(started)}"
             proc = SyncProcess(tmp_path, redis_server.url, kubeconfig=kubeconfig, name=identity,
-                               extra_args=election_args(identity, timings))
+                               extra_args=election_args(identity, election_timings))
             started.append(proc.start())
             procs[identity] = proc
         return procs
@@ -90,6 +104,16 @@ def wait_for_leader(api, procs, timeout=30.0, other_than=None) -> str:
         raise TimeoutError(f"{exc}\nLease: {lease_spec(api)}\n{tails}") from None
 
 
+def leader_then_candidates(api, replicas, *candidates) -> tuple[dict[str, SyncProcess], str]:
+    """A KEEPER replica, leading, then one candidate per timings in `candidates` (started
+    once it leads, so which replica leads first is known): (every replica, the leader)."""
+    procs = replicas(1, KEEPER)
+    first = wait_for_leader(api, procs)
+    for candidate in candidates:
+        procs.update(replicas(1, candidate))
+    return procs, first
+
+
 def move_node_1(api, address: str) -> None:
     api.apply(node("node-1", address))
 
@@ -110,7 +134,7 @@ def serial(redis_client) -> int:
 
 
 def test_of_three_replicas_exactly_one_leads_and_only_it_writes(cluster, replicas, redis_client):
-    procs = replicas(3)
+    procs = replicas(3, STEADY)
     leader = wait_for_leader(cluster, procs)
     wait_for_node_1(redis_client, "2.3.4.5")
     move_node_1(cluster, "10.1.1.1")
@@ -129,8 +153,8 @@ def test_of_three_replicas_exactly_one_leads_and_only_it_writes(cluster, replica
 
 
 def test_leader_killed_another_takes_over_and_answers_the_next_change(cluster, replicas, redis_client):
-    procs = replicas(3)
-    first = wait_for_leader(cluster, procs)
+    # The FAST candidate takes over; the other one could only after 15 s without a renewal.
+    procs, first = leader_then_candidates(cluster, replicas, FAST, KEEPER)
     wait_for_node_1(redis_client, "2.3.4.5")
     transitions = lease_spec(cluster)["leaseTransitions"]
     procs[first].kill()
@@ -151,10 +175,9 @@ def test_leader_killed_another_takes_over_and_answers_the_next_change(cluster, r
 
 def test_leader_terminated_releases_and_the_next_takes_over_before_its_lease_could_expire(
         cluster, replicas, redis_client):
-    # A longer lease than the other tests, so "before it could expire" has a wide margin.
-    timings = ("--leader-elect-lease-duration", "10", "--leader-elect-renew-deadline", "6",
-               "--leader-elect-retry-period", "0.5")
-    procs = replicas(2, timings)
+    # A lease far longer than the test's timeout: taken over before it expired can only be
+    # taken over because it was released.
+    procs = replicas(2, timings(600, 10, 0.5))
     first = wait_for_leader(cluster, procs)
     wait_for_node_1(redis_client, "2.3.4.5")
     before = lease_spec(cluster)  # the old leader's last renewal is at or after this one
@@ -173,8 +196,9 @@ def test_leader_terminated_releases_and_the_next_takes_over_before_its_lease_cou
 
 
 def test_a_leader_stopped_past_its_lease_does_not_write_after_waking(cluster, replicas, redis_client):
-    procs = replicas(2)
-    first = wait_for_leader(cluster, procs)
+    # Stopped for longer than its 2 s renew deadline (the FAST candidate needs 3 s to take
+    # over), it must not write on waking; it would take the Lease back only after 15 s.
+    procs, first = leader_then_candidates(cluster, replicas, FAST)
     wait_for_node_1(redis_client, "2.3.4.5")
     old = procs[first]
     old.send_signal(signal.SIGSTOP)
@@ -202,8 +226,7 @@ def test_a_write_carrying_the_stopped_leaders_term_is_fenced_off_in_redis(cluste
     from mountdns.plan import diff
     from mountdns.records import State
 
-    procs = replicas(2)
-    first = wait_for_leader(cluster, procs)
+    procs, first = leader_then_candidates(cluster, replicas, FAST)
     wait_for_node_1(redis_client, "2.3.4.5")
     old_term = lease_spec(cluster)["leaseTransitions"]
     procs[first].send_signal(signal.SIGSTOP)
