@@ -7,6 +7,7 @@ import pytest
 
 from mountdns.store import StoreError
 from mountdns.testing.seed import SEED_STATE, ZONE
+from mountdns.testing.servers import free_port
 from pdns_backend.redis_batch import BatchingRedisStore
 from pdns_backend.service import Backend
 from tests.conftest import load
@@ -82,8 +83,9 @@ def test_a_redis_that_is_gone_fails_every_lookup_of_the_round_and_nothing_else(r
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
-    store = BatchingRedisStore(redis.Redis(port=1, socket_connect_timeout=0.2, socket_timeout=0.2,
-                                           retry=Retry(NoBackoff(), 0)))
+    # A port bound then closed: nothing listens there.
+    store = BatchingRedisStore(redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2,
+                                           socket_timeout=0.2, retry=Retry(NoBackoff(), 0)))
     backend = Backend(store, zone_table_max_age=0.25)
     replies = backend.respond_many([("GET", path(NAMES[0]), b""), ("GET", "/healthz", b""),
                                     ("GET", path(NAMES[1]), b"")])

@@ -17,6 +17,7 @@ from mountdns.plan import diff
 from mountdns.records import State, Zone
 from mountdns.store.memory_store import MemoryStore
 from mountdns.testing.kube_double import KubeAPIDouble
+from mountdns.testing.servers import free_port
 from sync.daemon import SyncDaemon
 from sync.reconciler import Reconciler
 from sync.sources.cache import CONTAINER, NODE, ObjectCache
@@ -558,7 +559,7 @@ def test_kube_lock_answers(double):
 def test_kube_lock_unreachable_api_is_a_lease_error(tmp_path):
     from kubernetes import client
     configuration = client.Configuration()
-    configuration.host = "http://127.0.0.1:9"  # discard port: connection refused
+    configuration.host = f"http://127.0.0.1:{free_port()}"  # bound then closed: nothing listens there
     lock = KubeLeaseLock(client.ApiClient(configuration), "mountdns", "x", request_timeout=2)
     with pytest.raises(LeaseError):
         lock.get()
