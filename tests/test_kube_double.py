@@ -354,7 +354,7 @@ def test_watch_from_compacted_resource_version_gets_410_error_event(api, custom)
     assert resp.status == 200
     assert [json.loads(line) for line in lines] == [{
         "type": "ERROR",
-        "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                    "message": "too old resource version: 1 (2)", "reason": "Expired",
                    "code": 410},
     }]

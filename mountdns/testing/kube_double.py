@@ -936,8 +936,8 @@ class KubeAPIDouble:
         with self._cond:
             self.watch_calls[kind] += 1
             if rv and rv < self._compacted_rv:
+                # As the server writes it, an empty ListMeta included ("metadata":{}).
                 error = status_body(410, "Expired", _too_old(rv, self._compacted_rv))
-                del error["metadata"]
                 return None, [orjson.dumps({"type": "ERROR", "object": error}) + b"\n"]
             selector = _selector(query)  # checked before the stream started
             watcher = _Watcher(route.resource, route.namespace, sock, selector)
