@@ -54,7 +54,9 @@ def published_condition(api, name: str) -> dict:
     return next((c for c in conditions if c.get("type") == "Published"), {})
 
 
-def test_rbac_allows_every_call_of_the_sync_and_nothing_it_does_not_make(api, redis_server, tmp_path):
+def test_rbac_allows_every_call_of_the_sync_and_nothing_it_does_not_make(api, redis_server, redis_client, tmp_path):
+    # redis_client: the suite's Redis flushed before and after (this sync writes under the
+    # deployment's owner id, which would hold the names against later tests' syncs).
     containers, nodes = seed_objects()
     # An object that is not published, so a sync that reports it (status, a Warning Event) does.
     containers.append(container_object("orphan", mounted_to="nobody", status="MOUNTED"))

@@ -42,8 +42,10 @@ def sample(samples: dict, name: str, **labels) -> float | None:
 
 
 @pytest.fixture
-def stack(tmp_path, api, redis_server):
-    """A started sync with metrics on a free port, and that port."""
+def stack(tmp_path, api, redis_server, redis_client):
+    """A started sync with metrics on a free port, and that port; the suite's Redis
+    flushed first (`redis_client`), so names an earlier test's sync claimed under another
+    owner id are not held against this one."""
     port = free_port()
     sync = SyncProcess(tmp_path, redis_server.url, kubeconfig=api.write_kubeconfig(tmp_path / "kubeconfig"),
                        coalesce_seconds=0.02, metrics_bind=f"127.0.0.1:{port}")
