@@ -287,17 +287,22 @@ BOOKMARK_AT_1 = {"kind": "Container", "apiVersion": f"{GROUP}/{VERSION}",
                  "metadata": {"resourceVersion": "1"}}
 
 
+def bookmarked_watch(api, tmp_path):
+    """A watch from resourceVersion 1 that allows bookmarks, after one write (a Node) moved
+    the double's resourceVersion on: nothing happens to Containers, so a bookmark is all
+    it can get before its timeout. (watch, stream)."""
+    config.load_kube_config(config_file=api.write_kubeconfig(tmp_path / "kubeconfig"))
+    custom = client.CustomObjectsApi()
+    api.apply(node("n1"))  # bumps the global rv; bookmarks must carry it
+    w = watch.Watch()
+    return w, w.stream(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
+                       resource_version="1", allow_watch_bookmarks=True, timeout_seconds=10)
+
+
 def test_bookmarks_arrive_periodically(tmp_path):
     with KubeAPIDouble(bookmark_interval=0.2) as api:
-        config.load_kube_config(config_file=api.write_kubeconfig(tmp_path / "kubeconfig"))
-        custom = client.CustomObjectsApi()
-        api.apply(node("n1"))  # bumps the global rv; bookmarks must carry it
-        w = watch.Watch()
-        stream = w.stream(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
-                          resource_version="1", allow_watch_bookmarks=True, timeout_seconds=10)
-
-        # Nothing else happens on this watch: without periodic bookmarks it would end at its
-        # timeout with no event.
+        w, stream = bookmarked_watch(api, tmp_path)
+        # Without periodic bookmarks it would end at its timeout with no event.
         events = take_until(stream, "BOOKMARK")
         w.stop()
 
@@ -308,12 +313,7 @@ def test_bookmarks_arrive_periodically(tmp_path):
 def test_bookmarks_arrive_on_request(tmp_path):
     # Periodic bookmarks off: the only bookmark this watch can get is the requested one.
     with KubeAPIDouble(bookmark_interval=None) as api:
-        config.load_kube_config(config_file=api.write_kubeconfig(tmp_path / "kubeconfig"))
-        custom = client.CustomObjectsApi()
-        api.apply(node("n1"))  # bumps the global rv; bookmarks must carry it
-        w = watch.Watch()
-        stream = w.stream(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
-                          resource_version="1", allow_watch_bookmarks=True, timeout_seconds=10)
+        w, stream = bookmarked_watch(api, tmp_path)
 
         def request_bookmark():
             assert api.wait_for_open_watches(1)
