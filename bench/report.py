@@ -26,6 +26,11 @@ class Table:
     columns: list[str]
     rows: list[list] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The page section this table is kept in, and that section's heading, when not its
+    # suite's own: a suite run at one size (scale at 1,000,000 Containers) then replaces
+    # only that size's figures.
+    section: str = ""
+    heading: str = ""
 
     def add(self, *row) -> None:
         self.rows.append(list(row))
@@ -79,12 +84,12 @@ def cpu_speed(loops: int = SPEED_LOOP, clock=time.perf_counter) -> float:
     return clock() - started
 
 
-def section_header(suite: str, argv: list[str] | None = None, quick: bool = False) -> str:
+def section_header(suite: str, argv: list[str] | None = None, quick: bool = False, heading: str = "") -> str:
     settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
                         if k.startswith("BENCH_") and k != "BENCH_KEEP")  # sizes chosen for the run
     command = (settings + " " if settings else "") + "scripts/bench " + shlex.join(
         argv if argv is not None else sys.argv[1:])
-    return (f"## {suite}\n\n"
+    return (f"## {heading or suite}\n\n"
             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}{' (quick run)' if quick else ''}\n"
             f"- machine: {machine()}\n"
             f"- command: `{command.strip()}`\n"
@@ -107,3 +112,12 @@ def write_section(path: Path, suite: str, body: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     page = path.read_text() if path.exists() else ""
     path.write_text(replace_section(page, suite, body))
+
+
+def sections(suite: str, tables: list[Table]) -> dict[str, tuple[str, list[Table]]]:
+    """The page sections a suite's tables go in, in order: section -> (heading, tables);
+    the suite's own section (heading "") unless a table names another."""
+    grouped: dict[str, tuple[str, list[Table]]] = {}
+    for table in tables:
+        grouped.setdefault(table.section or suite, (table.heading if table.section else "", []))[1].append(table)
+    return grouped

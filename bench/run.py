@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.report import section_header, write_section
+from bench.report import section_header, sections, write_section
 
 SUITES = {
     "dns": "bench.dns_bench",             # queries/s: bind reference vs mountdns, backend alone, Redis calls
@@ -52,14 +52,15 @@ def main(argv: list[str] | None = None) -> int:
         header = section_header(name, argv_shown, args.quick)
         print(header, flush=True)
         started = time.monotonic()
-        texts = []
+        tables = []
         for table in module.run(quick=args.quick):
-            text = table.render()
-            print(text, flush=True)
-            texts.append(text)
+            print(table.render(), flush=True)
+            tables.append(table)
         print(f"({name}: {time.monotonic() - started:.0f} s)\n", file=sys.stderr, flush=True)
         if output:
-            write_section(Path(output), name, "\n".join([header, *texts]))
+            for section, (heading, kept) in sections(name, tables).items():
+                head = header if section == name else section_header(name, argv_shown, args.quick, heading)
+                write_section(Path(output), section, "\n".join([head, *(t.render() for t in kept)]))
     return 0
 
 

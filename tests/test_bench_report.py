@@ -1,6 +1,6 @@
 """The benchmark page: each suite's section is replaced in place, the others kept."""
 
-from bench.report import PAGE_TITLE, Table, cpu_speed, replace_section, section_header
+from bench.report import PAGE_TITLE, Table, cpu_speed, replace_section, section_header, sections
 
 
 def test_first_section_starts_the_page_with_its_title():
@@ -37,3 +37,15 @@ def test_header_says_how_fast_the_cores_were():
 def test_cpu_speed_times_the_loop_with_the_clock_it_is_given():
     ticks = iter([10.0, 12.5])
     assert cpu_speed(loops=1000, clock=lambda: next(ticks)) == 2.5
+
+
+def test_tables_naming_a_section_of_their_own_go_there_with_its_heading():
+    small, big, other = Table("100k", ["a"]), Table("1M", ["a"]), Table("notes", ["a"])
+    big.section, big.heading = "scale_1m", "scale (1,000,000 Containers)"
+
+    grouped = sections("scale", [small, big, other])
+
+    assert grouped == {"scale": ("", [small, other]), "scale_1m": ("scale (1,000,000 Containers)", [big])}
+    assert section_header("scale", [], heading=grouped["scale_1m"][0]).startswith(
+        "## scale (1,000,000 Containers)\n")
+    assert section_header("scale", []).startswith("## scale\n")
