@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from mountdns.testing.objects import MOUNTED, container
-from sync.flat_object import OBJECT_TYPES, FlatObject, flat
+from sync.flat_object import _MAX_HELD_LAYOUTS, OBJECT_TYPES, FlatObject, flat
 from sync.sources.cache import CONTAINER, ObjectCache, slim
 
 
@@ -194,7 +194,9 @@ def test_the_cache_compares_flat_containers_in_their_tuples_as_it_compares_their
             if flat_old.same_at(flat_new, (("spec", None),)) is not None:
                 compared_flat += 1  # one layout: decided from the tuples
             assert _same_for_rules(flat_old, flat_new) == _same_for_rules_as_dicts(old, new), (old, new)
-    assert compared_flat > len(variants) * 4  # most pairs share a layout
+    # Most pairs share a layout; those of another apiVersion, namespace or deviceStatus do not
+    # (values held in the layout): compared as dicts, above.
+    assert compared_flat > len(variants) * 2
 
 
 def test_same_at_reads_a_whole_part_or_one_value_of_it_and_refuses_two_layouts():
@@ -445,7 +447,8 @@ def test_objects_holding_a_number_compare_across_layouts_and_share_theirs():
     # A copy past the shared layouts (an equal layout, not the same object) is still equal.
     clone = FlatObject.__new__(FlatObject)
     layout = held._flat[0]
-    clone._flat, clone.key = (Layout(layout.keys, layout.nested, layout.lists, layout.numbers), *held._flat[1:]), None
+    clone._flat, clone.key = (Layout(layout.keys, layout.nested, layout.lists, layout.numbers, layout.held),
+                              *held._flat[1:]), None
     assert clone == held and clone == obj and clone["metadata"]["resourceVersion"] == "42"
 
 
@@ -512,3 +515,292 @@ def test_the_status_patch_and_the_writer_read_the_version_as_the_str():
     patch = status_patch(held, verdict, "2025-01-01T00:00:00Z")
     assert patch["metadata"] == {"resourceVersion": "31337"} and type(patch["metadata"]["resourceVersion"]) is str
     assert json.dumps(patch) == json.dumps(status_patch(held.to_dict(), verdict, "2025-01-01T00:00:00Z"))
+
+
+# The values a cluster shares a handful of (top-level apiVersion and kind, metadata.namespace,
+# spec.type, status.deviceStatus) are held in the layout, not in the tuple, when a short str.
+
+_HELD_FIELDS = (("apiVersion", None), ("kind", None), ("metadata", "namespace"), ("spec", "type"),
+                ("status", "deviceStatus"))
+
+
+def _held_value(rng: random.Random):
+    """A value for a field held in the layout when a short str: such strs mostly, of a few
+    distinct values, and what stays in the tuple (long, not a str, a list, a dict)."""
+    return rng.choice(["v1", "mountdns.io/v1alpha1", "Container", "default", "ns-1", "netconf", "MOUNTED", "",
+                       "x" * 253, "y" * 254, "5", 5, 5.0, True, None, ["a"], ["a", "b"], [], {"a": 1}, {},
+                       random_object(rng)])
+
+
+def _random_container(rng: random.Random) -> dict:
+    """A Container-like object: its parts in any order, each field that may be held in the
+    layout present or not, with a value held or not."""
+    parts = {"apiVersion": lambda: _held_value(rng), "kind": lambda: _held_value(rng),
+             "metadata": lambda: {"name": f"c{rng.randrange(3)}", "namespace": _held_value(rng),
+                                  "resourceVersion": rng.choice(["5", "05", 5]), "generation": 1},
+             "spec": lambda: {"fqdn": "c.zone.test", "type": _held_value(rng), "nodeName": "n0",
+                              "extra": [rng.choice(["one", "two"])]},
+             "status": lambda: {"deviceStatus": _held_value(rng), "target": "p.zone.test",
+                                "conditions": [{"type": "Published"}]},
+             "other": lambda: rng.choice([1, "s", {"k": 1}, {"type": "t"}])}
+    obj = {}
+    for top in rng.sample(list(parts), rng.randrange(len(parts) + 1)):
+        value = parts[top]() if rng.random() < 0.97 else random_object(rng)
+        if isinstance(value, dict) and value and rng.random() < 0.5:
+            keys = rng.sample(list(value), rng.randrange(len(value) + 1))  # some absent, in any order
+            value = {key: value[key] for key in keys}
+        obj[top] = value
+    return json.loads(json.dumps(obj)) if rng.random() < 0.5 else obj
+
+
+def _reads_equal(held: FlatObject, obj: dict) -> None:
+    assert held == obj and obj == held and not held != obj and held.to_dict() == obj
+    assert list(held) == list(obj) and len(held) == len(obj) and dict(held.items()) == obj
+    assert held.copy() == obj and held.copy()._flat is held._flat
+    for key, value in obj.items():
+        assert held[key] == value and held.get(key) == value and type(held[key]) is type(value)
+        if not isinstance(value, dict):
+            assert held.part(key) is None and not held.is_dict(key)
+            continue
+        assert list(held[key]) == list(value) and held.is_dict(key)
+        part = held.part(key)
+        assert part == value and list(part) == list(value) and len(part) == len(value) and dict(part) == value
+        for subkey, item in value.items():
+            for read in (held.get_in(key, subkey), part.get(subkey), part[subkey], held[key][subkey]):
+                assert read == item and type(read) is type(item), (key, subkey, read, item)
+            at = held.held_at(key, subkey)
+            assert at == item or (type(item) is list and [at] == item), (key, subkey, at, item)
+        assert held.get_in(key, "absent", 7) == 7 and part.get("absent") is None and "absent" not in part
+
+
+def _in_tuple(held: FlatObject, value) -> bool:
+    return any(type(v) is type(value) and v == value for v in held._flat[1:])
+
+
+@pytest.fixture
+def own_layouts():
+    """_LAYOUTS emptied for the test and given back after (random objects make many)."""
+    from sync import flat_object
+
+    saved = dict(flat_object._LAYOUTS)
+    flat_object._LAYOUTS.clear()
+    try:
+        yield flat_object._LAYOUTS
+    finally:
+        flat_object._LAYOUTS.clear()
+        flat_object._LAYOUTS.update(saved)
+
+
+def _renamed(obj: dict) -> dict:
+    """`obj` with another metadata.name where it has one: the same layout."""
+    other = dict(obj)
+    if isinstance(obj.get("metadata"), dict) and "name" in obj["metadata"]:
+        other["metadata"] = {**obj["metadata"], "name": obj["metadata"]["name"] + "-2"}
+    return other
+
+
+def test_values_held_in_the_layout_come_back_by_every_read_whatever_they_are(own_layouts):
+    rng = random.Random(23)
+    seen_held, seen_kept = set(), set()
+    for _ in range(10):
+        own_layouts.clear()  # each round's objects, of so many layouts, all hold what they may
+        _check_random_containers(rng, seen_held, seen_kept)
+    assert seen_held == seen_kept == set(_HELD_FIELDS)  # each field both held and not
+
+
+def _check_random_containers(rng: random.Random, seen_held: set, seen_kept: set) -> None:
+    from sync.flat_object import _LAYOUTS
+
+    made = []
+    for _ in range(300):
+        obj = _random_container(rng)
+        held = FlatObject(obj)
+        _reads_equal(held, obj)
+        in_layout = dict(held._flat[0].held)
+        assert set(in_layout) <= set(_HELD_FIELDS)
+        for key, subkey in _HELD_FIELDS:
+            part = obj if subkey is None else obj.get(key)
+            name = key if subkey is None else subkey
+            if not isinstance(part, dict) or name not in part or (subkey is None and isinstance(part[name], dict)):
+                assert (key, subkey) not in in_layout  # absent, or a dict at the top: flattened as any
+                continue
+            value = part[name]
+            holdable = type(value) is str and len(value) <= 253
+            assert ((key, subkey) in in_layout) == holdable, (key, subkey, value)
+            (seen_held if holdable else seen_kept).add((key, subkey))
+            if holdable:
+                assert in_layout[key, subkey] == value
+        # The tuple holds every value of the object but those: its leaves less the layout's.
+        leaves = sum(len(value) if isinstance(value, dict) else 1 for value in obj.values())
+        assert len(held._flat) == 1 + leaves - len(in_layout)
+        made.append((obj, held))
+    assert len(_LAYOUTS) < _MAX_HELD_LAYOUTS  # all made holding what they may (see the cap's test)
+    fields = _HELD_FIELDS + (("metadata", None), ("spec", None), ("status", None))
+    compared = 0
+    for (obj_a, a), (obj_b, b) in zip(made, made[1:] + made[:1]):
+        # Two objects compare as their dicts do, of one layout or not...
+        assert (a == b) == (obj_a == obj_b) and (b == a) == (obj_a == obj_b)
+        assert (a == FlatObject(_renamed(obj_a))) == (obj_a == _renamed(obj_a))
+        # ...and same_at as their values do; a field held in the layout is the same in both.
+        renamed_obj = _renamed(obj_a)
+        renamed = FlatObject(renamed_obj)
+        assert renamed._flat[0] is a._flat[0]
+        for other_obj, other in ((renamed_obj, renamed), (obj_b, b)):
+            same = a.same_at(other, fields)
+            if other._flat[0] is not a._flat[0]:
+                assert same is None
+                continue
+            compared += 1
+            assert same == all(obj_a.get(key) == other_obj.get(key)
+                               for key in ("apiVersion", "kind", "metadata", "spec", "status")), (obj_a, other_obj)
+            assert all(a.get_in(key, subkey, "-") == other.get_in(key, subkey, "-") for key, subkey in _HELD_FIELDS)
+    assert compared >= len(made)
+    for obj, held in made:
+        again = FlatObject(obj)
+        assert again._flat[0] is held._flat[0] and again._flat == held._flat and again == held
+
+
+def test_a_container_tuple_holds_none_of_the_values_its_layout_holds():
+    from bench.scale import topology, with_published_status
+
+    parent, child = (slim(CONTAINER, {**obj, "metadata": {**obj["metadata"], "resourceVersion": "1234567"}})
+                     for obj in listed(with_published_status(topology(2, 1)))[1:])
+    assert parent.get_in("status", "conditions") and child.get_in("status", "conditions")  # published
+    for held, values in ((parent, ("mountdns.io/v1alpha1", "Container", "default", "odl")),
+                         (child, ("mountdns.io/v1alpha1", "Container", "default", "netconf", MOUNTED))):
+        obj = held.to_dict()
+        assert obj["apiVersion"] == "mountdns.io/v1alpha1" and obj["kind"] == "Container"
+        assert obj["metadata"]["namespace"] == "default" and held["spec"]["type"] == values[3]
+        assert tuple(value for _, value in held._flat[0].held) == values
+        assert not any(_in_tuple(held, value) for value in values), held._flat
+        # Every other value is in the tuple: the object's leaves less those in the layout.
+        leaves = sum(len(value) if isinstance(value, dict) else 1 for value in obj.values())
+        assert len(held._flat) == 1 + leaves - len(values)
+    assert child["status"]["deviceStatus"] == MOUNTED and child.get_in("status", "deviceStatus") == MOUNTED
+    # The layout, then: metadata name, creationTimestamp, resourceVersion; spec fqdn, nodeName
+    # (and a child's mountedTo); status fqdn, target, conditions. 12 and 14 with the five.
+    assert len(parent._flat) == 1 + 8 and len(child._flat) == 1 + 9
+    # Another namespace or type: another layout, shared by the objects of that one.
+    other = [slim(CONTAINER, listed(container(f"c-{i}", node="n", type="netconf", namespace="west"))) for i in (1, 2)]
+    assert other[0]._flat[0] is other[1]._flat[0] and other[0]._flat[0] is not child._flat[0]
+    assert other[0]["metadata"]["namespace"] == "west" and not _in_tuple(other[0], "west")
+
+
+def test_a_value_not_held_in_the_layout_stays_in_the_tuple():
+    for value in (5, None, True, 1.5, ["default"], ["a", "b"], [], {"a": 1}, "n" * 254):
+        obj = {"apiVersion": value, "kind": "Container", "metadata": {"name": "c", "namespace": value},
+               "spec": {"type": value}, "status": {"deviceStatus": value}}
+        held = FlatObject(obj)
+        _reads_equal(held, obj)
+        assert dict(held._flat[0].held) == {("kind", None): "Container"}, value
+        # apiVersion (a dict at the top: its values), name, namespace, type, deviceStatus.
+        assert len(held._flat) == 1 + (len(value) if isinstance(value, dict) else 1) + 4
+    odd = {"spec": {None: "x", "type": ["t"]}, "other": {None: 1}, "kind": "K"}  # a key None; a one-item list
+    _reads_equal(FlatObject(odd), odd)
+    assert dict(FlatObject(odd)._flat[0].held) == {("kind", None): "K"}
+    boundary = {"metadata": {"namespace": "n" * 253}}
+    assert dict(FlatObject(boundary)._flat[0].held) == {("metadata", "namespace"): "n" * 253}
+    assert len(FlatObject(boundary)._flat) == 1
+
+
+def test_past_the_layouts_cap_objects_are_built_holding_no_value_in_shared_layouts(own_layouts):
+    from sync import flat_object
+
+    layouts = own_layouts  # empty
+    known = FlatObject(listed(container("a", node="n", type="netconf", namespace="known")))
+    assert dict(known._flat[0].held)[("metadata", "namespace")] == "known"
+    filler = 0
+    while len(layouts) < flat_object._MAX_HELD_LAYOUTS:
+        layouts[("filler", filler)] = None
+        filler += 1
+    # A layout holding values is made no more: these objects hold theirs in the tuple,
+    # in the value-free layout of their shape, one for all of them.
+    made = [FlatObject(listed(container(f"c{i}", node="n", type=f"type-{i}", namespace=f"ns-{i}")))
+            for i in range(50)]
+    assert len(layouts) == flat_object._MAX_HELD_LAYOUTS
+    assert all(obj._flat[0] is made[0]._flat[0] and obj._flat[0].held == () for obj in made)
+    assert made[0]._flat[0] is layouts[next(key for key in layouts if len(key) == 4 and key[0] == made[0]._flat[0].keys)]
+    for i, obj in enumerate(made):
+        _reads_equal(obj, listed(container(f"c{i}", node="n", type=f"type-{i}", namespace=f"ns-{i}")))
+        assert _in_tuple(obj, f"ns-{i}") and _in_tuple(obj, "Container")
+    assert made[1].same_at(made[2], (("metadata", "namespace"),)) is False
+    assert made[1].same_at(made[1].copy(), (("metadata", None), ("kind", None))) is True
+    # A layout made before still holds its values for the objects that have them.
+    again = FlatObject(listed(container("b", node="n", type="netconf", namespace="known")))
+    assert again._flat[0] is known._flat[0] and not _in_tuple(again, "known")
+    # Full: a shape seen before is still shared, value-free.
+    while len(layouts) < flat_object._MAX_LAYOUTS:
+        layouts[("filler", filler)] = None
+        filler += 1
+    late = [FlatObject(listed(container(f"d{i}", node="n", type="x", namespace=f"late-{i}"))) for i in range(3)]
+    assert late[0]._flat[0] is late[1]._flat[0] is late[2]._flat[0] is made[0]._flat[0]
+    assert len(layouts) == flat_object._MAX_LAYOUTS
+    assert late[2] == listed(container("d2", node="n", type="x", namespace="late-2"))
+
+
+def test_share_adopt_and_same_at_with_values_held_in_the_layout():
+    from sync.sources.cache import _same_for_rules
+
+    def made(namespace="default", status=MOUNTED, node="n0", version="5"):
+        obj = listed(container("c", node=node, type="netconf", mounted_to="p", status=status, namespace=namespace))
+        obj["metadata"]["resourceVersion"] = version
+        return slim(CONTAINER, obj)
+
+    one, two = made(), made(version="6")
+    assert one._flat[0] is two._flat[0]
+    assert one.same_at(two, (("apiVersion", None), ("kind", None), ("metadata", "namespace"),
+                             ("status", "deviceStatus"), ("spec", "type"))) is True
+    assert one.same_at(two, (("metadata", None),)) is False and one.same_at(two, (("spec", None),)) is True
+    assert _same_for_rules(one, two) and not _same_for_rules(one, made(status="UNMOUNTED"))
+    assert one.same_at(made(namespace="west"), (("spec", None),)) is None  # another layout
+    assert not _same_for_rules(one, made(namespace="west")) and not _same_for_rules(one, made(node="n1"))
+    # share() leaves a field held in the layout alone: it holds one value already.
+    flat_before = one._flat
+    one.share((("metadata", "namespace", "".join(["def", "ault"])), ("status", "deviceStatus", MOUNTED),
+               ("spec", "type", "netconf")))
+    assert one._flat is flat_before and one.get_in("metadata", "namespace") == "default"
+    name = "".join(["p"])
+    one.share((("metadata", "namespace", "default"), ("spec", "mountedTo", name)))
+    assert one.held_at("spec", "mountedTo") is name and one._flat[0] is flat_before[0]
+    assert one == two.to_dict() | {"metadata": one["metadata"]}
+    # adopt() takes the other object's layout with its values; a copy keeps the old.
+    copy = one.copy()
+    one.adopt(made(namespace="west", status="UNMOUNTED"))
+    assert one["metadata"]["namespace"] == "west" and one.get_in("status", "deviceStatus") == "UNMOUNTED"
+    assert one.part("status")["deviceStatus"] == "UNMOUNTED" and one.held_at("metadata", "namespace") == "west"
+    assert copy["metadata"]["namespace"] == "default" and copy.part("status").get("deviceStatus") == MOUNTED
+    assert one == made(namespace="west", status="UNMOUNTED") and one != copy
+
+
+def test_a_held_item_joined_with_its_dict_reads_the_values_held_in_the_layout():
+    from sync.flat_object import Detachable, Held
+
+    class Stamp(Held):
+        __slots__ = ()
+
+        def attach(self, part):
+            return ("stamp", part.get("deviceStatus"), part["target"], list(part))
+
+    class Stamped(Detachable):
+        __slots__ = ()
+
+        def detach(self, part):
+            assert part["deviceStatus"] == MOUNTED  # the dict given, whole
+            return Stamp()
+
+    obj = {"kind": "Container", "status": {"deviceStatus": MOUNTED, "stamps": [Stamped()], "target": "t"}}
+    held = FlatObject(obj)
+    assert dict(held._flat[0].held) == {("kind", None): "Container", ("status", "deviceStatus"): MOUNTED}
+    want = [("stamp", MOUNTED, "t", ["deviceStatus", "stamps", "target"])]
+    assert held["status"]["stamps"] == want and held.get_in("status", "stamps") == want
+    assert held.part("status")["stamps"] == want and held.to_dict()["status"]["stamps"] == want
+    assert list(held["status"]) == ["deviceStatus", "stamps", "target"]
+
+
+def test_the_cache_reads_a_namespace_held_in_the_layout_for_its_keys():
+    cache = ObjectCache()
+    cache.replace(CONTAINER, [listed(container("a", node="n", namespace="west")),
+                              listed(container("a", node="n", namespace="east"))])
+    held = cache.snapshot().containers
+    assert sorted(obj.key for obj in held) == [("east", "a"), ("west", "a")]
+    assert {obj["metadata"]["namespace"] for obj in held} == {"east", "west"}
