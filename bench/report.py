@@ -84,12 +84,12 @@ def cpu_speed(loops: int = SPEED_LOOP, clock=time.perf_counter) -> float:
     return clock() - started
 
 
-def section_header(suite: str, argv: list[str] | None = None, quick: bool = False, heading: str = "") -> str:
+def section_header(suite: str, argv: list[str] | None = None, quick: bool = False) -> str:
     settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
                         if k.startswith("BENCH_") and k != "BENCH_KEEP")  # sizes chosen for the run
     command = (settings + " " if settings else "") + "scripts/bench " + shlex.join(
         argv if argv is not None else sys.argv[1:])
-    return (f"## {heading or suite}\n\n"
+    return (f"## {suite}\n\n"
             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}{' (quick run)' if quick else ''}\n"
             f"- machine: {machine()}\n"
             f"- command: `{command.strip()}`\n"

@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"({name}: {time.monotonic() - started:.0f} s)\n", file=sys.stderr, flush=True)
         if output:
             for section, (heading, kept) in sections(name, tables).items():
-                head = header if section == name else section_header(name, argv_shown, args.quick, heading)
+                # The header made before the run (its date, load and CPU speed are the run's
+                # start), under the section's own heading.
+                head = header if section == name else header.replace(f"## {name}\n", f"## {heading}\n", 1)
                 write_section(Path(output), section, "\n".join([head, *(t.render() for t in kept)]))
     return 0
 
