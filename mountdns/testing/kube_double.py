@@ -345,6 +345,14 @@ def _name_mismatch(route, body):
     return None
 
 
+def _handler_error(route, body, named):
+    """What the create, update and patch handlers refuse (400) before the registry looks
+    at the store: an object that does not decode, a namespace other than the URL's and,
+    for an update or a patch (`named`), a name other than the URL's. None if fine."""
+    return (_decode_error(route, body) or _namespace_mismatch(route, body)
+            or (_name_mismatch(route, body) if named else None))
+
+
 def _decode_error(route, body):
     """What decoding the object refuses (400): a Lease MicroTime without six fractional
     digits. None if it decodes."""
@@ -823,9 +831,7 @@ class KubeAPIDouble:
         if method in ("POST", "PUT"):
             # The handlers decode the object, then check its namespace and (on update) its
             # name against the URL, before the registry looks at the store.
-            refused = _decode_error(route, body) or _namespace_mismatch(route, body)
-            if not refused and method == "PUT":
-                refused = _name_mismatch(route, body)
+            refused = _handler_error(route, body, named=method == "PUT")
             if refused:
                 return 400, refused
         if method == "POST":
@@ -871,8 +877,7 @@ class KubeAPIDouble:
                     return 422, status_body(422, "Invalid", f"the patch could not be applied: {exc}")
                 if not isinstance(body, dict):
                     return 400, _bad_request("the patched object is not a JSON object")
-                refused = (_decode_error(route, body) or _namespace_mismatch(route, body)
-                           or _name_mismatch(route, body))
+                refused = _handler_error(route, body, named=True)
                 if refused:
                     return 400, refused
             body["kind"] = kind
