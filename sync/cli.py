@@ -7,6 +7,10 @@ import signal
 import sys
 import threading
 
+from sync import lazy_kubernetes
+
+lazy_kubernetes.install()  # before anything imports the client: see sync.lazy_kubernetes
+
 from prometheus_client import CollectorRegistry
 
 from mountdns import redis_connect
