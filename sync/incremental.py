@@ -54,6 +54,7 @@ from typing import Callable, Iterable, Iterator
 from mountdns.records import State
 from sync.flat_object import OBJECT_TYPES, FlatObject
 from sync.layered import LayeredDict
+from sync.published_claims import ClaimsByKey, PublishedClaims
 from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerReader, NotPublishable, ObjectKey,
                           PodPlacement, RulesConfig, SkipCode, ipv4_first, is_published_pod, pod_placement)
 from sync.rules import Desired, Skip, _identity, _mount_chain, _read_nodes, _seniority, settle, unresolved_parents
@@ -114,18 +115,19 @@ class _Noted:
     changed): from then on nothing is noted, since a set of every key and another of every
     name were the largest passing cost of a first batch (~80 bytes per Container)."""
 
-    __slots__ = ("keys", "fqdns", "limit")
+    __slots__ = ("keys", "fqdns", "limit", "claims")
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, claims: ClaimsByKey):
         self.keys: set[ObjectKey] | None = set()
         self.fqdns: set[str] | None = set()
         self.limit = limit
+        self.claims = claims  # whose written keys stop being noted too
 
     def key(self, key: ObjectKey) -> None:
         if self.keys is not None:
             self.keys.add(key)
             if len(self.keys) > self.limit:
-                self.keys = self.fqdns = None
+                self.keys = self.fqdns = self.claims.written = None
 
     def fqdn(self, fqdn: str) -> None:
         if self.fqdns is not None:
@@ -305,7 +307,9 @@ class IncrementalRules:
         self.scans = 0  # times every object of a kind was compared, for want of (or despite) being told
         self._counts = [0, 0, 0]  # objects held per kind (CONTAINERS, PODS, SOURCE_PODS)
         # Per Container (the only items kept per object):
-        self._claims: dict[ObjectKey, _Entry | list[_Entry]] = {}  # a list only for a key listed twice
+        # A list only for a key listed twice. Layered: the published claims handed out
+        # are read against it (sync.published_claims).
+        self._claims = ClaimsByKey()
         self._fqdns: dict[str, object] = {}  # fqdn -> key(s) with a claim to it
         self._children: dict[str, dict[str, object]] = {}  # namespace -> spec.mountedTo -> key(s) of its claims
         # Rare: objects without a claim, and what is decided against a key.
@@ -323,7 +327,7 @@ class IncrementalRules:
         self._dependents: dict[ObjectKey, object] = {}  # Pod key -> key(s) of the Containers naming it
         # The result, edited in place and handed out as snapshots (sync.layered): the
         # next batch's edits do not change what the last one handed out.
-        self._published: LayeredDict = LayeredDict()  # key -> Claim
+        self._published = PublishedClaims(self._claims)  # key -> Claim, as what differs from _claims
         self._parents: LayeredDict = LayeredDict()  # fqdn -> node
         self._child_records: LayeredDict = LayeredDict()  # fqdn -> parent fqdn
         self._node_keys: dict[str, tuple[ObjectKey, ...]] = {}  # node -> its published parents
@@ -347,7 +351,7 @@ class IncrementalRules:
         added) objects for the Containers, the Pods and the Pods of the pod source."""
         told = changed or (None, None, None)
         reader = ContainerReader(self.config, self._placements)
-        noted = _Noted((len(self._claims) + len(self._unreadable)) // 2)
+        noted = _Noted((len(self._claims) + len(self._unreadable)) // 2, self._claims)
         self._update_pods(pods, noted, reader, told[PODS])
         for kind, objects, read in ((CONTAINERS, containers, self._read), (SOURCE_PODS, published_pods,
                                                                            self._read_pod)):
@@ -659,6 +663,7 @@ class IncrementalRules:
         for the first batch and after a re-list, where most keys changed."""
         listed = _Listed(self)
         claims = self._claims
+        claims.fold()  # passed over key by key below, at dict speed
         for key in claims:
             self._resolve(key, listed)  # replaces values only: the dict's size stays
         # Built as plain dicts (at dict speed), then the bases of the layered ones.
@@ -690,7 +695,7 @@ class IncrementalRules:
                 keys.append(key)
             else:
                 children[claim.fqdn] = published[(claim.namespace, claim.mounted_to)].fqdn
-        self._published, self._parents = LayeredDict(published), LayeredDict(parents)
+        self._published, self._parents = PublishedClaims(claims, published), LayeredDict(parents)
         self._child_records = LayeredDict(children)
         self._node_keys = {node: tuple(keys) for node, keys in by_node.items()}
         self._addressless = None
@@ -1008,6 +1013,7 @@ class IncrementalRules:
         # The records are handed out as snapshots: the reconciler keeps this state as what
         # Redis holds, and the status writer reads it from its thread, while the next
         # batch edits the layered dicts (sync.layered: no copy of the whole a batch).
+        self._published.rebase()
         published = self._published.snapshot()
         # node_map is in name order already (_read_nodes) and never edited once made.
         state = State(zones={zone.name: zone for zone in self.config.zones}, nodes=node_map,

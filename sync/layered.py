@@ -8,8 +8,8 @@ handed out. Copying each dict before editing it cost a batch three copies of the
 and, when the copies were dropped, freeing them: at 100,000 names ~12 of a lone change's
 ~19 ms, and ten times that at 1,000,000 -- a batch then cost the cluster, not its change.
 
-A LayeredDict is a base dict that is never edited once made, and a small top dict of the
-keys changed since (a removed key held there as a marker). `snapshot()` hands out a
+A LayeredDict is a base dict that is never edited once a snapshot has handed it out, and
+a small top dict of the keys changed since (a removed key held there as a marker). `snapshot()` hands out a
 read-only `LayeredView` of the two as they are (the base itself when nothing is on top);
 the next edit starts a new top from a copy of the old one, which is as small as the
 changes since the base was made. When the top outgrows `_top_limit(len(base))`, a
@@ -134,14 +134,18 @@ class LayeredDict(LayeredView):
     """A mutable mapping for one writer: set, delete and pop like a dict; `snapshot()`
     for a read-only view of what it holds now."""
 
-    __slots__ = ("_shared", "_view")
+    __slots__ = ("_shared", "_base_shared", "_view")
 
     def __init__(self, base: dict | None = None):
-        """`base`: the entries to start from; the LayeredDict owns it from now on (it is
-        never edited again, by anyone)."""
+        """`base`: the entries to start from; the LayeredDict owns it from now on (no one
+        else edits it; once a snapshot has handed it out, no one does)."""
         super().__init__({} if base is None else base, {}, 0)
         self._size = len(self._base)
         self._shared = False  # the top was handed out in a view: copy it before an edit
+        # The base was handed out (in a view, or as the snapshot itself). Until it is, no
+        # reader can see it, and edits go into it while nothing is on top: a first batch
+        # fills one dict, not a top as big as everything and then a base made of it.
+        self._base_shared = False
         self._view: Mapping | None = None  # the last snapshot, while nothing changed since
 
     def _own_top(self) -> dict:
@@ -151,6 +155,13 @@ class LayeredDict(LayeredView):
         return self._top
 
     def __setitem__(self, key, value) -> None:
+        if not self._base_shared and not self._top:  # as a dict (with a top, a new key goes after it)
+            base = self._base
+            if key not in base:
+                self._size += 1
+            base[key] = value
+            self._view = None
+            return
         top = self._own_top()
         held = top.get(key, _ABSENT)
         if held is _ABSENT:
@@ -163,6 +174,11 @@ class LayeredDict(LayeredView):
     def __delitem__(self, key) -> None:
         if key not in self:
             raise KeyError(key)
+        if not self._base_shared and not self._top:
+            del self._base[key]
+            self._size -= 1
+            self._view = None
+            return
         top = self._own_top()
         if key in self._base:
             top[key] = _REMOVED
@@ -194,17 +210,32 @@ class LayeredDict(LayeredView):
         else:
             self._view = LayeredView(self._base, top, self._size)
             self._shared = True
+        self._base_shared = True
         return self._view
+
+    def fold(self) -> None:
+        """Fold the top into a new base now (a reader about to pass over every key goes at
+        dict speed then, and may set keys as it goes)."""
+        if self._top:
+            self._fold()
+            self._view = None
 
     def _fold(self) -> None:
         """A new base with the top applied (the old base may be held by views)."""
+        if not self._base:
+            # Everything is on top (a first batch): the top becomes the base as it is. It
+            # holds no removal marker (a key the base lacks is deleted from the top), and
+            # a view that holds it as its top never sees it edited: edits go to a new top.
+            self._base, self._top = self._top, {}
+            self._base_shared, self._shared = self._shared, False
+            return
         base = self._base.copy()
         for key, value in self._top.items():
             if value is _REMOVED:
                 del base[key]
             else:
                 base[key] = value
-        self._base, self._top, self._shared = base, {}, False
+        self._base, self._top, self._shared, self._base_shared = base, {}, False, False
 
     @property
     def top_size(self) -> int:

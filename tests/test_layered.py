@@ -23,6 +23,7 @@ def test_random_edits_match_a_dict_and_snapshots_stay_as_taken(seed):
     start = {key: rng.randrange(100) for key in rng.sample(keys, 30)}
     layered, reference = LayeredDict(dict(start)), dict(start)
     taken: list[tuple[object, dict]] = []
+    handed_out = set(start)
     for step in range(3_000):
         key = rng.choice(keys)
         action = rng.random()
@@ -41,6 +42,7 @@ def test_random_edits_match_a_dict_and_snapshots_stay_as_taken(seed):
             view = layered.snapshot()
             assert view == reference
             taken.append((view, dict(reference)))
+            handed_out.update(layered._base)  # the keys of a base a view holds
         else:
             for view, then in taken[-20:]:
                 assert view == then  # nothing edited since changed a snapshot
@@ -49,8 +51,10 @@ def test_random_edits_match_a_dict_and_snapshots_stay_as_taken(seed):
         if step % 250 == 0:
             _check(layered, reference)
     _check(layered, reference)
-    # Order: a dict's, but for a base key removed and set again (it keeps its place).
-    assert [key for key in layered if key not in start] == [key for key in reference if key not in start]
+    # Order: a dict's, but for a key of a base handed out, removed and set again (it keeps
+    # its place). Until a snapshot hands the base out, edits go into it, as into a dict.
+    assert len(handed_out) < len(keys)
+    assert [key for key in layered if key not in handed_out] == [key for key in reference if key not in handed_out]
     for view, then in taken:
         assert dict(view.items()) == then and len(view) == len(then)
 
@@ -79,6 +83,7 @@ def test_a_snapshot_without_edits_on_top_is_the_base_dict_and_is_never_edited():
 
 def test_a_view_is_read_only():
     layered = LayeredDict({"a": 1})
+    assert layered.snapshot() == {"a": 1}  # the base, handed out: edits go on top from now on
     layered["b"] = 2
     view = layered.snapshot()
     assert isinstance(view, LayeredView) and not isinstance(view, LayeredDict)
@@ -144,3 +149,31 @@ def test_values_read_like_a_tuple_of_the_snapshot():
     (first, second) = stacked
     assert (first, second) == (2, 3)
     assert Values({}) == () and not list(Values({}))
+
+
+def test_edits_go_into_the_base_until_a_snapshot_hands_it_out():
+    layered = LayeredDict()
+    for i in range(1_000):
+        layered[i] = i
+    del layered[5]
+    assert layered.top_size == 0 and len(layered) == 999
+    base = layered.snapshot()
+    assert type(base) is dict and base == {i: i for i in range(1_000) if i != 5}
+    layered[1] = -1  # the base is a reader's now: on top
+    layered[5] = 5
+    assert layered.top_size == 2 and base[1] == 1 and 5 not in base
+    assert dict(layered.items()) == {**{i: i for i in range(1_000)}, 1: -1}
+
+
+def test_a_top_over_an_empty_base_becomes_the_base_without_a_copy():
+    layered = LayeredDict()
+    assert layered.snapshot() == {}  # an empty base, handed out
+    for i in range(2_000):
+        layered[i] = i
+    view = layered.snapshot()  # the top outgrew its limit: folded
+    top = layered._base
+    assert layered.top_size == 0 and view is top and len(top) == 2_000
+    layered[0] = "edited"  # the view holds the folded dict: edits go on top
+    layered.fold()
+    assert view == {i: i for i in range(2_000)} and layered[0] == "edited"
+    assert layered._base is not top
