@@ -79,6 +79,9 @@ def measure(containers: int) -> Table:
         meta = obj["metadata"]
         meta.update(uid=f"{number:08x}-0000-4000-8000-000000000000", resourceVersion=str(1000 + number),
                     generation=1)
+    # In the API server's list order (etcd's: "namespace/name"), as a watcher gets them:
+    # the children (c-...) before the parents (p-...).
+    objects.sort(key=lambda obj: f"{obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}")
     pages = [json.dumps(obj) for obj in objects]
     del objects
     directory = workdir("mountdns-bench-memory-")

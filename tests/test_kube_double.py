@@ -178,6 +178,23 @@ def test_paginated_list_with_limit_and_continue_is_a_consistent_snapshot(api, cu
     assert {p["metadata"]["resourceVersion"] for p in pages} == {"25"}
 
 
+def test_lists_come_in_etcd_key_order_page_by_page(api, custom, core):
+    # etcd holds "namespace/name" keys in byte order, whatever order they were written
+    # in: namespace "a-b" before "a" ('-' < '/'), and name "c10" before "c9".
+    api.apply_many([container("c9", "a"), container("c10", "b"), container("x", "a-b"),
+                    container("c10", "a"), container("y", "a-b")])
+    api.apply_many([node("n2"), node("n10"), node("n1")])
+
+    pages = [list_containers(custom, limit=2)]
+    while pages[-1]["metadata"].get("continue") and len(pages) < 10:
+        pages.append(list_containers(custom, limit=2, _continue=pages[-1]["metadata"]["continue"]))
+
+    listed = [f"{i['metadata']['namespace']}/{i['metadata']['name']}" for page in pages for i in page["items"]]
+    assert listed == ["a-b/x", "a-b/y", "a/c10", "a/c9", "b/c10"]
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert [n.metadata.name for n in core.list_node(limit=2).items] == ["n1", "n10"]
+
+
 def test_truncated_paginated_list_gets_410_expired_on_continue(api, custom):
     api.apply_many(container(f"c{i}") for i in range(5))
     api.truncate_next_list()

@@ -772,9 +772,12 @@ class KubeAPIDouble:
         return 200, body
 
     def _sorted_items(self, route, selector=None):
-        """Serialized objects in etcd key order, filtered by namespace and labels."""
+        """Serialized objects in etcd key order, filtered by namespace and labels. The
+        key is "namespace/name" (the name alone for a cluster-scoped kind) compared as
+        bytes, so namespace "a-b" lists before "a" ('-' < '/'), not after it as the
+        (namespace, name) pairs would sort; the sync relies on that order."""
         entries = self._objects[route.resource.kind]
-        keys = sorted(k for k in entries if route.namespace in (None, k[0]))
+        keys = sorted((k for k in entries if route.namespace in (None, k[0])), key=_etcd_key)
         if selector is not None:
             keys = [k for k in keys if selector(label_selector.labels_of(entries[k][0]))]
         return [entries[k][1] for k in keys]
@@ -1174,6 +1177,14 @@ def _peer_closed(sock):
         return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
+
+
+def _etcd_key(key):
+    """The order etcd keeps an object's key in: "namespace/name", or the name of a
+    cluster-scoped object (its namespace is ""). Strings compare by code point, which
+    is the order of their UTF-8 bytes."""
+    namespace, name = key
+    return f"{namespace}/{name}" if namespace else name
 
 
 def _encode_token(snap_id, offset):
