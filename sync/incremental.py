@@ -54,7 +54,7 @@ from typing import Callable, Iterable, Iterator
 from mountdns.records import State
 from sync.flat_object import OBJECT_TYPES, FlatObject
 from sync.layered import LayeredDict
-from sync.published_claims import ClaimsByKey, PublishedClaims
+from sync.published_claims import HIDDEN, ClaimsByKey, PublishedClaims
 from sync.objects import (DEFAULT_NAMESPACE, POD_KEY_PREFIX, Claim, ContainerReader, NotPublishable, ObjectKey,
                           PodPlacement, RulesConfig, SkipCode, ipv4_first, is_published_pod, pod_placement)
 from sync.rules import Desired, Skip, _identity, _mount_chain, _read_nodes, _seniority, settle, unresolved_parents
@@ -203,6 +203,41 @@ class _Depths:
             self.published[key] = self.winners[key]
         else:
             self.fresh[key] = level
+
+
+# A rebuild keeps the depths of at most about this many children between mount chains.
+_SETTLED_CHILDREN = 4096
+
+
+class _Settled:
+    """rules.settle's `depth` for a rebuild, without a dict of every key published: a key
+    whose claim keeps its fqdn, mounted to nothing and on a node, is a parent published at
+    depth 0 (told by its claim); a child's depth is kept from its chain's settling until
+    `children` is cleared between chains. A child walked again after that (from a child
+    mounted below it) settles as before: the rules are a function of the claims. What a
+    rebuild publishes is then every key that keeps its fqdn and is not rejected."""
+
+    __slots__ = ("winner", "children")
+
+    def __init__(self, winner: Callable[[ObjectKey], Claim | None]):
+        self.winner, self.children = winner, {}
+
+    def __contains__(self, key) -> bool:
+        if key in self.children:
+            return True
+        claim = self.winner(key)
+        return claim is not None and claim.mounted_to is None and bool(claim.node)
+
+    def __getitem__(self, key) -> int:
+        level = self.children.get(key)
+        if level is not None:
+            return level
+        if key in self:
+            return 0
+        raise KeyError(key)
+
+    def __setitem__(self, key, level: int) -> None:
+        self.children[key] = level
 
 
 def _add(index: dict, key, value) -> None:
@@ -666,27 +701,37 @@ class IncrementalRules:
         claims.fold()  # passed over key by key below, at dict speed
         for key in claims:
             self._resolve(key, listed)  # replaces values only: the dict's size stays
-        # Built as plain dicts (at dict speed), then the bases of the layered ones.
-        published: dict[ObjectKey, Claim] = {}
         self._rejected, self._too_deep, self._key_skips = {}, {}, {}
         rejected, winner = self._rejected, self._winner
         for key in claims:
             claim = winner(key)
-            if claim is not None and claim.mounted_to is None:
-                if claim.node:
-                    published[key] = claim
-                else:
-                    rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
+            if claim is not None and claim.mounted_to is None and not claim.node:
+                rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
         winners = _Winners(self)
-        depths = _Depths(published, winners)
+        settled = _Settled(winner)
         max_depth = self.config.max_mount_depth
         for start in claims:
-            if start in published or start in rejected or winner(start) is None:
+            if start in settled or start in rejected or winner(start) is None:
                 continue
-            settle(*_mount_chain(start, winners, depths, rejected), depths, rejected, self._too_deep, listed,
+            if len(settled.children) > _SETTLED_CHILDREN:
+                settled.children.clear()  # between chains: one walked again settles the same way
+            settle(*_mount_chain(start, winners, settled, rejected), settled, rejected, self._too_deep, listed,
                    max_depth)
-        parents, children, by_node = {}, {}, {}
-        for key, claim in published.items():
+        del settled
+        # Every key that keeps its fqdn is now published or rejected. Built as plain dicts
+        # (at dict speed), then the bases of the layered ones; the published claims as the
+        # claims but for the few that are not published (sync.published_claims).
+        parents, children, by_node, hidden = {}, {}, {}, {}
+        published = 0
+        for key, held in claims.items():
+            claim = winner(key)
+            if claim is None or key in rejected:
+                if type(held) is not list:
+                    hidden[key] = HIDDEN
+                continue
+            published += 1
+            if type(held) is list:
+                hidden[key] = claim  # published as the copy in use, not as the list
             if claim.mounted_to is None:
                 parents[claim.fqdn] = claim.node
                 keys = by_node.get(claim.node)
@@ -694,9 +739,9 @@ class IncrementalRules:
                     keys = by_node[claim.node] = []
                 keys.append(key)
             else:
-                children[claim.fqdn] = published[(claim.namespace, claim.mounted_to)].fqdn
-        self._published, self._parents = PublishedClaims(claims, published), LayeredDict(parents)
-        self._child_records = LayeredDict(children)
+                children[claim.fqdn] = winner((claim.namespace, claim.mounted_to)).fqdn
+        self._published = PublishedClaims(claims, hidden, published)
+        self._parents, self._child_records = LayeredDict(parents), LayeredDict(children)
         self._node_keys = {node: tuple(keys) for node, keys in by_node.items()}
         self._addressless = None
         self._node_edits = {}

@@ -120,26 +120,31 @@ class PublishedClaims(PublishedView):
 
     __slots__ = ("_live", "_edits", "_view")
 
-    def __init__(self, claims: ClaimsByKey, published: Mapping | None = None):
-        """Over `claims`, publishing `published` (key -> claim; every key has claims), or
-        nothing."""
+    def __init__(self, claims: ClaimsByKey, differing: dict | None = None, size: int = 0):
+        """Over `claims`, publishing each key's claim but where `differing` says otherwise
+        (HIDDEN: not published; a claim: that one), `size` keys in all; without
+        `differing`, nothing. The claims are read as they are now."""
         self._live = claims
         frozen = claims.snapshot()
-        differing = {}
-        if published is None:
-            differing = {key: HIDDEN for key, value in frozen.items() if type(value) is not list}
-        else:
-            for key, value in frozen.items():
-                claim = published.get(key)
-                if claim is None:
-                    if type(value) is not list:
-                        differing[key] = HIDDEN
-                elif claim is not value:
-                    differing[key] = claim
-        super().__init__(frozen, LayeredDict(differing), 0 if published is None else len(published))
+        if differing is None:
+            differing, size = {key: HIDDEN for key, value in frozen.items() if type(value) is not list}, 0
+        super().__init__(frozen, LayeredDict(differing), size)
         self._edits: set = set()  # keys whose publication this batch set or popped
         self._view: PublishedView | None = None
         claims.written = set()
+
+    @classmethod
+    def of(cls, claims: ClaimsByKey, published: Mapping) -> "PublishedClaims":
+        """Over `claims`, publishing `published` (key -> claim; every key has claims)."""
+        differing = {}
+        for key, value in claims.items():
+            claim = published.get(key)
+            if claim is None:
+                if type(value) is not list:
+                    differing[key] = HIDDEN
+            elif claim is not value:
+                differing[key] = claim
+        return cls(claims, differing, len(published))
 
     def __setitem__(self, key, claim) -> None:
         if self.get(key) is None:

@@ -25,7 +25,7 @@ class Entry:
 
 def test_claims_published_as_they_are_take_no_exception():
     claims = ClaimsByKey({f"k{n}": Entry(f"k{n}") for n in range(100)})
-    published = PublishedClaims(claims, {key: claims[key] for key in claims})
+    published = PublishedClaims.of(claims, {key: claims[key] for key in claims})
     view = published.snapshot()
     assert len(published._differing) == 0
     assert dict(view) == {key: claims[key] for key in claims} and len(view) == 100
@@ -34,7 +34,7 @@ def test_claims_published_as_they_are_take_no_exception():
 def test_an_unpublished_claim_and_a_key_listed_twice_are_the_exceptions():
     twice = [Entry("a1"), Entry("a2")]
     claims = ClaimsByKey({"a": twice, "b": Entry("b"), "c": Entry("c")})
-    published = PublishedClaims(claims, {"a": twice[1], "b": claims["b"]})
+    published = PublishedClaims.of(claims, {"a": twice[1], "b": claims["b"]})
     view = published.snapshot()
     assert dict(published._differing.items()) == {"a": twice[1], "c": HIDDEN}
     assert dict(view) == {"a": twice[1], "b": claims["b"]}
@@ -47,7 +47,7 @@ def test_an_unpublished_claim_and_a_key_listed_twice_are_the_exceptions():
 def test_a_view_keeps_what_was_published_when_claims_change_after_it():
     first, second = Entry("first"), Entry("second")
     claims = ClaimsByKey({"k": first})
-    published = PublishedClaims(claims, {"k": first})
+    published = PublishedClaims.of(claims, {"k": first})
     view = published.snapshot()
     claims["k"] = second  # the next batch reads the object again ...
     claims["new"] = Entry("new")  # ... and a new claim comes, not published yet
@@ -66,7 +66,7 @@ def test_a_view_keeps_what_was_published_when_claims_change_after_it():
 
 def test_the_same_view_while_nothing_changed():
     claims = ClaimsByKey({"k": Entry("k")})
-    published = PublishedClaims(claims, {"k": claims["k"]})
+    published = PublishedClaims.of(claims, {"k": claims["k"]})
     view = published.snapshot()
     published.rebase()
     assert published.snapshot() is view
@@ -79,7 +79,7 @@ def test_a_rebase_without_the_written_keys_compares_every_key():
     """Written keys are not noted in a batch that decides everything at once; a rebase
     then still comes out right."""
     claims = ClaimsByKey({"a": Entry("a"), "b": Entry("b")})
-    published = PublishedClaims(claims, {"a": claims["a"], "b": claims["b"]})
+    published = PublishedClaims.of(claims, {"a": claims["a"], "b": claims["b"]})
     old_b = claims["b"]
     claims.written = None
     claims["b"] = Entry("b2")
