@@ -706,7 +706,7 @@ class IncrementalRules:
         for key in claims:
             claim = winner(key)
             if claim is not None and claim.mounted_to is None and not claim.node:
-                rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
+                rejected[key] = claim.unmounted
         winners = _Winners(self)
         settled = _Settled(winner)
         max_depth = self.config.max_mount_depth
@@ -798,7 +798,7 @@ class IncrementalRules:
                 if claim.node:
                     fresh[key] = 0
                 else:
-                    rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
+                    rejected[key] = claim.unmounted
         max_depth = self.config.max_mount_depth
         for start in todo:
             if start in fresh or start in rejected or winner(start) is None:

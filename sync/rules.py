@@ -240,7 +240,7 @@ def _resolve_mounts(winners: Mapping[ObjectKey, Claim], listed: set[ObjectKey], 
             if claim.node:
                 depth[key] = 0
             else:
-                rejected[key] = (claim.unmounted_reason, claim.unmounted_code)
+                rejected[key] = claim.unmounted
     for start in winners:
         if start in depth or start in rejected:
             continue
