@@ -577,9 +577,11 @@ def _in_tuple(held: FlatObject, value) -> bool:
     return any(type(v) is type(value) and v == value for v in held._flat[1:])
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def own_layouts():
-    """_LAYOUTS emptied for the test and given back after (random objects make many)."""
+    """_LAYOUTS emptied for each test and given back after: random objects make many, and
+    tests that ran before (of the rules, of the cache) may have filled it past the cap on
+    layouts that hold values (_MAX_HELD_LAYOUTS), where objects hold none in theirs."""
     from sync import flat_object
 
     saved = dict(flat_object._LAYOUTS)
