@@ -75,10 +75,11 @@ class PublishedView(Mapping):
         self._claims, self._differing, self._size = claims, differing, size
 
     def get(self, key, default=None):
+        # Asked for every name a batch purges, and more: no call it can do without.
         held = self._differing.get(key, _ABSENT)
         if held is _ABSENT:
-            claim = _as_published(self._claims.get(key))
-            return default if claim is None else claim
+            claim = self._claims.get(key)
+            return default if claim is None or type(claim) is list else claim
         return default if held is HIDDEN else held
 
     def __getitem__(self, key):
