@@ -130,7 +130,7 @@ def measure(containers: int) -> Table:
         phase("resync: full batch, then a batch a garbage round (read Redis, diff, collect the stale names)")
         table.notes.append(f"The resync's garbage: {containers + nodes:,} stale records, collected in {rounds} "
                            f"batch(es) of up to {reconciler.gc_round(containers):,} (the daemon's default: "
-                           f"{SyncSettings.gc_round_names:,}, or an eighth of the names published when more).")
+                           f"{SyncSettings.gc_round_names:,}, or a quarter of the names published when more).")
         writer._refresh()
         phase("resync: status writer's recheck")
         tracemalloc.stop()

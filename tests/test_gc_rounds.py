@@ -17,7 +17,6 @@ from mountdns.records import State, Zone
 from mountdns.store.like import ExtraRoom
 from mountdns.store.memory_store import MemoryStore
 from mountdns.testing.objects import SEED_CONFIG, seed_objects
-from sync.config import SyncSettings
 from mountdns.testing.seed import SEED_STATE, ZONE
 from sync.daemon import SyncDaemon, Wait
 from sync.reconciler import Reconciler
@@ -102,12 +101,11 @@ def test_another_owners_records_take_no_room_and_are_never_read():
     assert not any(name.startswith("west") for name in current.parents)
 
 
-def test_a_round_is_the_configured_size_or_an_eighth_of_the_names_published_when_more():
-    reconciler = Reconciler(MemoryStore(), SEED_CONFIG, gc_round_names=10_000)
-    assert reconciler.gc_round(100_000) == 12_500
-    assert reconciler.gc_round(1_000) == 10_000
-    assert reconciler.gc_round(1_000_000) == 125_000
-    assert SyncSettings.gc_round_names == 10_000  # the daemon's default
+def test_a_round_is_the_configured_size_or_a_quarter_of_the_names_published_when_more():
+    reconciler = Reconciler(MemoryStore(), SEED_CONFIG, gc_round_names=25_000)
+    assert reconciler.gc_round(100_000) == 25_000
+    assert reconciler.gc_round(1_000) == 25_000
+    assert reconciler.gc_round(1_000_000) == 250_000
     assert Reconciler(MemoryStore(), SEED_CONFIG, gc_round_names=None).gc_round(1_000_000) is None
     assert Reconciler(MemoryStore(), SEED_CONFIG, dry_run=True, gc_round_names=25_000).gc_round(10**6) is None
 
