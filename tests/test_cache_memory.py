@@ -14,8 +14,7 @@ import pytest
 
 from mountdns.testing.objects import MOUNTED, container, node
 from sync.flat_object import FlatObject
-from sync.layered import LayeredDict
-from sync.sources.cache import CONTAINER, NODE, POD, ObjectCache, _share_with_parent, object_key, slim
+from sync.sources.cache import CONTAINER, NODE, POD, ObjectCache, object_key, slim
 from sync.status import Verdict, status_patch
 
 
@@ -372,48 +371,13 @@ def test_an_incomplete_list_in_key_order_adds_and_updates_and_removes_nothing():
     assert cache.snapshot().complete
 
 
-def _reference_replace(cache: ObjectCache, kind: str, objects, *, complete: bool = True,
-                       slimmed: bool = False) -> None:
-    """ObjectCache.replace by a dict of every listed key, as it was before re-lists in key
-    order were applied without one: what replace() must still do, object for object."""
-    with cache._lock:
-        fresh = {object_key(o): o for o in (objects if slimmed else (slim(kind, o) for o in objects))}
-        held, log = cache._objects[kind], cache._log[kind]
-        changed, added = [], 0
-        for key, new in fresh.items():
-            old = held.get(key)
-            if old is not new:
-                if old is not None and old == new:
-                    fresh[key] = old
-                else:
-                    log.setdefault(key, old)
-                    changed.append(key)
-                    added += old is None
-        if kind == CONTAINER:
-            for obj in fresh.values():
-                _share_with_parent(fresh, obj)
-        if complete:
-            gone = [key for key in held if key not in fresh] if len(held) > len(fresh) - added else []
-            for key in gone:
-                log.setdefault(key, held[key])
-            if len(changed) + len(gone) > len(fresh) // 4:
-                cache._objects[kind] = LayeredDict(fresh)
-            else:
-                for key in changed:
-                    held[key] = fresh[key]
-                for key in gone:
-                    del held[key]
-            cache._listed[kind] = True
-            cache._relisting.discard(kind)
-        else:
-            for key in changed:
-                held[key] = fresh[key]
-        cache._complete[kind] = complete and cache._listed[kind]
-    cache.changed.set()
-
-
 class _Reference(ObjectCache):
-    replace = _reference_replace
+    """The cache with every list applied by a dict of every listed key (`_replace`, the way
+    all lists went before re-lists in key order were applied without one): what replace()
+    must still do, object for object."""
+
+    def _relisted(self, kind: str, objects) -> bool:
+        return False
 
 
 _NAMESPACES = ("a", "a-b", "b")  # "a-b/..." lists before "a/...", and sorts after it as pairs
