@@ -170,28 +170,26 @@ class _Winners:
 
 
 class _Depths:
-    """rules.settle's `depth` (key -> mount depth of a key settled as published) without a
-    dict of every key's depth: a published key's depth is the length of its chain of
-    published parents (at most max_mount_depth), walked when asked. `unsettled`: the keys
-    this pass decides afresh, whose earlier publication does not count; what the pass
-    settles goes into `fresh`, or, with `fresh` None (a rebuild, where nothing was
-    settled before), straight into `published`."""
+    """rules.settle's `depth` (key -> mount depth of a key settled as published) for a
+    batch that decides some keys afresh, without a dict of every key's depth: a published
+    key's depth is the length of its chain of published parents (at most max_mount_depth),
+    walked when asked. `unsettled`: the keys this pass decides afresh, whose earlier
+    publication does not count; what the pass settles goes into `fresh`. (A rebuild,
+    where nothing was settled before, uses _Settled.)"""
 
-    __slots__ = ("published", "unsettled", "fresh", "winners")
+    __slots__ = ("published", "unsettled", "fresh")
 
-    def __init__(self, published: dict, winners: _Winners, unsettled=frozenset(), fresh: dict | None = None):
-        self.published, self.winners, self.unsettled, self.fresh = published, winners, unsettled, fresh
+    def __init__(self, published: Mapping, unsettled, fresh: dict):
+        self.published, self.unsettled, self.fresh = published, unsettled, fresh
 
     def __contains__(self, key) -> bool:
-        if self.fresh is not None and key in self.fresh:
-            return True
-        return key not in self.unsettled and key in self.published
+        return key in self.fresh or (key not in self.unsettled and key in self.published)
 
     def __getitem__(self, key) -> int:
         fresh, published = self.fresh, self.published
         level = 0
         while True:
-            if fresh is not None and key in fresh:
+            if key in fresh:
                 return level + fresh[key]
             claim = published[key]
             if claim.mounted_to is None:
@@ -199,10 +197,7 @@ class _Depths:
             key, level = (claim.namespace, claim.mounted_to), level + 1
 
     def __setitem__(self, key, level: int) -> None:
-        if self.fresh is None:
-            self.published[key] = self.winners[key]
-        else:
-            self.fresh[key] = level
+        self.fresh[key] = level
 
 
 # A rebuild keeps the depths of at most about this many children between mount chains.
@@ -791,7 +786,7 @@ class IncrementalRules:
             too_deep.pop(key, None)
         fresh: dict[ObjectKey, int] = {}
         winners = _Winners(self)
-        depths = _Depths(self._published, winners, todo, fresh)
+        depths = _Depths(self._published, todo, fresh)
         for key in todo:
             claim = winner(key)
             if claim is not None and claim.mounted_to is None:
