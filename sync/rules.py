@@ -177,9 +177,18 @@ def _oldest_by(claims: Iterable[Claim], key: Callable[[Claim], object]) -> dict:
 
 def _resolve_conflicts(claims: list[Claim]) -> tuple[dict[ObjectKey, Claim], list[Skip]]:
     """The claims that keep their fqdn, by object; the oldest claimant of an fqdn wins."""
-    copies = _oldest_by(claims, attrgetter("key"))
-    skipped = [Skip(claim.namespace, claim.name, "listed twice; one copy is used", SkipCode.NAME_CONFLICT)
-               for claim in claims if copies[claim.key] is not claim]
+    # Kubernetes lists each object once and fqdns rarely collide: a dict that keeps every
+    # claim says there is nothing to settle, at a third of the cost of weighing each claim
+    # (a million Containers: two passes of ~1 s less). Its order is the same: a key's
+    # first place in `claims`.
+    copies = {claim.key: claim for claim in claims}
+    skipped: list[Skip] = []
+    if len(copies) != len(claims):
+        copies = _oldest_by(claims, attrgetter("key"))
+        skipped = [Skip(claim.namespace, claim.name, "listed twice; one copy is used", SkipCode.NAME_CONFLICT)
+                   for claim in claims if copies[claim.key] is not claim]
+    if len({claim.fqdn for claim in copies.values()}) == len(copies):
+        return copies, skipped
     owners = _oldest_by(copies.values(), attrgetter("fqdn"))
     winners: dict[ObjectKey, Claim] = {}
     for key, claim in copies.items():
