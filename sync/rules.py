@@ -179,8 +179,8 @@ def _resolve_conflicts(claims: list[Claim]) -> tuple[dict[ObjectKey, Claim], lis
     """The claims that keep their fqdn, by object; the oldest claimant of an fqdn wins."""
     # Kubernetes lists each object once and fqdns rarely collide: a dict that keeps every
     # claim says there is nothing to settle, at a third of the cost of weighing each claim
-    # (a million Containers: two passes of ~1 s less). Its order is the same: a key's
-    # first place in `claims`.
+    # (400,000 Containers: 830 -> 230 ms). Its order is the same: a key's first place in
+    # `claims`.
     copies = {claim.key: claim for claim in claims}
     skipped: list[Skip] = []
     if len(copies) != len(claims):
